@@ -1,0 +1,218 @@
+#include "memory_client.h"
+
+#include <grpcpp/grpcpp.h>
+
+#include <cstring>
+#include <tuple>
+
+#include "absl/strings/str_cat.h"
+
+namespace knnmem {
+namespace {
+
+absl::Status FromGrpc(const grpc::Status& s) {
+  if (s.ok()) return absl::OkStatus();
+  return absl::Status(static_cast<absl::StatusCode>(s.error_code()),
+                      s.error_message());
+}
+
+int64_t Elements(const v1::Tensor& t) {
+  int64_t n = 1;
+  for (int64_t d : t.shape()) n *= d;
+  return n;
+}
+
+}  // namespace
+
+std::unique_ptr<MemoryClient> MemoryClient::Connect(const std::string& address,
+                                                    const Options& options) {
+  grpc::ChannelArguments args;
+  args.SetMaxReceiveMessageSize(options.max_receive_message_bytes);
+  args.SetMaxSendMessageSize(-1);
+  return std::make_unique<MemoryClient>(
+      grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(), args),
+      options);
+}
+
+MemoryClient::MemoryClient(std::shared_ptr<grpc::Channel> channel,
+                           const Options& options)
+    : options_(options),
+      channel_(std::move(channel)),
+      stub_(v1::Memory::NewStub(channel_)),
+      health_(grpc::health::v1::Health::NewStub(channel_)) {}
+
+void MemoryClient::Prepare(grpc::ClientContext& context) const {
+  context.set_deadline(std::chrono::system_clock::now() + options_.deadline);
+}
+
+absl::StatusOr<v1::CreateStreamResponse> MemoryClient::CreateStream(
+    const std::string& stream_id, const v1::StreamSpec& spec) {
+  grpc::ClientContext ctx;
+  Prepare(ctx);
+  v1::CreateStreamRequest req;
+  req.set_stream_id(stream_id);
+  *req.mutable_spec() = spec;
+  v1::CreateStreamResponse resp;
+  absl::Status s = FromGrpc(stub_->CreateStream(&ctx, req, &resp));
+  if (!s.ok()) return s;
+  return resp;
+}
+
+absl::StatusOr<v1::StreamInfo> MemoryClient::GetStream(const std::string& stream_id) {
+  grpc::ClientContext ctx;
+  Prepare(ctx);
+  v1::GetStreamRequest req;
+  req.set_stream_id(stream_id);
+  v1::StreamInfo resp;
+  absl::Status s = FromGrpc(stub_->GetStream(&ctx, req, &resp));
+  if (!s.ok()) return s;
+  return resp;
+}
+
+absl::StatusOr<std::vector<v1::StreamInfo>> MemoryClient::ListStreams() {
+  std::vector<v1::StreamInfo> all;
+  std::string token;
+  do {
+    grpc::ClientContext ctx;
+    Prepare(ctx);
+    v1::ListStreamsRequest req;
+    req.set_page_token(token);
+    v1::ListStreamsResponse resp;
+    absl::Status s = FromGrpc(stub_->ListStreams(&ctx, req, &resp));
+    if (!s.ok()) return s;
+    for (auto& info : *resp.mutable_streams()) all.push_back(std::move(info));
+    token = resp.next_page_token();
+  } while (!token.empty());
+  return all;
+}
+
+absl::Status MemoryClient::ResetStream(const std::string& stream_id) {
+  grpc::ClientContext ctx;
+  Prepare(ctx);
+  v1::ResetStreamRequest req;
+  req.set_stream_id(stream_id);
+  v1::ResetStreamResponse resp;
+  return FromGrpc(stub_->ResetStream(&ctx, req, &resp));
+}
+
+absl::Status MemoryClient::DeleteStream(const std::string& stream_id) {
+  grpc::ClientContext ctx;
+  Prepare(ctx);
+  v1::DeleteStreamRequest req;
+  req.set_stream_id(stream_id);
+  v1::DeleteStreamResponse resp;
+  return FromGrpc(stub_->DeleteStream(&ctx, req, &resp));
+}
+
+absl::StatusOr<v1::AppendResponse> MemoryClient::Append(
+    const v1::AppendRequest& request) {
+  grpc::ClientContext ctx;
+  Prepare(ctx);
+  v1::AppendResponse resp;
+  absl::Status s = FromGrpc(stub_->Append(&ctx, request, &resp));
+  if (!s.ok()) return s;
+  return resp;
+}
+
+absl::StatusOr<v1::AppendResponse> MemoryClient::Append(
+    const std::string& stream_id, uint32_t layer, int64_t first_position,
+    absl::Span<const float> keys, absl::Span<const float> values, int64_t rows,
+    int64_t heads, DType wire_dtype, bool sync) {
+  const int64_t per_token = rows * heads;
+  if (per_token <= 0 || keys.size() % per_token != 0 ||
+      values.size() % per_token != 0) {
+    return absl::InvalidArgumentError(
+        "keys/values: sizes are not multiples of rows * heads");
+  }
+  const int64_t key_dim = static_cast<int64_t>(keys.size()) / per_token;
+  const int64_t value_dim = static_cast<int64_t>(values.size()) / per_token;
+  v1::AppendRequest req;
+  req.set_stream_id(stream_id);
+  req.set_layer(layer);
+  req.set_first_position(first_position);
+  req.set_sync(sync);
+  *req.mutable_keys() = MakeTensor(keys, {rows, heads, key_dim}, wire_dtype);
+  *req.mutable_values() = MakeTensor(values, {rows, heads, value_dim}, wire_dtype);
+  return Append(req);
+}
+
+absl::StatusOr<v1::SearchResponse> MemoryClient::Search(
+    const v1::SearchRequest& request) {
+  grpc::ClientContext ctx;
+  Prepare(ctx);
+  v1::SearchResponse resp;
+  absl::Status s = FromGrpc(stub_->Search(&ctx, request, &resp));
+  if (!s.ok()) return s;
+  return resp;
+}
+
+absl::StatusOr<Neighbours> MemoryClient::Search(
+    const std::string& stream_id, uint32_t layer,
+    absl::Span<const float> queries, int64_t n, int64_t heads, uint32_t k,
+    bool return_keys, bool return_values) {
+  if (n <= 0 || heads <= 0 || queries.size() % (n * heads) != 0) {
+    return absl::InvalidArgumentError("queries: size is not a multiple of n * heads");
+  }
+  const int64_t key_dim = static_cast<int64_t>(queries.size()) / (n * heads);
+  v1::SearchRequest req;
+  req.set_stream_id(stream_id);
+  req.set_layer(layer);
+  req.set_k(k);
+  req.set_return_keys(return_keys);
+  req.set_return_values(return_values);
+  *req.mutable_queries() = MakeTensor(queries, {n, heads, key_dim}, DType::kFloat32);
+  absl::StatusOr<v1::SearchResponse> resp = Search(req);
+  if (!resp.ok()) return resp.status();
+  return DecodeNeighbours(*resp);
+}
+
+absl::Status MemoryClient::Health() {
+  grpc::ClientContext ctx;
+  Prepare(ctx);
+  grpc::health::v1::HealthCheckRequest req;
+  grpc::health::v1::HealthCheckResponse resp;
+  absl::Status s = FromGrpc(health_->Check(&ctx, req, &resp));
+  if (!s.ok()) return s;
+  if (resp.status() != grpc::health::v1::HealthCheckResponse::SERVING) {
+    return absl::UnavailableError(absl::StrCat(
+        "server health is ",
+        grpc::health::v1::HealthCheckResponse::ServingStatus_Name(resp.status())));
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<Neighbours> DecodeNeighbours(const v1::SearchResponse& r) {
+  Neighbours n;
+  if (r.scores().shape_size() != 3 || r.positions().shape_size() != 3) {
+    return absl::DataLossError("scores/positions: response is not [n, heads, k]");
+  }
+  n.queries = r.scores().shape(0);
+  n.heads = r.scores().shape(1);
+  n.k = r.scores().shape(2);
+  const int64_t count = n.queries * n.heads * n.k;
+  if (r.scores().dtype() != v1::FLOAT32 || r.positions().dtype() != v1::INT64 ||
+      static_cast<int64_t>(r.scores().data().size()) != count * 4 ||
+      static_cast<int64_t>(r.positions().data().size()) != count * 8) {
+    return absl::DataLossError("scores/positions: malformed response tensors");
+  }
+  n.scores.resize(count);
+  n.positions.resize(count);
+  std::memcpy(n.scores.data(), r.scores().data().data(), count * 4);
+  std::memcpy(n.positions.data(), r.positions().data().data(), count * 8);
+  for (const auto& [tensor, out, name] :
+       {std::tuple<const v1::Tensor&, std::vector<float>&, const char*>{
+            r.keys(), n.keys, "keys"},
+        std::tuple<const v1::Tensor&, std::vector<float>&, const char*>{
+            r.values(), n.values, "values"}}) {
+    if (tensor.data().empty()) continue;
+    absl::StatusOr<std::vector<float>> f = TensorToFloats(tensor, name);
+    if (!f.ok()) return f.status();
+    if (static_cast<int64_t>(f->size()) != Elements(tensor)) {
+      return absl::DataLossError(absl::StrCat(name, ": malformed response tensor"));
+    }
+    out = std::move(*f);
+  }
+  return n;
+}
+
+}  // namespace knnmem

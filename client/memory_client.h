@@ -1,0 +1,102 @@
+// MemoryClient: the C++ client of knnmem.v1.Memory.
+//
+// Every call carries a deadline (Options::deadline) and returns
+// absl::Status / absl::StatusOr with the server's gRPC code and message.
+// Thread-safe: one client may be shared by many threads.
+#ifndef KNNMEM_CLIENT_MEMORY_CLIENT_H_
+#define KNNMEM_CLIENT_MEMORY_CLIENT_H_
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/types/span.h"
+#include "grpc/health/v1/health.grpc.pb.h"
+#include "knnmem/v1/memory.grpc.pb.h"
+#include "tensor_codec.h"
+
+namespace grpc {
+class Channel;
+}
+
+namespace knnmem {
+
+// Decoded Search results, each [queries, heads, k]; empty entries have
+// position -1 and score -inf.
+struct Neighbours {
+  int64_t queries = 0;
+  int64_t heads = 0;
+  int64_t k = 0;
+  std::vector<float> scores;
+  std::vector<int64_t> positions;
+  // Float32 copies of the returned keys/values ([.., key_dim] /
+  // [.., value_dim]), when requested.
+  std::vector<float> keys;
+  std::vector<float> values;
+};
+
+class MemoryClient {
+ public:
+  struct Options {
+    std::chrono::milliseconds deadline{30000};  // per call
+    int max_receive_message_bytes = -1;         // -1: unlimited
+  };
+
+  // A client of the server at `address` (HOST:PORT). Does not connect
+  // until the first call.
+  static std::unique_ptr<MemoryClient> Connect(const std::string& address,
+                                               const Options& options);
+  static std::unique_ptr<MemoryClient> Connect(const std::string& address) {
+    return Connect(address, Options());
+  }
+  MemoryClient(std::shared_ptr<grpc::Channel> channel, const Options& options);
+
+  absl::StatusOr<v1::CreateStreamResponse> CreateStream(
+      const std::string& stream_id, const v1::StreamSpec& spec);
+  absl::StatusOr<v1::StreamInfo> GetStream(const std::string& stream_id);
+  // Every stream, following pages.
+  absl::StatusOr<std::vector<v1::StreamInfo>> ListStreams();
+  absl::Status ResetStream(const std::string& stream_id);
+  absl::Status DeleteStream(const std::string& stream_id);
+
+  absl::StatusOr<v1::AppendResponse> Append(const v1::AppendRequest& request);
+  // Appends float32 keys [rows, heads, key_dim] and values
+  // [rows, heads, value_dim], sent as `wire_dtype`.
+  absl::StatusOr<v1::AppendResponse> Append(
+      const std::string& stream_id, uint32_t layer, int64_t first_position,
+      absl::Span<const float> keys, absl::Span<const float> values,
+      int64_t rows, int64_t heads, DType wire_dtype = DType::kFloat32,
+      bool sync = false);
+
+  absl::StatusOr<v1::SearchResponse> Search(const v1::SearchRequest& request);
+  // Searches float32 queries [n, heads, key_dim] and decodes the answer.
+  absl::StatusOr<Neighbours> Search(const std::string& stream_id,
+                                    uint32_t layer,
+                                    absl::Span<const float> queries, int64_t n,
+                                    int64_t heads, uint32_t k,
+                                    bool return_keys = false,
+                                    bool return_values = false);
+
+  // OK when grpc.health.v1 reports SERVING; UNAVAILABLE (or the transport
+  // error) otherwise.
+  absl::Status Health();
+
+ private:
+  void Prepare(grpc::ClientContext& context) const;
+
+  Options options_;
+  std::shared_ptr<grpc::Channel> channel_;
+  std::unique_ptr<v1::Memory::Stub> stub_;
+  std::unique_ptr<grpc::health::v1::Health::Stub> health_;
+};
+
+// Decodes a SearchResponse into float32 / int64 arrays.
+absl::StatusOr<Neighbours> DecodeNeighbours(const v1::SearchResponse& response);
+
+}  // namespace knnmem
+
+#endif  // KNNMEM_CLIENT_MEMORY_CLIENT_H_

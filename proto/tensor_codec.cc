@@ -1,0 +1,272 @@
+#include "tensor_codec.h"
+
+#include <immintrin.h>
+
+#include <cmath>
+#include <cstring>
+#include <limits>
+
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+
+namespace knnmem {
+namespace {
+
+uint32_t FloatBits(float f) {
+  uint32_t u;
+  std::memcpy(&u, &f, sizeof u);
+  return u;
+}
+
+float BitsToFloat(uint32_t u) {
+  float f;
+  std::memcpy(&f, &u, sizeof f);
+  return f;
+}
+
+bool HasF16c() {
+  static const bool has = __builtin_cpu_supports("f16c");
+  return has;
+}
+
+// Bulk binary16 conversions with F16C; used only when the CPU has it.
+__attribute__((target("avx,f16c"))) void FloatsToHalvesF16c(const float* in,
+                                                            size_t count,
+                                                            uint16_t* out) {
+  size_t i = 0;
+  for (; i + 8 <= count; i += 8) {
+    __m128i h = _mm256_cvtps_ph(_mm256_loadu_ps(in + i), _MM_FROUND_TO_NEAREST_INT);
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(out + i), h);
+  }
+  for (; i < count; ++i) out[i] = FloatToHalf(in[i]);
+}
+
+__attribute__((target("avx,f16c"))) void HalvesToFloatsF16c(const uint16_t* in,
+                                                            size_t count,
+                                                            float* out) {
+  size_t i = 0;
+  for (; i + 8 <= count; i += 8) {
+    __m128i h = _mm_loadu_si128(reinterpret_cast<const __m128i*>(in + i));
+    _mm256_storeu_ps(out + i, _mm256_cvtph_ps(h));
+  }
+  for (; i < count; ++i) out[i] = HalfToFloat(in[i]);
+}
+
+}  // namespace
+
+size_t ElementSize(DType dtype) { return dtype == DType::kFloat32 ? 4 : 2; }
+
+const char* DTypeName(DType dtype) {
+  switch (dtype) {
+    case DType::kFloat32:
+      return "float32";
+    case DType::kFloat16:
+      return "float16";
+    case DType::kBFloat16:
+      return "bfloat16";
+  }
+  return "unknown";
+}
+
+absl::StatusOr<DType> DTypeFromProto(v1::DType dtype, absl::string_view field) {
+  switch (dtype) {
+    case v1::FLOAT32:
+      return DType::kFloat32;
+    case v1::FLOAT16:
+      return DType::kFloat16;
+    case v1::BFLOAT16:
+      return DType::kBFloat16;
+    default:
+      return absl::InvalidArgumentError(
+          absl::StrCat(field, ": dtype ", v1::DType_Name(dtype),
+                       " is not a float dtype (FLOAT32, FLOAT16, BFLOAT16)"));
+  }
+}
+
+v1::DType DTypeToProto(DType dtype) { return static_cast<v1::DType>(dtype); }
+
+uint16_t FloatToHalf(float f) {
+  const uint32_t x = FloatBits(f);
+  const uint32_t sign = (x >> 16) & 0x8000u;
+  const uint32_t abs = x & 0x7fffffffu;
+  if (abs >= 0x7f800000u) {  // Inf or NaN
+    return static_cast<uint16_t>(sign | 0x7c00u |
+                                 (abs > 0x7f800000u ? 0x200u : 0u));
+  }
+  if (abs >= 0x477ff000u) return static_cast<uint16_t>(sign | 0x7c00u);
+  if (abs < 0x38800000u) {  // subnormal or zero in binary16
+    // Scale so that the binary16 subnormal unit (2^-24) becomes 1.0 and let
+    // the float adder round to nearest even.
+    const float scaled = BitsToFloat(abs) * 16777216.0f;  // 2^24
+    return static_cast<uint16_t>(sign | static_cast<uint32_t>(std::nearbyint(scaled)));
+  }
+  // Normal: rebias exponent, round mantissa from 23 to 10 bits.
+  const uint32_t mant_odd = (abs >> 13) & 1u;
+  const uint32_t rounded = abs + 0xfffu + mant_odd;
+  return static_cast<uint16_t>(sign | ((rounded - 0x38000000u) >> 13));
+}
+
+float HalfToFloat(uint16_t h) {
+  const uint32_t sign = static_cast<uint32_t>(h & 0x8000u) << 16;
+  const uint32_t exp = (h >> 10) & 0x1fu;
+  const uint32_t mant = h & 0x3ffu;
+  if (exp == 0) {
+    const float v = static_cast<float>(mant) * 5.9604644775390625e-8f;  // 2^-24
+    return sign ? -v : v;
+  }
+  if (exp == 31) return BitsToFloat(sign | 0x7f800000u | (mant << 13));
+  return BitsToFloat(sign | ((exp + 112u) << 23) | (mant << 13));
+}
+
+uint16_t FloatToBFloat16(float f) {
+  const uint32_t x = FloatBits(f);
+  if ((x & 0x7fffffffu) > 0x7f800000u) {  // NaN: keep it quiet and a NaN
+    return static_cast<uint16_t>((x >> 16) | 0x40u);
+  }
+  const uint32_t rounding = 0x7fffu + ((x >> 16) & 1u);
+  return static_cast<uint16_t>((x + rounding) >> 16);
+}
+
+float BFloat16ToFloat(uint16_t b) {
+  return BitsToFloat(static_cast<uint32_t>(b) << 16);
+}
+
+void EncodeFloats(const float* in, size_t count, DType dtype, void* out) {
+  switch (dtype) {
+    case DType::kFloat32:
+      std::memcpy(out, in, count * sizeof(float));
+      return;
+    case DType::kFloat16: {
+      auto* o = static_cast<uint16_t*>(out);
+      if (HasF16c()) {
+        FloatsToHalvesF16c(in, count, o);
+      } else {
+        for (size_t i = 0; i < count; ++i) o[i] = FloatToHalf(in[i]);
+      }
+      return;
+    }
+    case DType::kBFloat16: {
+      auto* o = static_cast<uint16_t*>(out);
+      for (size_t i = 0; i < count; ++i) o[i] = FloatToBFloat16(in[i]);
+      return;
+    }
+  }
+}
+
+void DecodeFloats(const void* in, size_t count, DType dtype, float* out) {
+  switch (dtype) {
+    case DType::kFloat32:
+      std::memcpy(out, in, count * sizeof(float));
+      return;
+    case DType::kFloat16: {
+      const auto* i16 = static_cast<const uint16_t*>(in);
+      if (HasF16c()) {
+        HalvesToFloatsF16c(i16, count, out);
+      } else {
+        for (size_t i = 0; i < count; ++i) out[i] = HalfToFloat(i16[i]);
+      }
+      return;
+    }
+    case DType::kBFloat16: {
+      const auto* i16 = static_cast<const uint16_t*>(in);
+      for (size_t i = 0; i < count; ++i) out[i] = BFloat16ToFloat(i16[i]);
+      return;
+    }
+  }
+}
+
+std::string PackFloats(absl::Span<const float> values, DType dtype) {
+  std::string out(values.size() * ElementSize(dtype), '\0');
+  EncodeFloats(values.data(), values.size(), dtype, out.data());
+  return out;
+}
+
+std::vector<float> UnpackFloats(absl::string_view bytes, DType dtype) {
+  std::vector<float> out(bytes.size() / ElementSize(dtype));
+  DecodeFloats(bytes.data(), out.size(), dtype, out.data());
+  return out;
+}
+
+bool AllFinite(const void* data, size_t count, DType dtype) {
+  if (dtype == DType::kFloat32) {
+    const auto* p = static_cast<const uint32_t*>(data);
+    uint32_t bad = 0;
+    for (size_t i = 0; i < count; ++i) {
+      // Exponent all ones means Inf or NaN.
+      bad |= static_cast<uint32_t>((p[i] & 0x7f800000u) == 0x7f800000u);
+    }
+    return bad == 0;
+  }
+  const uint16_t mask = dtype == DType::kFloat16 ? 0x7c00u : 0x7f80u;
+  const auto* p = static_cast<const uint16_t*>(data);
+  uint32_t bad = 0;
+  for (size_t i = 0; i < count; ++i) {
+    bad |= static_cast<uint32_t>((p[i] & mask) == mask);
+  }
+  return bad == 0;
+}
+
+v1::Tensor MakeTensor(absl::Span<const float> values,
+                      absl::Span<const int64_t> shape, DType dtype) {
+  v1::Tensor t;
+  t.set_dtype(DTypeToProto(dtype));
+  for (int64_t d : shape) t.add_shape(d);
+  std::string* data = t.mutable_data();
+  data->resize(values.size() * ElementSize(dtype));
+  EncodeFloats(values.data(), values.size(), dtype, data->data());
+  return t;
+}
+
+absl::StatusOr<std::vector<int64_t>> CheckFloatTensor(
+    const v1::Tensor& tensor, absl::Span<const int64_t> shape,
+    absl::string_view field) {
+  absl::StatusOr<DType> dtype = DTypeFromProto(tensor.dtype(), field);
+  if (!dtype.ok()) return dtype.status();
+  if (tensor.shape_size() != static_cast<int>(shape.size())) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        field, ": shape has rank ", tensor.shape_size(), ", want rank ",
+        shape.size(), " [", absl::StrJoin(shape, ", "), "] (-1 = any)"));
+  }
+  std::vector<int64_t> dims(tensor.shape().begin(), tensor.shape().end());
+  // Products are bounded by the byte length check below, so cap each dim
+  // first to keep the multiplication from overflowing.
+  constexpr int64_t kMaxDim = int64_t{1} << 31;
+  uint64_t elements = 1;
+  for (size_t i = 0; i < dims.size(); ++i) {
+    if (dims[i] <= 0 || dims[i] > kMaxDim) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          field, ".shape[", i, "] = ", dims[i], " must be in [1, 2^31]"));
+    }
+    if (shape[i] >= 0 && dims[i] != shape[i]) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          field, ".shape[", i, "] = ", dims[i], ", want ", shape[i]));
+    }
+    if (elements > (uint64_t{1} << 40)) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(field, ".shape: too many elements"));
+    }
+    elements *= static_cast<uint64_t>(dims[i]);
+  }
+  const uint64_t want = elements * ElementSize(*dtype);
+  if (tensor.data().size() != want) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        field, ".data: ", tensor.data().size(), " bytes, but shape [",
+        absl::StrJoin(dims, ", "), "] of ", DTypeName(*dtype), " needs ",
+        want));
+  }
+  return dims;
+}
+
+absl::StatusOr<std::vector<float>> TensorToFloats(const v1::Tensor& tensor,
+                                                  absl::string_view field) {
+  absl::StatusOr<DType> dtype = DTypeFromProto(tensor.dtype(), field);
+  if (!dtype.ok()) return dtype.status();
+  if (tensor.data().size() % ElementSize(*dtype) != 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(field, ".data: length is not a multiple of the element size"));
+  }
+  return UnpackFloats(tensor.data(), *dtype);
+}
+
+}  // namespace knnmem

@@ -1,0 +1,126 @@
+#include "exact_search.h"
+
+#include <cblas.h>
+
+#include <algorithm>
+#include <cstring>
+
+#include "top_k.h"
+
+namespace knnmem {
+namespace {
+
+// Queries scored together against one block: bounds the score tile to
+// kQueryTile x kMaxBlockRows floats (1 MiB).
+constexpr uint32_t kQueryTile = 256;
+
+// Copies the stored key or value of every result entry of one (query tile,
+// head) into the output, zero for empty entries.
+void GatherRows(const StreamSpec& spec, const LayerSnapshot& snapshot,
+                bool keys, uint32_t head, uint32_t q0, uint32_t q1,
+                uint32_t k, const int64_t* positions, char* out) {
+  const size_t dim = keys ? spec.key_dim : spec.value_dim;
+  const size_t row_bytes = dim * ElementSize(spec.storage_dtype);
+  for (uint32_t q = q0; q < q1; ++q) {
+    const size_t base = (static_cast<size_t>(q) * spec.heads + head) * k;
+    for (uint32_t j = 0; j < k; ++j) {
+      char* dst = out + (base + j) * row_bytes;
+      const int64_t p = positions[base + j];
+      if (p < 0) {
+        std::memset(dst, 0, row_bytes);
+        continue;
+      }
+      const Block& b = snapshot.BlockOf(p);
+      const char* src = (keys ? b.keys(head) : b.values(head)) +
+                        static_cast<size_t>(p - b.first_position()) * row_bytes;
+      std::memcpy(dst, src, row_bytes);
+    }
+  }
+}
+
+}  // namespace
+
+void PinBlasToOneThread() { openblas_set_num_threads(1); }
+
+SearchResult ExactSearch(const StreamSpec& spec, const LayerSnapshot& snapshot,
+                         absl::Span<const float> queries,
+                         const SearchOptions& options, WorkerPool& pool) {
+  const uint32_t heads = spec.heads;
+  const uint32_t dk = spec.key_dim;
+  const uint32_t n = static_cast<uint32_t>(queries.size() / (heads * dk));
+  const uint32_t k = options.k;
+  SearchResult result;
+  result.queries = n;
+  result.heads = heads;
+  result.k = k;
+  result.scores.resize(static_cast<size_t>(n) * heads * k);
+  result.positions.resize(result.scores.size());
+  const size_t es = ElementSize(spec.storage_dtype);
+  if (options.return_keys) result.keys.resize(result.scores.size() * dk * es);
+  if (options.return_values) {
+    result.values.resize(result.scores.size() * spec.value_dim * es);
+  }
+
+  const uint32_t tiles = (n + kQueryTile - 1) / kQueryTile;
+  pool.ParallelFor(static_cast<size_t>(tiles) * heads, [&](size_t task) {
+    const uint32_t head = static_cast<uint32_t>(task % heads);
+    const uint32_t q0 = static_cast<uint32_t>(task / heads) * kQueryTile;
+    const uint32_t q1 = std::min(n, q0 + kQueryTile);
+    const uint32_t m = q1 - q0;
+    thread_local std::vector<float> scores;
+    thread_local std::vector<float> widened;
+    scores.resize(static_cast<size_t>(kQueryTile) * kMaxBlockRows);
+    std::vector<TopK> top(m, TopK(k));
+    // Query q of this head starts at queries[(q * heads + head) * dk].
+    const float* qbase = queries.data() + (static_cast<size_t>(q0) * heads + head) * dk;
+    const int lda = static_cast<int>(heads * dk);
+    for (const auto& block : snapshot.blocks) {
+      const int64_t lo = std::max(snapshot.first_position, block->first_position());
+      const int64_t hi = std::min<int64_t>(
+          snapshot.next_position,
+          block->first_position() + block->capacity_rows());
+      if (hi <= lo) continue;
+      const uint32_t rows = static_cast<uint32_t>(hi - lo);
+      const size_t row0 = static_cast<size_t>(lo - block->first_position());
+      const char* raw = block->keys(head) + row0 * dk * es;
+      const float* keys;
+      if (spec.storage_dtype == DType::kFloat32) {
+        keys = reinterpret_cast<const float*>(raw);
+      } else {
+        widened.resize(static_cast<size_t>(rows) * dk);
+        DecodeFloats(raw, widened.size(), spec.storage_dtype, widened.data());
+        keys = widened.data();
+      }
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(m),
+                  static_cast<int>(rows), static_cast<int>(dk), 1.0f, qbase,
+                  lda, keys, static_cast<int>(dk), 0.0f, scores.data(),
+                  static_cast<int>(rows));
+      for (uint32_t q = 0; q < m; ++q) {
+        TopK& t = top[q];
+        const float* s = scores.data() + static_cast<size_t>(q) * rows;
+        float threshold = t.threshold();
+        for (uint32_t r = 0; r < rows; ++r) {
+          if (s[r] >= threshold) {
+            t.Push(s[r], lo + r);
+            threshold = t.threshold();
+          }
+        }
+      }
+    }
+    for (uint32_t q = 0; q < m; ++q) {
+      const size_t base = (static_cast<size_t>(q0 + q) * heads + head) * k;
+      top[q].Finish(result.scores.data() + base, result.positions.data() + base);
+    }
+    if (options.return_keys) {
+      GatherRows(spec, snapshot, true, head, q0, q1, k,
+                 result.positions.data(), result.keys.data());
+    }
+    if (options.return_values) {
+      GatherRows(spec, snapshot, false, head, q0, q1, k,
+                 result.positions.data(), result.values.data());
+    }
+  });
+  return result;
+}
+
+}  // namespace knnmem

@@ -1,0 +1,119 @@
+#include "layer_memory.h"
+
+#include <algorithm>
+#include <cassert>
+#include <cstring>
+
+namespace knnmem {
+
+Block::Block(const StreamSpec& spec, int64_t first_position,
+             uint32_t capacity_rows)
+    : first_position_(first_position),
+      capacity_rows_(capacity_rows),
+      heads_(spec.heads),
+      key_head_bytes_(static_cast<size_t>(capacity_rows) * spec.key_dim *
+                      ElementSize(spec.storage_dtype)),
+      value_head_bytes_(static_cast<size_t>(capacity_rows) * spec.value_dim *
+                        ElementSize(spec.storage_dtype)),
+      keys_(new char[key_head_bytes_ * spec.heads]),
+      values_(new char[value_head_bytes_ * spec.heads]) {}
+
+const Block& LayerSnapshot::BlockOf(int64_t position) const {
+  // Blocks are sorted by first_position and cover consecutive positions.
+  auto it = std::upper_bound(
+      blocks.begin(), blocks.end(), position,
+      [](int64_t p, const std::shared_ptr<const Block>& b) {
+        return p < b->first_position();
+      });
+  assert(it != blocks.begin());
+  return **(it - 1);
+}
+
+LayerMemory::LayerMemory(const StreamSpec& spec) : spec_(spec) {}
+
+int64_t LayerMemory::first_position() const {
+  absl::MutexLock lock(&mu_);
+  return first_position_;
+}
+
+int64_t LayerMemory::next_position() const {
+  absl::MutexLock lock(&mu_);
+  return next_position_;
+}
+
+void LayerMemory::StartAt(int64_t position) {
+  absl::MutexLock lock(&mu_);
+  assert(blocks_.empty());
+  first_position_ = next_position_ = position;
+}
+
+void LayerMemory::AppendRows(const char* keys, size_t key_stride,
+                             const char* values, size_t value_stride,
+                             size_t rows) {
+  const size_t es = ElementSize(spec_.storage_dtype);
+  const size_t key_bytes = spec_.key_dim * es;
+  const size_t value_bytes = spec_.value_dim * es;
+  // Only this thread changes blocks_ and next_position_, so reading them
+  // without the lock would be safe; the lock keeps the analysis simple.
+  int64_t position;
+  std::shared_ptr<Block> block;
+  {
+    absl::MutexLock lock(&mu_);
+    position = next_position_;
+    if (!blocks_.empty()) block = blocks_.back();
+  }
+  std::vector<std::shared_ptr<Block>> added;
+  size_t added_bytes = 0;
+  for (size_t r = 0; r < rows; ++r, ++position) {
+    if (block == nullptr ||
+        position >= block->first_position() + block->capacity_rows()) {
+      // Grow geometrically: a short stream stays small, a long one gets
+      // blocks big enough for an efficient GEMM.
+      uint64_t want = block == nullptr ? kMinBlockRows
+                                       : uint64_t{block->capacity_rows()} * 2;
+      want = std::min<uint64_t>(want, kMaxBlockRows);
+      want = std::min<uint64_t>(want, std::max<uint64_t>(spec_.capacity, 1));
+      block = std::make_shared<Block>(spec_, position,
+                                      static_cast<uint32_t>(want));
+      added.push_back(block);
+      added_bytes += block->bytes();
+    }
+    const size_t row = static_cast<size_t>(position - block->first_position());
+    const char* k = keys + r * key_stride;
+    const char* v = values + r * value_stride;
+    for (uint32_t h = 0; h < spec_.heads; ++h) {
+      std::memcpy(block->mutable_keys(h) + row * key_bytes, k + h * key_bytes,
+                  key_bytes);
+      std::memcpy(block->mutable_values(h) + row * value_bytes,
+                  v + h * value_bytes, value_bytes);
+    }
+  }
+  absl::MutexLock lock(&mu_);
+  for (auto& b : added) blocks_.push_back(std::move(b));
+  bytes_ += added_bytes;
+  next_position_ = position;
+  const int64_t capacity = static_cast<int64_t>(spec_.capacity);
+  first_position_ = std::max(first_position_, next_position_ - capacity);
+  while (!blocks_.empty() && blocks_.front()->first_position() +
+                                     blocks_.front()->capacity_rows() <=
+                                 first_position_) {
+    bytes_ -= blocks_.front()->bytes();
+    blocks_.pop_front();
+  }
+}
+
+LayerSnapshot LayerMemory::Snapshot() const {
+  absl::MutexLock lock(&mu_);
+  LayerSnapshot s;
+  s.blocks.assign(blocks_.begin(), blocks_.end());
+  s.first_position = first_position_;
+  s.next_position = next_position_;
+  return s;
+}
+
+size_t LayerMemory::BytesInRam() const {
+  absl::MutexLock lock(&mu_);
+  return bytes_;
+}
+
+}  // namespace knnmem

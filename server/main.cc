@@ -1,0 +1,89 @@
+// knnmem-server: serves MemoryStore over gRPC until SIGTERM or SIGINT.
+#include <grpcpp/ext/proto_server_reflection_plugin.h>
+#include <grpcpp/grpcpp.h>
+#include <grpcpp/health_check_service_interface.h>
+#include <signal.h>
+
+#include <chrono>
+#include <cstdio>
+#include <thread>
+
+#include "absl/strings/str_cat.h"
+#include "exact_search.h"
+#include "memory_service.h"
+#include "memory_store.h"
+#include "server_options.h"
+
+namespace {
+
+int Fail(const std::string& message) {
+  std::fprintf(stderr, "knnmem-server: %s\n", message.c_str());
+  return 1;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  // Block the stop signals before any thread starts, so that every thread
+  // inherits the mask and main alone receives them through sigwait.
+  sigset_t stop_signals;
+  sigemptyset(&stop_signals);
+  sigaddset(&stop_signals, SIGTERM);
+  sigaddset(&stop_signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+
+  absl::StatusOr<knnmem::ServerOptions> options =
+      knnmem::ParseServerOptions(std::vector<std::string>(argv + 1, argv + argc));
+  if (!options.ok()) {
+    std::fprintf(stderr, "knnmem-server: %s\n",
+                 std::string(options.status().message()).c_str());
+    return 2;
+  }
+  if (options->help) {
+    std::fputs(knnmem::ServerHelp().c_str(), stdout);
+    return 0;
+  }
+  knnmem::PinBlasToOneThread();
+  const int workers = options->workers > 0
+                          ? options->workers
+                          : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  knnmem::WorkerPool pool(workers);
+
+  const auto start = std::chrono::steady_clock::now();
+  absl::StatusOr<std::unique_ptr<knnmem::MemoryStore>> store =
+      knnmem::MemoryStore::Open({options->data_dir, options->shards, &pool});
+  if (!store.ok()) return Fail(std::string(store.status().message()));
+  const double recover_ms = std::chrono::duration<double, std::milli>(
+                                std::chrono::steady_clock::now() - start)
+                                .count();
+
+  knnmem::MemoryService service(store->get(), &pool, options->max_message_bytes);
+  grpc::EnableDefaultHealthCheckService(true);
+  grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+  grpc::ServerBuilder builder;
+  int port = 0;
+  builder.AddListeningPort(options->listen, grpc::InsecureServerCredentials(), &port);
+  builder.RegisterService(&service);
+  builder.SetMaxReceiveMessageSize(static_cast<int>(options->max_message_bytes));
+  builder.SetMaxSendMessageSize(static_cast<int>(options->max_message_bytes));
+  std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
+  if (server == nullptr || port == 0) {
+    return Fail(absl::StrCat("cannot listen on ", options->listen));
+  }
+  const std::string host = options->listen.substr(0, options->listen.rfind(':'));
+  std::printf(
+      "knnmem-server: serving on %s:%d (data dir %s, %zu streams recovered in "
+      "%.0f ms, %d workers, %d shards)\n",
+      host.c_str(), port, options->data_dir.c_str(), (*store)->stream_count(),
+      recover_ms, workers, options->shards);
+  std::fflush(stdout);
+
+  int signal = 0;
+  sigwait(&stop_signals, &signal);
+  std::printf("knnmem-server: signal %d, stopping\n", signal);
+  std::fflush(stdout);
+  server->GetHealthCheckService()->SetServingStatus(false);
+  server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(10));
+  server->Wait();
+  return 0;
+}

@@ -1,0 +1,202 @@
+#include "memory_service.h"
+
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "request_validation.h"
+#include "status_macros.h"
+
+namespace knnmem {
+namespace {
+
+// absl and gRPC share their code numbering.
+grpc::Status ToGrpc(const absl::Status& s) {
+  if (s.ok()) return grpc::Status::OK;
+  return grpc::Status(static_cast<grpc::StatusCode>(s.code()),
+                      std::string(s.message()));
+}
+
+void FillInfo(const StreamState& state, v1::StreamInfo* info) {
+  info->set_stream_id(state.stream_id);
+  SpecToProto(state.spec, info->mutable_spec());
+  for (size_t l = 0; l < state.layers.size(); ++l) {
+    v1::LayerInfo* layer = info->add_layers();
+    layer->set_layer(static_cast<uint32_t>(l));
+    layer->set_first_position(state.layers[l].first_position);
+    layer->set_next_position(state.layers[l].next_position);
+    layer->set_entries(static_cast<uint64_t>(state.layers[l].next_position -
+                                             state.layers[l].first_position));
+  }
+  info->set_bytes_in_ram(state.bytes_in_ram);
+  info->set_resident(true);
+}
+
+// Runs `work` (returning absl::Status) on the pool and finishes the call
+// with its status, unless the call was cancelled or timed out while queued.
+template <typename Work>
+grpc::ServerUnaryReactor* RunOnPool(WorkerPool* pool,
+                                    grpc::CallbackServerContext* ctx,
+                                    Work work) {
+  grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
+  pool->Submit([ctx, reactor, work = std::move(work)]() mutable {
+    if (ctx->IsCancelled()) {
+      reactor->Finish(grpc::Status(grpc::StatusCode::CANCELLED,
+                                   "call cancelled or deadline passed while queued"));
+      return;
+    }
+    reactor->Finish(ToGrpc(work()));
+  });
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* FinishNow(grpc::CallbackServerContext* ctx,
+                                    const absl::Status& status) {
+  grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
+  reactor->Finish(ToGrpc(status));
+  return reactor;
+}
+
+}  // namespace
+
+MemoryService::MemoryService(MemoryStore* store, WorkerPool* pool,
+                             size_t max_message_bytes)
+    : store_(store), pool_(pool), max_message_bytes_(max_message_bytes) {}
+
+grpc::ServerUnaryReactor* MemoryService::CreateStream(
+    grpc::CallbackServerContext* ctx, const v1::CreateStreamRequest* request,
+    v1::CreateStreamResponse* response) {
+  absl::Status valid = ValidateStreamId(request->stream_id());
+  if (!valid.ok()) return FinishNow(ctx, valid);
+  if (!request->has_spec()) {
+    return FinishNow(ctx, absl::InvalidArgumentError("spec: missing"));
+  }
+  absl::StatusOr<StreamSpec> spec = SpecFromProto(request->spec());
+  if (!spec.ok()) return FinishNow(ctx, spec.status());
+  return RunOnPool(pool_, ctx, [this, request, response, spec = *spec] {
+    bool created = false;
+    ASSIGN_OR_RETURN(StreamState state,
+                     store_->CreateStream(request->stream_id(), spec, &created));
+    FillInfo(state, response->mutable_stream());
+    response->set_created(created);
+    return absl::OkStatus();
+  });
+}
+
+grpc::ServerUnaryReactor* MemoryService::GetStream(
+    grpc::CallbackServerContext* ctx, const v1::GetStreamRequest* request,
+    v1::StreamInfo* response) {
+  absl::Status s = ValidateStreamId(request->stream_id());
+  if (s.ok()) {
+    absl::StatusOr<StreamState> state = store_->GetStream(request->stream_id());
+    s = state.status();
+    if (s.ok()) FillInfo(*state, response);
+  }
+  return FinishNow(ctx, s);
+}
+
+grpc::ServerUnaryReactor* MemoryService::ListStreams(
+    grpc::CallbackServerContext* ctx, const v1::ListStreamsRequest* request,
+    v1::ListStreamsResponse* response) {
+  constexpr uint32_t kDefaultPage = 1000, kMaxPage = 10000;
+  if (request->page_size() > kMaxPage) {
+    return FinishNow(ctx, absl::InvalidArgumentError(absl::StrCat(
+                              "page_size: ", request->page_size(),
+                              " is more than ", kMaxPage)));
+  }
+  const size_t limit = request->page_size() == 0 ? kDefaultPage : request->page_size();
+  bool more = false;
+  std::vector<StreamState> states =
+      store_->ListStreams(request->page_token(), limit, &more);
+  for (const StreamState& s : states) FillInfo(s, response->add_streams());
+  if (more && !states.empty()) {
+    response->set_next_page_token(states.back().stream_id);
+  }
+  return FinishNow(ctx, absl::OkStatus());
+}
+
+grpc::ServerUnaryReactor* MemoryService::ResetStream(
+    grpc::CallbackServerContext* ctx, const v1::ResetStreamRequest* request,
+    v1::ResetStreamResponse* response) {
+  absl::Status valid = ValidateStreamId(request->stream_id());
+  if (!valid.ok()) return FinishNow(ctx, valid);
+  return RunOnPool(pool_, ctx, [this, request] {
+    return store_->ResetStream(request->stream_id());
+  });
+}
+
+grpc::ServerUnaryReactor* MemoryService::DeleteStream(
+    grpc::CallbackServerContext* ctx, const v1::DeleteStreamRequest* request,
+    v1::DeleteStreamResponse* response) {
+  absl::Status valid = ValidateStreamId(request->stream_id());
+  if (!valid.ok()) return FinishNow(ctx, valid);
+  return RunOnPool(pool_, ctx, [this, request] {
+    return store_->DeleteStream(request->stream_id());
+  });
+}
+
+grpc::ServerUnaryReactor* MemoryService::Append(
+    grpc::CallbackServerContext* ctx, const v1::AppendRequest* request,
+    v1::AppendResponse* response) {
+  absl::Status valid = ValidateStreamId(request->stream_id());
+  if (!valid.ok()) return FinishNow(ctx, valid);
+  absl::StatusOr<StreamSpec> spec = store_->GetSpec(request->stream_id());
+  if (!spec.ok()) return FinishNow(ctx, spec.status());
+  // Validation reads every byte (NaN checks): it runs on the pool too.
+  return RunOnPool(pool_, ctx, [this, request, response, spec = *spec] {
+    ASSIGN_OR_RETURN(AppendCommand cmd, ValidateAppend(*request, spec));
+    ASSIGN_OR_RETURN(AppendResult result, store_->Append(cmd));
+    response->set_next_position(result.next_position);
+    response->set_stored(result.stored);
+    return absl::OkStatus();
+  });
+}
+
+grpc::ServerUnaryReactor* MemoryService::Search(
+    grpc::CallbackServerContext* ctx, const v1::SearchRequest* request,
+    v1::SearchResponse* response) {
+  absl::Status valid = ValidateStreamId(request->stream_id());
+  if (!valid.ok()) return FinishNow(ctx, valid);
+  absl::StatusOr<StreamSpec> spec = store_->GetSpec(request->stream_id());
+  if (!spec.ok()) return FinishNow(ctx, spec.status());
+  return RunOnPool(pool_, ctx, [this, request, response, spec = *spec] {
+    ASSIGN_OR_RETURN(SearchCommand cmd, ValidateSearch(*request, spec));
+    const size_t bytes = SearchResponseBytes(cmd);
+    if (bytes > max_message_bytes_) {
+      return absl::ResourceExhaustedError(absl::StrCat(
+          "queries: the response would be ", bytes,
+          " bytes, over the server's --max-message-bytes ", max_message_bytes_,
+          "; send fewer queries, a smaller k, or omit keys/values"));
+    }
+    ASSIGN_OR_RETURN(SearchResult r, store_->Search(cmd));
+    const int64_t shape[] = {r.queries, r.heads, r.k};
+    v1::Tensor* scores = response->mutable_scores();
+    scores->set_dtype(v1::FLOAT32);
+    for (int64_t d : shape) scores->add_shape(d);
+    scores->mutable_data()->assign(reinterpret_cast<const char*>(r.scores.data()),
+                                   r.scores.size() * sizeof(float));
+    v1::Tensor* positions = response->mutable_positions();
+    positions->set_dtype(v1::INT64);
+    for (int64_t d : shape) positions->add_shape(d);
+    positions->mutable_data()->assign(
+        reinterpret_cast<const char*>(r.positions.data()),
+        r.positions.size() * sizeof(int64_t));
+    const v1::DType stored = DTypeToProto(spec.storage_dtype);
+    if (request->return_keys()) {
+      v1::Tensor* t = response->mutable_keys();
+      t->set_dtype(stored);
+      for (int64_t d : shape) t->add_shape(d);
+      t->add_shape(spec.key_dim);
+      t->set_data(std::move(r.keys));
+    }
+    if (request->return_values()) {
+      v1::Tensor* t = response->mutable_values();
+      t->set_dtype(stored);
+      for (int64_t d : shape) t->add_shape(d);
+      t->add_shape(spec.value_dim);
+      t->set_data(std::move(r.values));
+    }
+    return absl::OkStatus();
+  });
+}
+
+}  // namespace knnmem

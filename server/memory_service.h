@@ -1,0 +1,51 @@
+// MemoryService: the gRPC face of MemoryStore (callback API). The only
+// module that sees grpc:: types. Handlers decode and validate on the gRPC
+// thread, run storage and search work on the worker pool, and never block.
+#ifndef KNNMEM_SERVER_MEMORY_SERVICE_H_
+#define KNNMEM_SERVER_MEMORY_SERVICE_H_
+
+#include <cstddef>
+
+#include "knnmem/v1/memory.grpc.pb.h"
+#include "memory_store.h"
+#include "worker_pool.h"
+
+namespace knnmem {
+
+class MemoryService final : public v1::Memory::CallbackService {
+ public:
+  // `store` and `pool` must outlive the service. Responses larger than
+  // `max_message_bytes` are refused with RESOURCE_EXHAUSTED.
+  MemoryService(MemoryStore* store, WorkerPool* pool, size_t max_message_bytes);
+
+  grpc::ServerUnaryReactor* CreateStream(grpc::CallbackServerContext* ctx,
+                                         const v1::CreateStreamRequest* request,
+                                         v1::CreateStreamResponse* response) override;
+  grpc::ServerUnaryReactor* GetStream(grpc::CallbackServerContext* ctx,
+                                      const v1::GetStreamRequest* request,
+                                      v1::StreamInfo* response) override;
+  grpc::ServerUnaryReactor* ListStreams(grpc::CallbackServerContext* ctx,
+                                        const v1::ListStreamsRequest* request,
+                                        v1::ListStreamsResponse* response) override;
+  grpc::ServerUnaryReactor* ResetStream(grpc::CallbackServerContext* ctx,
+                                        const v1::ResetStreamRequest* request,
+                                        v1::ResetStreamResponse* response) override;
+  grpc::ServerUnaryReactor* DeleteStream(grpc::CallbackServerContext* ctx,
+                                         const v1::DeleteStreamRequest* request,
+                                         v1::DeleteStreamResponse* response) override;
+  grpc::ServerUnaryReactor* Append(grpc::CallbackServerContext* ctx,
+                                   const v1::AppendRequest* request,
+                                   v1::AppendResponse* response) override;
+  grpc::ServerUnaryReactor* Search(grpc::CallbackServerContext* ctx,
+                                   const v1::SearchRequest* request,
+                                   v1::SearchResponse* response) override;
+
+ private:
+  MemoryStore* const store_;
+  WorkerPool* const pool_;
+  const size_t max_message_bytes_;
+};
+
+}  // namespace knnmem
+
+#endif  // KNNMEM_SERVER_MEMORY_SERVICE_H_

@@ -1,0 +1,339 @@
+#include "memory_store.h"
+
+#include <algorithm>
+#include <cstring>
+#include <functional>
+
+#include "absl/hash/hash.h"
+#include "absl/strings/str_cat.h"
+#include "status_macros.h"
+
+namespace knnmem {
+namespace {
+
+StreamState StateOf(const Stream& stream) ABSL_NO_THREAD_SAFETY_ANALYSIS {
+  StreamState s;
+  s.stream_id = stream.id();
+  s.spec = stream.spec();
+  absl::ReaderMutexLock lock(&stream.lifecycle_mutex());
+  for (uint32_t l = 0; l < stream.spec().layers; ++l) {
+    const LayerMemory& layer = stream.layer(l);
+    s.layers.push_back({layer.first_position(), layer.next_position()});
+    s.bytes_in_ram += layer.BytesInRam();
+  }
+  return s;
+}
+
+absl::Status StreamNotFound(absl::string_view stream_id) {
+  return absl::NotFoundError(
+      absl::StrCat("stream_id: stream '", stream_id, "' does not exist"));
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<MemoryStore>> MemoryStore::Open(
+    const Options& options) {
+  if (options.pool == nullptr) {
+    return absl::InvalidArgumentError("MemoryStore needs a worker pool");
+  }
+  ASSIGN_OR_RETURN(std::unique_ptr<Storage> storage,
+                   Storage::Open(options.data_dir));
+  std::unique_ptr<MemoryStore> store(
+      new MemoryStore(options, std::move(storage)));
+  RETURN_IF_ERROR(store->Recover());
+  return store;
+}
+
+MemoryStore::MemoryStore(const Options& options,
+                         std::unique_ptr<Storage> storage)
+    : pool_(options.pool), storage_(std::move(storage)) {
+  const int shards = std::max(1, options.shards);
+  for (int i = 0; i < shards; ++i) shards_.push_back(std::make_unique<Shard>());
+  compactor_ = std::thread([this] { RunCompactor(); });
+}
+
+MemoryStore::~MemoryStore() {
+  {
+    absl::MutexLock lock(&compact_mu_);
+    stopping_ = true;
+  }
+  compactor_.join();
+}
+
+absl::Status MemoryStore::Recover() {
+  return storage_->LoadStreams([this](StreamRecord record) -> absl::Status {
+    auto stream = std::make_shared<Stream>(record.stream_id, record.spec,
+                                           record.incarnation);
+    absl::MutexLock lifecycle(&stream->lifecycle_mutex());
+    const StreamSpec& spec = stream->spec();
+    const size_t key_bytes =
+        size_t{spec.heads} * spec.key_dim * ElementSize(spec.storage_dtype);
+    const size_t row_bytes = spec.RowBytes();
+    RETURN_IF_ERROR(storage_->ScanStream(
+        record.incarnation,
+        [&](uint32_t layer, int64_t position,
+            absl::string_view row) ABSL_NO_THREAD_SAFETY_ANALYSIS {
+          if (layer >= spec.layers || row.size() != row_bytes) {
+            return absl::DataLossError(absl::StrCat(
+                "storage: stream '", record.stream_id, "' layer ", layer,
+                " position ", position, ": record does not match the spec"));
+          }
+          LayerMemory& memory = stream->layer(layer);
+          absl::MutexLock append(&memory.append_mutex());
+          const int64_t next = memory.next_position();
+          if (next == 0 && memory.first_position() == 0 && position != 0) {
+            memory.StartAt(position);
+          } else if (position != next) {
+            return absl::DataLossError(absl::StrCat(
+                "storage: stream '", record.stream_id, "' layer ", layer,
+                ": position ", position, " follows ", next - 1));
+          }
+          memory.AppendRows(row.data(), row_bytes, row.data() + key_bytes,
+                            row_bytes, 1);
+          return absl::OkStatus();
+        }));
+    Shard& shard = ShardOf(record.stream_id);
+    absl::MutexLock lock(&shard.mu);
+    shard.streams.emplace(record.stream_id, std::move(stream));
+    return absl::OkStatus();
+  });
+}
+
+MemoryStore::Shard& MemoryStore::ShardOf(absl::string_view stream_id) const {
+  const size_t h = absl::HashOf(stream_id);
+  return *shards_[h % shards_.size()];
+}
+
+std::shared_ptr<Stream> MemoryStore::Find(absl::string_view stream_id) const {
+  Shard& shard = ShardOf(stream_id);
+  absl::ReaderMutexLock lock(&shard.mu);
+  auto it = shard.streams.find(stream_id);
+  return it == shard.streams.end() ? nullptr : it->second;
+}
+
+absl::StatusOr<std::shared_ptr<Stream>> MemoryStore::FindOrNotFound(
+    absl::string_view stream_id) const {
+  std::shared_ptr<Stream> s = Find(stream_id);
+  if (s == nullptr) return StreamNotFound(stream_id);
+  return s;
+}
+
+absl::StatusOr<StreamState> MemoryStore::CreateStream(
+    const std::string& stream_id, const StreamSpec& spec, bool* created) {
+  Shard& shard = ShardOf(stream_id);
+  absl::MutexLock admin(&shard.admin_mu);
+  if (std::shared_ptr<Stream> existing = Find(stream_id)) {
+    if (existing->spec() != spec) {
+      return absl::AlreadyExistsError(absl::StrCat(
+          "stream_id: stream '", stream_id,
+          "' already exists with a different spec"));
+    }
+    *created = false;
+    return StateOf(*existing);
+  }
+  StreamRecord record{stream_id, storage_->NewIncarnation(), spec};
+  RETURN_IF_ERROR(storage_->PutStream(record, /*drop_incarnation=*/0));
+  auto stream = std::make_shared<Stream>(stream_id, spec, record.incarnation);
+  {
+    absl::MutexLock lock(&shard.mu);
+    shard.streams.emplace(stream_id, stream);
+  }
+  *created = true;
+  return StateOf(*stream);
+}
+
+absl::StatusOr<StreamState> MemoryStore::GetStream(
+    absl::string_view stream_id) const {
+  ASSIGN_OR_RETURN(std::shared_ptr<Stream> stream, FindOrNotFound(stream_id));
+  return StateOf(*stream);
+}
+
+absl::StatusOr<StreamSpec> MemoryStore::GetSpec(
+    absl::string_view stream_id) const {
+  ASSIGN_OR_RETURN(std::shared_ptr<Stream> stream, FindOrNotFound(stream_id));
+  return stream->spec();
+}
+
+std::vector<StreamState> MemoryStore::ListStreams(absl::string_view after,
+                                                  size_t limit,
+                                                  bool* more) const {
+  std::vector<std::shared_ptr<Stream>> all;
+  for (const auto& shard : shards_) {
+    absl::ReaderMutexLock lock(&shard->mu);
+    for (const auto& [id, stream] : shard->streams) {
+      if (id > after) all.push_back(stream);
+    }
+  }
+  auto by_id = [](const std::shared_ptr<Stream>& a,
+                  const std::shared_ptr<Stream>& b) { return a->id() < b->id(); };
+  *more = all.size() > limit;
+  if (*more) {
+    std::nth_element(all.begin(), all.begin() + limit, all.end(), by_id);
+    all.resize(limit);
+  }
+  std::sort(all.begin(), all.end(), by_id);
+  std::vector<StreamState> out;
+  out.reserve(all.size());
+  for (const auto& s : all) out.push_back(StateOf(*s));
+  return out;
+}
+
+absl::Status MemoryStore::ResetStream(absl::string_view stream_id) {
+  Shard& shard = ShardOf(stream_id);
+  absl::MutexLock admin(&shard.admin_mu);
+  ASSIGN_OR_RETURN(std::shared_ptr<Stream> stream, FindOrNotFound(stream_id));
+  absl::MutexLock lifecycle(&stream->lifecycle_mutex());
+  const uint64_t old = stream->incarnation();
+  StreamRecord record{stream->id(), storage_->NewIncarnation(), stream->spec()};
+  RETURN_IF_ERROR(storage_->PutStream(record, old));
+  stream->Reset(record.incarnation);
+  CompactInBackground(old);
+  return absl::OkStatus();
+}
+
+absl::Status MemoryStore::DeleteStream(absl::string_view stream_id) {
+  Shard& shard = ShardOf(stream_id);
+  absl::MutexLock admin(&shard.admin_mu);
+  ASSIGN_OR_RETURN(std::shared_ptr<Stream> stream, FindOrNotFound(stream_id));
+  uint64_t incarnation;
+  {
+    absl::MutexLock lifecycle(&stream->lifecycle_mutex());
+    incarnation = stream->incarnation();
+    RETURN_IF_ERROR(storage_->DeleteStream(stream_id, incarnation));
+    stream->MarkDeleted();
+  }
+  {
+    absl::MutexLock lock(&shard.mu);
+    shard.streams.erase(stream_id);
+  }
+  CompactInBackground(incarnation);
+  return absl::OkStatus();
+}
+
+absl::StatusOr<AppendResult> MemoryStore::Append(const AppendCommand& cmd) {
+  ASSIGN_OR_RETURN(std::shared_ptr<Stream> stream, FindOrNotFound(cmd.stream_id));
+  if (stream->spec() != cmd.spec) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "stream_id: stream '", cmd.stream_id, "' was re-created with another spec"));
+  }
+  const StreamSpec& spec = stream->spec();
+  absl::ReaderMutexLock lifecycle(&stream->lifecycle_mutex());
+  if (stream->deleted()) return StreamNotFound(cmd.stream_id);
+  LayerMemory& layer = stream->layer(cmd.layer);
+  absl::MutexLock append(&layer.append_mutex());
+  const int64_t next = layer.next_position();
+  if (cmd.first_position > next) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "first_position: ", cmd.first_position, " leaves a gap: layer ",
+        cmd.layer, " of stream '", cmd.stream_id, "' expects position ", next));
+  }
+  const int64_t end = cmd.first_position + static_cast<int64_t>(cmd.rows);
+  if (end <= next) return AppendResult{next, 0};  // a replay: already stored
+
+  const size_t skip = static_cast<size_t>(next - cmd.first_position);
+  const size_t rows = cmd.rows - skip;
+  const size_t key_elems = size_t{spec.heads} * spec.key_dim;
+  const size_t value_elems = size_t{spec.heads} * spec.value_dim;
+  const size_t in_es = ElementSize(cmd.dtype);
+  const char* keys = cmd.keys.data() + skip * key_elems * in_es;
+  const char* values = cmd.values.data() + skip * value_elems * in_es;
+  std::string converted_keys, converted_values;
+  if (cmd.dtype != spec.storage_dtype) {
+    // Widen or narrow through float32, one row at a time.
+    const size_t out_es = ElementSize(spec.storage_dtype);
+    converted_keys.resize(rows * key_elems * out_es);
+    converted_values.resize(rows * value_elems * out_es);
+    std::vector<float> tmp(std::max(key_elems, value_elems));
+    for (size_t r = 0; r < rows; ++r) {
+      DecodeFloats(keys + r * key_elems * in_es, key_elems, cmd.dtype, tmp.data());
+      EncodeFloats(tmp.data(), key_elems, spec.storage_dtype,
+                   converted_keys.data() + r * key_elems * out_es);
+      DecodeFloats(values + r * value_elems * in_es, value_elems, cmd.dtype,
+                   tmp.data());
+      EncodeFloats(tmp.data(), value_elems, spec.storage_dtype,
+                   converted_values.data() + r * value_elems * out_es);
+    }
+    keys = converted_keys.data();
+    values = converted_values.data();
+  }
+  const size_t es = ElementSize(spec.storage_dtype);
+  RowBatch batch;
+  batch.incarnation = stream->incarnation();
+  batch.layer = cmd.layer;
+  batch.first_position = next;
+  batch.rows = rows;
+  batch.keys = keys;
+  batch.key_stride = batch.key_row_bytes = key_elems * es;
+  batch.values = values;
+  batch.value_stride = batch.value_row_bytes = value_elems * es;
+  batch.evict_from = layer.first_position();
+  batch.evict_before = std::max<int64_t>(
+      batch.evict_from, end - static_cast<int64_t>(spec.capacity));
+  batch.sync = cmd.sync;
+  RETURN_IF_ERROR(storage_->AppendRows(batch));
+  layer.AppendRows(keys, batch.key_stride, values, batch.value_stride, rows);
+  return AppendResult{end, rows};
+}
+
+absl::StatusOr<SearchResult> MemoryStore::Search(const SearchCommand& cmd) const {
+  ASSIGN_OR_RETURN(std::shared_ptr<Stream> stream, FindOrNotFound(cmd.stream_id));
+  if (stream->spec() != cmd.spec) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "stream_id: stream '", cmd.stream_id, "' was re-created with another spec"));
+  }
+  LayerSnapshot snapshot;
+  {
+    absl::ReaderMutexLock lifecycle(&stream->lifecycle_mutex());
+    if (stream->deleted()) return StreamNotFound(cmd.stream_id);
+    snapshot = stream->layer(cmd.layer).Snapshot();
+  }
+  return ExactSearch(stream->spec(), snapshot, cmd.queries, cmd.options, *pool_);
+}
+
+size_t MemoryStore::stream_count() const {
+  size_t n = 0;
+  for (const auto& shard : shards_) {
+    absl::ReaderMutexLock lock(&shard->mu);
+    n += shard->streams.size();
+  }
+  return n;
+}
+
+void MemoryStore::CompactInBackground(uint64_t incarnation) {
+  absl::MutexLock lock(&compact_mu_);
+  compact_queue_.push_back(incarnation);
+  ++compactions_queued_;
+}
+
+void MemoryStore::WaitForBackgroundCompactions() {
+  absl::MutexLock lock(&compact_mu_);
+  const uint64_t target = compactions_queued_;
+  auto done = [this, target]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(compact_mu_) {
+    return compactions_done_ >= target;
+  };
+  compact_mu_.Await(absl::Condition(&done));
+}
+
+void MemoryStore::RunCompactor() {
+  for (;;) {
+    std::vector<uint64_t> work;
+    {
+      absl::MutexLock lock(&compact_mu_);
+      auto ready = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(compact_mu_) {
+        return stopping_ || !compact_queue_.empty();
+      };
+      compact_mu_.Await(absl::Condition(&ready));
+      if (stopping_) return;  // pending compactions are an optimisation only
+      work.swap(compact_queue_);
+    }
+    for (uint64_t incarnation : work) {
+      // A failed compaction only delays reclaiming space; the data is
+      // already deleted.
+      storage_->CompactIncarnation(incarnation).IgnoreError();
+    }
+    absl::MutexLock lock(&compact_mu_);
+    compactions_done_ += work.size();
+  }
+}
+
+}  // namespace knnmem

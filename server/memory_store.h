@@ -1,0 +1,151 @@
+// MemoryStore: the server's core. Owns the streams (spread over in-process
+// shards by a hash of the stream id), keeps RocksDB and RAM in step, and
+// answers searches. It takes typed commands that the service layer has
+// already validated against the stream's spec; it knows nothing of gRPC.
+//
+// Every method is thread-safe. Methods that return a Status use the gRPC
+// code space: NOT_FOUND for an unknown stream, ALREADY_EXISTS for a create
+// with a different spec, FAILED_PRECONDITION for a position gap, and the
+// storage's own codes for environmental failures.
+#ifndef KNNMEM_SERVER_MEMORY_STORE_H_
+#define KNNMEM_SERVER_MEMORY_STORE_H_
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "absl/synchronization/mutex.h"
+#include "exact_search.h"
+#include "storage.h"
+#include "stream.h"
+#include "stream_spec.h"
+#include "worker_pool.h"
+
+namespace knnmem {
+
+struct LayerState {
+  int64_t first_position = 0;
+  int64_t next_position = 0;
+};
+
+struct StreamState {
+  std::string stream_id;
+  StreamSpec spec;
+  std::vector<LayerState> layers;
+  uint64_t bytes_in_ram = 0;
+};
+
+// A validated Append: `rows` tokens at first_position.., token-major
+// [rows, heads, dim] bytes of `dtype` (which the store converts to the
+// storage dtype when they differ).
+struct AppendCommand {
+  std::string stream_id;
+  StreamSpec spec;  // the spec it was validated against
+  uint32_t layer = 0;
+  int64_t first_position = 0;
+  size_t rows = 0;
+  DType dtype = DType::kFloat32;
+  absl::string_view keys;
+  absl::string_view values;
+  bool sync = false;
+};
+
+struct AppendResult {
+  int64_t next_position = 0;
+  uint64_t stored = 0;  // rows newly stored
+};
+
+// A validated Search: float32 queries [n, heads, key_dim].
+struct SearchCommand {
+  std::string stream_id;
+  StreamSpec spec;
+  uint32_t layer = 0;
+  std::vector<float> queries;
+  SearchOptions options;
+};
+
+class MemoryStore {
+ public:
+  struct Options {
+    std::string data_dir;
+    int shards = 16;
+    WorkerPool* pool = nullptr;  // required; runs search work
+  };
+
+  // Opens the storage in options.data_dir and rebuilds every stream in RAM
+  // from it. Fails when the storage cannot be opened or is corrupt.
+  static absl::StatusOr<std::unique_ptr<MemoryStore>> Open(const Options& options);
+  ~MemoryStore();
+
+  // Creates `stream_id`. If it exists with an identical spec, returns its
+  // state and created = false; with a different spec, ALREADY_EXISTS.
+  absl::StatusOr<StreamState> CreateStream(const std::string& stream_id,
+                                           const StreamSpec& spec,
+                                           bool* created);
+  absl::StatusOr<StreamState> GetStream(absl::string_view stream_id) const;
+  absl::StatusOr<StreamSpec> GetSpec(absl::string_view stream_id) const;
+  // Up to `limit` streams with id > `after`, sorted by id; *more tells
+  // whether further streams follow.
+  std::vector<StreamState> ListStreams(absl::string_view after, size_t limit,
+                                       bool* more) const;
+  // Drops every entry of the stream and keeps its spec; positions restart
+  // at 0. Durable when it returns.
+  absl::Status ResetStream(absl::string_view stream_id);
+  // Removes the stream; durable when it returns. Disk space is reclaimed by
+  // a background compaction.
+  absl::Status DeleteStream(absl::string_view stream_id);
+
+  // Stores the rows at positions not yet stored: positions already stored are
+  // acknowledged and not stored again (exactly-once retries); a first
+  // position beyond the layer's next position is FAILED_PRECONDITION. The
+  // rows are in the RocksDB WAL (fsynced when cmd.sync) before it returns.
+  absl::StatusOr<AppendResult> Append(const AppendCommand& cmd);
+
+  // Exact top-k per (query, head) over the layer's retained entries.
+  absl::StatusOr<SearchResult> Search(const SearchCommand& cmd) const;
+
+  size_t stream_count() const;
+  uint64_t ApproximateBytesOnDisk() const { return storage_->ApproximateBytesOnDisk(); }
+  // Blocks until every background compaction queued so far has finished.
+  void WaitForBackgroundCompactions();
+
+ private:
+  struct Shard {
+    // Serializes create/reset/delete in this shard, so lookups under mu are
+    // never blocked by their storage writes.
+    absl::Mutex admin_mu;
+    mutable absl::Mutex mu;
+    absl::flat_hash_map<std::string, std::shared_ptr<Stream>> streams
+        ABSL_GUARDED_BY(mu);
+  };
+
+  MemoryStore(const Options& options, std::unique_ptr<Storage> storage);
+  Shard& ShardOf(absl::string_view stream_id) const;
+  std::shared_ptr<Stream> Find(absl::string_view stream_id) const;
+  absl::StatusOr<std::shared_ptr<Stream>> FindOrNotFound(
+      absl::string_view stream_id) const;
+  absl::Status Recover();
+  void CompactInBackground(uint64_t incarnation);
+  void RunCompactor();
+
+  WorkerPool* const pool_;
+  std::unique_ptr<Storage> storage_;
+  std::vector<std::unique_ptr<Shard>> shards_;
+
+  absl::Mutex compact_mu_;
+  std::vector<uint64_t> compact_queue_ ABSL_GUARDED_BY(compact_mu_);
+  uint64_t compactions_queued_ ABSL_GUARDED_BY(compact_mu_) = 0;
+  uint64_t compactions_done_ ABSL_GUARDED_BY(compact_mu_) = 0;
+  bool stopping_ ABSL_GUARDED_BY(compact_mu_) = false;
+  std::thread compactor_;
+};
+
+}  // namespace knnmem
+
+#endif  // KNNMEM_SERVER_MEMORY_STORE_H_

@@ -1,0 +1,147 @@
+#include "request_validation.h"
+
+#include "absl/strings/str_cat.h"
+#include "status_macros.h"
+
+namespace knnmem {
+namespace {
+
+absl::Status CheckLayer(uint32_t layer, const StreamSpec& spec) {
+  if (layer >= spec.layers) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "layer: ", layer, " is out of range; the stream has ", spec.layers,
+        " layer(s)"));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status CheckFinite(const v1::Tensor& t, absl::string_view field) {
+  const DType dtype = static_cast<DType>(t.dtype());  // already checked
+  if (!AllFinite(t.data().data(), t.data().size() / ElementSize(dtype), dtype)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(field, ": contains NaN or Inf"));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::StatusOr<StreamSpec> SpecFromProto(const v1::StreamSpec& in) {
+  StreamSpec spec;
+  spec.layers = in.layers();
+  spec.heads = in.heads();
+  spec.key_dim = in.key_dim();
+  spec.value_dim = in.value_dim();
+  spec.capacity = in.capacity();
+  spec.ttl_seconds = in.ttl_seconds();
+  if (in.index() != v1::INDEX_KIND_UNSPECIFIED && in.index() != v1::EXACT) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "spec.index: ", static_cast<int>(in.index()), " is not a known index kind (EXACT)"));
+  }
+  spec.index = IndexKind::kExact;
+  if (in.storage_dtype() == v1::DTYPE_UNSPECIFIED) {
+    spec.storage_dtype = DType::kFloat32;
+  } else {
+    ASSIGN_OR_RETURN(spec.storage_dtype,
+                     DTypeFromProto(in.storage_dtype(), "spec.storage_dtype"));
+  }
+  RETURN_IF_ERROR(ValidateSpec(spec));
+  return spec;
+}
+
+void SpecToProto(const StreamSpec& spec, v1::StreamSpec* out) {
+  out->set_layers(spec.layers);
+  out->set_heads(spec.heads);
+  out->set_key_dim(spec.key_dim);
+  out->set_value_dim(spec.value_dim);
+  out->set_capacity(spec.capacity);
+  out->set_index(v1::EXACT);
+  out->set_storage_dtype(DTypeToProto(spec.storage_dtype));
+  out->set_ttl_seconds(spec.ttl_seconds);
+}
+
+absl::StatusOr<AppendCommand> ValidateAppend(const v1::AppendRequest& request,
+                                             const StreamSpec& spec) {
+  RETURN_IF_ERROR(ValidateStreamId(request.stream_id()));
+  RETURN_IF_ERROR(CheckLayer(request.layer(), spec));
+  if (request.first_position() < 0 || request.first_position() >= kMaxPosition) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "first_position: ", request.first_position(), " must be in [0, 2^62)"));
+  }
+  if (!request.has_keys() || request.keys().shape_size() == 0 ||
+      request.keys().data().empty()) {
+    return absl::InvalidArgumentError("keys: empty batch; send at least one row");
+  }
+  ASSIGN_OR_RETURN(
+      std::vector<int64_t> kdims,
+      CheckFloatTensor(request.keys(),
+                       {-1, int64_t{spec.heads}, int64_t{spec.key_dim}}, "keys"));
+  ASSIGN_OR_RETURN(
+      std::vector<int64_t> vdims,
+      CheckFloatTensor(request.values(),
+                       {kdims[0], int64_t{spec.heads}, int64_t{spec.value_dim}},
+                       "values"));
+  if (request.values().dtype() != request.keys().dtype()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "values.dtype: ", v1::DType_Name(request.values().dtype()),
+        " differs from keys.dtype ", v1::DType_Name(request.keys().dtype())));
+  }
+  if (request.first_position() + kdims[0] > kMaxPosition) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "first_position: ", request.first_position(), " + ", kdims[0],
+        " rows passes the largest position 2^62"));
+  }
+  RETURN_IF_ERROR(CheckFinite(request.keys(), "keys"));
+  RETURN_IF_ERROR(CheckFinite(request.values(), "values"));
+  AppendCommand cmd;
+  cmd.stream_id = request.stream_id();
+  cmd.spec = spec;
+  cmd.layer = request.layer();
+  cmd.first_position = request.first_position();
+  cmd.rows = static_cast<size_t>(kdims[0]);
+  cmd.dtype = static_cast<DType>(request.keys().dtype());
+  cmd.keys = request.keys().data();
+  cmd.values = request.values().data();
+  cmd.sync = request.sync();
+  return cmd;
+}
+
+absl::StatusOr<SearchCommand> ValidateSearch(const v1::SearchRequest& request,
+                                             const StreamSpec& spec) {
+  RETURN_IF_ERROR(ValidateStreamId(request.stream_id()));
+  RETURN_IF_ERROR(CheckLayer(request.layer(), spec));
+  if (request.k() < 1 || request.k() > kMaxK) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("k: ", request.k(), " must be in [1, ", kMaxK, "]"));
+  }
+  if (!request.has_queries() || request.queries().shape_size() == 0 ||
+      request.queries().data().empty()) {
+    return absl::InvalidArgumentError("queries: empty; send at least one query");
+  }
+  RETURN_IF_ERROR(CheckFloatTensor(
+                      request.queries(),
+                      {-1, int64_t{spec.heads}, int64_t{spec.key_dim}}, "queries")
+                      .status());
+  RETURN_IF_ERROR(CheckFinite(request.queries(), "queries"));
+  SearchCommand cmd;
+  cmd.stream_id = request.stream_id();
+  cmd.spec = spec;
+  cmd.layer = request.layer();
+  ASSIGN_OR_RETURN(cmd.queries, TensorToFloats(request.queries(), "queries"));
+  cmd.options.k = request.k();
+  cmd.options.return_keys = request.return_keys();
+  cmd.options.return_values = request.return_values();
+  return cmd;
+}
+
+size_t SearchResponseBytes(const SearchCommand& cmd) {
+  const StreamSpec& spec = cmd.spec;
+  const size_t entries = cmd.queries.size() / spec.key_dim * cmd.options.k;
+  const size_t es = ElementSize(spec.storage_dtype);
+  size_t bytes = entries * (sizeof(float) + sizeof(int64_t));
+  if (cmd.options.return_keys) bytes += entries * spec.key_dim * es;
+  if (cmd.options.return_values) bytes += entries * spec.value_dim * es;
+  return bytes + 256;
+}
+
+}  // namespace knnmem

@@ -1,0 +1,92 @@
+#include "server_options.h"
+
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+
+namespace knnmem {
+namespace {
+
+absl::Status BadValue(absl::string_view flag, absl::string_view value,
+                      absl::string_view want) {
+  return absl::InvalidArgumentError(
+      absl::StrCat("--", flag, ": '", value, "' is not ", want));
+}
+
+}  // namespace
+
+std::string ServerHelp() {
+  return R"(knnmem-server: external memory for Memorizing Transformers, over gRPC.
+
+Usage: knnmem-server [flags]
+
+  --listen=HOST:PORT        gRPC address (default 127.0.0.1:50051; port 0
+                            picks a free port, printed in the ready line)
+  --data-dir=DIR            RocksDB directory, created if missing (default ./data)
+  --shards=N                in-process shards; a stream lives in the shard of
+                            its id's hash (default 16)
+  --workers=N               worker threads for search and storage work
+                            (default 0 = one per core)
+  --max-message-bytes=N     largest request or response in bytes
+                            (default 268435456 = 256 MiB)
+  --help                    print this text and exit
+
+The server logs one line starting "knnmem-server: serving on" when ready.
+SIGTERM or SIGINT stops it after in-flight calls finish.
+)";
+}
+
+absl::StatusOr<ServerOptions> ParseServerOptions(
+    const std::vector<std::string>& args) {
+  ServerOptions o;
+  for (size_t i = 0; i < args.size(); ++i) {
+    std::string arg = args[i];
+    if (arg == "--help" || arg == "-h") {
+      o.help = true;
+      continue;
+    }
+    if (!absl::StartsWith(arg, "--")) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("unexpected argument '", arg, "' (see --help)"));
+    }
+    std::string name = arg.substr(2), value;
+    const size_t eq = name.find('=');
+    if (eq != std::string::npos) {
+      value = name.substr(eq + 1);
+      name = name.substr(0, eq);
+    } else if (i + 1 < args.size()) {
+      value = args[++i];
+    } else {
+      return absl::InvalidArgumentError(absl::StrCat("--", name, ": missing value"));
+    }
+    if (name == "listen") {
+      if (value.rfind(':') == std::string::npos) {
+        return BadValue(name, value, "HOST:PORT");
+      }
+      o.listen = value;
+    } else if (name == "data-dir") {
+      if (value.empty()) return BadValue(name, value, "a directory");
+      o.data_dir = value;
+    } else if (name == "shards") {
+      if (!absl::SimpleAtoi(value, &o.shards) || o.shards < 1 || o.shards > 4096) {
+        return BadValue(name, value, "an integer in [1, 4096]");
+      }
+    } else if (name == "workers") {
+      if (!absl::SimpleAtoi(value, &o.workers) || o.workers < 0 || o.workers > 1024) {
+        return BadValue(name, value, "an integer in [0, 1024]");
+      }
+    } else if (name == "max-message-bytes") {
+      uint64_t v = 0;
+      if (!absl::SimpleAtoi(value, &v) || v < 4096 || v > (uint64_t{2} << 30) - 1) {
+        return BadValue(name, value, "an integer in [4096, 2^31)");
+      }
+      o.max_message_bytes = static_cast<size_t>(v);
+    } else {
+      return absl::InvalidArgumentError(
+          absl::StrCat("unknown flag --", name, " (see --help)"));
+    }
+  }
+  return o;
+}
+
+}  // namespace knnmem

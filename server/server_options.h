@@ -1,0 +1,32 @@
+// Command-line options of knnmem-server.
+#ifndef KNNMEM_SERVER_SERVER_OPTIONS_H_
+#define KNNMEM_SERVER_SERVER_OPTIONS_H_
+
+#include <cstddef>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+
+namespace knnmem {
+
+struct ServerOptions {
+  std::string listen = "127.0.0.1:50051";
+  std::string data_dir = "./data";
+  int shards = 16;
+  int workers = 0;  // 0: one per core
+  size_t max_message_bytes = size_t{256} << 20;
+  bool help = false;
+};
+
+// Parses `--name=value` or `--name value` arguments (args excludes argv[0]).
+// Unknown flags and malformed values are INVALID_ARGUMENT naming the flag.
+absl::StatusOr<ServerOptions> ParseServerOptions(
+    const std::vector<std::string>& args);
+
+// The text --help prints.
+std::string ServerHelp();
+
+}  // namespace knnmem
+
+#endif  // KNNMEM_SERVER_SERVER_OPTIONS_H_

@@ -1,0 +1,229 @@
+#include "storage.h"
+
+#include <rocksdb/db.h>
+#include <rocksdb/options.h>
+#include <rocksdb/slice.h>
+#include <rocksdb/write_batch.h>
+
+#include <cstring>
+
+#include "absl/strings/str_cat.h"
+
+namespace knnmem {
+namespace {
+
+constexpr char kMetaTag = 'M';
+constexpr char kCounterKey[] = "C";
+constexpr char kDataTag = 'D';
+
+template <typename T>
+void PutBigEndian(std::string& out, T v) {
+  for (int i = sizeof(T) - 1; i >= 0; --i) {
+    out.push_back(static_cast<char>((static_cast<uint64_t>(v) >> (8 * i)) & 0xff));
+  }
+}
+
+template <typename T>
+T GetBigEndian(const char* p) {
+  uint64_t v = 0;
+  for (size_t i = 0; i < sizeof(T); ++i) {
+    v = (v << 8) | static_cast<unsigned char>(p[i]);
+  }
+  return static_cast<T>(v);
+}
+
+std::string MetaKey(absl::string_view stream_id) {
+  return absl::StrCat(absl::string_view(&kMetaTag, 1), stream_id);
+}
+
+// 'D' incarnation(8) [layer(4) [position(8)]]
+std::string DataKey(uint64_t incarnation) {
+  std::string k(1, kDataTag);
+  PutBigEndian(k, incarnation);
+  return k;
+}
+std::string DataKey(uint64_t incarnation, uint32_t layer) {
+  std::string k = DataKey(incarnation);
+  PutBigEndian(k, layer);
+  return k;
+}
+std::string DataKey(uint64_t incarnation, uint32_t layer, int64_t position) {
+  std::string k = DataKey(incarnation, layer);
+  PutBigEndian(k, static_cast<uint64_t>(position));
+  return k;
+}
+constexpr size_t kDataKeySize = 1 + 8 + 4 + 8;
+
+absl::Status FromRocks(const rocksdb::Status& s, absl::string_view what) {
+  if (s.ok()) return absl::OkStatus();
+  const std::string msg = absl::StrCat("storage: ", what, ": ", s.ToString());
+  if (s.IsIOError() && s.subcode() == rocksdb::Status::kNoSpace) {
+    return absl::ResourceExhaustedError(msg);
+  }
+  if (s.IsCorruption()) return absl::DataLossError(msg);
+  return absl::InternalError(msg);
+}
+
+std::string EncodeRecordValue(const StreamRecord& r) {
+  std::string v;
+  PutBigEndian(v, r.incarnation);
+  v += EncodeSpec(r.spec);
+  return v;
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<Storage>> Storage::Open(const std::string& dir) {
+  rocksdb::Options options;
+  options.create_if_missing = true;
+  // Vectors do not compress; spend no CPU on trying.
+  options.compression = rocksdb::kNoCompression;
+  options.IncreaseParallelism(2);
+  options.max_background_jobs = 2;
+  options.write_buffer_size = 64 << 20;
+  rocksdb::DB* raw = nullptr;
+  rocksdb::Status s = rocksdb::DB::Open(options, dir, &raw);
+  if (!s.ok()) {
+    return absl::UnavailableError(
+        absl::StrCat("storage: cannot open RocksDB in '", dir, "': ", s.ToString()));
+  }
+  std::unique_ptr<rocksdb::DB> db(raw);
+  uint64_t next = 1;
+  std::string counter;
+  s = db->Get(rocksdb::ReadOptions(), kCounterKey, &counter);
+  if (s.ok() && counter.size() == 8) {
+    next = GetBigEndian<uint64_t>(counter.data());
+  } else if (!s.IsNotFound()) {
+    return FromRocks(s.ok() ? rocksdb::Status::Corruption("counter") : s,
+                     "reading the incarnation counter");
+  }
+  return std::unique_ptr<Storage>(new Storage(std::move(db), next));
+}
+
+Storage::Storage(std::unique_ptr<rocksdb::DB> db, uint64_t next_incarnation)
+    : db_(std::move(db)), next_incarnation_(next_incarnation) {}
+
+Storage::~Storage() {
+  if (db_ != nullptr) db_->Close().PermitUncheckedError();
+}
+
+uint64_t Storage::NewIncarnation() {
+  absl::MutexLock lock(&mu_);
+  return next_incarnation_++;
+}
+
+absl::Status Storage::PutStream(const StreamRecord& record,
+                                uint64_t drop_incarnation) {
+  rocksdb::WriteBatch batch;
+  std::string counter;
+  {
+    absl::MutexLock lock(&mu_);
+    PutBigEndian(counter, next_incarnation_);
+  }
+  batch.Put(kCounterKey, counter);
+  batch.Put(MetaKey(record.stream_id), EncodeRecordValue(record));
+  if (drop_incarnation != 0) {
+    batch.DeleteRange(DataKey(drop_incarnation), DataKey(drop_incarnation + 1));
+  }
+  rocksdb::WriteOptions wo;
+  wo.sync = true;
+  return FromRocks(db_->Write(wo, &batch), "writing stream record");
+}
+
+absl::Status Storage::DeleteStream(absl::string_view stream_id,
+                                   uint64_t incarnation) {
+  rocksdb::WriteBatch batch;
+  batch.Delete(MetaKey(stream_id));
+  batch.DeleteRange(DataKey(incarnation), DataKey(incarnation + 1));
+  rocksdb::WriteOptions wo;
+  wo.sync = true;
+  return FromRocks(db_->Write(wo, &batch), "deleting stream");
+}
+
+absl::Status Storage::AppendRows(const RowBatch& b) {
+  rocksdb::WriteBatch batch(b.rows * (b.key_row_bytes + b.value_row_bytes +
+                                      kDataKeySize + 16) + 64);
+  if (b.evict_from < b.evict_before) {
+    batch.DeleteRange(DataKey(b.incarnation, b.layer, b.evict_from),
+                      DataKey(b.incarnation, b.layer, b.evict_before));
+  }
+  std::string key = DataKey(b.incarnation, b.layer, 0);
+  for (size_t r = 0; r < b.rows; ++r) {
+    key.resize(kDataKeySize - 8);
+    PutBigEndian(key, static_cast<uint64_t>(b.first_position + static_cast<int64_t>(r)));
+    const rocksdb::Slice key_slice(key);
+    const rocksdb::Slice parts[2] = {
+        rocksdb::Slice(b.keys + r * b.key_stride, b.key_row_bytes),
+        rocksdb::Slice(b.values + r * b.value_stride, b.value_row_bytes)};
+    batch.Put(rocksdb::SliceParts(&key_slice, 1), rocksdb::SliceParts(parts, 2));
+  }
+  rocksdb::WriteOptions wo;
+  wo.sync = b.sync;
+  return FromRocks(db_->Write(wo, &batch), "appending rows");
+}
+
+absl::Status Storage::LoadStreams(
+    const std::function<absl::Status(StreamRecord)>& fn) const {
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions()));
+  const std::string prefix(1, kMetaTag);
+  for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix); it->Next()) {
+    StreamRecord r;
+    r.stream_id = it->key().ToString().substr(1);
+    const rocksdb::Slice v = it->value();
+    if (v.size() < 8) return absl::DataLossError("storage: stream record too short");
+    r.incarnation = GetBigEndian<uint64_t>(v.data());
+    absl::StatusOr<StreamSpec> spec =
+        DecodeSpec(absl::string_view(v.data() + 8, v.size() - 8));
+    if (!spec.ok()) {
+      return absl::DataLossError(absl::StrCat("storage: stream '", r.stream_id,
+                                              "': ", spec.status().message()));
+    }
+    r.spec = *spec;
+    absl::Status s = fn(std::move(r));
+    if (!s.ok()) return s;
+  }
+  return FromRocks(it->status(), "scanning stream records");
+}
+
+absl::Status Storage::ScanStream(
+    uint64_t incarnation,
+    const std::function<absl::Status(uint32_t, int64_t, absl::string_view)>& fn)
+    const {
+  rocksdb::ReadOptions ro;
+  const std::string lower = DataKey(incarnation);
+  const std::string upper = DataKey(incarnation + 1);
+  rocksdb::Slice upper_slice(upper);
+  ro.iterate_upper_bound = &upper_slice;
+  ro.fill_cache = false;
+  ro.readahead_size = 4 << 20;
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro));
+  for (it->Seek(lower); it->Valid(); it->Next()) {
+    const rocksdb::Slice k = it->key();
+    if (k.size() != kDataKeySize) {
+      return absl::DataLossError("storage: malformed data key");
+    }
+    const uint32_t layer = GetBigEndian<uint32_t>(k.data() + 9);
+    const int64_t position = GetBigEndian<int64_t>(k.data() + 13);
+    absl::Status s =
+        fn(layer, position, absl::string_view(it->value().data(), it->value().size()));
+    if (!s.ok()) return s;
+  }
+  return FromRocks(it->status(), "scanning stream data");
+}
+
+absl::Status Storage::CompactIncarnation(uint64_t incarnation) {
+  const std::string lower = DataKey(incarnation);
+  const std::string upper = DataKey(incarnation + 1);
+  rocksdb::Slice lo(lower), hi(upper);
+  return FromRocks(db_->CompactRange(rocksdb::CompactRangeOptions(), &lo, &hi),
+                   "compacting");
+}
+
+uint64_t Storage::ApproximateBytesOnDisk() const {
+  uint64_t sst = 0, memtables = 0;
+  db_->GetIntProperty(rocksdb::DB::Properties::kLiveSstFilesSize, &sst);
+  db_->GetIntProperty(rocksdb::DB::Properties::kCurSizeAllMemTables, &memtables);
+  return sst + memtables;
+}
+
+}  // namespace knnmem

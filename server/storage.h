@@ -1,0 +1,116 @@
+// Storage: the source of truth, in RocksDB. The only module that touches it.
+//
+// Records (all integers big-endian so that keys sort numerically):
+//   'M' stream_id                            -> incarnation (8) + EncodeSpec
+//   'C'                                      -> next incarnation (8)
+//   'D' incarnation(8) layer(4) position(8)  -> one token of one layer:
+//        keys [heads, key_dim] then values [heads, value_dim], storage dtype
+// A stream's data is keyed by its incarnation, a number that is never reused:
+// ResetStream and DeleteStream drop a whole incarnation with one range delete
+// in the same atomic batch that rewrites or removes the stream's record, so
+// a crash leaves either the old or the new state, never a mix. FIFO eviction
+// is a range delete of the evicted positions, in the same batch as the append
+// that caused it.
+#ifndef KNNMEM_SERVER_STORAGE_H_
+#define KNNMEM_SERVER_STORAGE_H_
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "absl/synchronization/mutex.h"
+#include "stream_spec.h"
+
+namespace rocksdb {
+class DB;
+}
+
+namespace knnmem {
+
+struct StreamRecord {
+  std::string stream_id;
+  uint64_t incarnation = 0;
+  StreamSpec spec;
+};
+
+// Rows of one Append, already in the storage dtype. Row r's keys start at
+// keys + r * key_stride and are heads * key_dim elements; values likewise.
+struct RowBatch {
+  uint64_t incarnation = 0;
+  uint32_t layer = 0;
+  int64_t first_position = 0;
+  size_t rows = 0;
+  const char* keys = nullptr;
+  size_t key_stride = 0;
+  size_t key_row_bytes = 0;
+  const char* values = nullptr;
+  size_t value_stride = 0;
+  size_t value_row_bytes = 0;
+  // Positions [evict_from, evict_before) of this layer are deleted in the
+  // same atomic write. Empty when evict_from >= evict_before.
+  int64_t evict_from = 0;
+  int64_t evict_before = 0;
+  bool sync = false;
+};
+
+class Storage {
+ public:
+  // Opens (creating if missing) the database in `dir`. Errors are
+  // environmental (permissions, corruption, a second process holding the
+  // lock) and name the directory.
+  static absl::StatusOr<std::unique_ptr<Storage>> Open(const std::string& dir);
+  ~Storage();
+
+  Storage(const Storage&) = delete;
+  Storage& operator=(const Storage&) = delete;
+
+  // A fresh incarnation number, never returned before by this database.
+  // Persisted by the next PutStream.
+  uint64_t NewIncarnation();
+
+  // Writes `record` (create, or reset when `drop_incarnation` != 0: that
+  // incarnation's data is range-deleted in the same batch). Synced.
+  absl::Status PutStream(const StreamRecord& record,
+                         uint64_t drop_incarnation);
+
+  // Removes the stream's record and range-deletes its data. Synced.
+  absl::Status DeleteStream(absl::string_view stream_id, uint64_t incarnation);
+
+  // Writes every row of `batch` (and its eviction) as one atomic WriteBatch
+  // through the WAL; fsyncs when batch.sync. Returns after the write.
+  absl::Status AppendRows(const RowBatch& batch);
+
+  // Calls `fn` for every stream record, in stream_id order.
+  absl::Status LoadStreams(
+      const std::function<absl::Status(StreamRecord)>& fn) const;
+
+  // Calls `fn(layer, position, record)` for every stored token of
+  // `incarnation`, in (layer, position) order.
+  absl::Status ScanStream(
+      uint64_t incarnation,
+      const std::function<absl::Status(uint32_t, int64_t, absl::string_view)>&
+          fn) const;
+
+  // Compacts the key range of `incarnation` so that deleted data leaves the
+  // disk. Slow: run it in the background.
+  absl::Status CompactIncarnation(uint64_t incarnation);
+
+  // Bytes of live SST files plus memtables, as RocksDB estimates them.
+  uint64_t ApproximateBytesOnDisk() const;
+
+ private:
+  explicit Storage(std::unique_ptr<rocksdb::DB> db, uint64_t next_incarnation);
+
+  std::unique_ptr<rocksdb::DB> db_;
+  absl::Mutex mu_;
+  uint64_t next_incarnation_ ABSL_GUARDED_BY(mu_);
+};
+
+}  // namespace knnmem
+
+#endif  // KNNMEM_SERVER_STORAGE_H_

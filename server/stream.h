@@ -1,0 +1,67 @@
+// Stream: one document's memory in RAM: its spec, its storage incarnation
+// and one LayerMemory per layer.
+//
+// Lifecycle lock: Append and Search hold it shared while they touch the
+// stream (Search only while it takes its snapshot); Reset and Delete hold it
+// exclusively, so no append writes into an incarnation after it was dropped.
+#ifndef KNNMEM_SERVER_STREAM_H_
+#define KNNMEM_SERVER_STREAM_H_
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/synchronization/mutex.h"
+#include "layer_memory.h"
+#include "stream_spec.h"
+
+namespace knnmem {
+
+class Stream {
+ public:
+  Stream(std::string id, const StreamSpec& spec, uint64_t incarnation)
+      : id_(std::move(id)), spec_(spec), incarnation_(incarnation) {
+    NewLayers();
+  }
+
+  const std::string& id() const { return id_; }
+  const StreamSpec& spec() const { return spec_; }
+
+  absl::Mutex& lifecycle_mutex() const ABSL_LOCK_RETURNED(mu_) { return mu_; }
+
+  uint64_t incarnation() const ABSL_SHARED_LOCKS_REQUIRED(mu_) {
+    return incarnation_;
+  }
+  bool deleted() const ABSL_SHARED_LOCKS_REQUIRED(mu_) { return deleted_; }
+  LayerMemory& layer(uint32_t layer) const ABSL_SHARED_LOCKS_REQUIRED(mu_) {
+    return *layers_[layer];
+  }
+
+  // Drops every entry and moves to a new incarnation.
+  void Reset(uint64_t incarnation) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    incarnation_ = incarnation;
+    NewLayers();
+  }
+  void MarkDeleted() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { deleted_ = true; }
+
+ private:
+  void NewLayers() ABSL_NO_THREAD_SAFETY_ANALYSIS {
+    layers_.clear();
+    for (uint32_t l = 0; l < spec_.layers; ++l) {
+      layers_.push_back(std::make_unique<LayerMemory>(spec_));
+    }
+  }
+
+  const std::string id_;
+  const StreamSpec spec_;
+  mutable absl::Mutex mu_;
+  uint64_t incarnation_ ABSL_GUARDED_BY(mu_);
+  bool deleted_ ABSL_GUARDED_BY(mu_) = false;
+  std::vector<std::unique_ptr<LayerMemory>> layers_ ABSL_GUARDED_BY(mu_);
+};
+
+}  // namespace knnmem
+
+#endif  // KNNMEM_SERVER_STREAM_H_

@@ -1,0 +1,67 @@
+// StreamSpec: the shape of one stream's memory, fixed when it is created.
+#ifndef KNNMEM_SERVER_STREAM_SPEC_H_
+#define KNNMEM_SERVER_STREAM_SPEC_H_
+
+#include <cstdint>
+#include <string>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "tensor_codec.h"
+
+namespace knnmem {
+
+// Limits that keep one request or one stream from being absurd. Requests that
+// pass them get INVALID_ARGUMENT naming the field.
+inline constexpr uint32_t kMaxLayers = 256;
+inline constexpr uint32_t kMaxHeads = 256;
+inline constexpr uint32_t kMaxDim = 4096;
+inline constexpr uint64_t kMaxCapacity = uint64_t{1} << 32;
+inline constexpr uint32_t kMaxK = 2048;
+inline constexpr size_t kMaxStreamIdLength = 128;
+// Positions are int64 and must leave room for first_position + tokens.
+inline constexpr int64_t kMaxPosition = int64_t{1} << 62;
+
+enum class IndexKind : int { kExact = 1 };
+
+struct StreamSpec {
+  uint32_t layers = 0;
+  uint32_t heads = 0;
+  uint32_t key_dim = 0;
+  uint32_t value_dim = 0;
+  uint64_t capacity = 0;  // entries kept per (layer, head)
+  IndexKind index = IndexKind::kExact;
+  DType storage_dtype = DType::kFloat32;
+  uint32_t ttl_seconds = 0;  // 0: the server's default
+
+  // Bytes of one stored token of one layer: every head's key and value.
+  size_t RowBytes() const {
+    return static_cast<size_t>(heads) * (key_dim + value_dim) *
+           ElementSize(storage_dtype);
+  }
+  bool operator==(const StreamSpec& o) const {
+    return layers == o.layers && heads == o.heads && key_dim == o.key_dim &&
+           value_dim == o.value_dim && capacity == o.capacity &&
+           index == o.index && storage_dtype == o.storage_dtype &&
+           ttl_seconds == o.ttl_seconds;
+  }
+  bool operator!=(const StreamSpec& o) const { return !(*this == o); }
+};
+
+// OK when every field is within the limits above; otherwise INVALID_ARGUMENT
+// whose message names the field as "spec.<field>".
+absl::Status ValidateSpec(const StreamSpec& spec);
+
+// OK for 1-128 characters of [A-Za-z0-9._:/-]; otherwise INVALID_ARGUMENT
+// naming "stream_id".
+absl::Status ValidateStreamId(absl::string_view stream_id);
+
+// A stable binary encoding for storage; DecodeSpec rejects corrupt input
+// with DATA_LOSS.
+std::string EncodeSpec(const StreamSpec& spec);
+absl::StatusOr<StreamSpec> DecodeSpec(absl::string_view bytes);
+
+}  // namespace knnmem
+
+#endif  // KNNMEM_SERVER_STREAM_SPEC_H_
