@@ -23,7 +23,8 @@
 namespace knnmem {
 namespace {
 
-constexpr char kUsage[] = R"(Usage: knnmem [--server HOST:PORT] [--deadline-ms N] [--json] COMMAND ...
+constexpr char kUsage[] =
+    R"(Usage: knnmem [--server HOST:PORT] [--deadline-ms N] [--json] COMMAND ...
 
 Commands:
   create STREAM --layers N --heads N --key-dim N --value-dim N --capacity N
@@ -64,7 +65,8 @@ class Args {
           value = name.substr(eq + 1);
           name = name.substr(0, eq);
         } else if (!kBool.count(name)) {
-          if (i + 1 >= argc) throw UsageError{absl::StrCat("--", name, ": missing value")};
+          if (i + 1 >= argc)
+            throw UsageError{absl::StrCat("--", name, ": missing value")};
           value = argv[++i];
         }
         flags_[name] = value;
@@ -84,14 +86,16 @@ class Args {
     used_.insert(name);
     return flags_.count(name) > 0 && flags_[name] != "false";
   }
-  int64_t Int(const std::string& name, int64_t fallback, int64_t lo, int64_t hi) {
+  int64_t Int(const std::string& name, int64_t fallback, int64_t lo,
+              int64_t hi) {
     used_.insert(name);
     auto it = flags_.find(name);
     if (it == flags_.end()) return fallback;
     int64_t v;
     if (!absl::SimpleAtoi(it->second, &v) || v < lo || v > hi) {
       throw UsageError{absl::StrCat("--", name, ": '", it->second,
-                                    "' is not an integer in [", lo, ", ", hi, "]")};
+                                    "' is not an integer in [", lo, ", ", hi,
+                                    "]")};
     }
     return v;
   }
@@ -103,7 +107,8 @@ class Args {
   // Fails on flags that the command did not read.
   void CheckAllUsed() const {
     for (const auto& [name, value] : flags_) {
-      if (!used_.count(name)) throw UsageError{absl::StrCat("unknown flag --", name)};
+      if (!used_.count(name))
+        throw UsageError{absl::StrCat("unknown flag --", name)};
     }
   }
 
@@ -183,15 +188,17 @@ std::string InfoJson(const v1::StreamInfo& info) {
 void PrintInfoTable(const v1::StreamInfo& info) {
   const v1::StreamSpec& s = info.spec();
   std::printf("stream        %s\n", info.stream_id().c_str());
-  std::printf("spec          layers=%u heads=%u key_dim=%u value_dim=%u "
-              "capacity=%lu dtype=%s index=%s ttl_seconds=%u\n",
-              s.layers(), s.heads(), s.key_dim(), s.value_dim(),
-              static_cast<unsigned long>(s.capacity()),
-              v1::DType_Name(s.storage_dtype()).c_str(),
-              v1::IndexKind_Name(s.index()).c_str(), s.ttl_seconds());
-  std::printf("bytes in RAM  %lu\n", static_cast<unsigned long>(info.bytes_in_ram()));
-  std::printf("%-6s %16s %16s %12s\n", "layer", "first_position", "next_position",
-              "entries");
+  std::printf(
+      "spec          layers=%u heads=%u key_dim=%u value_dim=%u "
+      "capacity=%lu dtype=%s index=%s ttl_seconds=%u\n",
+      s.layers(), s.heads(), s.key_dim(), s.value_dim(),
+      static_cast<unsigned long>(s.capacity()),
+      v1::DType_Name(s.storage_dtype()).c_str(),
+      v1::IndexKind_Name(s.index()).c_str(), s.ttl_seconds());
+  std::printf("bytes in RAM  %lu\n",
+              static_cast<unsigned long>(info.bytes_in_ram()));
+  std::printf("%-6s %16s %16s %12s\n", "layer", "first_position",
+              "next_position", "entries");
   for (const auto& l : info.layers()) {
     std::printf("%-6u %16ld %16ld %12lu\n", l.layer(),
                 static_cast<long>(l.first_position()),
@@ -211,43 +218,54 @@ int Create(MemoryClient& client, Args& args, bool json) {
   spec.set_layers(static_cast<uint32_t>(args.Required("layers", 1, 1 << 20)));
   spec.set_heads(static_cast<uint32_t>(args.Required("heads", 1, 1 << 20)));
   spec.set_key_dim(static_cast<uint32_t>(args.Required("key-dim", 1, 1 << 20)));
-  spec.set_value_dim(static_cast<uint32_t>(args.Required("value-dim", 1, 1 << 20)));
-  spec.set_capacity(static_cast<uint64_t>(args.Required("capacity", 1, int64_t{1} << 62)));
-  spec.set_storage_dtype(DTypeToProto(ParseDType("dtype", args.Get("dtype", "float32"))));
-  spec.set_ttl_seconds(static_cast<uint32_t>(args.Int("ttl-seconds", 0, 0, 1 << 30)));
+  spec.set_value_dim(
+      static_cast<uint32_t>(args.Required("value-dim", 1, 1 << 20)));
+  spec.set_capacity(
+      static_cast<uint64_t>(args.Required("capacity", 1, int64_t{1} << 62)));
+  spec.set_storage_dtype(
+      DTypeToProto(ParseDType("dtype", args.Get("dtype", "float32"))));
+  spec.set_ttl_seconds(
+      static_cast<uint32_t>(args.Int("ttl-seconds", 0, 0, 1 << 30)));
   args.CheckAllUsed();
   absl::StatusOr<v1::CreateStreamResponse> r = client.CreateStream(id, spec);
   if (!r.ok()) return Fail(r.status());
   if (json) {
-    std::printf("{\"created\":%s,\"stream\":%s}\n", r->created() ? "true" : "false",
-                InfoJson(r->stream()).c_str());
+    std::printf("{\"created\":%s,\"stream\":%s}\n",
+                r->created() ? "true" : "false", InfoJson(r->stream()).c_str());
   } else {
-    std::printf("%s stream %s\n", r->created() ? "created" : "exists:", id.c_str());
+    std::printf("%s stream %s\n",
+                r->created() ? "created" : "exists:", id.c_str());
   }
   return 0;
 }
 
 int Append(MemoryClient& client, Args& args, bool json) {
   const std::string& id = StreamArg(args);
-  const uint32_t layer = static_cast<uint32_t>(args.Int("layer", 0, 0, 1 << 20));
+  const uint32_t layer =
+      static_cast<uint32_t>(args.Int("layer", 0, 0, 1 << 20));
   const int64_t batch = args.Int("batch", 512, 1, 1 << 20);
-  const DType wire = ParseDType("wire-dtype", args.Get("wire-dtype", "float32"));
+  const DType wire =
+      ParseDType("wire-dtype", args.Get("wire-dtype", "float32"));
   const bool sync = args.Bool("sync");
   const bool random = args.Has("random");
   const int64_t rows_random = args.Int("random", 0, 1, int64_t{1} << 30);
-  const uint64_t seed = static_cast<uint64_t>(args.Int("seed", 0, 0, INT64_MAX));
+  const uint64_t seed =
+      static_cast<uint64_t>(args.Int("seed", 0, 0, INT64_MAX));
   const std::string keys_file = args.Get("keys", "");
   const std::string values_file = args.Get("values", "");
   const bool has_first = args.Has("first-position");
   int64_t position = args.Int("first-position", 0, 0, int64_t{1} << 62);
   args.CheckAllUsed();
-  if (random == !keys_file.empty() || keys_file.empty() != values_file.empty()) {
-    throw UsageError{"append needs either --random N or both --keys and --values"};
+  if (random == !keys_file.empty() ||
+      keys_file.empty() != values_file.empty()) {
+    throw UsageError{
+        "append needs either --random N or both --keys and --values"};
   }
   absl::StatusOr<v1::StreamInfo> info = client.GetStream(id);
   if (!info.ok()) return Fail(info.status());
   const v1::StreamSpec& spec = info->spec();
-  const int64_t heads = spec.heads(), dk = spec.key_dim(), dv = spec.value_dim();
+  const int64_t heads = spec.heads(), dk = spec.key_dim(),
+                dv = spec.value_dim();
   std::vector<float> keys, values;
   if (random) {
     keys = RandomUniform(seed, rows_random * heads * dk);
@@ -259,9 +277,10 @@ int Append(MemoryClient& client, Args& args, bool json) {
   const int64_t rows = static_cast<int64_t>(keys.size()) / (heads * dk);
   if (rows == 0 || static_cast<int64_t>(keys.size()) != rows * heads * dk ||
       static_cast<int64_t>(values.size()) != rows * heads * dv) {
-    throw UsageError{absl::StrCat("keys/values files do not hold the same number of ",
-                                  "[heads=", heads, ", key_dim=", dk, "] and [heads=",
-                                  heads, ", value_dim=", dv, "] rows")};
+    throw UsageError{
+        absl::StrCat("keys/values files do not hold the same number of ",
+                     "[heads=", heads, ", key_dim=", dk, "] and [heads=", heads,
+                     ", value_dim=", dv, "] rows")};
   }
   if (!has_first) {
     if (layer >= static_cast<uint32_t>(info->layers_size())) {
@@ -282,27 +301,35 @@ int Append(MemoryClient& client, Args& args, bool json) {
     if (!resp.ok()) return Fail(resp.status());
     stored += resp->stored();
     next = resp->next_position();
-    if (progress) std::fprintf(stderr, "\rappended %ld/%ld rows", long(r + n), long(rows));
+    if (progress)
+      std::fprintf(stderr, "\rappended %ld/%ld rows", long(r + n), long(rows));
   }
   if (progress) std::fprintf(stderr, "\n");
   if (json) {
-    std::printf("{\"rows\":%ld,\"stored\":%lu,\"first_position\":%ld,\"next_position\":%ld}\n",
-                long(rows), static_cast<unsigned long>(stored), long(position), long(next));
+    std::printf(
+        "{\"rows\":%ld,\"stored\":%lu,\"first_position\":%ld,\"next_position\":"
+        "%ld}\n",
+        long(rows), static_cast<unsigned long>(stored), long(position),
+        long(next));
   } else {
-    std::printf("appended %ld rows at positions [%ld, %ld), %lu newly stored; next position %ld\n",
-                long(rows), long(position), long(position + rows),
-                static_cast<unsigned long>(stored), long(next));
+    std::printf(
+        "appended %ld rows at positions [%ld, %ld), %lu newly stored; next "
+        "position %ld\n",
+        long(rows), long(position), long(position + rows),
+        static_cast<unsigned long>(stored), long(next));
   }
   return 0;
 }
 
 int Search(MemoryClient& client, Args& args, bool json) {
   const std::string& id = StreamArg(args);
-  const uint32_t layer = static_cast<uint32_t>(args.Int("layer", 0, 0, 1 << 20));
+  const uint32_t layer =
+      static_cast<uint32_t>(args.Int("layer", 0, 0, 1 << 20));
   const uint32_t k = static_cast<uint32_t>(args.Int("k", 32, 1, 1 << 20));
   const bool random = args.Has("random");
   const int64_t n_random = args.Int("random", 0, 1, 1 << 24);
-  const uint64_t seed = static_cast<uint64_t>(args.Int("seed", 0, 0, INT64_MAX));
+  const uint64_t seed =
+      static_cast<uint64_t>(args.Int("seed", 0, 0, INT64_MAX));
   const std::string queries_file = args.Get("queries", "");
   const bool with_keys = args.Bool("with-keys");
   const bool with_values = args.Bool("with-values");
@@ -313,8 +340,9 @@ int Search(MemoryClient& client, Args& args, bool json) {
   absl::StatusOr<v1::StreamInfo> info = client.GetStream(id);
   if (!info.ok()) return Fail(info.status());
   const int64_t heads = info->spec().heads(), dk = info->spec().key_dim();
-  std::vector<float> queries = random ? RandomUniform(seed, n_random * heads * dk)
-                                      : ReadFloatFile(queries_file);
+  std::vector<float> queries = random
+                                   ? RandomUniform(seed, n_random * heads * dk)
+                                   : ReadFloatFile(queries_file);
   const int64_t n = static_cast<int64_t>(queries.size()) / (heads * dk);
   if (n == 0 || static_cast<int64_t>(queries.size()) != n * heads * dk) {
     throw UsageError{absl::StrCat("queries do not hold whole [heads=", heads,
@@ -336,9 +364,9 @@ int Search(MemoryClient& client, Args& args, bool json) {
       absl::StrAppend(&out, i ? "," : "", JsonFloat(r->scores[i]));
     }
     out += "]";
-    for (const auto& [name, vec] : {std::pair<const char*, const std::vector<float>*>{
-                                        "keys", &r->keys},
-                                    {"values", &r->values}}) {
+    for (const auto& [name, vec] :
+         {std::pair<const char*, const std::vector<float>*>{"keys", &r->keys},
+          {"values", &r->values}}) {
       if (vec->empty()) continue;
       absl::StrAppend(&out, ",\"", name, "\":[");
       for (size_t i = 0; i < vec->size(); ++i) {
@@ -349,13 +377,15 @@ int Search(MemoryClient& client, Args& args, bool json) {
     std::printf("%s}\n", out.c_str());
     return 0;
   }
-  std::printf("%6s %5s %5s %12s %14s\n", "query", "head", "rank", "position", "score");
+  std::printf("%6s %5s %5s %12s %14s\n", "query", "head", "rank", "position",
+              "score");
   for (int64_t q = 0; q < r->queries; ++q) {
     for (int64_t h = 0; h < r->heads; ++h) {
       for (int64_t j = 0; j < r->k; ++j) {
         const size_t i = static_cast<size_t>((q * r->heads + h) * r->k + j);
         if (r->positions[i] < 0) {
-          std::printf("%6ld %5ld %5ld %12s %14s\n", long(q), long(h), long(j), "-", "-");
+          std::printf("%6ld %5ld %5ld %12s %14s\n", long(q), long(h), long(j),
+                      "-", "-");
           continue;
         }
         std::printf("%6ld %5ld %5ld %12ld %14.6f", long(q), long(h), long(j),
@@ -373,11 +403,13 @@ int Search(MemoryClient& client, Args& args, bool json) {
 int Run(int argc, char** argv) {
   Args args(argc, argv);
   if (args.Bool("help") || args.positional().empty()) {
-    std::fputs(kUsage, args.positional().empty() && !args.Has("help") ? stderr : stdout);
+    std::fputs(kUsage, args.positional().empty() && !args.Has("help") ? stderr
+                                                                      : stdout);
     return args.Has("help") ? 0 : 2;
   }
   const std::string server = args.Get("server", "127.0.0.1:50051");
-  const int64_t deadline_ms = args.Int("deadline-ms", 60000, 1, int64_t{1} << 31);
+  const int64_t deadline_ms =
+      args.Int("deadline-ms", 60000, 1, int64_t{1} << 31);
   const bool json = args.Bool("json");
   MemoryClient::Options options;
   options.deadline = std::chrono::milliseconds(deadline_ms);
@@ -404,14 +436,16 @@ int Run(int argc, char** argv) {
       }
       std::printf("%s]\n", out.c_str());
     } else {
-      std::printf("%-40s %6s %6s %8s %8s %10s %12s\n", "stream", "layers", "heads",
-                  "key_dim", "dtype", "capacity", "entries[0]");
+      std::printf("%-40s %6s %6s %8s %8s %10s %12s\n", "stream", "layers",
+                  "heads", "key_dim", "dtype", "capacity", "entries[0]");
       for (const auto& i : *all) {
-        std::printf("%-40s %6u %6u %8u %8s %10lu %12lu\n", i.stream_id().c_str(),
-                    i.spec().layers(), i.spec().heads(), i.spec().key_dim(),
-                    v1::DType_Name(i.spec().storage_dtype()).c_str(),
-                    static_cast<unsigned long>(i.spec().capacity()),
-                    static_cast<unsigned long>(i.layers_size() ? i.layers(0).entries() : 0));
+        std::printf(
+            "%-40s %6u %6u %8u %8s %10lu %12lu\n", i.stream_id().c_str(),
+            i.spec().layers(), i.spec().heads(), i.spec().key_dim(),
+            v1::DType_Name(i.spec().storage_dtype()).c_str(),
+            static_cast<unsigned long>(i.spec().capacity()),
+            static_cast<unsigned long>(i.layers_size() ? i.layers(0).entries()
+                                                       : 0));
       }
     }
     return 0;
@@ -429,12 +463,15 @@ int Run(int argc, char** argv) {
       }
       return 0;
     }
-    absl::Status s = cmd == "reset" ? client->ResetStream(id) : client->DeleteStream(id);
+    absl::Status s =
+        cmd == "reset" ? client->ResetStream(id) : client->DeleteStream(id);
     if (!s.ok()) return Fail(s);
     if (json) {
-      std::printf("{\"%s\":%s}\n", cmd == "reset" ? "reset" : "deleted", JsonString(id).c_str());
+      std::printf("{\"%s\":%s}\n", cmd == "reset" ? "reset" : "deleted",
+                  JsonString(id).c_str());
     } else {
-      std::printf("%s stream %s\n", cmd == "reset" ? "reset" : "deleted", id.c_str());
+      std::printf("%s stream %s\n", cmd == "reset" ? "reset" : "deleted",
+                  id.c_str());
     }
     return 0;
   }
@@ -448,7 +485,8 @@ int main(int argc, char** argv) {
   try {
     return knnmem::Run(argc, argv);
   } catch (const knnmem::UsageError& e) {
-    std::fprintf(stderr, "knnmem: %s\n(run knnmem --help for usage)\n", e.message.c_str());
+    std::fprintf(stderr, "knnmem: %s\n(run knnmem --help for usage)\n",
+                 e.message.c_str());
     return 2;
   }
 }

@@ -30,7 +30,8 @@ std::unique_ptr<MemoryClient> MemoryClient::Connect(const std::string& address,
   args.SetMaxReceiveMessageSize(options.max_receive_message_bytes);
   args.SetMaxSendMessageSize(-1);
   return std::make_unique<MemoryClient>(
-      grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(), args),
+      grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(),
+                                args),
       options);
 }
 
@@ -58,7 +59,8 @@ absl::StatusOr<v1::CreateStreamResponse> MemoryClient::CreateStream(
   return resp;
 }
 
-absl::StatusOr<v1::StreamInfo> MemoryClient::GetStream(const std::string& stream_id) {
+absl::StatusOr<v1::StreamInfo> MemoryClient::GetStream(
+    const std::string& stream_id) {
   grpc::ClientContext ctx;
   Prepare(ctx);
   v1::GetStreamRequest req;
@@ -132,7 +134,8 @@ absl::StatusOr<v1::AppendResponse> MemoryClient::Append(
   req.set_first_position(first_position);
   req.set_sync(sync);
   *req.mutable_keys() = MakeTensor(keys, {rows, heads, key_dim}, wire_dtype);
-  *req.mutable_values() = MakeTensor(values, {rows, heads, value_dim}, wire_dtype);
+  *req.mutable_values() =
+      MakeTensor(values, {rows, heads, value_dim}, wire_dtype);
   return Append(req);
 }
 
@@ -146,12 +149,15 @@ absl::StatusOr<v1::SearchResponse> MemoryClient::Search(
   return resp;
 }
 
-absl::StatusOr<Neighbours> MemoryClient::Search(
-    const std::string& stream_id, uint32_t layer,
-    absl::Span<const float> queries, int64_t n, int64_t heads, uint32_t k,
-    bool return_keys, bool return_values) {
+absl::StatusOr<Neighbours> MemoryClient::Search(const std::string& stream_id,
+                                                uint32_t layer,
+                                                absl::Span<const float> queries,
+                                                int64_t n, int64_t heads,
+                                                uint32_t k, bool return_keys,
+                                                bool return_values) {
   if (n <= 0 || heads <= 0 || queries.size() % (n * heads) != 0) {
-    return absl::InvalidArgumentError("queries: size is not a multiple of n * heads");
+    return absl::InvalidArgumentError(
+        "queries: size is not a multiple of n * heads");
   }
   const int64_t key_dim = static_cast<int64_t>(queries.size()) / (n * heads);
   v1::SearchRequest req;
@@ -160,7 +166,8 @@ absl::StatusOr<Neighbours> MemoryClient::Search(
   req.set_k(k);
   req.set_return_keys(return_keys);
   req.set_return_values(return_values);
-  *req.mutable_queries() = MakeTensor(queries, {n, heads, key_dim}, DType::kFloat32);
+  *req.mutable_queries() =
+      MakeTensor(queries, {n, heads, key_dim}, DType::kFloat32);
   absl::StatusOr<v1::SearchResponse> resp = Search(req);
   if (!resp.ok()) return resp.status();
   return DecodeNeighbours(*resp);
@@ -174,9 +181,10 @@ absl::Status MemoryClient::Health() {
   absl::Status s = FromGrpc(health_->Check(&ctx, req, &resp));
   if (!s.ok()) return s;
   if (resp.status() != grpc::health::v1::HealthCheckResponse::SERVING) {
-    return absl::UnavailableError(absl::StrCat(
-        "server health is ",
-        grpc::health::v1::HealthCheckResponse::ServingStatus_Name(resp.status())));
+    return absl::UnavailableError(
+        absl::StrCat("server health is ",
+                     grpc::health::v1::HealthCheckResponse::ServingStatus_Name(
+                         resp.status())));
   }
   return absl::OkStatus();
 }
@@ -184,7 +192,8 @@ absl::Status MemoryClient::Health() {
 absl::StatusOr<Neighbours> DecodeNeighbours(const v1::SearchResponse& r) {
   Neighbours n;
   if (r.scores().shape_size() != 3 || r.positions().shape_size() != 3) {
-    return absl::DataLossError("scores/positions: response is not [n, heads, k]");
+    return absl::DataLossError(
+        "scores/positions: response is not [n, heads, k]");
   }
   n.queries = r.scores().shape(0);
   n.heads = r.scores().shape(1);
@@ -208,7 +217,8 @@ absl::StatusOr<Neighbours> DecodeNeighbours(const v1::SearchResponse& r) {
     absl::StatusOr<std::vector<float>> f = TensorToFloats(tensor, name);
     if (!f.ok()) return f.status();
     if (static_cast<int64_t>(f->size()) != Elements(tensor)) {
-      return absl::DataLossError(absl::StrCat(name, ": malformed response tensor"));
+      return absl::DataLossError(
+          absl::StrCat(name, ": malformed response tensor"));
     }
     out = std::move(*f);
   }

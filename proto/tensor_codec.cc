@@ -36,7 +36,8 @@ __attribute__((target("avx,f16c"))) void FloatsToHalvesF16c(const float* in,
                                                             uint16_t* out) {
   size_t i = 0;
   for (; i + 8 <= count; i += 8) {
-    __m128i h = _mm256_cvtps_ph(_mm256_loadu_ps(in + i), _MM_FROUND_TO_NEAREST_INT);
+    __m128i h =
+        _mm256_cvtps_ph(_mm256_loadu_ps(in + i), _MM_FROUND_TO_NEAREST_INT);
     _mm_storeu_si128(reinterpret_cast<__m128i*>(out + i), h);
   }
   for (; i < count; ++i) out[i] = FloatToHalf(in[i]);
@@ -99,7 +100,8 @@ uint16_t FloatToHalf(float f) {
     // Scale so that the binary16 subnormal unit (2^-24) becomes 1.0 and let
     // the float adder round to nearest even.
     const float scaled = BitsToFloat(abs) * 16777216.0f;  // 2^24
-    return static_cast<uint16_t>(sign | static_cast<uint32_t>(std::nearbyint(scaled)));
+    return static_cast<uint16_t>(sign |
+                                 static_cast<uint32_t>(std::nearbyint(scaled)));
   }
   // Normal: rebias exponent, round mantissa from 23 to 10 bits.
   const uint32_t mant_odd = (abs >> 13) & 1u;
@@ -250,10 +252,10 @@ absl::StatusOr<std::vector<int64_t>> CheckFloatTensor(
   }
   const uint64_t want = elements * ElementSize(*dtype);
   if (tensor.data().size() != want) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        field, ".data: ", tensor.data().size(), " bytes, but shape [",
-        absl::StrJoin(dims, ", "), "] of ", DTypeName(*dtype), " needs ",
-        want));
+    return absl::InvalidArgumentError(
+        absl::StrCat(field, ".data: ", tensor.data().size(),
+                     " bytes, but shape [", absl::StrJoin(dims, ", "), "] of ",
+                     DTypeName(*dtype), " needs ", want));
   }
   return dims;
 }
@@ -263,8 +265,8 @@ absl::StatusOr<std::vector<float>> TensorToFloats(const v1::Tensor& tensor,
   absl::StatusOr<DType> dtype = DTypeFromProto(tensor.dtype(), field);
   if (!dtype.ok()) return dtype.status();
   if (tensor.data().size() % ElementSize(*dtype) != 0) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(field, ".data: length is not a multiple of the element size"));
+    return absl::InvalidArgumentError(absl::StrCat(
+        field, ".data: length is not a multiple of the element size"));
   }
   return UnpackFloats(tensor.data(), *dtype);
 }

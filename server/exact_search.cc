@@ -17,8 +17,8 @@ constexpr uint32_t kQueryTile = 256;
 // Copies the stored key or value of every result entry of one (query tile,
 // head) into the output, zero for empty entries.
 void GatherRows(const StreamSpec& spec, const LayerSnapshot& snapshot,
-                bool keys, uint32_t head, uint32_t q0, uint32_t q1,
-                uint32_t k, const int64_t* positions, char* out) {
+                bool keys, uint32_t head, uint32_t q0, uint32_t q1, uint32_t k,
+                const int64_t* positions, char* out) {
   const size_t dim = keys ? spec.key_dim : spec.value_dim;
   const size_t row_bytes = dim * ElementSize(spec.storage_dtype);
   for (uint32_t q = q0; q < q1; ++q) {
@@ -72,13 +72,15 @@ SearchResult ExactSearch(const StreamSpec& spec, const LayerSnapshot& snapshot,
     scores.resize(static_cast<size_t>(kQueryTile) * kMaxBlockRows);
     std::vector<TopK> top(m, TopK(k));
     // Query q of this head starts at queries[(q * heads + head) * dk].
-    const float* qbase = queries.data() + (static_cast<size_t>(q0) * heads + head) * dk;
+    const float* qbase =
+        queries.data() + (static_cast<size_t>(q0) * heads + head) * dk;
     const int lda = static_cast<int>(heads * dk);
     for (const auto& block : snapshot.blocks) {
-      const int64_t lo = std::max(snapshot.first_position, block->first_position());
-      const int64_t hi = std::min<int64_t>(
-          snapshot.next_position,
-          block->first_position() + block->capacity_rows());
+      const int64_t lo =
+          std::max(snapshot.first_position, block->first_position());
+      const int64_t hi =
+          std::min<int64_t>(snapshot.next_position,
+                            block->first_position() + block->capacity_rows());
       if (hi <= lo) continue;
       const uint32_t rows = static_cast<uint32_t>(hi - lo);
       const size_t row0 = static_cast<size_t>(lo - block->first_position());
@@ -109,11 +111,12 @@ SearchResult ExactSearch(const StreamSpec& spec, const LayerSnapshot& snapshot,
     }
     for (uint32_t q = 0; q < m; ++q) {
       const size_t base = (static_cast<size_t>(q0 + q) * heads + head) * k;
-      top[q].Finish(result.scores.data() + base, result.positions.data() + base);
+      top[q].Finish(result.scores.data() + base,
+                    result.positions.data() + base);
     }
     if (options.return_keys) {
-      GatherRows(spec, snapshot, true, head, q0, q1, k,
-                 result.positions.data(), result.keys.data());
+      GatherRows(spec, snapshot, true, head, q0, q1, k, result.positions.data(),
+                 result.keys.data());
     }
     if (options.return_values) {
       GatherRows(spec, snapshot, false, head, q0, q1, k,

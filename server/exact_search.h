@@ -21,8 +21,8 @@ struct SearchResult {
   uint32_t queries = 0;
   uint32_t heads = 0;
   uint32_t k = 0;
-  std::vector<float> scores;        // [queries, heads, k], best first
-  std::vector<int64_t> positions;   // [queries, heads, k], -1 when empty
+  std::vector<float> scores;       // [queries, heads, k], best first
+  std::vector<int64_t> positions;  // [queries, heads, k], -1 when empty
   std::string keys;    // [queries, heads, k, key_dim] storage dtype, or empty
   std::string values;  // [queries, heads, k, value_dim] storage dtype, or empty
 };

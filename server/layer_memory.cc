@@ -20,11 +20,11 @@ Block::Block(const StreamSpec& spec, int64_t first_position,
 
 const Block& LayerSnapshot::BlockOf(int64_t position) const {
   // Blocks are sorted by first_position and cover consecutive positions.
-  auto it = std::upper_bound(
-      blocks.begin(), blocks.end(), position,
-      [](int64_t p, const std::shared_ptr<const Block>& b) {
-        return p < b->first_position();
-      });
+  auto it =
+      std::upper_bound(blocks.begin(), blocks.end(), position,
+                       [](int64_t p, const std::shared_ptr<const Block>& b) {
+                         return p < b->first_position();
+                       });
   assert(it != blocks.begin());
   return **(it - 1);
 }
@@ -73,8 +73,8 @@ void LayerMemory::AppendRows(const char* keys, size_t key_stride,
                                        : uint64_t{block->capacity_rows()} * 2;
       want = std::min<uint64_t>(want, kMaxBlockRows);
       want = std::min<uint64_t>(want, std::max<uint64_t>(spec_.capacity, 1));
-      block = std::make_shared<Block>(spec_, position,
-                                      static_cast<uint32_t>(want));
+      block =
+          std::make_shared<Block>(spec_, position, static_cast<uint32_t>(want));
       added.push_back(block);
       added_bytes += block->bytes();
     }
@@ -94,9 +94,9 @@ void LayerMemory::AppendRows(const char* keys, size_t key_stride,
   next_position_ = position;
   const int64_t capacity = static_cast<int64_t>(spec_.capacity);
   first_position_ = std::max(first_position_, next_position_ - capacity);
-  while (!blocks_.empty() && blocks_.front()->first_position() +
-                                     blocks_.front()->capacity_rows() <=
-                                 first_position_) {
+  while (!blocks_.empty() &&
+         blocks_.front()->first_position() + blocks_.front()->capacity_rows() <=
+             first_position_) {
     bytes_ -= blocks_.front()->bytes();
     blocks_.pop_front();
   }

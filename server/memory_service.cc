@@ -40,8 +40,9 @@ grpc::ServerUnaryReactor* RunOnPool(WorkerPool* pool,
   grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
   pool->Submit([ctx, reactor, work = std::move(work)]() mutable {
     if (ctx->IsCancelled()) {
-      reactor->Finish(grpc::Status(grpc::StatusCode::CANCELLED,
-                                   "call cancelled or deadline passed while queued"));
+      reactor->Finish(
+          grpc::Status(grpc::StatusCode::CANCELLED,
+                       "call cancelled or deadline passed while queued"));
       return;
     }
     reactor->Finish(ToGrpc(work()));
@@ -57,6 +58,16 @@ grpc::ServerUnaryReactor* FinishNow(grpc::CallbackServerContext* ctx,
 }
 
 }  // namespace
+
+absl::Status MemoryService::CheckRequestSize(
+    const google::protobuf::Message& request, absl::string_view fields) const {
+  const size_t bytes = request.ByteSizeLong();
+  if (bytes <= max_message_bytes_) return absl::OkStatus();
+  return absl::ResourceExhaustedError(
+      absl::StrCat(fields, ": the request is ", bytes,
+                   " bytes, over the server's --max-message-bytes ",
+                   max_message_bytes_, "; send fewer rows per call"));
+}
 
 MemoryService::MemoryService(MemoryStore* store, WorkerPool* pool,
                              size_t max_message_bytes)
@@ -74,8 +85,9 @@ grpc::ServerUnaryReactor* MemoryService::CreateStream(
   if (!spec.ok()) return FinishNow(ctx, spec.status());
   return RunOnPool(pool_, ctx, [this, request, response, spec = *spec] {
     bool created = false;
-    ASSIGN_OR_RETURN(StreamState state,
-                     store_->CreateStream(request->stream_id(), spec, &created));
+    ASSIGN_OR_RETURN(
+        StreamState state,
+        store_->CreateStream(request->stream_id(), spec, &created));
     FillInfo(state, response->mutable_stream());
     response->set_created(created);
     return absl::OkStatus();
@@ -99,11 +111,12 @@ grpc::ServerUnaryReactor* MemoryService::ListStreams(
     v1::ListStreamsResponse* response) {
   constexpr uint32_t kDefaultPage = 1000, kMaxPage = 10000;
   if (request->page_size() > kMaxPage) {
-    return FinishNow(ctx, absl::InvalidArgumentError(absl::StrCat(
-                              "page_size: ", request->page_size(),
-                              " is more than ", kMaxPage)));
+    return FinishNow(ctx, absl::InvalidArgumentError(
+                              absl::StrCat("page_size: ", request->page_size(),
+                                           " is more than ", kMaxPage)));
   }
-  const size_t limit = request->page_size() == 0 ? kDefaultPage : request->page_size();
+  const size_t limit =
+      request->page_size() == 0 ? kDefaultPage : request->page_size();
   bool more = false;
   std::vector<StreamState> states =
       store_->ListStreams(request->page_token(), limit, &more);
@@ -137,7 +150,8 @@ grpc::ServerUnaryReactor* MemoryService::DeleteStream(
 grpc::ServerUnaryReactor* MemoryService::Append(
     grpc::CallbackServerContext* ctx, const v1::AppendRequest* request,
     v1::AppendResponse* response) {
-  absl::Status valid = ValidateStreamId(request->stream_id());
+  absl::Status valid = CheckRequestSize(*request, "keys, values");
+  if (valid.ok()) valid = ValidateStreamId(request->stream_id());
   if (!valid.ok()) return FinishNow(ctx, valid);
   absl::StatusOr<StreamSpec> spec = store_->GetSpec(request->stream_id());
   if (!spec.ok()) return FinishNow(ctx, spec.status());
@@ -154,7 +168,8 @@ grpc::ServerUnaryReactor* MemoryService::Append(
 grpc::ServerUnaryReactor* MemoryService::Search(
     grpc::CallbackServerContext* ctx, const v1::SearchRequest* request,
     v1::SearchResponse* response) {
-  absl::Status valid = ValidateStreamId(request->stream_id());
+  absl::Status valid = CheckRequestSize(*request, "queries");
+  if (valid.ok()) valid = ValidateStreamId(request->stream_id());
   if (!valid.ok()) return FinishNow(ctx, valid);
   absl::StatusOr<StreamSpec> spec = store_->GetSpec(request->stream_id());
   if (!spec.ok()) return FinishNow(ctx, spec.status());
@@ -172,8 +187,9 @@ grpc::ServerUnaryReactor* MemoryService::Search(
     v1::Tensor* scores = response->mutable_scores();
     scores->set_dtype(v1::FLOAT32);
     for (int64_t d : shape) scores->add_shape(d);
-    scores->mutable_data()->assign(reinterpret_cast<const char*>(r.scores.data()),
-                                   r.scores.size() * sizeof(float));
+    scores->mutable_data()->assign(
+        reinterpret_cast<const char*>(r.scores.data()),
+        r.scores.size() * sizeof(float));
     v1::Tensor* positions = response->mutable_positions();
     positions->set_dtype(v1::INT64);
     for (int64_t d : shape) positions->add_shape(d);

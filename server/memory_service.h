@@ -14,25 +14,25 @@ namespace knnmem {
 
 class MemoryService final : public v1::Memory::CallbackService {
  public:
-  // `store` and `pool` must outlive the service. Responses larger than
-  // `max_message_bytes` are refused with RESOURCE_EXHAUSTED.
+  // `store` and `pool` must outlive the service. Requests and responses
+  // larger than `max_message_bytes` are refused with RESOURCE_EXHAUSTED.
   MemoryService(MemoryStore* store, WorkerPool* pool, size_t max_message_bytes);
 
-  grpc::ServerUnaryReactor* CreateStream(grpc::CallbackServerContext* ctx,
-                                         const v1::CreateStreamRequest* request,
-                                         v1::CreateStreamResponse* response) override;
+  grpc::ServerUnaryReactor* CreateStream(
+      grpc::CallbackServerContext* ctx, const v1::CreateStreamRequest* request,
+      v1::CreateStreamResponse* response) override;
   grpc::ServerUnaryReactor* GetStream(grpc::CallbackServerContext* ctx,
                                       const v1::GetStreamRequest* request,
                                       v1::StreamInfo* response) override;
-  grpc::ServerUnaryReactor* ListStreams(grpc::CallbackServerContext* ctx,
-                                        const v1::ListStreamsRequest* request,
-                                        v1::ListStreamsResponse* response) override;
-  grpc::ServerUnaryReactor* ResetStream(grpc::CallbackServerContext* ctx,
-                                        const v1::ResetStreamRequest* request,
-                                        v1::ResetStreamResponse* response) override;
-  grpc::ServerUnaryReactor* DeleteStream(grpc::CallbackServerContext* ctx,
-                                         const v1::DeleteStreamRequest* request,
-                                         v1::DeleteStreamResponse* response) override;
+  grpc::ServerUnaryReactor* ListStreams(
+      grpc::CallbackServerContext* ctx, const v1::ListStreamsRequest* request,
+      v1::ListStreamsResponse* response) override;
+  grpc::ServerUnaryReactor* ResetStream(
+      grpc::CallbackServerContext* ctx, const v1::ResetStreamRequest* request,
+      v1::ResetStreamResponse* response) override;
+  grpc::ServerUnaryReactor* DeleteStream(
+      grpc::CallbackServerContext* ctx, const v1::DeleteStreamRequest* request,
+      v1::DeleteStreamResponse* response) override;
   grpc::ServerUnaryReactor* Append(grpc::CallbackServerContext* ctx,
                                    const v1::AppendRequest* request,
                                    v1::AppendResponse* response) override;
@@ -41,6 +41,12 @@ class MemoryService final : public v1::Memory::CallbackService {
                                    v1::SearchResponse* response) override;
 
  private:
+  // RESOURCE_EXHAUSTED naming `fields` when `request` is over the limit. The
+  // transport accepts up to twice the limit so that such requests reach
+  // this check and get a message that names the field.
+  absl::Status CheckRequestSize(const google::protobuf::Message& request,
+                                absl::string_view fields) const;
+
   MemoryStore* const store_;
   WorkerPool* const pool_;
   const size_t max_message_bytes_;

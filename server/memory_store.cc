@@ -124,9 +124,9 @@ absl::StatusOr<StreamState> MemoryStore::CreateStream(
   absl::MutexLock admin(&shard.admin_mu);
   if (std::shared_ptr<Stream> existing = Find(stream_id)) {
     if (existing->spec() != spec) {
-      return absl::AlreadyExistsError(absl::StrCat(
-          "stream_id: stream '", stream_id,
-          "' already exists with a different spec"));
+      return absl::AlreadyExistsError(
+          absl::StrCat("stream_id: stream '", stream_id,
+                       "' already exists with a different spec"));
     }
     *created = false;
     return StateOf(*existing);
@@ -165,7 +165,9 @@ std::vector<StreamState> MemoryStore::ListStreams(absl::string_view after,
     }
   }
   auto by_id = [](const std::shared_ptr<Stream>& a,
-                  const std::shared_ptr<Stream>& b) { return a->id() < b->id(); };
+                  const std::shared_ptr<Stream>& b) {
+    return a->id() < b->id();
+  };
   *more = all.size() > limit;
   if (*more) {
     std::nth_element(all.begin(), all.begin() + limit, all.end(), by_id);
@@ -211,10 +213,12 @@ absl::Status MemoryStore::DeleteStream(absl::string_view stream_id) {
 }
 
 absl::StatusOr<AppendResult> MemoryStore::Append(const AppendCommand& cmd) {
-  ASSIGN_OR_RETURN(std::shared_ptr<Stream> stream, FindOrNotFound(cmd.stream_id));
+  ASSIGN_OR_RETURN(std::shared_ptr<Stream> stream,
+                   FindOrNotFound(cmd.stream_id));
   if (stream->spec() != cmd.spec) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "stream_id: stream '", cmd.stream_id, "' was re-created with another spec"));
+    return absl::FailedPreconditionError(
+        absl::StrCat("stream_id: stream '", cmd.stream_id,
+                     "' was re-created with another spec"));
   }
   const StreamSpec& spec = stream->spec();
   absl::ReaderMutexLock lifecycle(&stream->lifecycle_mutex());
@@ -245,7 +249,8 @@ absl::StatusOr<AppendResult> MemoryStore::Append(const AppendCommand& cmd) {
     converted_values.resize(rows * value_elems * out_es);
     std::vector<float> tmp(std::max(key_elems, value_elems));
     for (size_t r = 0; r < rows; ++r) {
-      DecodeFloats(keys + r * key_elems * in_es, key_elems, cmd.dtype, tmp.data());
+      DecodeFloats(keys + r * key_elems * in_es, key_elems, cmd.dtype,
+                   tmp.data());
       EncodeFloats(tmp.data(), key_elems, spec.storage_dtype,
                    converted_keys.data() + r * key_elems * out_es);
       DecodeFloats(values + r * value_elems * in_es, value_elems, cmd.dtype,
@@ -275,11 +280,14 @@ absl::StatusOr<AppendResult> MemoryStore::Append(const AppendCommand& cmd) {
   return AppendResult{end, rows};
 }
 
-absl::StatusOr<SearchResult> MemoryStore::Search(const SearchCommand& cmd) const {
-  ASSIGN_OR_RETURN(std::shared_ptr<Stream> stream, FindOrNotFound(cmd.stream_id));
+absl::StatusOr<SearchResult> MemoryStore::Search(
+    const SearchCommand& cmd) const {
+  ASSIGN_OR_RETURN(std::shared_ptr<Stream> stream,
+                   FindOrNotFound(cmd.stream_id));
   if (stream->spec() != cmd.spec) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "stream_id: stream '", cmd.stream_id, "' was re-created with another spec"));
+    return absl::FailedPreconditionError(
+        absl::StrCat("stream_id: stream '", cmd.stream_id,
+                     "' was re-created with another spec"));
   }
   LayerSnapshot snapshot;
   {
@@ -287,7 +295,8 @@ absl::StatusOr<SearchResult> MemoryStore::Search(const SearchCommand& cmd) const
     if (stream->deleted()) return StreamNotFound(cmd.stream_id);
     snapshot = stream->layer(cmd.layer).Snapshot();
   }
-  return ExactSearch(stream->spec(), snapshot, cmd.queries, cmd.options, *pool_);
+  return ExactSearch(stream->spec(), snapshot, cmd.queries, cmd.options,
+                     *pool_);
 }
 
 size_t MemoryStore::stream_count() const {

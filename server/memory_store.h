@@ -80,7 +80,8 @@ class MemoryStore {
 
   // Opens the storage in options.data_dir and rebuilds every stream in RAM
   // from it. Fails when the storage cannot be opened or is corrupt.
-  static absl::StatusOr<std::unique_ptr<MemoryStore>> Open(const Options& options);
+  static absl::StatusOr<std::unique_ptr<MemoryStore>> Open(
+      const Options& options);
   ~MemoryStore();
 
   // Creates `stream_id`. If it exists with an identical spec, returns its
@@ -111,7 +112,9 @@ class MemoryStore {
   absl::StatusOr<SearchResult> Search(const SearchCommand& cmd) const;
 
   size_t stream_count() const;
-  uint64_t ApproximateBytesOnDisk() const { return storage_->ApproximateBytesOnDisk(); }
+  uint64_t ApproximateBytesOnDisk() const {
+    return storage_->ApproximateBytesOnDisk();
+  }
   // Blocks until every background compaction queued so far has finished.
   void WaitForBackgroundCompactions();
 

@@ -8,16 +8,17 @@ namespace {
 
 absl::Status CheckLayer(uint32_t layer, const StreamSpec& spec) {
   if (layer >= spec.layers) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "layer: ", layer, " is out of range; the stream has ", spec.layers,
-        " layer(s)"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("layer: ", layer, " is out of range; the stream has ",
+                     spec.layers, " layer(s)"));
   }
   return absl::OkStatus();
 }
 
 absl::Status CheckFinite(const v1::Tensor& t, absl::string_view field) {
   const DType dtype = static_cast<DType>(t.dtype());  // already checked
-  if (!AllFinite(t.data().data(), t.data().size() / ElementSize(dtype), dtype)) {
+  if (!AllFinite(t.data().data(), t.data().size() / ElementSize(dtype),
+                 dtype)) {
     return absl::InvalidArgumentError(
         absl::StrCat(field, ": contains NaN or Inf"));
   }
@@ -35,8 +36,9 @@ absl::StatusOr<StreamSpec> SpecFromProto(const v1::StreamSpec& in) {
   spec.capacity = in.capacity();
   spec.ttl_seconds = in.ttl_seconds();
   if (in.index() != v1::INDEX_KIND_UNSPECIFIED && in.index() != v1::EXACT) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "spec.index: ", static_cast<int>(in.index()), " is not a known index kind (EXACT)"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("spec.index: ", static_cast<int>(in.index()),
+                     " is not a known index kind (EXACT)"));
   }
   spec.index = IndexKind::kExact;
   if (in.storage_dtype() == v1::DTYPE_UNSPECIFIED) {
@@ -64,18 +66,21 @@ absl::StatusOr<AppendCommand> ValidateAppend(const v1::AppendRequest& request,
                                              const StreamSpec& spec) {
   RETURN_IF_ERROR(ValidateStreamId(request.stream_id()));
   RETURN_IF_ERROR(CheckLayer(request.layer(), spec));
-  if (request.first_position() < 0 || request.first_position() >= kMaxPosition) {
+  if (request.first_position() < 0 ||
+      request.first_position() >= kMaxPosition) {
     return absl::InvalidArgumentError(absl::StrCat(
         "first_position: ", request.first_position(), " must be in [0, 2^62)"));
   }
   if (!request.has_keys() || request.keys().shape_size() == 0 ||
       request.keys().data().empty()) {
-    return absl::InvalidArgumentError("keys: empty batch; send at least one row");
+    return absl::InvalidArgumentError(
+        "keys: empty batch; send at least one row");
   }
   ASSIGN_OR_RETURN(
       std::vector<int64_t> kdims,
       CheckFloatTensor(request.keys(),
-                       {-1, int64_t{spec.heads}, int64_t{spec.key_dim}}, "keys"));
+                       {-1, int64_t{spec.heads}, int64_t{spec.key_dim}},
+                       "keys"));
   ASSIGN_OR_RETURN(
       std::vector<int64_t> vdims,
       CheckFloatTensor(request.values(),
@@ -87,9 +92,9 @@ absl::StatusOr<AppendCommand> ValidateAppend(const v1::AppendRequest& request,
         " differs from keys.dtype ", v1::DType_Name(request.keys().dtype())));
   }
   if (request.first_position() + kdims[0] > kMaxPosition) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "first_position: ", request.first_position(), " + ", kdims[0],
-        " rows passes the largest position 2^62"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("first_position: ", request.first_position(), " + ",
+                     kdims[0], " rows passes the largest position 2^62"));
   }
   RETURN_IF_ERROR(CheckFinite(request.keys(), "keys"));
   RETURN_IF_ERROR(CheckFinite(request.values(), "values"));
@@ -116,12 +121,14 @@ absl::StatusOr<SearchCommand> ValidateSearch(const v1::SearchRequest& request,
   }
   if (!request.has_queries() || request.queries().shape_size() == 0 ||
       request.queries().data().empty()) {
-    return absl::InvalidArgumentError("queries: empty; send at least one query");
+    return absl::InvalidArgumentError(
+        "queries: empty; send at least one query");
   }
-  RETURN_IF_ERROR(CheckFloatTensor(
-                      request.queries(),
-                      {-1, int64_t{spec.heads}, int64_t{spec.key_dim}}, "queries")
-                      .status());
+  RETURN_IF_ERROR(
+      CheckFloatTensor(request.queries(),
+                       {-1, int64_t{spec.heads}, int64_t{spec.key_dim}},
+                       "queries")
+          .status());
   RETURN_IF_ERROR(CheckFinite(request.queries(), "queries"));
   SearchCommand cmd;
   cmd.stream_id = request.stream_id();

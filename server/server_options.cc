@@ -57,7 +57,8 @@ absl::StatusOr<ServerOptions> ParseServerOptions(
     } else if (i + 1 < args.size()) {
       value = args[++i];
     } else {
-      return absl::InvalidArgumentError(absl::StrCat("--", name, ": missing value"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("--", name, ": missing value"));
     }
     if (name == "listen") {
       if (value.rfind(':') == std::string::npos) {
@@ -68,16 +69,19 @@ absl::StatusOr<ServerOptions> ParseServerOptions(
       if (value.empty()) return BadValue(name, value, "a directory");
       o.data_dir = value;
     } else if (name == "shards") {
-      if (!absl::SimpleAtoi(value, &o.shards) || o.shards < 1 || o.shards > 4096) {
+      if (!absl::SimpleAtoi(value, &o.shards) || o.shards < 1 ||
+          o.shards > 4096) {
         return BadValue(name, value, "an integer in [1, 4096]");
       }
     } else if (name == "workers") {
-      if (!absl::SimpleAtoi(value, &o.workers) || o.workers < 0 || o.workers > 1024) {
+      if (!absl::SimpleAtoi(value, &o.workers) || o.workers < 0 ||
+          o.workers > 1024) {
         return BadValue(name, value, "an integer in [0, 1024]");
       }
     } else if (name == "max-message-bytes") {
       uint64_t v = 0;
-      if (!absl::SimpleAtoi(value, &v) || v < 4096 || v > (uint64_t{2} << 30) - 1) {
+      if (!absl::SimpleAtoi(value, &v) || v < 4096 ||
+          v > (uint64_t{2} << 30) - 1) {
         return BadValue(name, value, "an integer in [4096, 2^31)");
       }
       o.max_message_bytes = static_cast<size_t>(v);

@@ -9,9 +9,9 @@
 #define KNNMEM_CONCAT_(a, b) KNNMEM_CONCAT_INNER_(a, b)
 
 // Returns from the enclosing function when `expr` (an absl::Status) is not OK.
-#define RETURN_IF_ERROR(expr)                  \
-  do {                                         \
-    absl::Status knnmem_status_ = (expr);      \
+#define RETURN_IF_ERROR(expr)                        \
+  do {                                               \
+    absl::Status knnmem_status_ = (expr);            \
     if (!knnmem_status_.ok()) return knnmem_status_; \
   } while (0)
 

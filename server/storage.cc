@@ -19,7 +19,8 @@ constexpr char kDataTag = 'D';
 template <typename T>
 void PutBigEndian(std::string& out, T v) {
   for (int i = sizeof(T) - 1; i >= 0; --i) {
-    out.push_back(static_cast<char>((static_cast<uint64_t>(v) >> (8 * i)) & 0xff));
+    out.push_back(
+        static_cast<char>((static_cast<uint64_t>(v) >> (8 * i)) & 0xff));
   }
 }
 
@@ -84,8 +85,8 @@ absl::StatusOr<std::unique_ptr<Storage>> Storage::Open(const std::string& dir) {
   rocksdb::DB* raw = nullptr;
   rocksdb::Status s = rocksdb::DB::Open(options, dir, &raw);
   if (!s.ok()) {
-    return absl::UnavailableError(
-        absl::StrCat("storage: cannot open RocksDB in '", dir, "': ", s.ToString()));
+    return absl::UnavailableError(absl::StrCat(
+        "storage: cannot open RocksDB in '", dir, "': ", s.ToString()));
   }
   std::unique_ptr<rocksdb::DB> db(raw);
   uint64_t next = 1;
@@ -141,8 +142,8 @@ absl::Status Storage::DeleteStream(absl::string_view stream_id,
 }
 
 absl::Status Storage::AppendRows(const RowBatch& b) {
-  rocksdb::WriteBatch batch(b.rows * (b.key_row_bytes + b.value_row_bytes +
-                                      kDataKeySize + 16) + 64);
+  rocksdb::WriteBatch batch(
+      b.rows * (b.key_row_bytes + b.value_row_bytes + kDataKeySize + 16) + 64);
   if (b.evict_from < b.evict_before) {
     batch.DeleteRange(DataKey(b.incarnation, b.layer, b.evict_from),
                       DataKey(b.incarnation, b.layer, b.evict_before));
@@ -150,12 +151,14 @@ absl::Status Storage::AppendRows(const RowBatch& b) {
   std::string key = DataKey(b.incarnation, b.layer, 0);
   for (size_t r = 0; r < b.rows; ++r) {
     key.resize(kDataKeySize - 8);
-    PutBigEndian(key, static_cast<uint64_t>(b.first_position + static_cast<int64_t>(r)));
+    PutBigEndian(
+        key, static_cast<uint64_t>(b.first_position + static_cast<int64_t>(r)));
     const rocksdb::Slice key_slice(key);
     const rocksdb::Slice parts[2] = {
         rocksdb::Slice(b.keys + r * b.key_stride, b.key_row_bytes),
         rocksdb::Slice(b.values + r * b.value_stride, b.value_row_bytes)};
-    batch.Put(rocksdb::SliceParts(&key_slice, 1), rocksdb::SliceParts(parts, 2));
+    batch.Put(rocksdb::SliceParts(&key_slice, 1),
+              rocksdb::SliceParts(parts, 2));
   }
   rocksdb::WriteOptions wo;
   wo.sync = b.sync;
@@ -164,13 +167,16 @@ absl::Status Storage::AppendRows(const RowBatch& b) {
 
 absl::Status Storage::LoadStreams(
     const std::function<absl::Status(StreamRecord)>& fn) const {
-  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions()));
+  std::unique_ptr<rocksdb::Iterator> it(
+      db_->NewIterator(rocksdb::ReadOptions()));
   const std::string prefix(1, kMetaTag);
-  for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix); it->Next()) {
+  for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix);
+       it->Next()) {
     StreamRecord r;
     r.stream_id = it->key().ToString().substr(1);
     const rocksdb::Slice v = it->value();
-    if (v.size() < 8) return absl::DataLossError("storage: stream record too short");
+    if (v.size() < 8)
+      return absl::DataLossError("storage: stream record too short");
     r.incarnation = GetBigEndian<uint64_t>(v.data());
     absl::StatusOr<StreamSpec> spec =
         DecodeSpec(absl::string_view(v.data() + 8, v.size() - 8));
@@ -205,7 +211,8 @@ absl::Status Storage::ScanStream(
     const uint32_t layer = GetBigEndian<uint32_t>(k.data() + 9);
     const int64_t position = GetBigEndian<int64_t>(k.data() + 13);
     absl::Status s =
-        fn(layer, position, absl::string_view(it->value().data(), it->value().size()));
+        fn(layer, position,
+           absl::string_view(it->value().data(), it->value().size()));
     if (!s.ok()) return s;
   }
   return FromRocks(it->status(), "scanning stream data");
@@ -222,7 +229,8 @@ absl::Status Storage::CompactIncarnation(uint64_t incarnation) {
 uint64_t Storage::ApproximateBytesOnDisk() const {
   uint64_t sst = 0, memtables = 0;
   db_->GetIntProperty(rocksdb::DB::Properties::kLiveSstFilesSize, &sst);
-  db_->GetIntProperty(rocksdb::DB::Properties::kCurSizeAllMemTables, &memtables);
+  db_->GetIntProperty(rocksdb::DB::Properties::kCurSizeAllMemTables,
+                      &memtables);
   return sst + memtables;
 }
 

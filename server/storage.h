@@ -75,8 +75,7 @@ class Storage {
 
   // Writes `record` (create, or reset when `drop_incarnation` != 0: that
   // incarnation's data is range-deleted in the same batch). Synced.
-  absl::Status PutStream(const StreamRecord& record,
-                         uint64_t drop_incarnation);
+  absl::Status PutStream(const StreamRecord& record, uint64_t drop_incarnation);
 
   // Removes the stream's record and range-deletes its data. Synced.
   absl::Status DeleteStream(absl::string_view stream_id, uint64_t incarnation);

@@ -50,8 +50,8 @@ absl::Status ValidateStreamId(absl::string_view stream_id) {
   }
   if (stream_id.size() > kMaxStreamIdLength) {
     return absl::InvalidArgumentError(
-        absl::StrCat("stream_id: ", stream_id.size(),
-                     " characters, at most ", kMaxStreamIdLength));
+        absl::StrCat("stream_id: ", stream_id.size(), " characters, at most ",
+                     kMaxStreamIdLength));
   }
   for (size_t i = 0; i < stream_id.size(); ++i) {
     const unsigned char c = static_cast<unsigned char>(stream_id[i]);
@@ -59,10 +59,10 @@ absl::Status ValidateStreamId(absl::string_view stream_id) {
                     (c >= '0' && c <= '9') || c == '.' || c == '_' ||
                     c == ':' || c == '/' || c == '-';
     if (!ok) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "stream_id: character ", i,
-          " is not one of [A-Za-z0-9._:/-] (byte 0x",
-          absl::Hex(c, absl::kZeroPad2), ")"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("stream_id: character ", i,
+                       " is not one of [A-Za-z0-9._:/-] (byte 0x",
+                       absl::Hex(c, absl::kZeroPad2), ")"));
     }
   }
   return absl::OkStatus();
@@ -89,8 +89,8 @@ absl::StatusOr<StreamSpec> DecodeSpec(absl::string_view in) {
   const bool ok = Get(in, version) && version == kSpecVersion &&
                   Get(in, spec.layers) && Get(in, spec.heads) &&
                   Get(in, spec.key_dim) && Get(in, spec.value_dim) &&
-                  Get(in, spec.capacity) && Get(in, index) &&
-                  Get(in, dtype) && Get(in, spec.ttl_seconds) && in.empty();
+                  Get(in, spec.capacity) && Get(in, index) && Get(in, dtype) &&
+                  Get(in, spec.ttl_seconds) && in.empty();
   if (!ok || index != 1 || dtype < 1 || dtype > 3) {
     return absl::DataLossError("stored stream spec is corrupt");
   }

@@ -1,0 +1,185 @@
+// The knnmem CLI against a real server: the "make run" session of the README
+// (create, append 10,000 random rows, search) checked against brute force.
+#include <gtest/gtest.h>
+#include <sys/wait.h>
+
+#include <cstdio>
+#include <fstream>
+#include <regex>
+
+#include "server_fixture.h"
+
+namespace knnmem::testing {
+namespace {
+
+struct Output {
+  int status = -1;
+  std::string out;
+};
+
+// Runs the CLI with `args`; stderr is folded into out when `merge_stderr`.
+Output RunCli(const std::string& server, const std::string& args,
+              bool merge_stderr = false) {
+  const std::string cmd = CliBinary() + " --server " + server + " " + args +
+                          (merge_stderr ? " 2>&1" : "");
+  Output o;
+  FILE* p = popen(cmd.c_str(), "r");
+  if (p == nullptr) return o;
+  char buf[65536];
+  size_t n;
+  while ((n = fread(buf, 1, sizeof buf, p)) > 0) o.out.append(buf, n);
+  const int st = pclose(p);
+  o.status = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+  return o;
+}
+
+// The CLI's documented generator, re-implemented here from its description
+// in client/random_rows.h (SplitMix64, top 24 bits, mapped to [-1, 1)).
+std::vector<float> SplitMixUniform(uint64_t seed, size_t count) {
+  std::vector<float> out;
+  uint64_t x = seed;
+  for (size_t i = 0; i < count; ++i) {
+    x += 0x9e3779b97f4a7c15ull;
+    uint64_t z = x;
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    z ^= z >> 31;
+    out.push_back(static_cast<float>(
+        static_cast<double>(z >> 40) / 16777216.0 * 2.0 - 1.0));
+  }
+  return out;
+}
+
+// Pulls the flat number array `"name":[...]` out of the CLI's JSON.
+std::vector<double> JsonArray(const std::string& json,
+                              const std::string& name) {
+  std::vector<double> out;
+  const size_t at = json.find("\"" + name + "\":[");
+  if (at == std::string::npos) return out;
+  size_t i = json.find('[', at) + 1;
+  const size_t end = json.find(']', i);
+  while (i < end) {
+    size_t comma = json.find(',', i);
+    if (comma == std::string::npos || comma > end) comma = end;
+    const std::string tok = json.substr(i, comma - i);
+    out.push_back(tok == "null" ? -INFINITY : std::stod(tok));
+    i = comma + 1;
+  }
+  return out;
+}
+
+class CliTest : public ServerFixture {};
+
+TEST_F(CliTest, CreateAppendTenThousandRandomRowsAndSearchMatchesBruteForce) {
+  const std::string& addr = server_->address();
+  Output create = RunCli(addr,
+                         "create doc --layers 1 --heads 8 --key-dim 128 "
+                         "--value-dim 128 --capacity 65536");
+  ASSERT_EQ(create.status, 0) << create.out;
+  Output append = RunCli(addr, "append doc --random 10000 --seed 7");
+  ASSERT_EQ(append.status, 0) << append.out;
+  EXPECT_NE(append.out.find("appended 10000 rows"), std::string::npos)
+      << append.out;
+
+  Output info = RunCli(addr, "--json info doc");
+  ASSERT_EQ(info.status, 0);
+  EXPECT_NE(info.out.find("\"next_position\":10000"), std::string::npos)
+      << info.out;
+
+  Output search = RunCli(addr, "--json search doc --random 3 --seed 9 --k 32");
+  ASSERT_EQ(search.status, 0) << search.out;
+  const std::vector<double> positions = JsonArray(search.out, "positions");
+  const std::vector<double> scores = JsonArray(search.out, "scores");
+  ASSERT_EQ(positions.size(), 3u * 8 * 32);
+  ASSERT_EQ(scores.size(), positions.size());
+
+  OracleMemory oracle{8, 128, {}};
+  const std::vector<float> keys = SplitMixUniform(7, 10000 * 8 * 128);
+  for (int64_t p = 0; p < 10000; ++p) {
+    oracle.keys[p].assign(keys.begin() + p * 1024,
+                          keys.begin() + (p + 1) * 1024);
+  }
+  const std::vector<float> queries = SplitMixUniform(9, 3 * 8 * 128);
+  for (int q = 0; q < 3; ++q) {
+    for (int h = 0; h < 8; ++h) {
+      std::vector<float> s(32);
+      std::vector<int64_t> p(32);
+      for (int j = 0; j < 32; ++j) {
+        s[j] = static_cast<float>(scores[(q * 8 + h) * 32 + j]);
+        p[j] = static_cast<int64_t>(positions[(q * 8 + h) * 32 + j]);
+      }
+      EXPECT_EQ(CompareWithOracle(oracle, queries.data() + q * 1024, h, 32,
+                                  s.data(), p.data(), 1e-3),
+                "")
+          << "query " << q << " head " << h;
+    }
+  }
+  Output table = RunCli(addr, "search doc --random 1 --seed 9 --k 2");
+  ASSERT_EQ(table.status, 0);
+  EXPECT_NE(table.out.find("position"), std::string::npos);
+  EXPECT_NE(table.out.find(std::to_string(static_cast<int64_t>(positions[0]))),
+            std::string::npos);
+}
+
+TEST_F(CliTest, AppendsRawFloat32FilesAndSearchesWithAQueryFile) {
+  const std::string& addr = server_->address();
+  ASSERT_EQ(RunCli(addr,
+                   "create f --layers 1 --heads 2 --key-dim 4 --value-dim 3 "
+                   "--capacity 100 --dtype bfloat16")
+                .status,
+            0);
+  // Keys are one-hot per position so that the nearest neighbour of a query
+  // equal to key p is p.
+  std::vector<float> keys(4 * 2 * 4, 0.0f), values(4 * 2 * 3, 1.0f);
+  for (int p = 0; p < 4; ++p) {
+    for (int h = 0; h < 2; ++h) keys[(p * 2 + h) * 4 + p] = 1.0f;
+  }
+  auto write = [](const std::string& path, const std::vector<float>& v) {
+    std::ofstream(path, std::ios::binary)
+        .write(reinterpret_cast<const char*>(v.data()), v.size() * 4);
+  };
+  write(dir_.Sub("k.f32"), keys);
+  write(dir_.Sub("v.f32"), values);
+  write(dir_.Sub("q.f32"),
+        std::vector<float>(keys.begin() + 2 * 8, keys.begin() + 3 * 8));
+  Output append = RunCli(addr, "append f --keys " + dir_.Sub("k.f32") +
+                                   " --values " + dir_.Sub("v.f32"));
+  ASSERT_EQ(append.status, 0) << append.out;
+  Output search =
+      RunCli(addr, "--json search f --queries " + dir_.Sub("q.f32") + " --k 1");
+  ASSERT_EQ(search.status, 0) << search.out;
+  EXPECT_EQ(JsonArray(search.out, "positions"), (std::vector<double>{2, 2}));
+  EXPECT_EQ(JsonArray(search.out, "scores"), (std::vector<double>{1, 1}));
+}
+
+TEST_F(CliTest, ErrorsExitNonZeroWithTheGrpcStatusOnStderr) {
+  const std::string& addr = server_->address();
+  Output missing = RunCli(addr, "info nosuch", true);
+  EXPECT_EQ(missing.status, 1);
+  EXPECT_NE(
+      missing.out.find("NOT_FOUND: stream_id: stream 'nosuch' does not exist"),
+      std::string::npos)
+      << missing.out;
+  Output usage = RunCli(addr, "frobnicate", true);
+  EXPECT_EQ(usage.status, 2);
+  Output health = RunCli(addr, "health");
+  EXPECT_EQ(health.status, 0);
+  EXPECT_EQ(health.out, "SERVING\n");
+  Output down = RunCli("127.0.0.1:1", "--deadline-ms 2000 health", true);
+  EXPECT_EQ(down.status, 1);
+  EXPECT_NE(down.out.find("UNAVAILABLE"), std::string::npos) << down.out;
+  ASSERT_EQ(RunCli(addr,
+                   "create l --layers 1 --heads 1 --key-dim 2 --value-dim 2 "
+                   "--capacity 5")
+                .status,
+            0);
+  Output list = RunCli(addr, "--json list");
+  EXPECT_NE(list.out.find("\"stream_id\":\"l\""), std::string::npos)
+      << list.out;
+  EXPECT_EQ(RunCli(addr, "reset l").status, 0);
+  EXPECT_EQ(RunCli(addr, "delete l").status, 0);
+  EXPECT_EQ(RunCli(addr, "info l", true).status, 1);
+}
+
+}  // namespace
+}  // namespace knnmem::testing

@@ -1,0 +1,121 @@
+#include "server_fixture.h"
+
+namespace knnmem::testing {
+
+void ServerFixture::SetUp() { StartServer(); }
+
+void ServerFixture::TearDown() {
+  if (server_) {
+    EXPECT_EQ(StopServer(), 0);
+  }
+}
+
+int ServerFixture::StopServer() {
+  client_.reset();
+  return server_->Stop();
+}
+
+void ServerFixture::StartServer(std::vector<std::string> extra_args) {
+  server_ =
+      std::make_unique<ServerProcess>(dir_.Sub("data"), std::move(extra_args));
+  ASSERT_TRUE(server_->Start()) << server_->error();
+  client_ = MemoryClient::Connect(server_->address());
+}
+
+v1::StreamSpec ServerFixture::MakeSpec(uint32_t layers, uint32_t heads,
+                                       uint32_t key_dim, uint32_t value_dim,
+                                       uint64_t capacity, v1::DType dtype) {
+  v1::StreamSpec s;
+  s.set_layers(layers);
+  s.set_heads(heads);
+  s.set_key_dim(key_dim);
+  s.set_value_dim(value_dim);
+  s.set_capacity(capacity);
+  s.set_storage_dtype(dtype);
+  return s;
+}
+
+absl::StatusOr<v1::AppendResponse> ServerFixture::AppendRandom(
+    const std::string& stream, uint32_t layer, int64_t first, int64_t rows,
+    int heads, int key_dim, int value_dim, DType storage, Written* written,
+    DType wire) {
+  std::normal_distribution<float> normal;
+  std::vector<float> k(rows * heads * key_dim), v(rows * heads * value_dim);
+  for (float& x : k) x = normal(rng_);
+  for (float& x : v) x = normal(rng_);
+  auto r = client_->Append(stream, layer, first, k, v, rows, heads, wire);
+  if (!r.ok() || written == nullptr) return r;
+  auto round = [&](const std::vector<float>& x) {
+    return UnpackFloats(
+        PackFloats(UnpackFloats(PackFloats(x, wire), wire), storage), storage);
+  };
+  const std::vector<float> rk = round(k), rv = round(v);
+  written->oracle.heads = heads;
+  written->oracle.key_dim = key_dim;
+  written->value_dim = value_dim;
+  const int64_t new_from =
+      r->next_position() - static_cast<int64_t>(r->stored());
+  for (int64_t i = 0; i < rows; ++i) {
+    if (first + i < new_from) continue;  // already stored earlier
+    written->oracle.keys[first + i].assign(
+        rk.begin() + i * heads * key_dim,
+        rk.begin() + (i + 1) * heads * key_dim);
+    written->values[first + i].assign(rv.begin() + i * heads * value_dim,
+                                      rv.begin() + (i + 1) * heads * value_dim);
+  }
+  while (written->oracle.keys.size() > written->capacity) {
+    written->values.erase(written->oracle.keys.begin()->first);
+    written->oracle.keys.erase(written->oracle.keys.begin());
+  }
+  return r;
+}
+
+Neighbours ServerFixture::SearchAndCheck(const std::string& stream,
+                                         uint32_t layer, int n, uint32_t k,
+                                         const Written& written, DType storage,
+                                         uint64_t query_seed) {
+  const int heads = written.oracle.heads, dk = written.oracle.key_dim;
+  const int dv = written.value_dim;
+  std::mt19937 qrng(static_cast<uint32_t>(query_seed));
+  std::normal_distribution<float> normal;
+  std::vector<float> queries(n * heads * dk);
+  for (float& x : queries) x = normal(qrng);
+  auto r = client_->Search(stream, layer, queries, n, heads, k, true, true);
+  EXPECT_TRUE(r.ok()) << r.status();
+  if (!r.ok()) return {};
+  EXPECT_EQ(r->queries, n);
+  EXPECT_EQ(r->heads, heads);
+  EXPECT_EQ(r->k, static_cast<int64_t>(k));
+  for (int q = 0; q < n; ++q) {
+    for (int h = 0; h < heads; ++h) {
+      const size_t base = (static_cast<size_t>(q) * heads + h) * k;
+      const std::string diff = CompareWithOracle(
+          written.oracle, queries.data() + q * heads * dk, h, k,
+          r->scores.data() + base, r->positions.data() + base, 2e-3);
+      EXPECT_EQ(diff, "") << "query " << q << " head " << h << " ("
+                          << DTypeName(storage) << ")";
+      if (!diff.empty()) return *r;
+      for (uint32_t j = 0; j < k; ++j) {
+        const int64_t p = r->positions[base + j];
+        for (int d = 0; d < dk; ++d) {
+          const float want =
+              p < 0 ? 0.0f : written.oracle.keys.at(p)[h * dk + d];
+          if (r->keys[(base + j) * dk + d] != want) {
+            ADD_FAILURE() << "key of position " << p << " differs at " << d;
+            return *r;
+          }
+        }
+        for (int d = 0; d < dv; ++d) {
+          const float want = p < 0 ? 0.0f : written.values.at(p)[h * dv + d];
+          if (r->values[(base + j) * dv + d] != want) {
+            ADD_FAILURE() << "value of position " << p << " differs at " << d;
+            return *r;
+          }
+        }
+      }
+    }
+  }
+  return *r;
+}
+
+}  // namespace knnmem::testing

@@ -1,0 +1,54 @@
+// ServerProcess: a real knnmem-server child process on 127.0.0.1:0, for
+// integration tests. Start() returns once the server printed its ready line
+// (read from its stdout pipe: no sleeping, no polling).
+#ifndef KNNMEM_TESTS_SUPPORT_SERVER_PROCESS_H_
+#define KNNMEM_TESTS_SUPPORT_SERVER_PROCESS_H_
+
+#include <sys/types.h>
+
+#include <string>
+#include <vector>
+
+namespace knnmem::testing {
+
+class ServerProcess {
+ public:
+  // `data_dir` is passed as --data-dir; `extra_args` are appended.
+  explicit ServerProcess(std::string data_dir,
+                         std::vector<std::string> extra_args = {});
+  ~ServerProcess();  // kills the server if still running
+
+  ServerProcess(const ServerProcess&) = delete;
+  ServerProcess& operator=(const ServerProcess&) = delete;
+
+  // Starts the server and waits for its ready line. Returns false (with the
+  // reason in error()) if it exits first.
+  bool Start();
+  // SIGTERM and wait; returns the exit status (0 on a clean stop).
+  int Stop();
+  // SIGKILL and wait: a crash.
+  void Kill();
+
+  const std::string& address() const { return address_; }
+  const std::string& error() const { return error_; }
+  const std::string& ready_line() const { return ready_line_; }
+
+ private:
+  int Wait();
+
+  std::string data_dir_;
+  std::vector<std::string> extra_args_;
+  pid_t pid_ = -1;
+  int stdout_fd_ = -1;
+  std::string address_;
+  std::string error_;
+  std::string ready_line_;
+};
+
+// Path of a binary built by this tree (set by CMake).
+std::string ServerBinary();
+std::string CliBinary();
+
+}  // namespace knnmem::testing
+
+#endif  // KNNMEM_TESTS_SUPPORT_SERVER_PROCESS_H_

@@ -1,0 +1,102 @@
+#include "layer_memory.h"
+
+#include <gtest/gtest.h>
+
+#include <cstring>
+#include <vector>
+
+namespace knnmem {
+namespace {
+
+StreamSpec Spec(uint64_t capacity) {
+  StreamSpec s;
+  s.layers = 1;
+  s.heads = 3;
+  s.key_dim = 4;
+  s.value_dim = 2;
+  s.capacity = capacity;
+  return s;
+}
+
+// Key element (position, head, d) and value element, as the test writes them.
+float KeyOf(int64_t p, int h, int d) { return p * 100.0f + h * 10 + d; }
+float ValueOf(int64_t p, int h, int d) { return -(p * 100.0f + h * 10 + d); }
+
+void AppendPositions(LayerMemory& m, const StreamSpec& s, int64_t from,
+                     int64_t to) {
+  std::vector<float> k, v;
+  for (int64_t p = from; p < to; ++p) {
+    for (uint32_t h = 0; h < s.heads; ++h) {
+      for (uint32_t d = 0; d < s.key_dim; ++d) k.push_back(KeyOf(p, h, d));
+      for (uint32_t d = 0; d < s.value_dim; ++d) v.push_back(ValueOf(p, h, d));
+    }
+  }
+  absl::MutexLock lock(&m.append_mutex());
+  m.AppendRows(reinterpret_cast<const char*>(k.data()), s.heads * s.key_dim * 4,
+               reinterpret_cast<const char*>(v.data()),
+               s.heads * s.value_dim * 4, static_cast<size_t>(to - from));
+}
+
+// Reads every retained entry back through the snapshot and checks it.
+void ExpectHolds(const LayerSnapshot& snap, const StreamSpec& s, int64_t first,
+                 int64_t next) {
+  ASSERT_EQ(snap.first_position, first);
+  ASSERT_EQ(snap.next_position, next);
+  for (int64_t p = first; p < next; ++p) {
+    const Block& b = snap.BlockOf(p);
+    const size_t row = static_cast<size_t>(p - b.first_position());
+    for (uint32_t h = 0; h < s.heads; ++h) {
+      const float* k =
+          reinterpret_cast<const float*>(b.keys(h)) + row * s.key_dim;
+      const float* v =
+          reinterpret_cast<const float*>(b.values(h)) + row * s.value_dim;
+      for (uint32_t d = 0; d < s.key_dim; ++d) ASSERT_EQ(k[d], KeyOf(p, h, d));
+      for (uint32_t d = 0; d < s.value_dim; ++d)
+        ASSERT_EQ(v[d], ValueOf(p, h, d));
+    }
+  }
+}
+
+TEST(LayerMemoryTest, AppendsAcrossBlockBoundariesAreReadBackHeadMajor) {
+  const StreamSpec s = Spec(100000);
+  LayerMemory m(s);
+  AppendPositions(m, s, 0, 1);
+  AppendPositions(m, s, 1, 700);     // crosses 64, 192, 448 boundaries
+  AppendPositions(m, s, 700, 3000);  // into kMaxBlockRows blocks
+  ExpectHolds(m.Snapshot(), s, 0, 3000);
+}
+
+TEST(LayerMemoryTest, FifoKeepsExactlyTheNewestCapacityPositions) {
+  const StreamSpec s = Spec(300);
+  LayerMemory m(s);
+  for (int64_t p = 0; p < 5000; p += 37) AppendPositions(m, s, p, p + 37);
+  const int64_t next = 5032;  // 136 batches of 37
+  ExpectHolds(m.Snapshot(), s, next - 300, next);
+  // Blocks older than the window are freed: at most capacity + one block.
+  EXPECT_LE(m.BytesInRam(),
+            (300 + 300) * s.heads * (s.key_dim + s.value_dim) * 4);
+}
+
+TEST(LayerMemoryTest, SnapshotIsUnchangedByLaterAppendsAndEvictions) {
+  const StreamSpec s = Spec(128);
+  LayerMemory m(s);
+  AppendPositions(m, s, 0, 128);
+  const LayerSnapshot before = m.Snapshot();
+  AppendPositions(m, s, 128, 1000);  // evicts everything `before` saw
+  ExpectHolds(before, s, 0, 128);
+  ExpectHolds(m.Snapshot(), s, 1000 - 128, 1000);
+}
+
+TEST(LayerMemoryTest, StartAtRecoversALayerWhoseOldestPositionsWereEvicted) {
+  const StreamSpec s = Spec(50);
+  LayerMemory m(s);
+  {
+    absl::MutexLock lock(&m.append_mutex());
+    m.StartAt(1234);
+  }
+  AppendPositions(m, s, 1234, 1284);
+  ExpectHolds(m.Snapshot(), s, 1234, 1284);
+}
+
+}  // namespace
+}  // namespace knnmem

@@ -1,0 +1,282 @@
+#include "memory_store.h"
+
+#include <gtest/gtest.h>
+
+#include <random>
+#include <thread>
+
+#include "absl/strings/match.h"
+#include "oracle.h"
+#include "temp_dir.h"
+
+namespace knnmem {
+namespace {
+
+using testing::CompareWithOracle;
+using testing::OracleMemory;
+
+StreamSpec Spec(uint64_t capacity, DType dtype = DType::kFloat32) {
+  StreamSpec s;
+  s.layers = 2;
+  s.heads = 2;
+  s.key_dim = 16;
+  s.value_dim = 4;
+  s.capacity = capacity;
+  s.storage_dtype = dtype;
+  return s;
+}
+
+class MemoryStoreTest : public ::testing::Test {
+ protected:
+  void Open() {
+    store_.reset();
+    auto s = MemoryStore::Open({dir_.path(), 4, &pool_});
+    ASSERT_TRUE(s.ok()) << s.status();
+    store_ = std::move(*s);
+  }
+  void SetUp() override { Open(); }
+
+  void Create(const std::string& id, const StreamSpec& spec) {
+    bool created = false;
+    ASSERT_TRUE(store_->CreateStream(id, spec, &created).ok());
+  }
+
+  // Appends `rows` random rows at `first`, recording them in `oracle`.
+  absl::StatusOr<AppendResult> AppendRandom(const std::string& id,
+                                            const StreamSpec& spec,
+                                            uint32_t layer, int64_t first,
+                                            size_t rows,
+                                            OracleMemory* oracle = nullptr,
+                                            DType wire = DType::kFloat32) {
+    std::normal_distribution<float> normal;
+    std::vector<float> k(rows * spec.heads * spec.key_dim),
+        v(rows * spec.heads * spec.value_dim);
+    for (float& x : k) x = normal(rng_);
+    for (float& x : v) x = normal(rng_);
+    const std::string kb = PackFloats(k, wire), vb = PackFloats(v, wire);
+    AppendCommand cmd{id, spec, layer, first, rows, wire, kb, vb, false};
+    auto r = store_->Append(cmd);
+    if (r.ok() && oracle != nullptr) {
+      // The oracle holds keys as stored: rounded through the wire and the
+      // storage dtype.
+      std::vector<float> stored =
+          UnpackFloats(PackFloats(UnpackFloats(kb, wire), spec.storage_dtype),
+                       spec.storage_dtype);
+      const size_t ke = spec.heads * spec.key_dim;
+      for (size_t i = 0; i < rows; ++i) {
+        if (first + int64_t(i) < r->next_position - int64_t(r->stored))
+          continue;
+        oracle->keys[first + i].assign(stored.begin() + i * ke,
+                                       stored.begin() + (i + 1) * ke);
+      }
+      while (oracle->keys.size() > spec.capacity)
+        oracle->keys.erase(oracle->keys.begin());
+    }
+    return r;
+  }
+
+  void ExpectSearchMatches(const std::string& id, const StreamSpec& spec,
+                           uint32_t layer, const OracleMemory& oracle,
+                           uint32_t k) {
+    std::normal_distribution<float> normal;
+    SearchCommand cmd{
+        id, spec, layer, std::vector<float>(7 * spec.heads * spec.key_dim), {}};
+    for (float& x : cmd.queries) x = normal(rng_);
+    cmd.options.k = k;
+    auto r = store_->Search(cmd);
+    ASSERT_TRUE(r.ok()) << r.status();
+    for (uint32_t q = 0; q < 7; ++q) {
+      for (uint32_t h = 0; h < spec.heads; ++h) {
+        const size_t base = (q * spec.heads + h) * k;
+        EXPECT_EQ(
+            CompareWithOracle(
+                oracle, cmd.queries.data() + q * spec.heads * spec.key_dim, h,
+                k, r->scores.data() + base, r->positions.data() + base, 1e-3),
+            "");
+      }
+    }
+  }
+
+  testing::TempDir dir_;
+  WorkerPool pool_{2};
+  std::unique_ptr<MemoryStore> store_;
+  std::mt19937 rng_{5};
+};
+
+TEST_F(MemoryStoreTest, CreateIsIdempotentForTheSameSpecOnly) {
+  bool created = false;
+  ASSERT_TRUE(store_->CreateStream("s", Spec(10), &created).ok());
+  EXPECT_TRUE(created);
+  ASSERT_TRUE(store_->CreateStream("s", Spec(10), &created).ok());
+  EXPECT_FALSE(created);
+  auto again = store_->CreateStream("s", Spec(11), &created);
+  EXPECT_EQ(again.status().code(), absl::StatusCode::kAlreadyExists);
+  EXPECT_TRUE(absl::StartsWith(again.status().message(), "stream_id: "))
+      << again.status();
+}
+
+TEST_F(MemoryStoreTest, RetriedAppendIsStoredOnceAndGapFails) {
+  const StreamSpec spec = Spec(1000);
+  Create("s", spec);
+  OracleMemory oracle{2, 16, {}};
+  auto a = AppendRandom("s", spec, 0, 0, 10, &oracle);
+  ASSERT_TRUE(a.ok());
+  EXPECT_EQ(a->stored, 10u);
+  auto replay =
+      AppendRandom("s", spec, 0, 0, 10);  // different bytes, same positions
+  ASSERT_TRUE(replay.ok());
+  EXPECT_EQ(replay->stored, 0u);
+  EXPECT_EQ(replay->next_position, 10);
+  auto overlap = AppendRandom("s", spec, 0, 5, 10, &oracle);  // 5 new rows
+  ASSERT_TRUE(overlap.ok());
+  EXPECT_EQ(overlap->stored, 5u);
+  auto gap = AppendRandom("s", spec, 0, 16, 1);
+  EXPECT_EQ(gap.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_TRUE(absl::StartsWith(gap.status().message(), "first_position: 16"))
+      << gap.status();
+  ExpectSearchMatches("s", spec, 0, oracle, 20);  // the replay left no trace
+  auto state = store_->GetStream("s");
+  ASSERT_TRUE(state.ok());
+  EXPECT_EQ(state->layers[0].next_position, 15);
+  EXPECT_EQ(state->layers[1].next_position, 0);
+}
+
+TEST_F(MemoryStoreTest, RestartRebuildsEveryStreamExactly) {
+  for (DType dtype : {DType::kFloat32, DType::kFloat16, DType::kBFloat16}) {
+    const StreamSpec spec = Spec(500, dtype);
+    const std::string id = std::string("s-") + DTypeName(dtype);
+    Create(id, spec);
+    OracleMemory oracle{2, 16, {}};
+    int64_t next = 0;
+    for (int i = 0; i < 9; ++i) {
+      auto r = AppendRandom(id, spec, 1, next, 97, &oracle, DType::kFloat32);
+      ASSERT_TRUE(r.ok()) << r.status();
+      next = r->next_position;
+    }
+    ExpectSearchMatches(id, spec, 1, oracle, 32);
+    Open();  // close and reopen on the same directory
+    auto state = store_->GetStream(id);
+    ASSERT_TRUE(state.ok()) << state.status();
+    EXPECT_EQ(state->layers[1].first_position, next - 500);
+    EXPECT_EQ(state->layers[1].next_position, next);
+    ExpectSearchMatches(id, spec, 1, oracle, 32);
+    // It keeps going where it was.
+    ASSERT_TRUE(AppendRandom(id, spec, 1, next, 3, &oracle).ok());
+    ExpectSearchMatches(id, spec, 1, oracle, 32);
+  }
+}
+
+TEST_F(MemoryStoreTest, WireDtypeIsConvertedToStorageDtype) {
+  const StreamSpec spec = Spec(100, DType::kFloat16);
+  Create("h", spec);
+  OracleMemory oracle{2, 16, {}};
+  ASSERT_TRUE(
+      AppendRandom("h", spec, 0, 0, 30, &oracle, DType::kBFloat16).ok());
+  ExpectSearchMatches("h", spec, 0, oracle, 8);
+}
+
+TEST_F(MemoryStoreTest, ResetClearsDataKeepsSpecAndSurvivesRestart) {
+  const StreamSpec spec = Spec(100);
+  Create("r", spec);
+  ASSERT_TRUE(AppendRandom("r", spec, 0, 0, 50).ok());
+  ASSERT_TRUE(store_->ResetStream("r").ok());
+  OracleMemory oracle{2, 16, {}};
+  ExpectSearchMatches("r", spec, 0, oracle, 4);  // all empty
+  ASSERT_TRUE(AppendRandom("r", spec, 0, 0, 20, &oracle).ok());
+  Open();
+  ExpectSearchMatches("r", spec, 0, oracle, 4);
+  EXPECT_EQ(store_->GetStream("r")->layers[0].next_position, 20);
+}
+
+TEST_F(MemoryStoreTest, DeletedStreamIsGoneNowAndAfterRestart) {
+  const StreamSpec spec = Spec(100);
+  Create("d", spec);
+  ASSERT_TRUE(AppendRandom("d", spec, 0, 0, 50).ok());
+  ASSERT_TRUE(store_->DeleteStream("d").ok());
+  EXPECT_EQ(store_->GetStream("d").status().code(),
+            absl::StatusCode::kNotFound);
+  EXPECT_EQ(AppendRandom("d", spec, 0, 50, 1).status().code(),
+            absl::StatusCode::kNotFound);
+  store_->WaitForBackgroundCompactions();
+  Open();
+  EXPECT_EQ(store_->GetStream("d").status().code(),
+            absl::StatusCode::kNotFound);
+  // A new stream of the same id starts empty.
+  Create("d", spec);
+  EXPECT_EQ(store_->GetStream("d")->layers[0].next_position, 0);
+}
+
+TEST_F(MemoryStoreTest, ListStreamsPagesInIdOrder) {
+  for (int i = 0; i < 25; ++i) Create("p" + std::to_string(100 + i), Spec(4));
+  std::vector<std::string> seen;
+  std::string after;
+  bool more = true;
+  while (more) {
+    auto page = store_->ListStreams(after, 10, &more);
+    for (const auto& s : page) seen.push_back(s.stream_id);
+    if (!page.empty()) after = page.back().stream_id;
+  }
+  ASSERT_EQ(seen.size(), 25u);
+  EXPECT_TRUE(std::is_sorted(seen.begin(), seen.end()));
+}
+
+TEST_F(MemoryStoreTest, SearchesDuringAppendsSeeOnlyRetainedPositions) {
+  // Two appenders each fill their own stream past capacity while two
+  // searchers query the same streams; every answer must be full (k entries)
+  // and hold only positions retained at some moment during the search.
+  const StreamSpec spec = Spec(300);
+  Create("c0", spec);
+  Create("c1", spec);
+  std::atomic<int64_t> next[2] = {0, 0};
+  std::atomic<bool> done{false};
+  std::atomic<int> failures{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 2; ++t) {
+    threads.emplace_back([&, t] {
+      std::mt19937 rng(t);
+      std::normal_distribution<float> normal;
+      const std::string id = "c" + std::to_string(t);
+      for (int i = 0; i < 60; ++i) {
+        std::vector<float> k(13 * 2 * 16), v(13 * 2 * 4);
+        for (float& x : k) x = normal(rng);
+        for (float& x : v) x = normal(rng);
+        const std::string kb = PackFloats(k, DType::kFloat32);
+        const std::string vb = PackFloats(v, DType::kFloat32);
+        auto r = store_->Append(
+            {id, spec, 0, next[t], 13, DType::kFloat32, kb, vb, false});
+        if (!r.ok() || r->stored != 13) failures++;
+        next[t] += 13;
+      }
+    });
+    threads.emplace_back([&, t] {
+      const std::string id = "c" + std::to_string(t);
+      while (!done) {
+        const int64_t before = next[t];
+        SearchCommand cmd{
+            id, spec, 0, std::vector<float>(2 * 2 * 16, 0.5f), {}};
+        cmd.options.k = 5;
+        auto sr = store_->Search(cmd);
+        const int64_t after = next[t];
+        if (!sr.ok()) {
+          failures++;
+          continue;
+        }
+        for (int64_t p : sr->positions) {
+          if (before >= 5 && p < 0) failures++;
+          // One batch may be published before its appender bumps next[t].
+          if (p >= 0 && (p < before - 300 || p >= after + 13)) failures++;
+        }
+      }
+    });
+  }
+  threads[0].join();
+  threads[2].join();
+  done = true;
+  threads[1].join();
+  threads[3].join();
+  EXPECT_EQ(failures.load(), 0);
+  EXPECT_EQ(next[0].load(), 780);
+}
+
+}  // namespace
+}  // namespace knnmem

@@ -1,0 +1,47 @@
+#include "server_options.h"
+
+#include <gtest/gtest.h>
+
+namespace knnmem {
+namespace {
+
+TEST(ServerOptionsTest, DefaultsAreTheEmbeddedOnes) {
+  auto o = ParseServerOptions({});
+  ASSERT_TRUE(o.ok());
+  EXPECT_EQ(o->listen, "127.0.0.1:50051");
+  EXPECT_EQ(o->data_dir, "./data");
+}
+
+TEST(ServerOptionsTest, ParsesBothFlagForms) {
+  auto o = ParseServerOptions({"--listen=0.0.0.0:1", "--data-dir", "/x",
+                               "--shards=4", "--workers", "3",
+                               "--max-message-bytes=1048576"});
+  ASSERT_TRUE(o.ok()) << o.status();
+  EXPECT_EQ(o->listen, "0.0.0.0:1");
+  EXPECT_EQ(o->data_dir, "/x");
+  EXPECT_EQ(o->shards, 4);
+  EXPECT_EQ(o->workers, 3);
+  EXPECT_EQ(o->max_message_bytes, 1048576u);
+}
+
+TEST(ServerOptionsTest, BadValuesNameTheFlag) {
+  EXPECT_EQ(ParseServerOptions({"--shards=0"}).status().message(),
+            "--shards: '0' is not an integer in [1, 4096]");
+  EXPECT_EQ(ParseServerOptions({"--bogus=1"}).status().message(),
+            "unknown flag --bogus (see --help)");
+  EXPECT_EQ(ParseServerOptions({"--listen", "nohost"}).status().message(),
+            "--listen: 'nohost' is not HOST:PORT");
+  EXPECT_EQ(ParseServerOptions({"--workers"}).status().message(),
+            "--workers: missing value");
+}
+
+TEST(ServerOptionsTest, HelpDocumentsEveryFlag) {
+  const std::string help = ServerHelp();
+  for (const char* flag : {"--listen", "--data-dir", "--shards", "--workers",
+                           "--max-message-bytes", "--help"}) {
+    EXPECT_NE(help.find(flag), std::string::npos) << flag;
+  }
+}
+
+}  // namespace
+}  // namespace knnmem

@@ -1,0 +1,171 @@
+#include "storage.h"
+
+#include <gtest/gtest.h>
+
+#include <map>
+#include <string>
+#include <vector>
+
+#include "temp_dir.h"
+
+namespace knnmem {
+namespace {
+
+StreamSpec Spec() {
+  StreamSpec s;
+  s.layers = 2;
+  s.heads = 2;
+  s.key_dim = 3;
+  s.value_dim = 1;
+  s.capacity = 10;
+  return s;
+}
+
+// Writes `rows` rows whose bytes encode (layer, position) so scans can be
+// checked: key bytes 'k' + position, value bytes 'v' + position.
+absl::Status WriteRows(Storage& st, uint64_t inc, uint32_t layer, int64_t first,
+                       size_t rows, int64_t evict_from = 0,
+                       int64_t evict_before = 0) {
+  std::string keys, values;
+  for (size_t r = 0; r < rows; ++r) {
+    keys += std::string(4, static_cast<char>('a' + (first + r) % 26));
+    values += std::string(2, static_cast<char>('A' + (first + r) % 26));
+  }
+  RowBatch b;
+  b.incarnation = inc;
+  b.layer = layer;
+  b.first_position = first;
+  b.rows = rows;
+  b.keys = keys.data();
+  b.key_stride = b.key_row_bytes = 4;
+  b.values = values.data();
+  b.value_stride = b.value_row_bytes = 2;
+  b.evict_from = evict_from;
+  b.evict_before = evict_before;
+  return st.AppendRows(b);
+}
+
+std::map<std::pair<uint32_t, int64_t>, std::string> ScanAll(const Storage& st,
+                                                            uint64_t inc) {
+  std::map<std::pair<uint32_t, int64_t>, std::string> out;
+  EXPECT_TRUE(
+      st.ScanStream(inc, [&](uint32_t l, int64_t p, absl::string_view row) {
+          out[{l, p}] = std::string(row);
+          return absl::OkStatus();
+        }).ok());
+  return out;
+}
+
+TEST(StorageTest, RowsAndRecordsSurviveReopen) {
+  testing::TempDir dir;
+  uint64_t inc;
+  {
+    auto st = Storage::Open(dir.path());
+    ASSERT_TRUE(st.ok()) << st.status();
+    inc = (*st)->NewIncarnation();
+    ASSERT_TRUE((*st)->PutStream({"s1", inc, Spec()}, 0).ok());
+    ASSERT_TRUE(WriteRows(**st, inc, 1, 0, 5).ok());
+  }
+  auto st = Storage::Open(dir.path());
+  ASSERT_TRUE(st.ok()) << st.status();
+  std::vector<StreamRecord> records;
+  ASSERT_TRUE((*st)
+                  ->LoadStreams([&](StreamRecord r) {
+                    records.push_back(r);
+                    return absl::OkStatus();
+                  })
+                  .ok());
+  ASSERT_EQ(records.size(), 1u);
+  EXPECT_EQ(records[0].stream_id, "s1");
+  EXPECT_EQ(records[0].incarnation, inc);
+  EXPECT_EQ(records[0].spec, Spec());
+  auto rows = ScanAll(**st, inc);
+  ASSERT_EQ(rows.size(), 5u);
+  EXPECT_EQ((rows[{1, 3}]), "ddddDD");
+  // Incarnations are never handed out twice, even across a reopen.
+  EXPECT_GT((*st)->NewIncarnation(), inc);
+}
+
+TEST(StorageTest, EvictionRangeDeletesOnlyTheEvictedPositionsOfThatLayer) {
+  testing::TempDir dir;
+  auto st = Storage::Open(dir.path());
+  ASSERT_TRUE(st.ok());
+  const uint64_t inc = (*st)->NewIncarnation();
+  ASSERT_TRUE(WriteRows(**st, inc, 0, 0, 8).ok());
+  ASSERT_TRUE(WriteRows(**st, inc, 1, 0, 8).ok());
+  ASSERT_TRUE(
+      WriteRows(**st, inc, 0, 8, 4, /*evict_from=*/0, /*evict_before=*/5).ok());
+  auto rows = ScanAll(**st, inc);
+  int layer0 = 0, layer1 = 0;
+  for (const auto& [key, row] : rows) {
+    if (key.first == 0) {
+      EXPECT_GE(key.second, 5);
+      ++layer0;
+    } else {
+      ++layer1;
+    }
+  }
+  EXPECT_EQ(layer0, 7);  // positions 5..11
+  EXPECT_EQ(layer1, 8);
+}
+
+TEST(StorageTest, DeleteAndResetDropTheWholeIncarnationOnly) {
+  testing::TempDir dir;
+  auto st = Storage::Open(dir.path());
+  ASSERT_TRUE(st.ok());
+  const uint64_t a = (*st)->NewIncarnation(), b = (*st)->NewIncarnation();
+  ASSERT_TRUE((*st)->PutStream({"a", a, Spec()}, 0).ok());
+  ASSERT_TRUE((*st)->PutStream({"b", b, Spec()}, 0).ok());
+  ASSERT_TRUE(WriteRows(**st, a, 0, 0, 6).ok());
+  ASSERT_TRUE(WriteRows(**st, b, 0, 0, 6).ok());
+  const uint64_t a2 = (*st)->NewIncarnation();
+  ASSERT_TRUE((*st)->PutStream({"a", a2, Spec()}, /*drop_incarnation=*/a).ok());
+  EXPECT_TRUE(ScanAll(**st, a).empty());
+  ASSERT_TRUE((*st)->DeleteStream("b", b).ok());
+  EXPECT_TRUE(ScanAll(**st, b).empty());
+  std::vector<std::string> ids;
+  ASSERT_TRUE((*st)
+                  ->LoadStreams([&](StreamRecord r) {
+                    ids.push_back(r.stream_id + "@" +
+                                  std::to_string(r.incarnation));
+                    return absl::OkStatus();
+                  })
+                  .ok());
+  EXPECT_EQ(ids, std::vector<std::string>{"a@" + std::to_string(a2)});
+}
+
+TEST(StorageTest, CompactionReclaimsTheSpaceOfADeletedStream) {
+  testing::TempDir dir;
+  auto st = Storage::Open(dir.path());
+  ASSERT_TRUE(st.ok());
+  const uint64_t inc = (*st)->NewIncarnation();
+  ASSERT_TRUE((*st)->PutStream({"big", inc, Spec()}, 0).ok());
+  std::string keys(4096 * 1000, 'x'), values(4096 * 1000, 'y');
+  RowBatch b;
+  b.incarnation = inc;
+  b.rows = 1000;
+  b.keys = keys.data();
+  b.key_stride = b.key_row_bytes = 4096;
+  b.values = values.data();
+  b.value_stride = b.value_row_bytes = 4096;
+  ASSERT_TRUE((*st)->AppendRows(b).ok());
+  ASSERT_TRUE((*st)->CompactIncarnation(inc).ok());  // flush into an SST
+  const uint64_t before = (*st)->ApproximateBytesOnDisk();
+  EXPECT_GT(before, 8000000u);
+  ASSERT_TRUE((*st)->DeleteStream("big", inc).ok());
+  ASSERT_TRUE((*st)->CompactIncarnation(inc).ok());
+  EXPECT_LT((*st)->ApproximateBytesOnDisk(), before / 10);
+}
+
+TEST(StorageTest, SecondOpenOfTheSameDirectoryFailsWithTheDirectoryNamed) {
+  testing::TempDir dir;
+  auto first = Storage::Open(dir.path());
+  ASSERT_TRUE(first.ok());
+  auto second = Storage::Open(dir.path());
+  ASSERT_FALSE(second.ok());
+  EXPECT_NE(second.status().message().find(dir.path()), std::string::npos)
+      << second.status();
+}
+
+}  // namespace
+}  // namespace knnmem

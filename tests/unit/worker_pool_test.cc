@@ -1,0 +1,47 @@
+#include "worker_pool.h"
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <vector>
+
+#include "absl/synchronization/notification.h"
+
+namespace knnmem {
+namespace {
+
+TEST(WorkerPoolTest, ParallelForRunsEveryIndexExactlyOnce) {
+  WorkerPool pool(3);
+  std::vector<std::atomic<int>> hits(1000);
+  pool.ParallelFor(hits.size(), [&](size_t i) { hits[i]++; });
+  for (size_t i = 0; i < hits.size(); ++i) EXPECT_EQ(hits[i].load(), 1) << i;
+}
+
+TEST(WorkerPoolTest, ParallelForFromEveryWorkerAtOnceDoesNotDeadlock) {
+  // Each worker runs a task that itself calls ParallelFor: helpers may never
+  // start, and the callers must still finish on their own.
+  WorkerPool pool(2);
+  std::atomic<int> sum{0};
+  absl::Notification done[2];
+  for (int t = 0; t < 2; ++t) {
+    pool.Submit([&, t] {
+      pool.ParallelFor(100, [&](size_t i) { sum += static_cast<int>(i); });
+      done[t].Notify();
+    });
+  }
+  done[0].WaitForNotification();
+  done[1].WaitForNotification();
+  EXPECT_EQ(sum.load(), 2 * 4950);
+}
+
+TEST(WorkerPoolTest, DestructorRunsQueuedTasks) {
+  std::atomic<int> ran{0};
+  {
+    WorkerPool pool(1);
+    for (int i = 0; i < 50; ++i) pool.Submit([&] { ran++; });
+  }
+  EXPECT_EQ(ran.load(), 50);
+}
+
+}  // namespace
+}  // namespace knnmem
