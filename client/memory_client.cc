@@ -46,74 +46,63 @@ void MemoryClient::Prepare(grpc::ClientContext& context) const {
   context.set_deadline(std::chrono::system_clock::now() + options_.deadline);
 }
 
-absl::StatusOr<v1::CreateStreamResponse> MemoryClient::CreateStream(
-    const std::string& stream_id, const v1::StreamSpec& spec) {
+template <typename Stub, typename Request, typename Response>
+absl::StatusOr<Response> MemoryClient::Call(
+    Stub* stub,
+    grpc::Status (Stub::*method)(grpc::ClientContext*, const Request&,
+                                 Response*),
+    const Request& request) const {
   grpc::ClientContext ctx;
   Prepare(ctx);
+  Response response;
+  absl::Status s = FromGrpc((stub->*method)(&ctx, request, &response));
+  if (!s.ok()) return s;
+  return response;
+}
+
+absl::StatusOr<v1::CreateStreamResponse> MemoryClient::CreateStream(
+    const std::string& stream_id, const v1::StreamSpec& spec) {
   v1::CreateStreamRequest req;
   req.set_stream_id(stream_id);
   *req.mutable_spec() = spec;
-  v1::CreateStreamResponse resp;
-  absl::Status s = FromGrpc(stub_->CreateStream(&ctx, req, &resp));
-  if (!s.ok()) return s;
-  return resp;
+  return Call(stub_.get(), &v1::Memory::Stub::CreateStream, req);
 }
 
 absl::StatusOr<v1::StreamInfo> MemoryClient::GetStream(
     const std::string& stream_id) {
-  grpc::ClientContext ctx;
-  Prepare(ctx);
   v1::GetStreamRequest req;
   req.set_stream_id(stream_id);
-  v1::StreamInfo resp;
-  absl::Status s = FromGrpc(stub_->GetStream(&ctx, req, &resp));
-  if (!s.ok()) return s;
-  return resp;
+  return Call(stub_.get(), &v1::Memory::Stub::GetStream, req);
 }
 
 absl::StatusOr<std::vector<v1::StreamInfo>> MemoryClient::ListStreams() {
   std::vector<v1::StreamInfo> all;
-  std::string token;
+  v1::ListStreamsRequest req;
   do {
-    grpc::ClientContext ctx;
-    Prepare(ctx);
-    v1::ListStreamsRequest req;
-    req.set_page_token(token);
-    v1::ListStreamsResponse resp;
-    absl::Status s = FromGrpc(stub_->ListStreams(&ctx, req, &resp));
-    if (!s.ok()) return s;
-    for (auto& info : *resp.mutable_streams()) all.push_back(std::move(info));
-    token = resp.next_page_token();
-  } while (!token.empty());
+    absl::StatusOr<v1::ListStreamsResponse> page =
+        Call(stub_.get(), &v1::Memory::Stub::ListStreams, req);
+    if (!page.ok()) return page.status();
+    for (auto& info : *page->mutable_streams()) all.push_back(std::move(info));
+    req.set_page_token(page->next_page_token());
+  } while (!req.page_token().empty());
   return all;
 }
 
 absl::Status MemoryClient::ResetStream(const std::string& stream_id) {
-  grpc::ClientContext ctx;
-  Prepare(ctx);
   v1::ResetStreamRequest req;
   req.set_stream_id(stream_id);
-  v1::ResetStreamResponse resp;
-  return FromGrpc(stub_->ResetStream(&ctx, req, &resp));
+  return Call(stub_.get(), &v1::Memory::Stub::ResetStream, req).status();
 }
 
 absl::Status MemoryClient::DeleteStream(const std::string& stream_id) {
-  grpc::ClientContext ctx;
-  Prepare(ctx);
   v1::DeleteStreamRequest req;
   req.set_stream_id(stream_id);
-  v1::DeleteStreamResponse resp;
-  return FromGrpc(stub_->DeleteStream(&ctx, req, &resp));
+  return Call(stub_.get(), &v1::Memory::Stub::DeleteStream, req).status();
 }
 
 absl::StatusOr<v1::AppendResponse> MemoryClient::Append(
     const v1::AppendRequest& request) {
-  grpc::ClientContext ctx;
-  Prepare(ctx);
-  v1::AppendResponse resp;
-  absl::Status s = FromGrpc(stub_->Append(&ctx, request, &resp));
-  if (!s.ok()) return s;
-  return resp;
+  return Call(stub_.get(), &v1::Memory::Stub::Append, request);
 }
 
 absl::StatusOr<v1::AppendResponse> MemoryClient::Append(
@@ -141,12 +130,7 @@ absl::StatusOr<v1::AppendResponse> MemoryClient::Append(
 
 absl::StatusOr<v1::SearchResponse> MemoryClient::Search(
     const v1::SearchRequest& request) {
-  grpc::ClientContext ctx;
-  Prepare(ctx);
-  v1::SearchResponse resp;
-  absl::Status s = FromGrpc(stub_->Search(&ctx, request, &resp));
-  if (!s.ok()) return s;
-  return resp;
+  return Call(stub_.get(), &v1::Memory::Stub::Search, request);
 }
 
 absl::StatusOr<Neighbours> MemoryClient::Search(const std::string& stream_id,
@@ -174,17 +158,15 @@ absl::StatusOr<Neighbours> MemoryClient::Search(const std::string& stream_id,
 }
 
 absl::Status MemoryClient::Health() {
-  grpc::ClientContext ctx;
-  Prepare(ctx);
-  grpc::health::v1::HealthCheckRequest req;
-  grpc::health::v1::HealthCheckResponse resp;
-  absl::Status s = FromGrpc(health_->Check(&ctx, req, &resp));
-  if (!s.ok()) return s;
-  if (resp.status() != grpc::health::v1::HealthCheckResponse::SERVING) {
+  absl::StatusOr<grpc::health::v1::HealthCheckResponse> resp =
+      Call(health_.get(), &grpc::health::v1::Health::Stub::Check,
+           grpc::health::v1::HealthCheckRequest());
+  if (!resp.ok()) return resp.status();
+  if (resp->status() != grpc::health::v1::HealthCheckResponse::SERVING) {
     return absl::UnavailableError(
         absl::StrCat("server health is ",
                      grpc::health::v1::HealthCheckResponse::ServingStatus_Name(
-                         resp.status())));
+                         resp->status())));
   }
   return absl::OkStatus();
 }

@@ -21,7 +21,9 @@
 
 namespace grpc {
 class Channel;
-}
+class ClientContext;
+class Status;
+}  // namespace grpc
 
 namespace knnmem {
 
@@ -87,6 +89,13 @@ class MemoryClient {
 
  private:
   void Prepare(grpc::ClientContext& context) const;
+  // One unary call with the deadline, its status converted to absl.
+  template <typename Stub, typename Request, typename Response>
+  absl::StatusOr<Response> Call(
+      Stub* stub,
+      grpc::Status (Stub::*method)(grpc::ClientContext*, const Request&,
+                                   Response*),
+      const Request& request) const;
 
   Options options_;
   std::shared_ptr<grpc::Channel> channel_;

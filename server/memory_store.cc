@@ -118,6 +118,18 @@ absl::StatusOr<std::shared_ptr<Stream>> MemoryStore::FindOrNotFound(
   return s;
 }
 
+absl::StatusOr<std::shared_ptr<Stream>> MemoryStore::FindWithSpec(
+    absl::string_view stream_id, const StreamSpec& spec) const {
+  ASSIGN_OR_RETURN(std::shared_ptr<Stream> stream, FindOrNotFound(stream_id));
+  if (stream->spec() != spec) {
+    // Deleted and created again between validation and now.
+    return absl::FailedPreconditionError(
+        absl::StrCat("stream_id: stream '", stream_id,
+                     "' was re-created with another spec"));
+  }
+  return stream;
+}
+
 absl::StatusOr<StreamState> MemoryStore::CreateStream(
     const std::string& stream_id, const StreamSpec& spec, bool* created) {
   Shard& shard = ShardOf(stream_id);
@@ -214,12 +226,7 @@ absl::Status MemoryStore::DeleteStream(absl::string_view stream_id) {
 
 absl::StatusOr<AppendResult> MemoryStore::Append(const AppendCommand& cmd) {
   ASSIGN_OR_RETURN(std::shared_ptr<Stream> stream,
-                   FindOrNotFound(cmd.stream_id));
-  if (stream->spec() != cmd.spec) {
-    return absl::FailedPreconditionError(
-        absl::StrCat("stream_id: stream '", cmd.stream_id,
-                     "' was re-created with another spec"));
-  }
+                   FindWithSpec(cmd.stream_id, cmd.spec));
   const StreamSpec& spec = stream->spec();
   absl::ReaderMutexLock lifecycle(&stream->lifecycle_mutex());
   if (stream->deleted()) return StreamNotFound(cmd.stream_id);
@@ -283,12 +290,7 @@ absl::StatusOr<AppendResult> MemoryStore::Append(const AppendCommand& cmd) {
 absl::StatusOr<SearchResult> MemoryStore::Search(
     const SearchCommand& cmd) const {
   ASSIGN_OR_RETURN(std::shared_ptr<Stream> stream,
-                   FindOrNotFound(cmd.stream_id));
-  if (stream->spec() != cmd.spec) {
-    return absl::FailedPreconditionError(
-        absl::StrCat("stream_id: stream '", cmd.stream_id,
-                     "' was re-created with another spec"));
-  }
+                   FindWithSpec(cmd.stream_id, cmd.spec));
   LayerSnapshot snapshot;
   {
     absl::ReaderMutexLock lifecycle(&stream->lifecycle_mutex());

@@ -133,6 +133,9 @@ class MemoryStore {
   std::shared_ptr<Stream> Find(absl::string_view stream_id) const;
   absl::StatusOr<std::shared_ptr<Stream>> FindOrNotFound(
       absl::string_view stream_id) const;
+  // The stream, if it still has the spec a command was validated against.
+  absl::StatusOr<std::shared_ptr<Stream>> FindWithSpec(
+      absl::string_view stream_id, const StreamSpec& spec) const;
   absl::Status Recover();
   void CompactInBackground(uint64_t incarnation);
   void RunCompactor();

@@ -260,7 +260,7 @@ TEST_F(BadInputTest, RequestOverTheMessageLimitIsResourceExhausted) {
 
 TEST_F(BadInputTest, ExpiredDeadlineIsDeadlineExceeded) {
   MemoryClient::Options options;
-  options.deadline = std::chrono::milliseconds(0);
+  options.deadline = std::chrono::milliseconds(-1000);  // already passed
   auto impatient = MemoryClient::Connect(server_->address(), options);
   EXPECT_EQ(impatient->Search(GoodSearch()).status().code(),
             absl::StatusCode::kDeadlineExceeded);
