@@ -157,6 +157,35 @@ absl::StatusOr<Neighbours> MemoryClient::Search(const std::string& stream_id,
   return DecodeNeighbours(*resp);
 }
 
+absl::StatusOr<v1::AttendResponse> MemoryClient::Attend(
+    const v1::AttendRequest& request) {
+  return Call(stub_.get(), &v1::Memory::Stub::Attend, request);
+}
+
+absl::StatusOr<Attention> MemoryClient::Attend(
+    const std::string& stream_id, uint32_t layer,
+    absl::Span<const float> queries, int64_t n, int64_t heads, uint32_t k,
+    absl::Span<const float> scale, absl::Span<const float> age_alpha,
+    float age_tau) {
+  if (n <= 0 || heads <= 0 || queries.size() % (n * heads) != 0) {
+    return absl::InvalidArgumentError(
+        "queries: size is not a multiple of n * heads");
+  }
+  const int64_t key_dim = static_cast<int64_t>(queries.size()) / (n * heads);
+  v1::AttendRequest req;
+  req.set_stream_id(stream_id);
+  req.set_layer(layer);
+  req.set_k(k);
+  *req.mutable_queries() =
+      MakeTensor(queries, {n, heads, key_dim}, DType::kFloat32);
+  req.mutable_scale()->Add(scale.begin(), scale.end());
+  req.mutable_age_alpha()->Add(age_alpha.begin(), age_alpha.end());
+  req.set_age_tau(age_tau);
+  absl::StatusOr<v1::AttendResponse> resp = Attend(req);
+  if (!resp.ok()) return resp.status();
+  return DecodeAttention(*resp);
+}
+
 absl::Status MemoryClient::Health() {
   absl::StatusOr<grpc::health::v1::HealthCheckResponse> resp =
       Call(health_.get(), &grpc::health::v1::Health::Stub::Check,
@@ -205,6 +234,34 @@ absl::StatusOr<Neighbours> DecodeNeighbours(const v1::SearchResponse& r) {
     out = std::move(*f);
   }
   return n;
+}
+
+}  // namespace knnmem
+
+namespace knnmem {
+
+absl::StatusOr<Attention> DecodeAttention(const v1::AttendResponse& r) {
+  const v1::Tensor& out = r.output();
+  const v1::Tensor& lse = r.lse();
+  if (out.dtype() != v1::FLOAT32 || lse.dtype() != v1::FLOAT32 ||
+      out.shape_size() != 3 || lse.shape_size() != 2) {
+    return absl::DataLossError(
+        "output/lse: response is not float32 [n, heads, value_dim] / [n, "
+        "heads]");
+  }
+  Attention a;
+  a.queries = out.shape(0);
+  a.heads = out.shape(1);
+  a.value_dim = out.shape(2);
+  if (lse.shape(0) != a.queries || lse.shape(1) != a.heads ||
+      static_cast<int64_t>(out.data().size()) !=
+          a.queries * a.heads * a.value_dim * 4 ||
+      static_cast<int64_t>(lse.data().size()) != a.queries * a.heads * 4) {
+    return absl::DataLossError("output/lse: malformed response tensors");
+  }
+  a.output = UnpackFloats(out.data(), DType::kFloat32);
+  a.lse = UnpackFloats(lse.data(), DType::kFloat32);
+  return a;
 }
 
 }  // namespace knnmem

@@ -41,6 +41,15 @@ struct Neighbours {
   std::vector<float> values;
 };
 
+// Decoded Attend results.
+struct Attention {
+  int64_t queries = 0;
+  int64_t heads = 0;
+  int64_t value_dim = 0;
+  std::vector<float> output;  // [queries, heads, value_dim]
+  std::vector<float> lse;     // [queries, heads]; -inf for an empty memory
+};
+
 class MemoryClient {
  public:
   struct Options {
@@ -83,6 +92,16 @@ class MemoryClient {
                                     bool return_keys = false,
                                     bool return_values = false);
 
+  absl::StatusOr<v1::AttendResponse> Attend(const v1::AttendRequest& request);
+  // Attends float32 queries [n, heads, key_dim] and decodes the answer.
+  // `scale` and `age_alpha` are empty, one value, or one per head.
+  absl::StatusOr<Attention> Attend(const std::string& stream_id, uint32_t layer,
+                                   absl::Span<const float> queries, int64_t n,
+                                   int64_t heads, uint32_t k,
+                                   absl::Span<const float> scale = {},
+                                   absl::Span<const float> age_alpha = {},
+                                   float age_tau = 0);
+
   // OK when grpc.health.v1 reports SERVING; UNAVAILABLE (or the transport
   // error) otherwise.
   absl::Status Health();
@@ -105,6 +124,8 @@ class MemoryClient {
 
 // Decodes a SearchResponse into float32 / int64 arrays.
 absl::StatusOr<Neighbours> DecodeNeighbours(const v1::SearchResponse& response);
+// Decodes an AttendResponse.
+absl::StatusOr<Attention> DecodeAttention(const v1::AttendResponse& response);
 
 }  // namespace knnmem
 

@@ -57,6 +57,14 @@ grpc::ServerUnaryReactor* FinishNow(grpc::CallbackServerContext* ctx,
   return reactor;
 }
 
+void SetFloatTensor(const std::vector<float>& values,
+                    std::initializer_list<int64_t> shape, v1::Tensor* t) {
+  t->set_dtype(v1::FLOAT32);
+  for (int64_t d : shape) t->add_shape(d);
+  t->mutable_data()->assign(reinterpret_cast<const char*>(values.data()),
+                            values.size() * sizeof(float));
+}
+
 }  // namespace
 
 absl::Status MemoryService::CheckRequestSize(
@@ -211,6 +219,24 @@ grpc::ServerUnaryReactor* MemoryService::Search(
       t->add_shape(spec.value_dim);
       t->set_data(std::move(r.values));
     }
+    return absl::OkStatus();
+  });
+}
+
+grpc::ServerUnaryReactor* MemoryService::Attend(
+    grpc::CallbackServerContext* ctx, const v1::AttendRequest* request,
+    v1::AttendResponse* response) {
+  absl::Status valid = CheckRequestSize(*request, "queries");
+  if (valid.ok()) valid = ValidateStreamId(request->stream_id());
+  if (!valid.ok()) return FinishNow(ctx, valid);
+  absl::StatusOr<StreamSpec> spec = store_->GetSpec(request->stream_id());
+  if (!spec.ok()) return FinishNow(ctx, spec.status());
+  return RunOnPool(pool_, ctx, [this, request, response, spec = *spec] {
+    ASSIGN_OR_RETURN(AttendCommand cmd, ValidateAttend(*request, spec));
+    ASSIGN_OR_RETURN(AttendResult r, store_->Attend(cmd));
+    SetFloatTensor(r.output, {r.queries, r.heads, r.value_dim},
+                   response->mutable_output());
+    SetFloatTensor(r.lse, {r.queries, r.heads}, response->mutable_lse());
     return absl::OkStatus();
   });
 }

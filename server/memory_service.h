@@ -39,6 +39,9 @@ class MemoryService final : public v1::Memory::CallbackService {
   grpc::ServerUnaryReactor* Search(grpc::CallbackServerContext* ctx,
                                    const v1::SearchRequest* request,
                                    v1::SearchResponse* response) override;
+  grpc::ServerUnaryReactor* Attend(grpc::CallbackServerContext* ctx,
+                                   const v1::AttendRequest* request,
+                                   v1::AttendResponse* response) override;
 
  private:
   // RESOURCE_EXHAUSTED naming `fields` when `request` is over the limit. The

@@ -287,18 +287,32 @@ absl::StatusOr<AppendResult> MemoryStore::Append(const AppendCommand& cmd) {
   return AppendResult{end, rows};
 }
 
+absl::StatusOr<LayerSnapshot> MemoryStore::Snapshot(absl::string_view stream_id,
+                                                    const StreamSpec& spec,
+                                                    uint32_t layer) const {
+  ASSIGN_OR_RETURN(std::shared_ptr<Stream> stream,
+                   FindWithSpec(stream_id, spec));
+  absl::ReaderMutexLock lifecycle(&stream->lifecycle_mutex());
+  if (stream->deleted()) return StreamNotFound(stream_id);
+  return stream->layer(layer).Snapshot();
+}
+
 absl::StatusOr<SearchResult> MemoryStore::Search(
     const SearchCommand& cmd) const {
-  ASSIGN_OR_RETURN(std::shared_ptr<Stream> stream,
-                   FindWithSpec(cmd.stream_id, cmd.spec));
-  LayerSnapshot snapshot;
-  {
-    absl::ReaderMutexLock lifecycle(&stream->lifecycle_mutex());
-    if (stream->deleted()) return StreamNotFound(cmd.stream_id);
-    snapshot = stream->layer(cmd.layer).Snapshot();
-  }
-  return ExactSearch(stream->spec(), snapshot, cmd.queries, cmd.options,
-                     *pool_);
+  ASSIGN_OR_RETURN(LayerSnapshot snapshot,
+                   Snapshot(cmd.stream_id, cmd.spec, cmd.layer));
+  return ExactSearch(cmd.spec, snapshot, cmd.queries, cmd.options, *pool_);
+}
+
+absl::StatusOr<AttendResult> MemoryStore::Attend(
+    const AttendCommand& cmd) const {
+  ASSIGN_OR_RETURN(LayerSnapshot snapshot,
+                   Snapshot(cmd.stream_id, cmd.spec, cmd.layer));
+  SearchOptions search;
+  search.k = cmd.k;
+  const SearchResult top =
+      ExactSearch(cmd.spec, snapshot, cmd.queries, search, *pool_);
+  return knnmem::Attend(cmd.spec, snapshot, top, cmd.options, *pool_);
 }
 
 size_t MemoryStore::stream_count() const {

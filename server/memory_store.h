@@ -21,6 +21,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
+#include "attention.h"
 #include "exact_search.h"
 #include "storage.h"
 #include "stream.h"
@@ -70,6 +71,17 @@ struct SearchCommand {
   SearchOptions options;
 };
 
+// A validated Attend: float32 queries [n, heads, key_dim], k, and the
+// per-head scale and age penalty expanded to `heads` values.
+struct AttendCommand {
+  std::string stream_id;
+  StreamSpec spec;
+  uint32_t layer = 0;
+  std::vector<float> queries;
+  uint32_t k = 32;
+  AttendOptions options;
+};
+
 class MemoryStore {
  public:
   struct Options {
@@ -111,6 +123,9 @@ class MemoryStore {
   // Exact top-k per (query, head) over the layer's retained entries.
   absl::StatusOr<SearchResult> Search(const SearchCommand& cmd) const;
 
+  // Softmax attention over the top-k entries per (query, head).
+  absl::StatusOr<AttendResult> Attend(const AttendCommand& cmd) const;
+
   size_t stream_count() const;
   uint64_t ApproximateBytesOnDisk() const {
     return storage_->ApproximateBytesOnDisk();
@@ -136,6 +151,10 @@ class MemoryStore {
   // The stream, if it still has the spec a command was validated against.
   absl::StatusOr<std::shared_ptr<Stream>> FindWithSpec(
       absl::string_view stream_id, const StreamSpec& spec) const;
+  // An immutable view of one layer of the stream.
+  absl::StatusOr<LayerSnapshot> Snapshot(absl::string_view stream_id,
+                                         const StreamSpec& spec,
+                                         uint32_t layer) const;
   absl::Status Recover();
   void CompactInBackground(uint64_t incarnation);
   void RunCompactor();

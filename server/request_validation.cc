@@ -1,5 +1,7 @@
 #include "request_validation.h"
 
+#include <cmath>
+
 #include "absl/strings/str_cat.h"
 #include "status_macros.h"
 
@@ -25,7 +27,79 @@ absl::Status CheckFinite(const v1::Tensor& t, absl::string_view field) {
   return absl::OkStatus();
 }
 
+// The checks Search and Attend share; returns the queries as float32.
+template <typename Request>
+absl::StatusOr<std::vector<float>> ValidateQueries(const Request& request,
+                                                   const StreamSpec& spec) {
+  RETURN_IF_ERROR(ValidateStreamId(request.stream_id()));
+  RETURN_IF_ERROR(CheckLayer(request.layer(), spec));
+  if (request.k() < 1 || request.k() > kMaxK) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("k: ", request.k(), " must be in [1, ", kMaxK, "]"));
+  }
+  if (!request.has_queries() || request.queries().shape_size() == 0 ||
+      request.queries().data().empty()) {
+    return absl::InvalidArgumentError(
+        "queries: empty; send at least one query");
+  }
+  RETURN_IF_ERROR(
+      CheckFloatTensor(request.queries(),
+                       {-1, int64_t{spec.heads}, int64_t{spec.key_dim}},
+                       "queries")
+          .status());
+  RETURN_IF_ERROR(CheckFinite(request.queries(), "queries"));
+  return TensorToFloats(request.queries(), "queries");
+}
+
+// Expands a per-head parameter given as 0, 1 or `heads` values.
+absl::StatusOr<std::vector<float>> PerHead(
+    const google::protobuf::RepeatedField<float>& values, uint32_t heads,
+    float fallback, bool positive, absl::string_view field) {
+  if (values.size() != 0 && values.size() != 1 &&
+      values.size() != static_cast<int>(heads)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(field, ": ", values.size(),
+                     " values; give none, one, or one per head (", heads, ")"));
+  }
+  for (int i = 0; i < values.size(); ++i) {
+    if (!std::isfinite(values[i]) || (positive && values[i] <= 0)) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          field, "[", i, "] = ", values[i],
+          positive ? " must be finite and > 0" : " must be finite"));
+    }
+  }
+  if (values.empty()) return std::vector<float>(heads, fallback);
+  if (values.size() == 1) return std::vector<float>(heads, values[0]);
+  return std::vector<float>(values.begin(), values.end());
+}
+
 }  // namespace
+
+absl::StatusOr<AttendCommand> ValidateAttend(const v1::AttendRequest& request,
+                                             const StreamSpec& spec) {
+  AttendCommand cmd;
+  ASSIGN_OR_RETURN(cmd.queries, ValidateQueries(request, spec));
+  cmd.stream_id = request.stream_id();
+  cmd.spec = spec;
+  cmd.layer = request.layer();
+  cmd.k = request.k();
+  ASSIGN_OR_RETURN(cmd.options.scale,
+                   PerHead(request.scale(), spec.heads,
+                           1.0f / std::sqrt(static_cast<float>(spec.key_dim)),
+                           /*positive=*/true, "scale"));
+  if (!request.age_alpha().empty()) {
+    ASSIGN_OR_RETURN(cmd.options.age_alpha,
+                     PerHead(request.age_alpha(), spec.heads, 0.0f,
+                             /*positive=*/false, "age_alpha"));
+    if (!std::isfinite(request.age_tau()) || request.age_tau() <= 0) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("age_tau: ", request.age_tau(),
+                       " must be finite and > 0 with age_alpha"));
+    }
+    cmd.options.age_tau = request.age_tau();
+  }
+  return cmd;
+}
 
 absl::StatusOr<StreamSpec> SpecFromProto(const v1::StreamSpec& in) {
   StreamSpec spec;

@@ -29,6 +29,12 @@ absl::StatusOr<AppendCommand> ValidateAppend(const v1::AppendRequest& request,
 absl::StatusOr<SearchCommand> ValidateSearch(const v1::SearchRequest& request,
                                              const StreamSpec& spec);
 
+// Checks an Attend like a Search, plus: scale and age_alpha hold 0, 1 or
+// `heads` finite values (scale > 0), and age_tau is finite and > 0 when
+// age_alpha is set. Expands both to one value per head.
+absl::StatusOr<AttendCommand> ValidateAttend(const v1::AttendRequest& request,
+                                             const StreamSpec& spec);
+
 // Bytes a SearchResponse for `cmd` will take on the wire (a close upper
 // bound), to refuse answers over the message size limit before computing them.
 size_t SearchResponseBytes(const SearchCommand& cmd);
