@@ -68,6 +68,19 @@ std::function<absl::Status(MemoryClient&)> SearchWith(F mutate) {
 }
 
 template <typename F>
+std::function<absl::Status(MemoryClient&)> AttendWith(F mutate) {
+  return [mutate](MemoryClient& c) {
+    const v1::SearchRequest s = GoodSearch();
+    v1::AttendRequest r;
+    r.set_stream_id(s.stream_id());
+    r.set_k(s.k());
+    *r.mutable_queries() = s.queries();
+    mutate(r);
+    return c.Attend(r).status();
+  };
+}
+
+template <typename F>
 std::function<absl::Status(MemoryClient&)> CreateWith(F mutate) {
   return [mutate](MemoryClient& c) {
     v1::StreamSpec s = ServerFixture::MakeSpec(1, kHeads, kDim, kDim, 100);
@@ -179,6 +192,28 @@ std::vector<BadCase> Cases() {
              MakeTensor(q, {20000, kHeads, kDim}, DType::kFloat32);
          r.set_k(2048);
        })},
+      {"AttendScaleCount", kInvalid, "scale: 3 values",
+       AttendWith([](v1::AttendRequest& r) {
+         for (float f : {1.0f, 2.0f, 3.0f}) r.add_scale(f);
+       })},
+      {"AttendScaleNegative", kInvalid, "scale[0] = -1",
+       AttendWith([](v1::AttendRequest& r) { r.add_scale(-1); })},
+      {"AttendAlphaNaN", kInvalid, "age_alpha[1] = nan",
+       AttendWith([](v1::AttendRequest& r) {
+         r.add_age_alpha(1);
+         r.add_age_alpha(NAN);
+         r.set_age_tau(1);
+       })},
+      {"AttendTauMissing", kInvalid, "age_tau: 0",
+       AttendWith([](v1::AttendRequest& r) { r.add_age_alpha(1); })},
+      {"AttendKZero", kInvalid, "k: 0",
+       AttendWith([](v1::AttendRequest& r) { r.set_k(0); })},
+      {"AttendQueriesInf", kInvalid, "queries: contains NaN or Inf",
+       AttendWith([](v1::AttendRequest& r) {
+         SetFloat(r.mutable_queries(), 0, -INFINITY);
+       })},
+      {"AttendUnknownStream", C::kNotFound, "stream_id: stream 'zz'",
+       AttendWith([](v1::AttendRequest& r) { r.set_stream_id("zz"); })},
       {"CreateZeroHeads", kInvalid, "spec.heads = 0",
        CreateWith([](std::string&, v1::StreamSpec& s) { s.set_heads(0); })},
       {"CreateAbsurdDim", kInvalid, "spec.key_dim = 1000000",

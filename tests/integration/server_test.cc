@@ -2,6 +2,7 @@
 #include <grpcpp/grpcpp.h>
 #include <gtest/gtest.h>
 
+#include "attention_oracle.h"
 #include "grpc/reflection/v1alpha/reflection.grpc.pb.h"
 #include "server_fixture.h"
 
@@ -41,6 +42,54 @@ INSTANTIATE_TEST_SUITE_P(Dtypes, ServerDtypeTest,
                          [](const auto& info) {
                            return v1::DType_Name(info.param);
                          });
+
+TEST_P(ServerDtypeTest, AttendEqualsTheOracleWithAndWithoutAgePenalty) {
+  const v1::DType dtype = GetParam();
+  const DType storage = static_cast<DType>(dtype);
+  ASSERT_TRUE(
+      client_->CreateStream("att", MakeSpec(1, 4, 32, 24, 2500, dtype)).ok());
+  Written written;
+  written.capacity = 2500;
+  int64_t next = 0;
+  for (int i = 0; i < 4; ++i) {  // 3,200 rows: the oldest 700 are evicted
+    auto r = AppendRandom("att", 0, next, 800, 4, 32, 24, storage, &written);
+    ASSERT_TRUE(r.ok()) << r.status();
+    next = r->next_position();
+  }
+  std::normal_distribution<float> normal;
+  std::vector<float> queries(17 * 4 * 32);
+  for (float& x : queries) x = normal(rng_);
+  const std::vector<float> scale = {0.3f, 0.2f, 0.1f, 0.25f};
+  const std::vector<float> alpha = {0.0f, 1.5f, 0.4f, 3.0f};
+  for (bool penalty : {false, true}) {
+    SCOPED_TRACE(penalty ? "with age penalty" : "without age penalty");
+    auto a = client_->Attend(
+        "att", 0, queries, 17, 4, 32, scale,
+        penalty ? absl::MakeConstSpan(alpha) : absl::Span<const float>(),
+        penalty ? 100.0f : 0.0f);
+    ASSERT_TRUE(a.ok()) << a.status();
+    ASSERT_EQ(a->output.size(), 17u * 4 * 24);
+    for (int q = 0; q < 17; ++q) {
+      for (int h = 0; h < 4; ++h) {
+        const OracleAttention want = AttendOracle(
+            written.oracle, written.values, 24, queries.data() + q * 128, h, 32,
+            scale[h], penalty ? alpha[h] : 0.0, 100.0);
+        EXPECT_NEAR(a->lse[q * 4 + h], want.lse, 1e-3);
+        for (int d = 0; d < 24; ++d) {
+          ASSERT_NEAR(a->output[(q * 4 + h) * 24 + d], want.output[d], 1e-4)
+              << "query " << q << " head " << h;
+        }
+      }
+    }
+  }
+  // The default scale is 1/sqrt(key_dim) for every head.
+  auto a = client_->Attend("att", 0, queries, 17, 4, 8);
+  ASSERT_TRUE(a.ok()) << a.status();
+  const OracleAttention want =
+      AttendOracle(written.oracle, written.values, 24, queries.data(), 2, 8,
+                   1.0 / std::sqrt(32.0), 0.0, 1.0);
+  EXPECT_NEAR(a->lse[2], want.lse, 1e-3);
+}
 
 TEST_F(ServerTest, FifoKeepsExactlyTheNewestCapacityPositions) {
   ASSERT_TRUE(client_->CreateStream("fifo", MakeSpec(1, 2, 16, 8, 1000)).ok());
