@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cstring>
 
+#include "score_scan.h"
 #include "top_k.h"
 
 namespace knnmem {
@@ -70,7 +71,9 @@ SearchResult ExactSearch(const StreamSpec& spec, const LayerSnapshot& snapshot,
     thread_local std::vector<float> scores;
     thread_local std::vector<float> widened;
     scores.resize(static_cast<size_t>(kQueryTile) * kMaxBlockRows);
-    std::vector<TopK> top(m, TopK(k));
+    std::vector<TopK> top;
+    top.reserve(m);
+    for (uint32_t q = 0; q < m; ++q) top.emplace_back(k);
     // Query q of this head starts at queries[(q * heads + head) * dk].
     const float* qbase =
         queries.data() + (static_cast<size_t>(q0) * heads + head) * dk;
@@ -98,15 +101,8 @@ SearchResult ExactSearch(const StreamSpec& spec, const LayerSnapshot& snapshot,
                   lda, keys, static_cast<int>(dk), 0.0f, scores.data(),
                   static_cast<int>(rows));
       for (uint32_t q = 0; q < m; ++q) {
-        TopK& t = top[q];
-        const float* s = scores.data() + static_cast<size_t>(q) * rows;
-        float threshold = t.threshold();
-        for (uint32_t r = 0; r < rows; ++r) {
-          if (s[r] >= threshold) {
-            t.Push(s[r], lo + r);
-            threshold = t.threshold();
-          }
-        }
+        ScanScores(scores.data() + static_cast<size_t>(q) * rows, rows, lo,
+                   top[q]);
       }
     }
     for (uint32_t q = 0; q < m; ++q) {

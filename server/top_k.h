@@ -19,46 +19,40 @@ struct ScoredPosition {
   int64_t position;
 };
 
-// True when a ranks before b.
-inline bool RanksBefore(const ScoredPosition& a, const ScoredPosition& b) {
-  return a.score > b.score || (a.score == b.score && a.position > b.position);
-}
+// True when a ranks before b. A function object, so that sorts inline it.
+struct RanksBeforeFn {
+  bool operator()(const ScoredPosition& a, const ScoredPosition& b) const {
+    return a.score > b.score || (a.score == b.score && a.position > b.position);
+  }
+};
+inline constexpr RanksBeforeFn RanksBefore{};
 
+// Candidates go into a buffer of 2k; when it fills, a selection keeps the k
+// best and raises the threshold to the k-th score. That costs O(1) per
+// candidate amortised, against O(log k) with mispredicted branches for a
+// heap, and candidates are rare once the threshold is up.
 class TopK {
  public:
-  explicit TopK(uint32_t k) : k_(k) { heap_.reserve(k); }
-
-  void Reset() {
-    heap_.clear();
-    threshold_ = -std::numeric_limits<float>::infinity();
+  explicit TopK(uint32_t k) : k_(k), capacity_(2 * size_t{k}) {
+    buffer_.reserve(capacity_);
   }
 
   // Scores below threshold() can never enter; equal ones may (ties).
   float threshold() const { return threshold_; }
 
   void Push(float score, int64_t position) {
-    const ScoredPosition c{score, position};
-    if (heap_.size() < k_) {
-      heap_.push_back(c);
-      std::push_heap(heap_.begin(), heap_.end(), RanksBefore);
-      if (heap_.size() == k_) threshold_ = heap_.front().score;
-      return;
-    }
-    // heap_.front() is the worst kept entry.
-    if (!RanksBefore(c, heap_.front())) return;
-    std::pop_heap(heap_.begin(), heap_.end(), RanksBefore);
-    heap_.back() = c;
-    std::push_heap(heap_.begin(), heap_.end(), RanksBefore);
-    threshold_ = heap_.front().score;
+    buffer_.push_back({score, position});
+    if (buffer_.size() == capacity_) Compact();
   }
 
   // Writes k entries best first, padding with (-inf, -1).
   void Finish(float* scores, int64_t* positions) {
-    std::sort_heap(heap_.begin(), heap_.end(), RanksBefore);
+    if (buffer_.size() > k_) Compact();
+    std::sort(buffer_.begin(), buffer_.end(), RanksBefore);
     for (uint32_t i = 0; i < k_; ++i) {
-      if (i < heap_.size()) {
-        scores[i] = heap_[i].score;
-        positions[i] = heap_[i].position;
+      if (i < buffer_.size()) {
+        scores[i] = buffer_[i].score;
+        positions[i] = buffer_[i].position;
       } else {
         scores[i] = -std::numeric_limits<float>::infinity();
         positions[i] = -1;
@@ -67,8 +61,17 @@ class TopK {
   }
 
  private:
-  const uint32_t k_;
-  std::vector<ScoredPosition> heap_;  // a heap whose front is the worst
+  // Keeps the k best candidates; the k-th score becomes the threshold.
+  void Compact() {
+    std::nth_element(buffer_.begin(), buffer_.begin() + (k_ - 1), buffer_.end(),
+                     RanksBefore);
+    threshold_ = buffer_[k_ - 1].score;
+    buffer_.resize(k_);
+  }
+
+  uint32_t k_;
+  size_t capacity_;                     // 2k
+  std::vector<ScoredPosition> buffer_;  // at most capacity_ candidates
   float threshold_ = -std::numeric_limits<float>::infinity();
 };
 
