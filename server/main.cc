@@ -15,6 +15,7 @@
 #include "exact_search.h"
 #include "memory_service.h"
 #include "memory_store.h"
+#include "metrics.h"
 #include "server_options.h"
 
 namespace {
@@ -61,7 +62,31 @@ int main(int argc, char** argv) {
                                 std::chrono::steady_clock::now() - start)
                                 .count();
 
-  knnmem::MemoryService service(store->get(), &pool,
+  knnmem::MemoryStore* const core = store->get();
+  knnmem::Metrics metrics([core, &pool] {
+    const knnmem::StoreTotals totals = core->Totals();
+    knnmem::ServerSample s;
+    s.streams = totals.streams;
+    s.stored_vectors = totals.stored_vectors;
+    s.ram_bytes = totals.ram_bytes;
+    s.disk_bytes = core->storage().ApproximateBytesOnDisk();
+    s.worker_queue_depth = pool.queue_depth();
+    s.rocksdb_write_stall_micros = core->storage().WriteStallMicros();
+    s.rocksdb_compaction_pending_bytes =
+        core->storage().CompactionPendingBytes();
+    return s;
+  });
+  std::string metrics_at = "off";
+  if (options->metrics_address != "none") {
+    absl::StatusOr<int> metrics_port = metrics.Serve(options->metrics_address);
+    if (!metrics_port.ok()) {
+      return Fail(std::string(metrics_port.status().message()));
+    }
+    metrics_at = absl::StrCat(
+        options->metrics_address.substr(0, options->metrics_address.rfind(':')),
+        ":", *metrics_port);
+  }
+  knnmem::MemoryService service(core, &pool, &metrics,
                                 options->max_message_bytes);
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
@@ -82,10 +107,10 @@ int main(int argc, char** argv) {
   const std::string host =
       options->listen.substr(0, options->listen.rfind(':'));
   std::printf(
-      "knnmem-server: serving on %s:%d (data dir %s, %zu streams recovered in "
-      "%.0f ms, %d workers, %d shards)\n",
-      host.c_str(), port, options->data_dir.c_str(), (*store)->stream_count(),
-      recover_ms, workers, options->shards);
+      "knnmem-server: serving on %s:%d (metrics on %s, data dir %s, %zu "
+      "streams recovered in %.0f ms, %d workers, %d shards)\n",
+      host.c_str(), port, metrics_at.c_str(), options->data_dir.c_str(),
+      core->stream_count(), recover_ms, workers, options->shards);
   std::fflush(stdout);
 
   int signal = 0;
@@ -95,6 +120,7 @@ int main(int argc, char** argv) {
   server->GetHealthCheckService()->SetServingStatus(false);
   server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(10));
   server->Wait();  // every call has finished
+  metrics.Stop();  // no scrape may sample the store from here on
   store->reset();  // closes RocksDB: everything acknowledged is durable
   std::printf("knnmem-server: stopped\n");
   std::fflush(stdout);

@@ -1,5 +1,6 @@
 #include "memory_service.h"
 
+#include <chrono>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -31,32 +32,6 @@ void FillInfo(const StreamState& state, v1::StreamInfo* info) {
   info->set_resident(true);
 }
 
-// Runs `work` (returning absl::Status) on the pool and finishes the call
-// with its status, unless the call was cancelled or timed out while queued.
-template <typename Work>
-grpc::ServerUnaryReactor* RunOnPool(WorkerPool* pool,
-                                    grpc::CallbackServerContext* ctx,
-                                    Work work) {
-  grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
-  pool->Submit([ctx, reactor, work = std::move(work)]() mutable {
-    if (ctx->IsCancelled()) {
-      reactor->Finish(
-          grpc::Status(grpc::StatusCode::CANCELLED,
-                       "call cancelled or deadline passed while queued"));
-      return;
-    }
-    reactor->Finish(ToGrpc(work()));
-  });
-  return reactor;
-}
-
-grpc::ServerUnaryReactor* FinishNow(grpc::CallbackServerContext* ctx,
-                                    const absl::Status& status) {
-  grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
-  reactor->Finish(ToGrpc(status));
-  return reactor;
-}
-
 void SetFloatTensor(const std::vector<float>& values,
                     std::initializer_list<int64_t> shape, v1::Tensor* t) {
   t->set_dtype(v1::FLOAT32);
@@ -66,6 +41,59 @@ void SetFloatTensor(const std::vector<float>& values,
 }
 
 }  // namespace
+
+// One call in flight: replies now or after work on the pool, and records
+// the call's method, code and latency in the metrics.
+class MemoryService::Call {
+ public:
+  Call(MemoryService* service, grpc::CallbackServerContext* ctx, Rpc rpc)
+      : service_(service),
+        ctx_(ctx),
+        rpc_(rpc),
+        start_(std::chrono::steady_clock::now()) {}
+
+  grpc::ServerUnaryReactor* Reply(const absl::Status& status) {
+    grpc::ServerUnaryReactor* reactor = ctx_->DefaultReactor();
+    Finish(reactor, status);
+    return reactor;
+  }
+
+  // Runs `work` (returning absl::Status) on the pool and replies with its
+  // status, unless the call was cancelled or its deadline passed while it
+  // was queued.
+  template <typename Work>
+  grpc::ServerUnaryReactor* Defer(Work work) {
+    grpc::ServerUnaryReactor* reactor = ctx_->DefaultReactor();
+    service_->pool_->Submit(
+        [call = *this, reactor, work = std::move(work)]() mutable {
+          if (call.ctx_->IsCancelled()) {
+            call.Finish(reactor,
+                        absl::CancelledError(
+                            "call cancelled or deadline passed while queued"));
+            return;
+          }
+          call.Finish(reactor, work());
+        });
+    return reactor;
+  }
+
+ private:
+  void Finish(grpc::ServerUnaryReactor* reactor, const absl::Status& status) {
+    if (service_->metrics_ != nullptr) {
+      service_->metrics_->RecordRequest(
+          rpc_, status.code(),
+          std::chrono::duration<double>(std::chrono::steady_clock::now() -
+                                        start_)
+              .count());
+    }
+    reactor->Finish(ToGrpc(status));
+  }
+
+  MemoryService* service_;
+  grpc::CallbackServerContext* ctx_;
+  Rpc rpc_;
+  std::chrono::steady_clock::time_point start_;
+};
 
 absl::Status MemoryService::CheckRequestSize(
     const google::protobuf::Message& request, absl::string_view fields) const {
@@ -78,20 +106,24 @@ absl::Status MemoryService::CheckRequestSize(
 }
 
 MemoryService::MemoryService(MemoryStore* store, WorkerPool* pool,
-                             size_t max_message_bytes)
-    : store_(store), pool_(pool), max_message_bytes_(max_message_bytes) {}
+                             Metrics* metrics, size_t max_message_bytes)
+    : store_(store),
+      pool_(pool),
+      metrics_(metrics),
+      max_message_bytes_(max_message_bytes) {}
 
 grpc::ServerUnaryReactor* MemoryService::CreateStream(
     grpc::CallbackServerContext* ctx, const v1::CreateStreamRequest* request,
     v1::CreateStreamResponse* response) {
+  Call call(this, ctx, Rpc::kCreateStream);
   absl::Status valid = ValidateStreamId(request->stream_id());
-  if (!valid.ok()) return FinishNow(ctx, valid);
+  if (!valid.ok()) return call.Reply(valid);
   if (!request->has_spec()) {
-    return FinishNow(ctx, absl::InvalidArgumentError("spec: missing"));
+    return call.Reply(absl::InvalidArgumentError("spec: missing"));
   }
   absl::StatusOr<StreamSpec> spec = SpecFromProto(request->spec());
-  if (!spec.ok()) return FinishNow(ctx, spec.status());
-  return RunOnPool(pool_, ctx, [this, request, response, spec = *spec] {
+  if (!spec.ok()) return call.Reply(spec.status());
+  return call.Defer([this, request, response, spec = *spec] {
     bool created = false;
     ASSIGN_OR_RETURN(
         StreamState state,
@@ -105,23 +137,24 @@ grpc::ServerUnaryReactor* MemoryService::CreateStream(
 grpc::ServerUnaryReactor* MemoryService::GetStream(
     grpc::CallbackServerContext* ctx, const v1::GetStreamRequest* request,
     v1::StreamInfo* response) {
+  Call call(this, ctx, Rpc::kGetStream);
   absl::Status s = ValidateStreamId(request->stream_id());
   if (s.ok()) {
     absl::StatusOr<StreamState> state = store_->GetStream(request->stream_id());
     s = state.status();
     if (s.ok()) FillInfo(*state, response);
   }
-  return FinishNow(ctx, s);
+  return call.Reply(s);
 }
 
 grpc::ServerUnaryReactor* MemoryService::ListStreams(
     grpc::CallbackServerContext* ctx, const v1::ListStreamsRequest* request,
     v1::ListStreamsResponse* response) {
+  Call call(this, ctx, Rpc::kListStreams);
   constexpr uint32_t kDefaultPage = 1000, kMaxPage = 10000;
   if (request->page_size() > kMaxPage) {
-    return FinishNow(ctx, absl::InvalidArgumentError(
-                              absl::StrCat("page_size: ", request->page_size(),
-                                           " is more than ", kMaxPage)));
+    return call.Reply(absl::InvalidArgumentError(absl::StrCat(
+        "page_size: ", request->page_size(), " is more than ", kMaxPage)));
   }
   const size_t limit =
       request->page_size() == 0 ? kDefaultPage : request->page_size();
@@ -132,41 +165,46 @@ grpc::ServerUnaryReactor* MemoryService::ListStreams(
   if (more && !states.empty()) {
     response->set_next_page_token(states.back().stream_id);
   }
-  return FinishNow(ctx, absl::OkStatus());
+  return call.Reply(absl::OkStatus());
 }
 
 grpc::ServerUnaryReactor* MemoryService::ResetStream(
     grpc::CallbackServerContext* ctx, const v1::ResetStreamRequest* request,
     v1::ResetStreamResponse* response) {
+  Call call(this, ctx, Rpc::kResetStream);
   absl::Status valid = ValidateStreamId(request->stream_id());
-  if (!valid.ok()) return FinishNow(ctx, valid);
-  return RunOnPool(pool_, ctx, [this, request] {
-    return store_->ResetStream(request->stream_id());
-  });
+  if (!valid.ok()) return call.Reply(valid);
+  return call.Defer(
+      [this, request] { return store_->ResetStream(request->stream_id()); });
 }
 
 grpc::ServerUnaryReactor* MemoryService::DeleteStream(
     grpc::CallbackServerContext* ctx, const v1::DeleteStreamRequest* request,
     v1::DeleteStreamResponse* response) {
+  Call call(this, ctx, Rpc::kDeleteStream);
   absl::Status valid = ValidateStreamId(request->stream_id());
-  if (!valid.ok()) return FinishNow(ctx, valid);
-  return RunOnPool(pool_, ctx, [this, request] {
-    return store_->DeleteStream(request->stream_id());
-  });
+  if (!valid.ok()) return call.Reply(valid);
+  return call.Defer(
+      [this, request] { return store_->DeleteStream(request->stream_id()); });
 }
 
 grpc::ServerUnaryReactor* MemoryService::Append(
     grpc::CallbackServerContext* ctx, const v1::AppendRequest* request,
     v1::AppendResponse* response) {
+  Call call(this, ctx, Rpc::kAppend);
   absl::Status valid = CheckRequestSize(*request, "keys, values");
   if (valid.ok()) valid = ValidateStreamId(request->stream_id());
-  if (!valid.ok()) return FinishNow(ctx, valid);
+  if (!valid.ok()) return call.Reply(valid);
   absl::StatusOr<StreamSpec> spec = store_->GetSpec(request->stream_id());
-  if (!spec.ok()) return FinishNow(ctx, spec.status());
+  if (!spec.ok()) return call.Reply(spec.status());
   // Validation reads every byte (NaN checks): it runs on the pool too.
-  return RunOnPool(pool_, ctx, [this, request, response, spec = *spec] {
+  return call.Defer([this, request, response, spec = *spec] {
     ASSIGN_OR_RETURN(AppendCommand cmd, ValidateAppend(*request, spec));
     ASSIGN_OR_RETURN(AppendResult result, store_->Append(cmd));
+    if (metrics_ != nullptr) {
+      metrics_->AddAppendedVectors(result.stored * spec.heads);
+      metrics_->AddEvictedVectors(result.evicted * spec.heads);
+    }
     response->set_next_position(result.next_position);
     response->set_stored(result.stored);
     return absl::OkStatus();
@@ -176,12 +214,13 @@ grpc::ServerUnaryReactor* MemoryService::Append(
 grpc::ServerUnaryReactor* MemoryService::Search(
     grpc::CallbackServerContext* ctx, const v1::SearchRequest* request,
     v1::SearchResponse* response) {
+  Call call(this, ctx, Rpc::kSearch);
   absl::Status valid = CheckRequestSize(*request, "queries");
   if (valid.ok()) valid = ValidateStreamId(request->stream_id());
-  if (!valid.ok()) return FinishNow(ctx, valid);
+  if (!valid.ok()) return call.Reply(valid);
   absl::StatusOr<StreamSpec> spec = store_->GetSpec(request->stream_id());
-  if (!spec.ok()) return FinishNow(ctx, spec.status());
-  return RunOnPool(pool_, ctx, [this, request, response, spec = *spec] {
+  if (!spec.ok()) return call.Reply(spec.status());
+  return call.Defer([this, request, response, spec = *spec] {
     ASSIGN_OR_RETURN(SearchCommand cmd, ValidateSearch(*request, spec));
     const size_t bytes = SearchResponseBytes(cmd);
     if (bytes > max_message_bytes_) {
@@ -191,6 +230,7 @@ grpc::ServerUnaryReactor* MemoryService::Search(
           "; send fewer queries, a smaller k, or omit keys/values"));
     }
     ASSIGN_OR_RETURN(SearchResult r, store_->Search(cmd));
+    if (metrics_ != nullptr) metrics_->AddSearchedQueries(r.queries);
     const int64_t shape[] = {r.queries, r.heads, r.k};
     v1::Tensor* scores = response->mutable_scores();
     scores->set_dtype(v1::FLOAT32);
@@ -226,14 +266,16 @@ grpc::ServerUnaryReactor* MemoryService::Search(
 grpc::ServerUnaryReactor* MemoryService::Attend(
     grpc::CallbackServerContext* ctx, const v1::AttendRequest* request,
     v1::AttendResponse* response) {
+  Call call(this, ctx, Rpc::kAttend);
   absl::Status valid = CheckRequestSize(*request, "queries");
   if (valid.ok()) valid = ValidateStreamId(request->stream_id());
-  if (!valid.ok()) return FinishNow(ctx, valid);
+  if (!valid.ok()) return call.Reply(valid);
   absl::StatusOr<StreamSpec> spec = store_->GetSpec(request->stream_id());
-  if (!spec.ok()) return FinishNow(ctx, spec.status());
-  return RunOnPool(pool_, ctx, [this, request, response, spec = *spec] {
+  if (!spec.ok()) return call.Reply(spec.status());
+  return call.Defer([this, request, response, spec = *spec] {
     ASSIGN_OR_RETURN(AttendCommand cmd, ValidateAttend(*request, spec));
     ASSIGN_OR_RETURN(AttendResult r, store_->Attend(cmd));
+    if (metrics_ != nullptr) metrics_->AddSearchedQueries(r.queries);
     SetFloatTensor(r.output, {r.queries, r.heads, r.value_dim},
                    response->mutable_output());
     SetFloatTensor(r.lse, {r.queries, r.heads}, response->mutable_lse());

@@ -8,15 +8,18 @@
 
 #include "knnmem/v1/memory.grpc.pb.h"
 #include "memory_store.h"
+#include "metrics.h"
 #include "worker_pool.h"
 
 namespace knnmem {
 
 class MemoryService final : public v1::Memory::CallbackService {
  public:
-  // `store` and `pool` must outlive the service. Requests and responses
-  // larger than `max_message_bytes` are refused with RESOURCE_EXHAUSTED.
-  MemoryService(MemoryStore* store, WorkerPool* pool, size_t max_message_bytes);
+  // `store`, `pool` and `metrics` (nullable) must outlive the service.
+  // Requests and responses larger than `max_message_bytes` are refused with
+  // RESOURCE_EXHAUSTED.
+  MemoryService(MemoryStore* store, WorkerPool* pool, Metrics* metrics,
+                size_t max_message_bytes);
 
   grpc::ServerUnaryReactor* CreateStream(
       grpc::CallbackServerContext* ctx, const v1::CreateStreamRequest* request,
@@ -44,6 +47,8 @@ class MemoryService final : public v1::Memory::CallbackService {
                                    v1::AttendResponse* response) override;
 
  private:
+  class Call;
+
   // RESOURCE_EXHAUSTED naming `fields` when `request` is over the limit. The
   // transport accepts up to twice the limit so that such requests reach
   // this check and get a message that names the field.
@@ -52,6 +57,7 @@ class MemoryService final : public v1::Memory::CallbackService {
 
   MemoryStore* const store_;
   WorkerPool* const pool_;
+  Metrics* const metrics_;
   const size_t max_message_bytes_;
 };
 

@@ -284,7 +284,8 @@ absl::StatusOr<AppendResult> MemoryStore::Append(const AppendCommand& cmd) {
   batch.sync = cmd.sync;
   RETURN_IF_ERROR(storage_->AppendRows(batch));
   layer.AppendRows(keys, batch.key_stride, values, batch.value_stride, rows);
-  return AppendResult{end, rows};
+  return AppendResult{
+      end, rows, static_cast<uint64_t>(batch.evict_before - batch.evict_from)};
 }
 
 absl::StatusOr<LayerSnapshot> MemoryStore::Snapshot(absl::string_view stream_id,
@@ -322,6 +323,26 @@ size_t MemoryStore::stream_count() const {
     n += shard->streams.size();
   }
   return n;
+}
+
+StoreTotals MemoryStore::Totals() const {
+  StoreTotals t;
+  std::vector<std::shared_ptr<Stream>> streams;
+  for (const auto& shard : shards_) {
+    absl::ReaderMutexLock lock(&shard->mu);
+    for (const auto& [id, stream] : shard->streams) streams.push_back(stream);
+  }
+  t.streams = streams.size();
+  for (const auto& stream : streams) {
+    const StreamState s = StateOf(*stream);
+    t.ram_bytes += s.bytes_in_ram;
+    for (const LayerState& l : s.layers) {
+      t.stored_vectors +=
+          static_cast<uint64_t>(l.next_position - l.first_position) *
+          s.spec.heads;
+    }
+  }
+  return t;
 }
 
 void MemoryStore::CompactInBackground(uint64_t incarnation) {

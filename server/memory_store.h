@@ -59,7 +59,15 @@ struct AppendCommand {
 
 struct AppendResult {
   int64_t next_position = 0;
-  uint64_t stored = 0;  // rows newly stored
+  uint64_t stored = 0;   // rows newly stored
+  uint64_t evicted = 0;  // rows evicted to make room
+};
+
+// Server-wide totals, for metrics.
+struct StoreTotals {
+  uint64_t streams = 0;
+  uint64_t stored_vectors = 0;  // entries x heads over every layer
+  uint64_t ram_bytes = 0;
 };
 
 // A validated Search: float32 queries [n, heads, key_dim].
@@ -127,9 +135,9 @@ class MemoryStore {
   absl::StatusOr<AttendResult> Attend(const AttendCommand& cmd) const;
 
   size_t stream_count() const;
-  uint64_t ApproximateBytesOnDisk() const {
-    return storage_->ApproximateBytesOnDisk();
-  }
+  // Walks every stream: O(streams).
+  StoreTotals Totals() const;
+  const Storage& storage() const { return *storage_; }
   // Blocks until every background compaction queued so far has finished.
   void WaitForBackgroundCompactions();
 

@@ -29,6 +29,13 @@ Usage: knnmem-server [flags]
                             (default 0 = one per core)
   --max-message-bytes=N     largest request or response in bytes
                             (default 268435456 = 256 MiB)
+  --metrics-address=HOST:PORT
+                            Prometheus metrics endpoint, on its own port
+                            (default 127.0.0.1:9464; port 0 picks a free port;
+                            "none" turns metrics off)
+  --insecure                allow a non-loopback --listen address without
+                            authentication (there is none yet: required for
+                            any non-loopback address)
   --help                    print this text and exit
 
 The server logs one line starting "knnmem-server: serving on" when ready.
@@ -43,6 +50,10 @@ absl::StatusOr<ServerOptions> ParseServerOptions(
     std::string arg = args[i];
     if (arg == "--help" || arg == "-h") {
       o.help = true;
+      continue;
+    }
+    if (arg == "--insecure") {
+      o.insecure = true;
       continue;
     }
     if (!absl::StartsWith(arg, "--")) {
@@ -65,6 +76,11 @@ absl::StatusOr<ServerOptions> ParseServerOptions(
         return BadValue(name, value, "HOST:PORT");
       }
       o.listen = value;
+    } else if (name == "metrics-address") {
+      if (value != "none" && value.rfind(':') == std::string::npos) {
+        return BadValue(name, value, "HOST:PORT or none");
+      }
+      o.metrics_address = value;
     } else if (name == "data-dir") {
       if (value.empty()) return BadValue(name, value, "a directory");
       o.data_dir = value;
@@ -90,7 +106,19 @@ absl::StatusOr<ServerOptions> ParseServerOptions(
           absl::StrCat("unknown flag --", name, " (see --help)"));
     }
   }
+  if (!o.help && !o.insecure && !IsLoopback(o.listen)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--listen: ", o.listen,
+        " is not a loopback address; serving it without authentication "
+        "needs --insecure"));
+  }
   return o;
+}
+
+bool IsLoopback(const std::string& listen) {
+  const std::string host = listen.substr(0, listen.rfind(':'));
+  return host == "localhost" || host == "[::1]" ||
+         absl::StartsWith(host, "127.");
 }
 
 }  // namespace knnmem

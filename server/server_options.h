@@ -16,6 +16,10 @@ struct ServerOptions {
   int shards = 16;
   int workers = 0;  // 0: one per core
   size_t max_message_bytes = size_t{256} << 20;
+  // Prometheus metrics endpoint; "none" turns it off.
+  std::string metrics_address = "127.0.0.1:9464";
+  // Allows listening on a non-loopback address without authentication.
+  bool insecure = false;
   bool help = false;
 };
 
@@ -23,6 +27,10 @@ struct ServerOptions {
 // Unknown flags and malformed values are INVALID_ARGUMENT naming the flag.
 absl::StatusOr<ServerOptions> ParseServerOptions(
     const std::vector<std::string>& args);
+
+// True when `listen` (HOST:PORT) names a loopback host: localhost,
+// 127.0.0.0/8 or [::1].
+bool IsLoopback(const std::string& listen);
 
 // The text --help prints.
 std::string ServerHelp();

@@ -3,6 +3,7 @@
 #include <rocksdb/db.h>
 #include <rocksdb/options.h>
 #include <rocksdb/slice.h>
+#include <rocksdb/statistics.h>
 #include <rocksdb/write_batch.h>
 
 #include <cstring>
@@ -82,6 +83,10 @@ absl::StatusOr<std::unique_ptr<Storage>> Storage::Open(const std::string& dir) {
   options.IncreaseParallelism(2);
   options.max_background_jobs = 2;
   options.write_buffer_size = 64 << 20;
+  // Tickers only (stall time); no histograms on the write path.
+  options.statistics = rocksdb::CreateDBStatistics();
+  options.statistics->set_stats_level(
+      rocksdb::StatsLevel::kExceptHistogramOrTimers);
   rocksdb::DB* raw = nullptr;
   rocksdb::Status s = rocksdb::DB::Open(options, dir, &raw);
   if (!s.ok()) {
@@ -98,11 +103,16 @@ absl::StatusOr<std::unique_ptr<Storage>> Storage::Open(const std::string& dir) {
     return FromRocks(s.ok() ? rocksdb::Status::Corruption("counter") : s,
                      "reading the incarnation counter");
   }
-  return std::unique_ptr<Storage>(new Storage(std::move(db), next));
+  return std::unique_ptr<Storage>(
+      new Storage(std::move(db), options.statistics, next));
 }
 
-Storage::Storage(std::unique_ptr<rocksdb::DB> db, uint64_t next_incarnation)
-    : db_(std::move(db)), next_incarnation_(next_incarnation) {}
+Storage::Storage(std::unique_ptr<rocksdb::DB> db,
+                 std::shared_ptr<rocksdb::Statistics> statistics,
+                 uint64_t next_incarnation)
+    : db_(std::move(db)),
+      statistics_(std::move(statistics)),
+      next_incarnation_(next_incarnation) {}
 
 Storage::~Storage() {
   if (db_ != nullptr) db_->Close().PermitUncheckedError();
@@ -232,6 +242,17 @@ uint64_t Storage::ApproximateBytesOnDisk() const {
   db_->GetIntProperty(rocksdb::DB::Properties::kCurSizeAllMemTables,
                       &memtables);
   return sst + memtables;
+}
+
+uint64_t Storage::WriteStallMicros() const {
+  return statistics_->getTickerCount(rocksdb::STALL_MICROS);
+}
+
+uint64_t Storage::CompactionPendingBytes() const {
+  uint64_t bytes = 0;
+  db_->GetIntProperty(rocksdb::DB::Properties::kEstimatePendingCompactionBytes,
+                      &bytes);
+  return bytes;
 }
 
 }  // namespace knnmem

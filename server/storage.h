@@ -28,7 +28,8 @@
 
 namespace rocksdb {
 class DB;
-}
+class Statistics;
+}  // namespace rocksdb
 
 namespace knnmem {
 
@@ -101,11 +102,18 @@ class Storage {
 
   // Bytes of live SST files plus memtables, as RocksDB estimates them.
   uint64_t ApproximateBytesOnDisk() const;
+  // Microseconds writes have been stalled since open.
+  uint64_t WriteStallMicros() const;
+  // Bytes RocksDB estimates compaction still has to rewrite.
+  uint64_t CompactionPendingBytes() const;
 
  private:
-  explicit Storage(std::unique_ptr<rocksdb::DB> db, uint64_t next_incarnation);
+  Storage(std::unique_ptr<rocksdb::DB> db,
+          std::shared_ptr<rocksdb::Statistics> statistics,
+          uint64_t next_incarnation);
 
   std::unique_ptr<rocksdb::DB> db_;
+  std::shared_ptr<rocksdb::Statistics> statistics_;
   absl::Mutex mu_;
   uint64_t next_incarnation_ ABSL_GUARDED_BY(mu_);
 };

@@ -27,8 +27,9 @@ bool ServerProcess::Start() {
     error_ = "pipe failed";
     return false;
   }
-  std::vector<std::string> args = {ServerBinary(), "--listen", "127.0.0.1:0",
-                                   "--data-dir", data_dir_};
+  std::vector<std::string> args = {
+      ServerBinary(), "--listen",   "127.0.0.1:0", "--metrics-address",
+      "127.0.0.1:0",  "--data-dir", data_dir_};
   args.insert(args.end(), extra_args_.begin(), extra_args_.end());
   std::vector<char*> argv;
   for (auto& a : args) argv.push_back(a.data());
@@ -52,9 +53,10 @@ bool ServerProcess::Start() {
       std::string line = buffer.substr(0, nl);
       buffer.erase(0, nl + 1);
       std::smatch m;
-      static const std::regex kReady("serving on (\\S+)");
+      static const std::regex kReady("serving on (\\S+) \\(metrics on (\\S+),");
       if (std::regex_search(line, m, kReady)) {
         address_ = m[1];
+        metrics_address_ = m[2];
         ready_line_ = line;
         return true;
       }

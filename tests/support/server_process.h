@@ -30,6 +30,8 @@ class ServerProcess {
   void Kill();
 
   const std::string& address() const { return address_; }
+  // HOST:PORT of the Prometheus endpoint.
+  const std::string& metrics_address() const { return metrics_address_; }
   const std::string& error() const { return error_; }
   const std::string& ready_line() const { return ready_line_; }
 
@@ -41,6 +43,7 @@ class ServerProcess {
   pid_t pid_ = -1;
   int stdout_fd_ = -1;
   std::string address_;
+  std::string metrics_address_;
   std::string error_;
   std::string ready_line_;
 };

@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include "absl/strings/match.h"
+
 namespace knnmem {
 namespace {
 
@@ -13,15 +15,33 @@ TEST(ServerOptionsTest, DefaultsAreTheEmbeddedOnes) {
 }
 
 TEST(ServerOptionsTest, ParsesBothFlagForms) {
-  auto o = ParseServerOptions({"--listen=0.0.0.0:1", "--data-dir", "/x",
-                               "--shards=4", "--workers", "3",
-                               "--max-message-bytes=1048576"});
+  auto o = ParseServerOptions({"--listen=0.0.0.0:1", "--insecure", "--data-dir",
+                               "/x", "--shards=4", "--workers", "3",
+                               "--max-message-bytes=1048576",
+                               "--metrics-address", "0.0.0.0:0"});
   ASSERT_TRUE(o.ok()) << o.status();
   EXPECT_EQ(o->listen, "0.0.0.0:1");
   EXPECT_EQ(o->data_dir, "/x");
   EXPECT_EQ(o->shards, 4);
   EXPECT_EQ(o->workers, 3);
+  EXPECT_EQ(o->metrics_address, "0.0.0.0:0");
+  EXPECT_TRUE(o->insecure);
   EXPECT_EQ(o->max_message_bytes, 1048576u);
+  EXPECT_EQ(o->metrics_address, "0.0.0.0:0");
+  EXPECT_TRUE(o->insecure);
+}
+
+TEST(ServerOptionsTest, NonLoopbackListenNeedsInsecure) {
+  auto o = ParseServerOptions({"--listen=0.0.0.0:50051"});
+  EXPECT_EQ(o.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_TRUE(absl::StartsWith(o.status().message(),
+                               "--listen: 0.0.0.0:50051 is not a loopback"))
+      << o.status();
+  EXPECT_TRUE(IsLoopback("127.0.0.1:0"));
+  EXPECT_TRUE(IsLoopback("localhost:1"));
+  EXPECT_TRUE(IsLoopback("[::1]:5"));
+  EXPECT_FALSE(IsLoopback("[::]:5"));
+  EXPECT_FALSE(IsLoopback("10.0.0.1:5"));
 }
 
 TEST(ServerOptionsTest, BadValuesNameTheFlag) {
@@ -37,8 +57,9 @@ TEST(ServerOptionsTest, BadValuesNameTheFlag) {
 
 TEST(ServerOptionsTest, HelpDocumentsEveryFlag) {
   const std::string help = ServerHelp();
-  for (const char* flag : {"--listen", "--data-dir", "--shards", "--workers",
-                           "--max-message-bytes", "--help"}) {
+  for (const char* flag :
+       {"--listen", "--data-dir", "--shards", "--workers",
+        "--max-message-bytes", "--metrics-address", "--insecure", "--help"}) {
     EXPECT_NE(help.find(flag), std::string::npos) << flag;
   }
 }

@@ -1,0 +1,76 @@
+// The real server's Prometheus endpoint, scraped over HTTP, agrees with the
+// work the test did.
+#include <gtest/gtest.h>
+
+#include <regex>
+
+#include "http_get.h"
+#include "server_fixture.h"
+
+namespace knnmem::testing {
+namespace {
+
+// The value of the series `name{labels}` (labels exactly as exposed, or
+// empty), or -1 when it is absent.
+double Sample(const std::string& text, const std::string& series) {
+  const size_t at = text.find("\n" + series + " ");
+  if (at == std::string::npos) return -1;
+  return std::stod(text.substr(at + series.size() + 2));
+}
+
+class MetricsTest : public ServerFixture {};
+
+TEST_F(MetricsTest, CountersAndGaugesAgreeWithTheWorkDone) {
+  ASSERT_TRUE(client_->CreateStream("m", MakeSpec(2, 4, 16, 8, 1000)).ok());
+  Written written;
+  written.capacity = 1000;
+  int64_t next = 0;
+  for (int i = 0; i < 6; ++i) {  // 1,200 rows into capacity 1,000: 200 evicted
+    auto r =
+        AppendRandom("m", 1, next, 200, 4, 16, 8, DType::kFloat32, &written);
+    ASSERT_TRUE(r.ok());
+    next = r->next_position();
+  }
+  SearchAndCheck("m", 1, 7, 5, written, DType::kFloat32, 1);
+  ASSERT_TRUE(
+      client_->Attend("m", 1, std::vector<float>(3 * 4 * 16, 0.1f), 3, 4, 5)
+          .ok());
+  EXPECT_EQ(client_->GetStream("nope").status().code(),
+            absl::StatusCode::kNotFound);
+
+  const HttpResponse scrape = HttpGet(server_->metrics_address(), "/metrics");
+  ASSERT_EQ(scrape.status, 200) << server_->metrics_address();
+  const std::string& t = scrape.body;
+  EXPECT_EQ(Sample(t, "knnmem_requests_total{code=\"OK\",method=\"Append\"}"),
+            6);
+  EXPECT_EQ(
+      Sample(t, "knnmem_requests_total{code=\"OK\",method=\"CreateStream\"}"),
+      1);
+  EXPECT_EQ(
+      Sample(t,
+             "knnmem_requests_total{code=\"NOT_FOUND\",method=\"GetStream\"}"),
+      1);
+  EXPECT_EQ(
+      Sample(t, "knnmem_request_duration_seconds_count{method=\"Append\"}"), 6);
+  EXPECT_EQ(
+      Sample(t, "knnmem_request_duration_seconds_count{method=\"Attend\"}"), 1);
+  EXPECT_EQ(Sample(t, "knnmem_appended_vectors_total"), 1200 * 4);
+  EXPECT_EQ(Sample(t, "knnmem_evicted_vectors_total"), 200 * 4);
+  EXPECT_EQ(Sample(t, "knnmem_searched_queries_total"), 7 + 3);
+  EXPECT_EQ(Sample(t, "knnmem_streams"), 1);
+  EXPECT_EQ(Sample(t, "knnmem_stored_vectors"), 1000 * 4);
+  EXPECT_GE(Sample(t, "knnmem_ram_bytes"), 1000 * 4 * (16 + 8) * 4);
+  EXPECT_GT(Sample(t, "knnmem_disk_bytes"), 0);
+  EXPECT_GT(Sample(t, "knnmem_process_resident_memory_bytes"), 1e6);
+  for (const char* name :
+       {"knnmem_worker_queue_depth", "knnmem_memory_budget_bytes",
+        "knnmem_rocksdb_write_stall_seconds_total",
+        "knnmem_rocksdb_compaction_pending_bytes"}) {
+    EXPECT_GE(Sample(t, name), 0) << name;
+  }
+  // No stream id leaks into a label.
+  EXPECT_EQ(t.find("\"m\""), std::string::npos);
+}
+
+}  // namespace
+}  // namespace knnmem::testing

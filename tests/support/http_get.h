@@ -1,0 +1,20 @@
+// HttpGet: a minimal HTTP/1.0 GET for tests (metrics scrapes, Prometheus's
+// API) against HOST:PORT on this machine.
+#ifndef KNNMEM_TESTS_SUPPORT_HTTP_GET_H_
+#define KNNMEM_TESTS_SUPPORT_HTTP_GET_H_
+
+#include <string>
+
+namespace knnmem::testing {
+
+struct HttpResponse {
+  int status = 0;  // 0 when the connection failed
+  std::string body;
+};
+
+// GETs `path` (with its query string, already URL-encoded) from `address`.
+HttpResponse HttpGet(const std::string& address, const std::string& path);
+
+}  // namespace knnmem::testing
+
+#endif  // KNNMEM_TESTS_SUPPORT_HTTP_GET_H_
