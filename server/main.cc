@@ -12,6 +12,8 @@
 #include <thread>
 
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/notification.h"
+#include "absl/time/time.h"
 #include "exact_search.h"
 #include "memory_service.h"
 #include "memory_store.h"
@@ -56,7 +58,8 @@ int main(int argc, char** argv) {
 
   const auto start = std::chrono::steady_clock::now();
   absl::StatusOr<std::unique_ptr<knnmem::MemoryStore>> store =
-      knnmem::MemoryStore::Open({options->data_dir, options->shards, &pool});
+      knnmem::MemoryStore::Open({options->data_dir, options->shards, &pool,
+                                 options->stream_ttl_seconds, nullptr});
   if (!store.ok()) return Fail(std::string(store.status().message()));
   const double recover_ms = std::chrono::duration<double, std::milli>(
                                 std::chrono::steady_clock::now() - start)
@@ -113,13 +116,29 @@ int main(int argc, char** argv) {
       core->stream_count(), recover_ms, workers, options->shards);
   std::fflush(stdout);
 
+  // Idle streams are deleted in the background, once a second.
+  absl::Notification stopping;
+  std::thread reaper([&] {
+    while (!stopping.WaitForNotificationWithTimeout(absl::Seconds(1))) {
+      const size_t n = core->DeleteIdleStreams();
+      if (n > 0) std::printf("knnmem-server: deleted %zu idle stream(s)\n", n);
+    }
+  });
+
   int signal = 0;
   sigwait(&stop_signals, &signal);
-  std::printf("knnmem-server: signal %d, stopping\n", signal);
+  std::printf(
+      "knnmem-server: signal %d: draining for %u s, then up to %u s for "
+      "in-flight calls\n",
+      signal, options->drain_seconds, options->grace_seconds);
   std::fflush(stdout);
   server->GetHealthCheckService()->SetServingStatus(false);
-  server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(10));
+  std::this_thread::sleep_for(std::chrono::seconds(options->drain_seconds));
+  server->Shutdown(std::chrono::system_clock::now() +
+                   std::chrono::seconds(options->grace_seconds));
   server->Wait();  // every call has finished
+  stopping.Notify();
+  reaper.join();
   metrics.Stop();  // no scrape may sample the store from here on
   store->reset();  // closes RocksDB: everything acknowledged is durable
   std::printf("knnmem-server: stopped\n");

@@ -46,7 +46,10 @@ absl::StatusOr<std::unique_ptr<MemoryStore>> MemoryStore::Open(
 
 MemoryStore::MemoryStore(const Options& options,
                          std::unique_ptr<Storage> storage)
-    : pool_(options.pool), storage_(std::move(storage)) {
+    : pool_(options.pool),
+      default_ttl_seconds_(options.default_ttl_seconds),
+      clock_(options.clock != nullptr ? options.clock : &steady_clock_),
+      storage_(std::move(storage)) {
   const int shards = std::max(1, options.shards);
   for (int i = 0; i < shards; ++i) shards_.push_back(std::make_unique<Shard>());
   compactor_ = std::thread([this] { RunCompactor(); });
@@ -92,6 +95,7 @@ absl::Status MemoryStore::Recover() {
                             row_bytes, 1);
           return absl::OkStatus();
         }));
+    stream->Touch(clock_->NowMicros());  // a restart counts as a use
     Shard& shard = ShardOf(record.stream_id);
     absl::MutexLock lock(&shard.mu);
     shard.streams.emplace(record.stream_id, std::move(stream));
@@ -127,6 +131,7 @@ absl::StatusOr<std::shared_ptr<Stream>> MemoryStore::FindWithSpec(
         absl::StrCat("stream_id: stream '", stream_id,
                      "' was re-created with another spec"));
   }
+  stream->Touch(clock_->NowMicros());  // every data-plane call is a use
   return stream;
 }
 
@@ -141,11 +146,13 @@ absl::StatusOr<StreamState> MemoryStore::CreateStream(
                        "' already exists with a different spec"));
     }
     *created = false;
+    existing->Touch(clock_->NowMicros());
     return StateOf(*existing);
   }
   StreamRecord record{stream_id, storage_->NewIncarnation(), spec};
   RETURN_IF_ERROR(storage_->PutStream(record, /*drop_incarnation=*/0));
   auto stream = std::make_shared<Stream>(stream_id, spec, record.incarnation);
+  stream->Touch(clock_->NowMicros());
   {
     absl::MutexLock lock(&shard.mu);
     shard.streams.emplace(stream_id, stream);
@@ -201,17 +208,27 @@ absl::Status MemoryStore::ResetStream(absl::string_view stream_id) {
   StreamRecord record{stream->id(), storage_->NewIncarnation(), stream->spec()};
   RETURN_IF_ERROR(storage_->PutStream(record, old));
   stream->Reset(record.incarnation);
+  stream->Touch(clock_->NowMicros());
   CompactInBackground(old);
   return absl::OkStatus();
 }
 
 absl::Status MemoryStore::DeleteStream(absl::string_view stream_id) {
+  return DeleteStreamIf(stream_id, [](const Stream&) { return true; });
+}
+
+absl::Status MemoryStore::DeleteStreamIf(
+    absl::string_view stream_id,
+    const std::function<bool(const Stream&)>& condition) {
   Shard& shard = ShardOf(stream_id);
   absl::MutexLock admin(&shard.admin_mu);
   ASSIGN_OR_RETURN(std::shared_ptr<Stream> stream, FindOrNotFound(stream_id));
   uint64_t incarnation;
   {
     absl::MutexLock lifecycle(&stream->lifecycle_mutex());
+    if (!condition(*stream)) {
+      return absl::FailedPreconditionError("stream_id: condition not met");
+    }
     incarnation = stream->incarnation();
     RETURN_IF_ERROR(storage_->DeleteStream(stream_id, incarnation));
     stream->MarkDeleted();
@@ -323,6 +340,36 @@ size_t MemoryStore::stream_count() const {
     n += shard->streams.size();
   }
   return n;
+}
+
+size_t MemoryStore::DeleteIdleStreams() {
+  const int64_t now = clock_->NowMicros();
+  std::vector<std::string> idle;
+  for (const auto& shard : shards_) {
+    absl::ReaderMutexLock lock(&shard->mu);
+    for (const auto& [id, stream] : shard->streams) {
+      const uint32_t ttl = stream->spec().ttl_seconds != 0
+                               ? stream->spec().ttl_seconds
+                               : default_ttl_seconds_;
+      if (ttl != 0 &&
+          now - stream->last_used_micros() > int64_t{ttl} * 1'000'000) {
+        idle.push_back(id);
+      }
+    }
+  }
+  size_t deleted = 0;
+  for (const std::string& id : idle) {
+    // Deleted only if still idle: a use since the scan keeps it.
+    if (DeleteStreamIf(id, [&](const Stream& s) {
+          const uint32_t ttl = s.spec().ttl_seconds != 0 ? s.spec().ttl_seconds
+                                                         : default_ttl_seconds_;
+          return clock_->NowMicros() - s.last_used_micros() >
+                 int64_t{ttl} * 1'000'000;
+        }).ok()) {
+      ++deleted;
+    }
+  }
+  return deleted;
 }
 
 StoreTotals MemoryStore::Totals() const {

@@ -11,6 +11,7 @@
 #define KNNMEM_SERVER_MEMORY_STORE_H_
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <thread>
@@ -22,6 +23,7 @@
 #include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
 #include "attention.h"
+#include "clock.h"
 #include "exact_search.h"
 #include "storage.h"
 #include "stream.h"
@@ -96,6 +98,10 @@ class MemoryStore {
     std::string data_dir;
     int shards = 16;
     WorkerPool* pool = nullptr;  // required; runs search work
+    // Idle TTL for streams whose spec says 0; 0 here means never.
+    uint32_t default_ttl_seconds = 0;
+    // Time source for TTLs; nullptr means the steady clock.
+    const Clock* clock = nullptr;
   };
 
   // Opens the storage in options.data_dir and rebuilds every stream in RAM
@@ -134,6 +140,10 @@ class MemoryStore {
   // Softmax attention over the top-k entries per (query, head).
   absl::StatusOr<AttendResult> Attend(const AttendCommand& cmd) const;
 
+  // Deletes every stream idle for longer than its TTL (the spec's, else the
+  // default); returns how many. The server calls it periodically.
+  size_t DeleteIdleStreams();
+
   size_t stream_count() const;
   // Walks every stream: O(streams).
   StoreTotals Totals() const;
@@ -159,6 +169,11 @@ class MemoryStore {
   // The stream, if it still has the spec a command was validated against.
   absl::StatusOr<std::shared_ptr<Stream>> FindWithSpec(
       absl::string_view stream_id, const StreamSpec& spec) const;
+  // Deletes the stream if `condition` holds under its lifecycle lock;
+  // FAILED_PRECONDITION otherwise.
+  absl::Status DeleteStreamIf(
+      absl::string_view stream_id,
+      const std::function<bool(const Stream&)>& condition);
   // An immutable view of one layer of the stream.
   absl::StatusOr<LayerSnapshot> Snapshot(absl::string_view stream_id,
                                          const StreamSpec& spec,
@@ -168,6 +183,9 @@ class MemoryStore {
   void RunCompactor();
 
   WorkerPool* const pool_;
+  const uint32_t default_ttl_seconds_;
+  SteadyClock steady_clock_;
+  const Clock* const clock_;
   std::unique_ptr<Storage> storage_;
   std::vector<std::unique_ptr<Shard>> shards_;
 

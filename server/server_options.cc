@@ -36,6 +36,13 @@ Usage: knnmem-server [flags]
   --insecure                allow a non-loopback --listen address without
                             authentication (there is none yet: required for
                             any non-loopback address)
+  --stream-ttl-seconds=N    delete streams idle (no create, append, search,
+                            attend or reset) for N seconds, unless their spec
+                            sets its own ttl_seconds (default 0 = never)
+  --drain-seconds=N         on SIGTERM, report NOT_SERVING on health and keep
+                            serving for N seconds before stopping (default 0)
+  --grace-seconds=N         then give in-flight calls up to N seconds to
+                            finish (default 20)
   --help                    print this text and exit
 
 The server logs one line starting "knnmem-server: serving on" when ready.
@@ -76,6 +83,15 @@ absl::StatusOr<ServerOptions> ParseServerOptions(
         return BadValue(name, value, "HOST:PORT");
       }
       o.listen = value;
+    } else if (name == "stream-ttl-seconds" || name == "drain-seconds" ||
+               name == "grace-seconds") {
+      uint32_t v = 0;
+      if (!absl::SimpleAtoi(value, &v) || v > (1u << 30)) {
+        return BadValue(name, value, "a number of seconds");
+      }
+      (name == "stream-ttl-seconds" ? o.stream_ttl_seconds
+       : name == "drain-seconds"    ? o.drain_seconds
+                                    : o.grace_seconds) = v;
     } else if (name == "metrics-address") {
       if (value != "none" && value.rfind(':') == std::string::npos) {
         return BadValue(name, value, "HOST:PORT or none");

@@ -20,6 +20,12 @@ struct ServerOptions {
   std::string metrics_address = "127.0.0.1:9464";
   // Allows listening on a non-loopback address without authentication.
   bool insecure = false;
+  // Idle TTL of streams whose spec says 0; 0 = never expire.
+  uint32_t stream_ttl_seconds = 0;
+  // After SIGTERM: seconds to keep serving while health says NOT_SERVING,
+  // then seconds in-flight calls get to finish.
+  uint32_t drain_seconds = 0;
+  uint32_t grace_seconds = 20;
   bool help = false;
 };
 

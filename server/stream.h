@@ -7,6 +7,7 @@
 #ifndef KNNMEM_SERVER_STREAM_H_
 #define KNNMEM_SERVER_STREAM_H_
 
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -28,6 +29,15 @@ class Stream {
 
   const std::string& id() const { return id_; }
   const StreamSpec& spec() const { return spec_; }
+
+  // When the stream was last created, appended to, searched or reset
+  // (Clock microseconds), for the idle TTL.
+  int64_t last_used_micros() const {
+    return last_used_.load(std::memory_order_relaxed);
+  }
+  void Touch(int64_t now_micros) {
+    last_used_.store(now_micros, std::memory_order_relaxed);
+  }
 
   absl::Mutex& lifecycle_mutex() const ABSL_LOCK_RETURNED(mu_) { return mu_; }
 
@@ -56,6 +66,7 @@ class Stream {
 
   const std::string id_;
   const StreamSpec spec_;
+  std::atomic<int64_t> last_used_{0};
   mutable absl::Mutex mu_;
   uint64_t incarnation_ ABSL_GUARDED_BY(mu_);
   bool deleted_ ABSL_GUARDED_BY(mu_) = false;

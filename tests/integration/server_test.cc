@@ -1,6 +1,10 @@
 // The real server on loopback, driven through the client library.
 #include <grpcpp/grpcpp.h>
 #include <gtest/gtest.h>
+#include <signal.h>
+
+#include <atomic>
+#include <thread>
 
 #include "attention_oracle.h"
 #include "grpc/reflection/v1alpha/reflection.grpc.pb.h"
@@ -188,6 +192,48 @@ TEST_F(ServerTest, SigkilledServerLosesNoAcknowledgedAppend) {
   ASSERT_TRUE(info.ok()) << info.status();
   EXPECT_EQ(info->layers(0).next_position(), next);
   SearchAndCheck("crash", 0, 16, 64, written, DType::kFloat32, 7);
+}
+
+TEST_F(ServerTest, SigtermDrainsFinishesInFlightCallsAndExitsZero) {
+  ASSERT_EQ(StopServer(), 0);
+  StartServer({"--drain-seconds", "1", "--grace-seconds", "10"});
+  ASSERT_TRUE(
+      client_->CreateStream("drain", MakeSpec(1, 8, 128, 128, 100000)).ok());
+  Written written;
+  written.capacity = 100000;
+  int64_t next = 0;
+  for (int i = 0; i < 40; ++i) {
+    next = AppendRandom("drain", 0, next, 512, 8, 128, 128, DType::kFloat32,
+                        &written)
+               ->next_position();
+  }
+  // A heavy Search (4,096 queries over 20,480 entries x 8 heads) and
+  // appends are in flight when SIGTERM arrives.
+  std::atomic<bool> search_ok{false};
+  std::thread search([&] {
+    auto other = MemoryClient::Connect(server_->address());
+    std::vector<float> q(4096 * 8 * 128, 0.01f);
+    search_ok = other->Search("drain", 0, q, 4096, 8, 32).ok();
+  });
+  std::vector<float> k(64 * 8 * 128, 0.5f), v(64 * 8 * 128, 0.25f);
+  auto appender = MemoryClient::Connect(server_->address());
+  ASSERT_TRUE(appender->Append("drain", 0, next, k, v, 64, 8).ok());
+  server_->Signal(SIGTERM);
+  // Health goes NOT_SERVING while the server drains.
+  absl::Status health;
+  for (int i = 0; i < 1000 && (health = client_->Health()).ok(); ++i) {
+  }
+  EXPECT_EQ(health.code(), absl::StatusCode::kUnavailable) << health;
+  EXPECT_NE(health.message().find("NOT_SERVING"), std::string::npos) << health;
+  search.join();
+  EXPECT_TRUE(search_ok.load());
+  client_.reset();
+  appender.reset();
+  EXPECT_EQ(server_->Wait(), 0);
+  StartServer();
+  auto info = client_->GetStream("drain");
+  ASSERT_TRUE(info.ok()) << info.status();
+  EXPECT_EQ(info->layers(0).next_position(), next + 64);  // the acked append
 }
 
 TEST_F(ServerTest, DeleteStreamThenGetIsNotFound) {

@@ -28,6 +28,10 @@ class ServerProcess {
   int Stop();
   // SIGKILL and wait: a crash.
   void Kill();
+  // Sends `signal` without waiting; Wait() then reaps the process and
+  // returns its exit status.
+  void Signal(int signal);
+  int Wait();
 
   const std::string& address() const { return address_; }
   // HOST:PORT of the Prometheus endpoint.
@@ -36,8 +40,6 @@ class ServerProcess {
   const std::string& ready_line() const { return ready_line_; }
 
  private:
-  int Wait();
-
   std::string data_dir_;
   std::vector<std::string> extra_args_;
   pid_t pid_ = -1;

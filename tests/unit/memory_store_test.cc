@@ -30,7 +30,8 @@ class MemoryStoreTest : public ::testing::Test {
  protected:
   void Open() {
     store_.reset();
-    auto s = MemoryStore::Open({dir_.path(), 4, &pool_});
+    auto s = MemoryStore::Open(
+        {dir_.path(), 4, &pool_, /*default_ttl_seconds=*/100, &clock_});
     ASSERT_TRUE(s.ok()) << s.status();
     store_ = std::move(*s);
   }
@@ -98,6 +99,7 @@ class MemoryStoreTest : public ::testing::Test {
   }
 
   testing::TempDir dir_;
+  FakeClock clock_;
   WorkerPool pool_{2};
   std::unique_ptr<MemoryStore> store_;
   std::mt19937 rng_{5};
@@ -204,6 +206,37 @@ TEST_F(MemoryStoreTest, DeletedStreamIsGoneNowAndAfterRestart) {
   // A new stream of the same id starts empty.
   Create("d", spec);
   EXPECT_EQ(store_->GetStream("d")->layers[0].next_position, 0);
+}
+
+TEST_F(MemoryStoreTest,
+       IdleStreamsAreDeletedAfterTheirTtlAndUseKeepsThemAlive) {
+  StreamSpec short_lived = Spec(10);
+  short_lived.ttl_seconds = 10;
+  const StreamSpec defaulted = Spec(10);  // ttl 0: the store's default, 100 s
+  Create("short", short_lived);
+  Create("default", defaulted);
+  clock_.AdvanceSeconds(9);
+  EXPECT_EQ(store_->DeleteIdleStreams(), 0u);
+  ASSERT_TRUE(AppendRandom("short", short_lived, 0, 0, 1).ok());  // a use
+  clock_.AdvanceSeconds(9);
+  EXPECT_EQ(store_->DeleteIdleStreams(), 0u);
+  clock_.AdvanceSeconds(2);  // 11 s after its last use
+  EXPECT_EQ(store_->DeleteIdleStreams(), 1u);
+  EXPECT_EQ(store_->GetStream("short").status().code(),
+            absl::StatusCode::kNotFound);
+  EXPECT_TRUE(store_->GetStream("default").ok());
+  // A search is a use too.
+  SearchCommand cmd{
+      "default", defaulted, 0, std::vector<float>(2 * 16, 1.0f), {}};
+  cmd.options.k = 1;
+  ASSERT_TRUE(store_->Search(cmd).ok());
+  clock_.AdvanceSeconds(99);
+  EXPECT_EQ(store_->DeleteIdleStreams(), 0u);
+  clock_.AdvanceSeconds(2);
+  EXPECT_EQ(store_->DeleteIdleStreams(), 1u);
+  // Gone from storage too.
+  Open();
+  EXPECT_EQ(store_->stream_count(), 0u);
 }
 
 TEST_F(MemoryStoreTest, ListStreamsPagesInIdOrder) {
