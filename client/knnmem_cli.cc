@@ -19,6 +19,7 @@
 #include "absl/strings/str_format.h"
 #include "memory_client.h"
 #include "random_rows.h"
+#include "sharded_client.h"
 
 namespace knnmem {
 namespace {
@@ -42,9 +43,13 @@ Commands:
   list
   reset STREAM
   delete STREAM
-  health
+  where STREAM     the server a stream lives on
+  health           every server must be SERVING
 
---server defaults to 127.0.0.1:50051; --json prints JSON instead of tables.
+--server defaults to 127.0.0.1:50051. --servers routes each stream by
+rendezvous hashing of its id over a list of [NAME=]HOST:PORT entries, which
+may hold one range: --servers 'knnmem-{0..2}.knnmem:50051'.
+--json prints JSON instead of tables.
 )";
 
 struct UsageError {
@@ -212,7 +217,7 @@ const std::string& StreamArg(const Args& args) {
   return args.positional()[1];
 }
 
-int Create(MemoryClient& client, Args& args, bool json) {
+int Create(ShardedClient& client, Args& args, bool json) {
   const std::string& id = StreamArg(args);
   v1::StreamSpec spec;
   spec.set_layers(static_cast<uint32_t>(args.Required("layers", 1, 1 << 20)));
@@ -407,27 +412,56 @@ int Run(int argc, char** argv) {
                                                                       : stdout);
     return args.Has("help") ? 0 : 2;
   }
-  const std::string server = args.Get("server", "127.0.0.1:50051");
+  const std::string server = args.Get("server", "");
+  const std::string servers_flag = args.Get("servers", "");
+  if (!server.empty() && !servers_flag.empty()) {
+    throw UsageError{"give --server or --servers, not both"};
+  }
+  absl::StatusOr<std::vector<ServerAddress>> servers =
+      ParseServerList(!servers_flag.empty() ? servers_flag
+                      : !server.empty()     ? server
+                                            : "127.0.0.1:50051");
+  if (!servers.ok()) throw UsageError{std::string(servers.status().message())};
   const int64_t deadline_ms =
       args.Int("deadline-ms", 60000, 1, int64_t{1} << 31);
   const bool json = args.Bool("json");
   MemoryClient::Options options;
   options.deadline = std::chrono::milliseconds(deadline_ms);
-  std::unique_ptr<MemoryClient> client = MemoryClient::Connect(server, options);
+  ShardedClient sharded(*servers, options);
   const std::string& cmd = args.positional()[0];
-  if (cmd == "create") return Create(*client, args, json);
-  if (cmd == "append") return Append(*client, args, json);
-  if (cmd == "search") return Search(*client, args, json);
+  if (cmd == "create") return Create(sharded, args, json);
+  if (cmd == "append") return Append(sharded.For(StreamArg(args)), args, json);
+  if (cmd == "search") return Search(sharded.For(StreamArg(args)), args, json);
   if (cmd == "health") {
     args.CheckAllUsed();
-    absl::Status s = client->Health();
-    if (!s.ok()) return Fail(s);
+    // Every server must be serving.
+    for (size_t i = 0; i < sharded.servers().size(); ++i) {
+      absl::Status s = sharded.At(i).Health();
+      if (!s.ok()) {
+        return Fail(absl::Status(
+            s.code(),
+            absl::StrCat(sharded.servers()[i].address, ": ", s.message())));
+      }
+    }
     std::printf(json ? "{\"status\":\"SERVING\"}\n" : "SERVING\n");
+    return 0;
+  }
+  if (cmd == "where") {
+    const std::string& id = StreamArg(args);
+    args.CheckAllUsed();
+    const ServerAddress& at = sharded.ServerOf(id);
+    if (json) {
+      std::printf("{\"stream_id\":%s,\"server\":%s,\"address\":%s}\n",
+                  JsonString(id).c_str(), JsonString(at.name).c_str(),
+                  JsonString(at.address).c_str());
+    } else {
+      std::printf("%s %s\n", at.name.c_str(), at.address.c_str());
+    }
     return 0;
   }
   if (cmd == "list") {
     args.CheckAllUsed();
-    absl::StatusOr<std::vector<v1::StreamInfo>> all = client->ListStreams();
+    absl::StatusOr<std::vector<v1::StreamInfo>> all = sharded.ListStreams();
     if (!all.ok()) return Fail(all.status());
     if (json) {
       std::string out = "[";
@@ -454,7 +488,7 @@ int Run(int argc, char** argv) {
     const std::string& id = StreamArg(args);
     args.CheckAllUsed();
     if (cmd == "info") {
-      absl::StatusOr<v1::StreamInfo> info = client->GetStream(id);
+      absl::StatusOr<v1::StreamInfo> info = sharded.For(id).GetStream(id);
       if (!info.ok()) return Fail(info.status());
       if (json) {
         std::printf("%s\n", InfoJson(*info).c_str());
@@ -463,8 +497,8 @@ int Run(int argc, char** argv) {
       }
       return 0;
     }
-    absl::Status s =
-        cmd == "reset" ? client->ResetStream(id) : client->DeleteStream(id);
+    absl::Status s = cmd == "reset" ? sharded.For(id).ResetStream(id)
+                                    : sharded.DeleteStream(id);
     if (!s.ok()) return Fail(s);
     if (json) {
       std::printf("{\"%s\":%s}\n", cmd == "reset" ? "reset" : "deleted",

@@ -66,9 +66,15 @@ int main(int argc, char** argv) {
                                 .count();
 
   knnmem::MemoryStore* const core = store->get();
-  knnmem::Metrics metrics([core, &pool] {
-    const knnmem::StoreTotals totals = core->Totals();
+  // Scrapes sample the store until it closes; stopping the metrics HTTP
+  // server instead would wait on civetweb's polling (seconds).
+  absl::Mutex sample_mu;
+  bool store_open = true;
+  knnmem::Metrics metrics([core, &pool, &sample_mu, &store_open] {
     knnmem::ServerSample s;
+    absl::MutexLock lock(&sample_mu);
+    if (!store_open) return s;
+    const knnmem::StoreTotals totals = core->Totals();
     s.streams = totals.streams;
     s.stored_vectors = totals.stored_vectors;
     s.ram_bytes = totals.ram_bytes;
@@ -139,8 +145,12 @@ int main(int argc, char** argv) {
   server->Wait();  // every call has finished
   stopping.Notify();
   reaper.join();
-  metrics.Stop();  // no scrape may sample the store from here on
-  store->reset();  // closes RocksDB: everything acknowledged is durable
+  {
+    absl::MutexLock lock(
+        &sample_mu);  // no scrape samples the store from here on
+    store_open = false;
+    store->reset();  // closes RocksDB: everything acknowledged is durable
+  }
   std::printf("knnmem-server: stopped\n");
   std::fflush(stdout);
   // Destroying the grpc::Server waits for idle clients to acknowledge the

@@ -7,30 +7,17 @@
 #include <fstream>
 #include <regex>
 
+#include "cli_runner.h"
 #include "server_fixture.h"
 
 namespace knnmem::testing {
 namespace {
 
-struct Output {
-  int status = -1;
-  std::string out;
-};
+using Output = CliOutput;
 
-// Runs the CLI with `args`; stderr is folded into out when `merge_stderr`.
 Output RunCli(const std::string& server, const std::string& args,
               bool merge_stderr = false) {
-  const std::string cmd = CliBinary() + " --server " + server + " " + args +
-                          (merge_stderr ? " 2>&1" : "");
-  Output o;
-  FILE* p = popen(cmd.c_str(), "r");
-  if (p == nullptr) return o;
-  char buf[65536];
-  size_t n;
-  while ((n = fread(buf, 1, sizeof buf, p)) > 0) o.out.append(buf, n);
-  const int st = pclose(p);
-  o.status = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-  return o;
+  return testing::RunCli("--server " + server + " " + args, merge_stderr);
 }
 
 // The CLI's documented generator, re-implemented here from its description

@@ -14,8 +14,11 @@ std::string ServerBinary() { return KNNMEM_SERVER_BINARY; }
 std::string CliBinary() { return KNNMEM_CLI_BINARY; }
 
 ServerProcess::ServerProcess(std::string data_dir,
-                             std::vector<std::string> extra_args)
-    : data_dir_(std::move(data_dir)), extra_args_(std::move(extra_args)) {}
+                             std::vector<std::string> extra_args,
+                             std::string listen)
+    : data_dir_(std::move(data_dir)),
+      extra_args_(std::move(extra_args)),
+      listen_(std::move(listen)) {}
 
 ServerProcess::~ServerProcess() {
   if (pid_ > 0) Kill();
@@ -28,7 +31,7 @@ bool ServerProcess::Start() {
     return false;
   }
   std::vector<std::string> args = {
-      ServerBinary(), "--listen",   "127.0.0.1:0", "--metrics-address",
+      ServerBinary(), "--listen",   listen_,  "--metrics-address",
       "127.0.0.1:0",  "--data-dir", data_dir_};
   args.insert(args.end(), extra_args_.begin(), extra_args_.end());
   std::vector<char*> argv;

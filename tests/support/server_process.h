@@ -13,9 +13,11 @@ namespace knnmem::testing {
 
 class ServerProcess {
  public:
-  // `data_dir` is passed as --data-dir; `extra_args` are appended.
+  // `data_dir` is passed as --data-dir, `listen` as --listen (port 0: a
+  // free port); `extra_args` are appended.
   explicit ServerProcess(std::string data_dir,
-                         std::vector<std::string> extra_args = {});
+                         std::vector<std::string> extra_args = {},
+                         std::string listen = "127.0.0.1:0");
   ~ServerProcess();  // kills the server if still running
 
   ServerProcess(const ServerProcess&) = delete;
@@ -42,6 +44,7 @@ class ServerProcess {
  private:
   std::string data_dir_;
   std::vector<std::string> extra_args_;
+  std::string listen_;
   pid_t pid_ = -1;
   int stdout_fd_ = -1;
   std::string address_;

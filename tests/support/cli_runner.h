@@ -1,0 +1,20 @@
+// RunCli: runs the built `knnmem` CLI and captures its output and status.
+#ifndef KNNMEM_TESTS_SUPPORT_CLI_RUNNER_H_
+#define KNNMEM_TESTS_SUPPORT_CLI_RUNNER_H_
+
+#include <string>
+
+namespace knnmem::testing {
+
+struct CliOutput {
+  int status = -1;
+  std::string out;
+};
+
+// Runs `knnmem <args>` through the shell; stderr is folded into out when
+// `merge_stderr`.
+CliOutput RunCli(const std::string& args, bool merge_stderr = false);
+
+}  // namespace knnmem::testing
+
+#endif  // KNNMEM_TESTS_SUPPORT_CLI_RUNNER_H_
