@@ -4,7 +4,7 @@ BUILD ?= build
 JOBS ?= 2
 BUILD_TYPE ?= RelWithDebInfo
 
-.PHONY: all deps build run test format clean
+.PHONY: all deps test-deps build run test bench format clean
 
 all: build
 
@@ -18,8 +18,15 @@ build: deps
 run: build
 	$(BUILD)/server/knnmem-server --listen 127.0.0.1:50051 --data-dir ./data
 
-test: build
+# Tests also need Prometheus (promtool, a real Prometheus server) and yamllint.
+test-deps:
+	scripts/install-deps monitoring
+
+test: test-deps build
 	ctest --test-dir $(BUILD) --output-on-failure -j$(JOBS)
+
+bench: build
+	$(BUILD)/bench/knnmem-bench --json $(BUILD)/bench.json $(BENCH_ARGS)
 
 format:
 	clang-format -i $$(git ls-files '*.h' '*.cc')
