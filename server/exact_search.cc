@@ -43,9 +43,11 @@ void GatherRows(const StreamSpec& spec, const LayerSnapshot& snapshot,
 
 void PinBlasToOneThread() { openblas_set_num_threads(1); }
 
-SearchResult ExactSearch(const StreamSpec& spec, const LayerSnapshot& snapshot,
-                         absl::Span<const float> queries,
-                         const SearchOptions& options, WorkerPool& pool) {
+absl::StatusOr<SearchResult> ExactSearch(const StreamSpec& spec,
+                                         const LayerSnapshot& snapshot,
+                                         absl::Span<const float> queries,
+                                         const SearchOptions& options,
+                                         WorkerPool& pool) {
   const uint32_t heads = spec.heads;
   const uint32_t dk = spec.key_dim;
   const uint32_t n = static_cast<uint32_t>(queries.size() / (heads * dk));
@@ -63,6 +65,7 @@ SearchResult ExactSearch(const StreamSpec& spec, const LayerSnapshot& snapshot,
   }
 
   const uint32_t tiles = (n + kQueryTile - 1) / kQueryTile;
+  std::atomic<bool> stopped{false};
   pool.ParallelFor(static_cast<size_t>(tiles) * heads, [&](size_t task) {
     const uint32_t head = static_cast<uint32_t>(task % heads);
     const uint32_t q0 = static_cast<uint32_t>(task / heads) * kQueryTile;
@@ -79,6 +82,11 @@ SearchResult ExactSearch(const StreamSpec& spec, const LayerSnapshot& snapshot,
         queries.data() + (static_cast<size_t>(q0) * heads + head) * dk;
     const int lda = static_cast<int>(heads * dk);
     for (const auto& block : snapshot.blocks) {
+      if (stopped.load(std::memory_order_relaxed)) return;
+      if (options.cancelled && options.cancelled()) {
+        stopped = true;
+        return;
+      }
       const int64_t lo =
           std::max(snapshot.first_position, block->first_position());
       const int64_t hi =
@@ -119,6 +127,10 @@ SearchResult ExactSearch(const StreamSpec& spec, const LayerSnapshot& snapshot,
                  result.positions.data(), result.values.data());
     }
   });
+  if (stopped) {
+    return absl::DeadlineExceededError(
+        "search stopped: the call's deadline passed or it was cancelled");
+  }
   return result;
 }
 

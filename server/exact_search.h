@@ -6,10 +6,13 @@
 #ifndef KNNMEM_SERVER_EXACT_SEARCH_H_
 #define KNNMEM_SERVER_EXACT_SEARCH_H_
 
+#include <atomic>
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
+#include "absl/status/statusor.h"
 #include "absl/types/span.h"
 #include "layer_memory.h"
 #include "stream_spec.h"
@@ -31,13 +34,19 @@ struct SearchOptions {
   uint32_t k = 32;
   bool return_keys = false;
   bool return_values = false;
+  // Polled between blocks; when it returns true the search stops early.
+  // Empty: never.
+  std::function<bool()> cancelled;
 };
 
 // `queries` is float32 [n, spec.heads, spec.key_dim]. Work is split over
-// (head, query tile) pairs on `pool`; the caller takes part.
-SearchResult ExactSearch(const StreamSpec& spec, const LayerSnapshot& snapshot,
-                         absl::Span<const float> queries,
-                         const SearchOptions& options, WorkerPool& pool);
+// (head, query tile) pairs on `pool`; the caller takes part. Returns
+// DEADLINE_EXCEEDED when options.cancelled fired before the end.
+absl::StatusOr<SearchResult> ExactSearch(const StreamSpec& spec,
+                                         const LayerSnapshot& snapshot,
+                                         absl::Span<const float> queries,
+                                         const SearchOptions& options,
+                                         WorkerPool& pool);
 
 // Pins OpenBLAS to one thread: the worker pool provides the parallelism.
 void PinBlasToOneThread();

@@ -95,8 +95,11 @@ int main(int argc, char** argv) {
         options->metrics_address.substr(0, options->metrics_address.rfind(':')),
         ":", *metrics_port);
   }
-  knnmem::MemoryService service(core, &pool, &metrics,
-                                options->max_message_bytes);
+  knnmem::MemoryService::Limits limits;
+  limits.max_message_bytes = options->max_message_bytes;
+  limits.max_inflight_requests = options->max_inflight_requests;
+  limits.max_inflight_bytes = options->max_inflight_bytes;
+  knnmem::MemoryService service(core, &pool, &metrics, limits);
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;

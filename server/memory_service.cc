@@ -58,22 +58,25 @@ class MemoryService::Call {
     return reactor;
   }
 
-  // Runs `work` (returning absl::Status) on the pool and replies with its
-  // status, unless the call was cancelled or its deadline passed while it
-  // was queued.
+  // Admits `request_bytes` of work, runs `work` (returning absl::Status) on
+  // the pool and replies with its status, unless the call was cancelled or
+  // its deadline passed while it was queued. Replies RESOURCE_EXHAUSTED at
+  // once when the server is over its admission limits.
   template <typename Work>
-  grpc::ServerUnaryReactor* Defer(Work work) {
+  grpc::ServerUnaryReactor* Defer(uint64_t request_bytes, Work work) {
+    absl::Status admitted = service_->admission_.TryAdmit(request_bytes);
+    if (!admitted.ok()) return Reply(admitted);
     grpc::ServerUnaryReactor* reactor = ctx_->DefaultReactor();
-    service_->pool_->Submit(
-        [call = *this, reactor, work = std::move(work)]() mutable {
-          if (call.ctx_->IsCancelled()) {
-            call.Finish(reactor,
-                        absl::CancelledError(
-                            "call cancelled or deadline passed while queued"));
-            return;
-          }
-          call.Finish(reactor, work());
-        });
+    service_->pool_->Submit([call = *this, reactor, request_bytes,
+                             work = std::move(work)]() mutable {
+      const absl::Status status =
+          call.ctx_->IsCancelled()
+              ? absl::DeadlineExceededError(
+                    "call cancelled or deadline passed while queued")
+              : work();
+      call.service_->admission_.Release(request_bytes);
+      call.Finish(reactor, status);
+    });
     return reactor;
   }
 
@@ -106,11 +109,12 @@ absl::Status MemoryService::CheckRequestSize(
 }
 
 MemoryService::MemoryService(MemoryStore* store, WorkerPool* pool,
-                             Metrics* metrics, size_t max_message_bytes)
+                             Metrics* metrics, const Limits& limits)
     : store_(store),
       pool_(pool),
       metrics_(metrics),
-      max_message_bytes_(max_message_bytes) {}
+      max_message_bytes_(limits.max_message_bytes),
+      admission_(limits.max_inflight_requests, limits.max_inflight_bytes) {}
 
 grpc::ServerUnaryReactor* MemoryService::CreateStream(
     grpc::CallbackServerContext* ctx, const v1::CreateStreamRequest* request,
@@ -123,15 +127,16 @@ grpc::ServerUnaryReactor* MemoryService::CreateStream(
   }
   absl::StatusOr<StreamSpec> spec = SpecFromProto(request->spec());
   if (!spec.ok()) return call.Reply(spec.status());
-  return call.Defer([this, request, response, spec = *spec] {
-    bool created = false;
-    ASSIGN_OR_RETURN(
-        StreamState state,
-        store_->CreateStream(request->stream_id(), spec, &created));
-    FillInfo(state, response->mutable_stream());
-    response->set_created(created);
-    return absl::OkStatus();
-  });
+  return call.Defer(
+      request->ByteSizeLong(), [this, request, response, spec = *spec] {
+        bool created = false;
+        ASSIGN_OR_RETURN(
+            StreamState state,
+            store_->CreateStream(request->stream_id(), spec, &created));
+        FillInfo(state, response->mutable_stream());
+        response->set_created(created);
+        return absl::OkStatus();
+      });
 }
 
 grpc::ServerUnaryReactor* MemoryService::GetStream(
@@ -174,8 +179,9 @@ grpc::ServerUnaryReactor* MemoryService::ResetStream(
   Call call(this, ctx, Rpc::kResetStream);
   absl::Status valid = ValidateStreamId(request->stream_id());
   if (!valid.ok()) return call.Reply(valid);
-  return call.Defer(
-      [this, request] { return store_->ResetStream(request->stream_id()); });
+  return call.Defer(request->ByteSizeLong(), [this, request] {
+    return store_->ResetStream(request->stream_id());
+  });
 }
 
 grpc::ServerUnaryReactor* MemoryService::DeleteStream(
@@ -184,8 +190,9 @@ grpc::ServerUnaryReactor* MemoryService::DeleteStream(
   Call call(this, ctx, Rpc::kDeleteStream);
   absl::Status valid = ValidateStreamId(request->stream_id());
   if (!valid.ok()) return call.Reply(valid);
-  return call.Defer(
-      [this, request] { return store_->DeleteStream(request->stream_id()); });
+  return call.Defer(request->ByteSizeLong(), [this, request] {
+    return store_->DeleteStream(request->stream_id());
+  });
 }
 
 grpc::ServerUnaryReactor* MemoryService::Append(
@@ -198,17 +205,18 @@ grpc::ServerUnaryReactor* MemoryService::Append(
   absl::StatusOr<StreamSpec> spec = store_->GetSpec(request->stream_id());
   if (!spec.ok()) return call.Reply(spec.status());
   // Validation reads every byte (NaN checks): it runs on the pool too.
-  return call.Defer([this, request, response, spec = *spec] {
-    ASSIGN_OR_RETURN(AppendCommand cmd, ValidateAppend(*request, spec));
-    ASSIGN_OR_RETURN(AppendResult result, store_->Append(cmd));
-    if (metrics_ != nullptr) {
-      metrics_->AddAppendedVectors(result.stored * spec.heads);
-      metrics_->AddEvictedVectors(result.evicted * spec.heads);
-    }
-    response->set_next_position(result.next_position);
-    response->set_stored(result.stored);
-    return absl::OkStatus();
-  });
+  return call.Defer(
+      request->ByteSizeLong(), [this, request, response, spec = *spec] {
+        ASSIGN_OR_RETURN(AppendCommand cmd, ValidateAppend(*request, spec));
+        ASSIGN_OR_RETURN(AppendResult result, store_->Append(cmd));
+        if (metrics_ != nullptr) {
+          metrics_->AddAppendedVectors(result.stored * spec.heads);
+          metrics_->AddEvictedVectors(result.evicted * spec.heads);
+        }
+        response->set_next_position(result.next_position);
+        response->set_stored(result.stored);
+        return absl::OkStatus();
+      });
 }
 
 grpc::ServerUnaryReactor* MemoryService::Search(
@@ -220,8 +228,11 @@ grpc::ServerUnaryReactor* MemoryService::Search(
   if (!valid.ok()) return call.Reply(valid);
   absl::StatusOr<StreamSpec> spec = store_->GetSpec(request->stream_id());
   if (!spec.ok()) return call.Reply(spec.status());
-  return call.Defer([this, request, response, spec = *spec] {
+  return call.Defer(request->ByteSizeLong(), [this, ctx, request, response,
+                                              spec = *spec] {
     ASSIGN_OR_RETURN(SearchCommand cmd, ValidateSearch(*request, spec));
+    // Stops between blocks once the deadline passes: frees the workers.
+    cmd.options.cancelled = [ctx] { return ctx->IsCancelled(); };
     const size_t bytes = SearchResponseBytes(cmd);
     if (bytes > max_message_bytes_) {
       return absl::ResourceExhaustedError(absl::StrCat(
@@ -272,15 +283,17 @@ grpc::ServerUnaryReactor* MemoryService::Attend(
   if (!valid.ok()) return call.Reply(valid);
   absl::StatusOr<StreamSpec> spec = store_->GetSpec(request->stream_id());
   if (!spec.ok()) return call.Reply(spec.status());
-  return call.Defer([this, request, response, spec = *spec] {
-    ASSIGN_OR_RETURN(AttendCommand cmd, ValidateAttend(*request, spec));
-    ASSIGN_OR_RETURN(AttendResult r, store_->Attend(cmd));
-    if (metrics_ != nullptr) metrics_->AddSearchedQueries(r.queries);
-    SetFloatTensor(r.output, {r.queries, r.heads, r.value_dim},
-                   response->mutable_output());
-    SetFloatTensor(r.lse, {r.queries, r.heads}, response->mutable_lse());
-    return absl::OkStatus();
-  });
+  return call.Defer(
+      request->ByteSizeLong(), [this, ctx, request, response, spec = *spec] {
+        ASSIGN_OR_RETURN(AttendCommand cmd, ValidateAttend(*request, spec));
+        cmd.cancelled = [ctx] { return ctx->IsCancelled(); };
+        ASSIGN_OR_RETURN(AttendResult r, store_->Attend(cmd));
+        if (metrics_ != nullptr) metrics_->AddSearchedQueries(r.queries);
+        SetFloatTensor(r.output, {r.queries, r.heads, r.value_dim},
+                       response->mutable_output());
+        SetFloatTensor(r.lse, {r.queries, r.heads}, response->mutable_lse());
+        return absl::OkStatus();
+      });
 }
 
 }  // namespace knnmem

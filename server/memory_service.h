@@ -6,6 +6,7 @@
 
 #include <cstddef>
 
+#include "admission.h"
 #include "knnmem/v1/memory.grpc.pb.h"
 #include "memory_store.h"
 #include "metrics.h"
@@ -15,11 +16,18 @@ namespace knnmem {
 
 class MemoryService final : public v1::Memory::CallbackService {
  public:
+  struct Limits {
+    // Requests and responses larger than this are refused with
+    // RESOURCE_EXHAUSTED naming the field.
+    size_t max_message_bytes = size_t{256} << 20;
+    // Work admitted at once (0: unlimited); beyond, RESOURCE_EXHAUSTED.
+    size_t max_inflight_requests = 0;
+    uint64_t max_inflight_bytes = 0;
+  };
+
   // `store`, `pool` and `metrics` (nullable) must outlive the service.
-  // Requests and responses larger than `max_message_bytes` are refused with
-  // RESOURCE_EXHAUSTED.
   MemoryService(MemoryStore* store, WorkerPool* pool, Metrics* metrics,
-                size_t max_message_bytes);
+                const Limits& limits);
 
   grpc::ServerUnaryReactor* CreateStream(
       grpc::CallbackServerContext* ctx, const v1::CreateStreamRequest* request,
@@ -59,6 +67,7 @@ class MemoryService final : public v1::Memory::CallbackService {
   WorkerPool* const pool_;
   Metrics* const metrics_;
   const size_t max_message_bytes_;
+  Admission admission_;
 };
 
 }  // namespace knnmem

@@ -328,8 +328,9 @@ absl::StatusOr<AttendResult> MemoryStore::Attend(
                    Snapshot(cmd.stream_id, cmd.spec, cmd.layer));
   SearchOptions search;
   search.k = cmd.k;
-  const SearchResult top =
-      ExactSearch(cmd.spec, snapshot, cmd.queries, search, *pool_);
+  search.cancelled = cmd.cancelled;
+  ASSIGN_OR_RETURN(SearchResult top, ExactSearch(cmd.spec, snapshot,
+                                                 cmd.queries, search, *pool_));
   return knnmem::Attend(cmd.spec, snapshot, top, cmd.options, *pool_);
 }
 

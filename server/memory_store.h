@@ -90,6 +90,7 @@ struct AttendCommand {
   std::vector<float> queries;
   uint32_t k = 32;
   AttendOptions options;
+  std::function<bool()> cancelled;  // see SearchOptions::cancelled
 };
 
 class MemoryStore {

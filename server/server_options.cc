@@ -29,6 +29,11 @@ Usage: knnmem-server [flags]
                             (default 0 = one per core)
   --max-message-bytes=N     largest request or response in bytes
                             (default 268435456 = 256 MiB)
+  --max-inflight-requests=N requests admitted at once; more get
+                            RESOURCE_EXHAUSTED at once (default 1024, 0 = no limit)
+  --max-inflight-bytes=N    request bytes admitted at once (default 1073741824
+                            = 1 GiB, 0 = no limit; one request alone is always
+                            admitted)
   --metrics-address=HOST:PORT
                             Prometheus metrics endpoint, on its own port
                             (default 127.0.0.1:9464; port 0 picks a free port;
@@ -92,6 +97,17 @@ absl::StatusOr<ServerOptions> ParseServerOptions(
       (name == "stream-ttl-seconds" ? o.stream_ttl_seconds
        : name == "drain-seconds"    ? o.drain_seconds
                                     : o.grace_seconds) = v;
+    } else if (name == "max-inflight-requests" ||
+               name == "max-inflight-bytes") {
+      uint64_t v = 0;
+      if (!absl::SimpleAtoi(value, &v) || v > (uint64_t{1} << 50)) {
+        return BadValue(name, value, "a non-negative integer");
+      }
+      if (name == "max-inflight-requests") {
+        o.max_inflight_requests = static_cast<size_t>(v);
+      } else {
+        o.max_inflight_bytes = v;
+      }
     } else if (name == "metrics-address") {
       if (value != "none" && value.rfind(':') == std::string::npos) {
         return BadValue(name, value, "HOST:PORT or none");

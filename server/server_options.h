@@ -16,6 +16,9 @@ struct ServerOptions {
   int shards = 16;
   int workers = 0;  // 0: one per core
   size_t max_message_bytes = size_t{256} << 20;
+  // Admission limits on work in flight (0: unlimited).
+  size_t max_inflight_requests = 1024;
+  uint64_t max_inflight_bytes = uint64_t{1} << 30;
   // Prometheus metrics endpoint; "none" turns it off.
   std::string metrics_address = "127.0.0.1:9464";
   // Allows listening on a non-loopback address without authentication.

@@ -59,7 +59,8 @@ TEST_P(AttentionTest, EqualsSoftmaxOverTheBruteForceTopK) {
   const LayerSnapshot snapshot = memory.Snapshot();
   SearchOptions so;
   so.k = topk;
-  const SearchResult top = ExactSearch(spec, snapshot, queries, so, pool);
+  const SearchResult top =
+      ExactSearch(spec, snapshot, queries, so, pool).value();
   AttendOptions ao;
   ao.scale = {0.5f, 0.17f, 1.0f};
   if (c.age_penalty) {

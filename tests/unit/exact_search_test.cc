@@ -68,7 +68,7 @@ TEST_P(ExactSearchTest, EqualsBruteForce) {
   options.return_keys = true;
   options.return_values = true;
   const SearchResult r =
-      ExactSearch(spec, memory.Snapshot(), queries, options, pool);
+      ExactSearch(spec, memory.Snapshot(), queries, options, pool).value();
   ASSERT_EQ(r.scores.size(), size_t{c.queries} * spec.heads * c.k);
   for (uint32_t q = 0; q < c.queries; ++q) {
     for (uint32_t h = 0; h < spec.heads; ++h) {
