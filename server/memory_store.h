@@ -145,6 +145,12 @@ class MemoryStore {
   // default); returns how many. The server calls it periodically.
   size_t DeleteIdleStreams();
 
+  // Checks that every (stream, layer, head) in RAM equals what RocksDB
+  // holds: the same positions, and byte-identical keys and values.
+  // DATA_LOSS naming the first difference. Reads the whole database: for
+  // tests and offline checks, not the request path.
+  absl::Status VerifyAgainstStorage() const;
+
   size_t stream_count() const;
   // Walks every stream: O(streams).
   StoreTotals Totals() const;

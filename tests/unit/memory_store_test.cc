@@ -156,7 +156,9 @@ TEST_F(MemoryStoreTest, RestartRebuildsEveryStreamExactly) {
       next = r->next_position;
     }
     ExpectSearchMatches(id, spec, 1, oracle, 32);
+    EXPECT_TRUE(store_->VerifyAgainstStorage().ok());
     Open();  // close and reopen on the same directory
+    EXPECT_TRUE(store_->VerifyAgainstStorage().ok());
     auto state = store_->GetStream(id);
     ASSERT_TRUE(state.ok()) << state.status();
     EXPECT_EQ(state->layers[1].first_position, next - 500);
@@ -237,6 +239,34 @@ TEST_F(MemoryStoreTest,
   // Gone from storage too.
   Open();
   EXPECT_EQ(store_->stream_count(), 0u);
+}
+
+TEST_F(MemoryStoreTest,
+       RamEqualsStorageAfterAppendsEvictionsReplaysResetsAndDeletes) {
+  const StreamSpec a = Spec(97, DType::kBFloat16), b = Spec(1000);
+  Create("a", a);
+  Create("b", b);
+  int64_t nb = 0;
+  for (int i = 0; i < 30; ++i) {
+    auto ra = AppendRandom("a", a, 0,
+                           store_->GetStream("a")->layers[0].next_position, 13);
+    ASSERT_TRUE(ra.ok());
+    auto rb = AppendRandom("b", b, 1, nb, 41);
+    ASSERT_TRUE(rb.ok());
+    nb = rb->next_position;
+    if (i == 10) {
+      ASSERT_TRUE(AppendRandom("b", b, 1, nb - 41, 41).ok());  // a replay
+    }
+    if (i == 20) {
+      ASSERT_TRUE(store_->ResetStream("a").ok());
+    }
+    ASSERT_TRUE(store_->VerifyAgainstStorage().ok())
+        << store_->VerifyAgainstStorage();
+  }
+  Create("c", b);
+  ASSERT_TRUE(store_->DeleteStream("c").ok());
+  EXPECT_TRUE(store_->VerifyAgainstStorage().ok())
+      << store_->VerifyAgainstStorage();
 }
 
 TEST_F(MemoryStoreTest, ListStreamsPagesInIdOrder) {
