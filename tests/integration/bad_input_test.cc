@@ -4,7 +4,9 @@
 #include <grpcpp/grpcpp.h>
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <functional>
+#include <thread>
 
 #include "absl/strings/match.h"
 #include "server_fixture.h"
@@ -29,6 +31,13 @@ v1::AppendRequest GoodAppend(int64_t first = 0, int64_t rows = 2) {
   r.set_first_position(first);
   *r.mutable_keys() = MakeTensor(k, {rows, kHeads, kDim}, DType::kFloat32);
   *r.mutable_values() = MakeTensor(v, {rows, kHeads, kDim}, DType::kFloat32);
+  return r;
+}
+
+v1::AppendRequest GoodAppendTo(const std::string& id, int64_t first,
+                               int64_t rows) {
+  v1::AppendRequest r = GoodAppend(first, rows);
+  r.set_stream_id(id);
   return r;
 }
 
@@ -278,6 +287,72 @@ TEST_F(BadInputTest, EachBadInputGetsItsCodeAndFieldAndTheServerKeepsServing) {
     next = r->next_position();
     SearchAndCheck("ok", 0, 2, 5, written, DType::kFloat32, next);
   }
+}
+
+TEST_F(BadInputTest, AppendsRacingADeleteGetOkOrNotFoundAndLeaveNothingBehind) {
+  const v1::StreamSpec spec = MakeSpec(1, kHeads, kDim, kDim, 100000);
+  for (int round = 0; round < 5; ++round) {
+    ASSERT_TRUE(client_->CreateStream("racing", spec).ok());
+    std::atomic<int> ok{0}, not_found{0}, other{0};
+    std::thread appender([&] {
+      auto c = MemoryClient::Connect(server_->address());
+      for (int64_t next = 0;;) {
+        auto r = c->Append(GoodAppendTo("racing", next, 64));
+        if (r.ok()) {
+          ++ok;
+          next = r->next_position();
+        } else if (r.status().code() == absl::StatusCode::kNotFound &&
+                   absl::StartsWith(r.status().message(), "stream_id")) {
+          ++not_found;
+          return;
+        } else {
+          ++other;
+          return;
+        }
+      }
+    });
+    while (ok.load() < 3) {
+      // Let a few appends land first; the loop ends as soon as they have.
+      std::this_thread::yield();
+    }
+    ASSERT_TRUE(client_->DeleteStream("racing").ok());
+    appender.join();
+    EXPECT_EQ(other.load(), 0);
+    EXPECT_EQ(not_found.load(), 1);
+    EXPECT_EQ(client_->GetStream("racing").status().code(),
+              absl::StatusCode::kNotFound);
+  }
+  // A stream created again under the same id starts empty: nothing of the
+  // deleted incarnation leaks into it.
+  ASSERT_TRUE(client_->CreateStream("racing", spec).ok());
+  EXPECT_EQ(client_->GetStream("racing")->layers(0).next_position(), 0);
+  EXPECT_TRUE(client_->Health().ok());
+}
+
+TEST_F(BadInputTest, DeleteDuringASearchOfTheSameStreamIsSafe) {
+  ASSERT_TRUE(client_->CreateStream("big", MakeSpec(1, 1, 128, 1, 65536)).ok());
+  std::vector<float> k(8192 * 128, 0.5f), v(8192, 1.0f);
+  for (int b = 0; b < 8; ++b)
+    ASSERT_TRUE(client_->Append("big", 0, b * 8192, k, v, 8192, 1).ok());
+  std::atomic<int> code{-1};
+  std::thread searcher([&] {
+    auto c = MemoryClient::Connect(server_->address());
+    // 4,096 queries x 65,536 keys: long enough to be in flight.
+    code = static_cast<int>(
+        c->Search("big", 0, std::vector<float>(4096 * 128, 0.1f), 4096, 1, 8)
+            .status()
+            .code());
+  });
+  ASSERT_TRUE(client_->DeleteStream("big").ok());
+  searcher.join();
+  // The search either ran on its snapshot or found the stream gone.
+  EXPECT_TRUE(code == static_cast<int>(absl::StatusCode::kOk) ||
+              code == static_cast<int>(absl::StatusCode::kNotFound))
+      << code;
+  EXPECT_EQ(client_->GetStream("big").status().code(),
+            absl::StatusCode::kNotFound);
+  EXPECT_TRUE(client_->Health().ok());
+  EXPECT_TRUE(client_->Search(GoodSearch()).ok());
 }
 
 TEST_F(BadInputTest, RequestOverTheMessageLimitIsResourceExhausted) {
