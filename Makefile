@@ -18,9 +18,10 @@ build: deps
 run: build
 	$(BUILD)/server/knnmem-server --listen 127.0.0.1:50051 --data-dir ./data
 
-# Tests also need Prometheus (promtool, a real Prometheus server) and yamllint.
+# Tests also need Prometheus (promtool, a real Prometheus server), yamllint
+# and openssl (test certificates).
 test-deps:
-	scripts/install-deps monitoring
+	scripts/install-deps monitoring tls
 
 test: test-deps build
 	ctest --test-dir $(BUILD) --output-on-failure -j$(JOBS)

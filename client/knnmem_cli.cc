@@ -6,6 +6,7 @@
 
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <fstream>
 #include <iterator>
 #include <map>
@@ -17,6 +18,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/strip.h"
 #include "memory_client.h"
 #include "random_rows.h"
 #include "sharded_client.h"
@@ -50,6 +52,10 @@ Commands:
 rendezvous hashing of its id over a list of [NAME=]HOST:PORT entries, which
 may hold one range: --servers 'knnmem-{0..2}.knnmem:50051'.
 --json prints JSON instead of tables.
+
+Security: --token-file FILE (or $KNNMEM_TOKEN) sends a bearer token;
+--tls-ca FILE turns on TLS and trusts that CA; --tls-cert FILE --tls-key FILE
+present a client certificate (mutual TLS).
 )";
 
 struct UsageError {
@@ -129,6 +135,13 @@ DType ParseDType(const std::string& flag, const std::string& s) {
   if (s == "bfloat16") return DType::kBFloat16;
   throw UsageError{absl::StrCat("--", flag, ": '", s,
                                 "' is not float32, float16 or bfloat16")};
+}
+
+std::string ReadTextFile(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) throw UsageError{absl::StrCat("cannot read '", path, "'")};
+  return std::string((std::istreambuf_iterator<char>(in)),
+                     std::istreambuf_iterator<char>());
 }
 
 std::vector<float> ReadFloatFile(const std::string& path) {
@@ -427,6 +440,27 @@ int Run(int argc, char** argv) {
   const bool json = args.Bool("json");
   MemoryClient::Options options;
   options.deadline = std::chrono::milliseconds(deadline_ms);
+  // A token from --token-file, else $KNNMEM_TOKEN (kept out of argv, where
+  // other users could read it).
+  const std::string token_file = args.Get("token-file", "");
+  if (!token_file.empty()) {
+    options.auth_token =
+        std::string(absl::StripAsciiWhitespace(ReadTextFile(token_file)));
+  } else if (const char* env = std::getenv("KNNMEM_TOKEN")) {
+    options.auth_token = env;
+  }
+  const std::string tls_ca = args.Get("tls-ca", "");
+  const std::string tls_cert = args.Get("tls-cert", "");
+  const std::string tls_key = args.Get("tls-key", "");
+  if (tls_cert.empty() != tls_key.empty() ||
+      (!tls_cert.empty() && tls_ca.empty())) {
+    throw UsageError{"--tls-cert and --tls-key go together, and need --tls-ca"};
+  }
+  if (!tls_ca.empty()) options.tls_root_certs = ReadTextFile(tls_ca);
+  if (!tls_cert.empty()) {
+    options.tls_cert_chain = ReadTextFile(tls_cert);
+    options.tls_private_key = ReadTextFile(tls_key);
+  }
   ShardedClient sharded(*servers, options);
   const std::string& cmd = args.positional()[0];
   if (cmd == "create") return Create(sharded, args, json);

@@ -29,10 +29,17 @@ std::unique_ptr<MemoryClient> MemoryClient::Connect(const std::string& address,
   grpc::ChannelArguments args;
   args.SetMaxReceiveMessageSize(options.max_receive_message_bytes);
   args.SetMaxSendMessageSize(-1);
+  std::shared_ptr<grpc::ChannelCredentials> credentials =
+      grpc::InsecureChannelCredentials();
+  if (!options.tls_root_certs.empty()) {
+    grpc::SslCredentialsOptions ssl;
+    ssl.pem_root_certs = options.tls_root_certs;
+    ssl.pem_cert_chain = options.tls_cert_chain;
+    ssl.pem_private_key = options.tls_private_key;
+    credentials = grpc::SslCredentials(ssl);
+  }
   return std::make_unique<MemoryClient>(
-      grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(),
-                                args),
-      options);
+      grpc::CreateCustomChannel(address, credentials, args), options);
 }
 
 MemoryClient::MemoryClient(std::shared_ptr<grpc::Channel> channel,
@@ -44,6 +51,9 @@ MemoryClient::MemoryClient(std::shared_ptr<grpc::Channel> channel,
 
 void MemoryClient::Prepare(grpc::ClientContext& context) const {
   context.set_deadline(std::chrono::system_clock::now() + options_.deadline);
+  if (!options_.auth_token.empty()) {
+    context.AddMetadata("authorization", "Bearer " + options_.auth_token);
+  }
 }
 
 template <typename Stub, typename Request, typename Response>

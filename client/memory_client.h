@@ -55,6 +55,13 @@ class MemoryClient {
   struct Options {
     std::chrono::milliseconds deadline{30000};  // per call
     int max_receive_message_bytes = -1;         // -1: unlimited
+    // Sent as "authorization: Bearer TOKEN" on every call when not empty.
+    std::string auth_token;
+    // TLS when tls_root_certs (PEM of the CA that signed the server's
+    // certificate) is set; a client certificate and key (PEM) for mutual TLS.
+    std::string tls_root_certs;
+    std::string tls_cert_chain;
+    std::string tls_private_key;
   };
 
   // A client of the server at `address` (HOST:PORT). Does not connect

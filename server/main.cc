@@ -9,11 +9,15 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <fstream>
+#include <iterator>
+#include <optional>
 #include <thread>
 
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/notification.h"
 #include "absl/time/time.h"
+#include "auth.h"
 #include "exact_search.h"
 #include "memory_service.h"
 #include "memory_store.h"
@@ -25,6 +29,35 @@ namespace {
 int Fail(const std::string& message) {
   std::fprintf(stderr, "knnmem-server: %s\n", message.c_str());
   return 1;
+}
+
+absl::StatusOr<std::string> ReadFile(const std::string& path,
+                                     const char* flag) {
+  std::ifstream in(path);
+  if (!in)
+    return absl::NotFoundError(
+        absl::StrCat(flag, ": cannot read '", path, "'"));
+  return std::string((std::istreambuf_iterator<char>(in)),
+                     std::istreambuf_iterator<char>());
+}
+
+absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> TlsCredentials(
+    const knnmem::ServerOptions& o) {
+  grpc::SslServerCredentialsOptions ssl;
+  absl::StatusOr<std::string> cert = ReadFile(o.tls_cert, "--tls-cert");
+  if (!cert.ok()) return cert.status();
+  absl::StatusOr<std::string> key = ReadFile(o.tls_key, "--tls-key");
+  if (!key.ok()) return key.status();
+  ssl.pem_key_cert_pairs.push_back({*key, *cert});
+  if (!o.tls_client_ca.empty()) {
+    absl::StatusOr<std::string> ca =
+        ReadFile(o.tls_client_ca, "--tls-client-ca");
+    if (!ca.ok()) return ca.status();
+    ssl.pem_root_certs = *ca;
+    ssl.client_certificate_request =
+        GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY;
+  }
+  return grpc::SslServerCredentials(ssl);
 }
 
 }  // namespace
@@ -95,17 +128,33 @@ int main(int argc, char** argv) {
         options->metrics_address.substr(0, options->metrics_address.rfind(':')),
         ":", *metrics_port);
   }
+  std::optional<knnmem::TokenAuth> auth;
+  if (!options->auth_token_file.empty()) {
+    absl::StatusOr<knnmem::TokenAuth> loaded =
+        knnmem::TokenAuth::Load(options->auth_token_file);
+    if (!loaded.ok()) return Fail(std::string(loaded.status().message()));
+    auth = std::move(*loaded);
+  }
+  std::shared_ptr<grpc::ServerCredentials> credentials =
+      grpc::InsecureServerCredentials();
+  if (!options->tls_cert.empty()) {
+    absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> tls =
+        TlsCredentials(*options);
+    if (!tls.ok()) return Fail(std::string(tls.status().message()));
+    credentials = *tls;
+  }
   knnmem::MemoryService::Limits limits;
+  limits.auth = auth ? &*auth : nullptr;
   limits.max_message_bytes = options->max_message_bytes;
   limits.max_inflight_requests = options->max_inflight_requests;
   limits.max_inflight_bytes = options->max_inflight_bytes;
   knnmem::MemoryService service(core, &pool, &metrics, limits);
   grpc::EnableDefaultHealthCheckService(true);
-  grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+  // Reflection cannot check tokens: it is on only when auth is off.
+  if (!auth) grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
   int port = 0;
-  builder.AddListeningPort(options->listen, grpc::InsecureServerCredentials(),
-                           &port);
+  builder.AddListeningPort(options->listen, credentials, &port);
   builder.RegisterService(&service);
   // Twice the limit on the transport: MemoryService refuses what is over the
   // limit itself, with a message that names the field.

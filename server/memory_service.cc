@@ -40,6 +40,11 @@ void SetFloatTensor(const std::vector<float>& values,
                             values.size() * sizeof(float));
 }
 
+bool IsWrite(Rpc rpc) {
+  return rpc == Rpc::kCreateStream || rpc == Rpc::kResetStream ||
+         rpc == Rpc::kDeleteStream || rpc == Rpc::kAppend;
+}
+
 }  // namespace
 
 // One call in flight: replies now or after work on the pool, and records
@@ -80,6 +85,18 @@ class MemoryService::Call {
     return reactor;
   }
 
+  // OK when auth is off, or the call carries a token allowed to make it.
+  absl::Status Authorize() const {
+    if (service_->auth_ == nullptr) return absl::OkStatus();
+    const auto& metadata = ctx_->client_metadata();
+    auto it = metadata.find("authorization");
+    const absl::string_view value =
+        it == metadata.end()
+            ? absl::string_view()
+            : absl::string_view(it->second.data(), it->second.size());
+    return service_->auth_->Check(value, IsWrite(rpc_));
+  }
+
  private:
   void Finish(grpc::ServerUnaryReactor* reactor, const absl::Status& status) {
     if (service_->metrics_ != nullptr) {
@@ -113,6 +130,7 @@ MemoryService::MemoryService(MemoryStore* store, WorkerPool* pool,
     : store_(store),
       pool_(pool),
       metrics_(metrics),
+      auth_(limits.auth),
       max_message_bytes_(limits.max_message_bytes),
       admission_(limits.max_inflight_requests, limits.max_inflight_bytes) {}
 
@@ -120,6 +138,7 @@ grpc::ServerUnaryReactor* MemoryService::CreateStream(
     grpc::CallbackServerContext* ctx, const v1::CreateStreamRequest* request,
     v1::CreateStreamResponse* response) {
   Call call(this, ctx, Rpc::kCreateStream);
+  if (absl::Status a = call.Authorize(); !a.ok()) return call.Reply(a);
   absl::Status valid = ValidateStreamId(request->stream_id());
   if (!valid.ok()) return call.Reply(valid);
   if (!request->has_spec()) {
@@ -143,6 +162,7 @@ grpc::ServerUnaryReactor* MemoryService::GetStream(
     grpc::CallbackServerContext* ctx, const v1::GetStreamRequest* request,
     v1::StreamInfo* response) {
   Call call(this, ctx, Rpc::kGetStream);
+  if (absl::Status a = call.Authorize(); !a.ok()) return call.Reply(a);
   absl::Status s = ValidateStreamId(request->stream_id());
   if (s.ok()) {
     absl::StatusOr<StreamState> state = store_->GetStream(request->stream_id());
@@ -156,6 +176,7 @@ grpc::ServerUnaryReactor* MemoryService::ListStreams(
     grpc::CallbackServerContext* ctx, const v1::ListStreamsRequest* request,
     v1::ListStreamsResponse* response) {
   Call call(this, ctx, Rpc::kListStreams);
+  if (absl::Status a = call.Authorize(); !a.ok()) return call.Reply(a);
   constexpr uint32_t kDefaultPage = 1000, kMaxPage = 10000;
   if (request->page_size() > kMaxPage) {
     return call.Reply(absl::InvalidArgumentError(absl::StrCat(
@@ -177,6 +198,7 @@ grpc::ServerUnaryReactor* MemoryService::ResetStream(
     grpc::CallbackServerContext* ctx, const v1::ResetStreamRequest* request,
     v1::ResetStreamResponse* response) {
   Call call(this, ctx, Rpc::kResetStream);
+  if (absl::Status a = call.Authorize(); !a.ok()) return call.Reply(a);
   absl::Status valid = ValidateStreamId(request->stream_id());
   if (!valid.ok()) return call.Reply(valid);
   return call.Defer(request->ByteSizeLong(), [this, request] {
@@ -188,6 +210,7 @@ grpc::ServerUnaryReactor* MemoryService::DeleteStream(
     grpc::CallbackServerContext* ctx, const v1::DeleteStreamRequest* request,
     v1::DeleteStreamResponse* response) {
   Call call(this, ctx, Rpc::kDeleteStream);
+  if (absl::Status a = call.Authorize(); !a.ok()) return call.Reply(a);
   absl::Status valid = ValidateStreamId(request->stream_id());
   if (!valid.ok()) return call.Reply(valid);
   return call.Defer(request->ByteSizeLong(), [this, request] {
@@ -199,6 +222,7 @@ grpc::ServerUnaryReactor* MemoryService::Append(
     grpc::CallbackServerContext* ctx, const v1::AppendRequest* request,
     v1::AppendResponse* response) {
   Call call(this, ctx, Rpc::kAppend);
+  if (absl::Status a = call.Authorize(); !a.ok()) return call.Reply(a);
   absl::Status valid = CheckRequestSize(*request, "keys, values");
   if (valid.ok()) valid = ValidateStreamId(request->stream_id());
   if (!valid.ok()) return call.Reply(valid);
@@ -223,6 +247,7 @@ grpc::ServerUnaryReactor* MemoryService::Search(
     grpc::CallbackServerContext* ctx, const v1::SearchRequest* request,
     v1::SearchResponse* response) {
   Call call(this, ctx, Rpc::kSearch);
+  if (absl::Status a = call.Authorize(); !a.ok()) return call.Reply(a);
   absl::Status valid = CheckRequestSize(*request, "queries");
   if (valid.ok()) valid = ValidateStreamId(request->stream_id());
   if (!valid.ok()) return call.Reply(valid);
@@ -278,6 +303,7 @@ grpc::ServerUnaryReactor* MemoryService::Attend(
     grpc::CallbackServerContext* ctx, const v1::AttendRequest* request,
     v1::AttendResponse* response) {
   Call call(this, ctx, Rpc::kAttend);
+  if (absl::Status a = call.Authorize(); !a.ok()) return call.Reply(a);
   absl::Status valid = CheckRequestSize(*request, "queries");
   if (valid.ok()) valid = ValidateStreamId(request->stream_id());
   if (!valid.ok()) return call.Reply(valid);

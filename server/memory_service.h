@@ -7,6 +7,7 @@
 #include <cstddef>
 
 #include "admission.h"
+#include "auth.h"
 #include "knnmem/v1/memory.grpc.pb.h"
 #include "memory_store.h"
 #include "metrics.h"
@@ -23,6 +24,8 @@ class MemoryService final : public v1::Memory::CallbackService {
     // Work admitted at once (0: unlimited); beyond, RESOURCE_EXHAUSTED.
     size_t max_inflight_requests = 0;
     uint64_t max_inflight_bytes = 0;
+    // Bearer-token auth; nullptr: off. Must outlive the service.
+    const TokenAuth* auth = nullptr;
   };
 
   // `store`, `pool` and `metrics` (nullable) must outlive the service.
@@ -66,6 +69,7 @@ class MemoryService final : public v1::Memory::CallbackService {
   MemoryStore* const store_;
   WorkerPool* const pool_;
   Metrics* const metrics_;
+  const TokenAuth* const auth_;
   const size_t max_message_bytes_;
   Admission admission_;
 };

@@ -38,9 +38,16 @@ Usage: knnmem-server [flags]
                             Prometheus metrics endpoint, on its own port
                             (default 127.0.0.1:9464; port 0 picks a free port;
                             "none" turns metrics off)
+  --auth-token-file=FILE    bearer tokens, one "TOKEN rw" or "TOKEN ro" per
+                            line; every RPC but health then needs
+                            "authorization: Bearer TOKEN", and read-only tokens
+                            get PERMISSION_DENIED on writes (reflection is off)
+  --tls-cert=FILE --tls-key=FILE
+                            serve TLS with this PEM certificate chain and key
+  --tls-client-ca=FILE      require client certificates signed by this CA
+                            (mutual TLS)
   --insecure                allow a non-loopback --listen address without
-                            authentication (there is none yet: required for
-                            any non-loopback address)
+                            authentication (a token file or mutual TLS)
   --stream-ttl-seconds=N    delete streams idle (no create, append, search,
                             attend or reset) for N seconds, unless their spec
                             sets its own ttl_seconds (default 0 = never)
@@ -113,6 +120,13 @@ absl::StatusOr<ServerOptions> ParseServerOptions(
         return BadValue(name, value, "HOST:PORT or none");
       }
       o.metrics_address = value;
+    } else if (name == "auth-token-file" || name == "tls-cert" ||
+               name == "tls-key" || name == "tls-client-ca") {
+      if (value.empty()) return BadValue(name, value, "a file");
+      (name == "auth-token-file" ? o.auth_token_file
+       : name == "tls-cert"      ? o.tls_cert
+       : name == "tls-key"       ? o.tls_key
+                                 : o.tls_client_ca) = value;
     } else if (name == "data-dir") {
       if (value.empty()) return BadValue(name, value, "a directory");
       o.data_dir = value;
@@ -138,11 +152,20 @@ absl::StatusOr<ServerOptions> ParseServerOptions(
           absl::StrCat("unknown flag --", name, " (see --help)"));
     }
   }
-  if (!o.help && !o.insecure && !IsLoopback(o.listen)) {
+  if (o.tls_cert.empty() != o.tls_key.empty()) {
+    return absl::InvalidArgumentError("--tls-cert and --tls-key go together");
+  }
+  if (!o.tls_client_ca.empty() && o.tls_cert.empty()) {
+    return absl::InvalidArgumentError(
+        "--tls-client-ca needs --tls-cert and --tls-key");
+  }
+  const bool authenticated =
+      !o.auth_token_file.empty() || !o.tls_client_ca.empty();
+  if (!o.help && !o.insecure && !authenticated && !IsLoopback(o.listen)) {
     return absl::InvalidArgumentError(absl::StrCat(
         "--listen: ", o.listen,
         " is not a loopback address; serving it without authentication "
-        "needs --insecure"));
+        "(--auth-token-file or --tls-client-ca) needs --insecure"));
   }
   return o;
 }

@@ -23,6 +23,13 @@ struct ServerOptions {
   std::string metrics_address = "127.0.0.1:9464";
   // Allows listening on a non-loopback address without authentication.
   bool insecure = false;
+  // Bearer tokens ("TOKEN rw|ro" per line); empty: no token auth.
+  std::string auth_token_file;
+  // TLS: PEM files. With tls_client_ca, clients must present a certificate
+  // signed by that CA (mutual TLS).
+  std::string tls_cert;
+  std::string tls_key;
+  std::string tls_client_ca;
   // Idle TTL of streams whose spec says 0; 0 = never expire.
   uint32_t stream_ttl_seconds = 0;
   // After SIGTERM: seconds to keep serving while health says NOT_SERVING,

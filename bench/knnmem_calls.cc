@@ -1,0 +1,133 @@
+#include "knnmem_calls.h"
+
+#include <cmath>
+
+#include "absl/strings/str_cat.h"
+
+namespace knnmem::bench {
+
+v1::StreamSpec BenchSpec(const Shape& shape, uint64_t capacity, DType storage) {
+  v1::StreamSpec spec;
+  spec.set_layers(1);
+  spec.set_heads(shape.heads);
+  spec.set_key_dim(shape.key_dim);
+  spec.set_value_dim(shape.value_dim);
+  spec.set_capacity(capacity);
+  spec.set_index(v1::EXACT);
+  spec.set_storage_dtype(DTypeToProto(storage));
+  return spec;
+}
+
+absl::Status CreateFreshStream(MemoryClient& client, const std::string& id,
+                               const v1::StreamSpec& spec) {
+  absl::StatusOr<v1::CreateStreamResponse> created =
+      client.CreateStream(id, spec);
+  if (!created.ok()) {
+    return WithContext(created.status(),
+                       absl::StrCat("CreateStream '", id, "'"));
+  }
+  if (created->created()) return absl::OkStatus();
+  return WithContext(client.ResetStream(id),
+                     absl::StrCat("ResetStream '", id, "'"));
+}
+
+v1::AppendRequest MakeAppendRequest(const std::string& id,
+                                    const BenchData& data, int64_t position,
+                                    int64_t rows, DType wire) {
+  const Shape& sh = data.shape;
+  const int64_t row = position % sh.entries;
+  v1::AppendRequest req;
+  req.set_stream_id(id);
+  req.set_layer(0);
+  req.set_first_position(position);
+  req.set_sync(false);
+  *req.mutable_keys() = MakeTensor(
+      absl::MakeConstSpan(data.KeyRows(row), rows * sh.heads * sh.key_dim),
+      {rows, sh.heads, sh.key_dim}, wire);
+  *req.mutable_values() = MakeTensor(
+      absl::MakeConstSpan(data.ValueRows(row), rows * sh.heads * sh.value_dim),
+      {rows, sh.heads, sh.value_dim}, wire);
+  return req;
+}
+
+v1::SearchRequest MakeSearchRequest(const std::string& id,
+                                    const BenchData& data,
+                                    bool with_keys_and_values) {
+  const Shape& sh = data.shape;
+  v1::SearchRequest req;
+  req.set_stream_id(id);
+  req.set_layer(0);
+  req.set_k(sh.k);
+  req.set_return_keys(with_keys_and_values);
+  req.set_return_values(with_keys_and_values);
+  *req.mutable_queries() = MakeTensor(
+      data.queries, {sh.queries, sh.heads, sh.key_dim}, DType::kFloat32);
+  return req;
+}
+
+v1::AttendRequest MakeAttendRequest(const std::string& id,
+                                    const BenchData& data) {
+  const Shape& sh = data.shape;
+  v1::AttendRequest req;
+  req.set_stream_id(id);
+  req.set_layer(0);
+  req.set_k(sh.k);
+  *req.mutable_queries() = MakeTensor(
+      data.queries, {sh.queries, sh.heads, sh.key_dim}, DType::kFloat32);
+  return req;
+}
+
+absl::Status AppendChecked(MemoryClient& client,
+                           const v1::AppendRequest& request) {
+  absl::StatusOr<v1::AppendResponse> r = client.Append(request);
+  const std::string what =
+      absl::StrCat("Append to '", request.stream_id(), "' at position ",
+                   request.first_position());
+  if (!r.ok()) return WithContext(r.status(), what);
+  const int64_t expected = request.first_position() + request.keys().shape(0);
+  if (r->next_position() != expected) {
+    return absl::DataLossError(absl::StrCat(
+        what, ": next_position ", r->next_position(), ", expected ", expected));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status CheckSearchResponse(const v1::SearchResponse& response,
+                                 const Shape& shape) {
+  const auto& s = response.scores().shape();
+  if (s.size() != 3 || s[0] != shape.queries || s[1] != shape.heads ||
+      s[2] != shape.k) {
+    return absl::DataLossError(absl::StrCat("Search: scores are not [",
+                                            shape.queries, ", ", shape.heads,
+                                            ", ", shape.k, "]"));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status CheckAttendResponse(const v1::AttendResponse& response,
+                                 const Shape& shape) {
+  absl::StatusOr<Attention> a = DecodeAttention(response);
+  if (!a.ok()) return WithContext(a.status(), "Attend");
+  if (a->queries != shape.queries || a->heads != shape.heads ||
+      a->value_dim != shape.value_dim) {
+    return absl::DataLossError(absl::StrCat("Attend: output is not [",
+                                            shape.queries, ", ", shape.heads,
+                                            ", ", shape.value_dim, "]"));
+  }
+  for (float lse : a->lse) {
+    if (!std::isfinite(lse)) {
+      return absl::DataLossError("Attend: an lse is not finite");
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::Status WithContext(const absl::Status& status, const std::string& what) {
+  if (status.ok()) return status;
+  return absl::Status(
+      status.code(),
+      absl::StrCat(what, ": ", absl::StatusCodeToString(status.code()), ": ",
+                   status.message()));
+}
+
+}  // namespace knnmem::bench

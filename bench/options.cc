@@ -1,0 +1,113 @@
+#include "options.h"
+
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+
+namespace knnmem::bench {
+
+std::string BenchHelp() {
+  return R"(knnmem-bench: the knnmem reference workloads, with FAISS, cblas_sgemm and
+RocksDB measured in the same run on the same data.
+
+Usage: knnmem-bench [flags]
+
+  --server HOST:PORT      use a running knnmem-server instead of starting one
+  --server-binary PATH    knnmem-server to start on 127.0.0.1:0 in a temp dir
+                          (default: the one built with this tree)
+  --json FILE             also write the results as a JSON array to FILE
+  --quick                 about a minute on 2 cores: 3 runs per op, float16 and
+                          bfloat16 only at 8K, HNSW on 1 head (times x8), its
+                          adds timed up to 8K and its search only at the
+                          default efSearch, a smaller W-mixed
+  --reps N                measured runs per op after one warm-up (default 7,
+                          3 with --quick)
+  --help                  print this text and exit
+
+Workloads (8 heads x 128 key_dim x 128 value_dim, k = 32, 512 rows or
+queries per call, keys and queries L2-normalised):
+  W-append      Append of 512 rows vs RocksDB WriteBatch vs HNSW add
+  W-search-8K   Search at 8,192 entries per head vs IndexFlatIP, sgemm, HNSW
+  W-search-64K  Search at 65,536 entries per head, likewise
+  W-attend-64K  Attend at 65,536 vs sgemm; response bytes vs Search with keys
+                and values
+  W-mixed       Attend latency on 4 streams from 4 threads, alone and with
+                concurrent Appends to the same streams
+
+Progress goes to stderr, the table to stdout. Exit status: 0 on success, 1
+when the server or an RPC fails, 2 for a usage error.
+)";
+}
+
+absl::StatusOr<BenchOptions> ParseBenchOptions(
+    const std::vector<std::string>& args,
+    const std::string& default_server_binary) {
+  BenchOptions o;
+  o.server_binary = default_server_binary;
+  for (size_t i = 0; i < args.size(); ++i) {
+    const std::string& arg = args[i];
+    if (arg == "--help" || arg == "-h") {
+      o.help = true;
+      continue;
+    }
+    if (!absl::StartsWith(arg, "--") || arg.size() == 2) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("unexpected argument '", arg, "' (see --help)"));
+    }
+    std::string name = arg.substr(2);
+    std::string value;
+    bool has_value = false;
+    const size_t eq = name.find('=');
+    if (eq != std::string::npos) {
+      value = name.substr(eq + 1);
+      name = name.substr(0, eq);
+      has_value = true;
+    }
+    if (name == "quick") {
+      if (has_value) {
+        return absl::InvalidArgumentError("--quick: takes no value");
+      }
+      o.quick = true;
+      continue;
+    }
+    if (name != "server" && name != "server-binary" && name != "json" &&
+        name != "reps") {
+      return absl::InvalidArgumentError(
+          absl::StrCat("unknown flag --", name, " (see --help)"));
+    }
+    if (!has_value) {
+      if (i + 1 >= args.size()) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("--", name, ": missing value"));
+      }
+      value = args[++i];
+    }
+    if (value.empty()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("--", name, ": empty value"));
+    }
+    if (name == "server") {
+      const size_t colon = value.rfind(':');
+      int port = 0;
+      if (colon == std::string::npos || colon == 0 ||
+          !absl::SimpleAtoi(value.substr(colon + 1), &port) || port < 1 ||
+          port > 65535) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("--server: '", value, "' is not HOST:PORT"));
+      }
+      o.server = value;
+    } else if (name == "server-binary") {
+      o.server_binary = value;
+    } else if (name == "json") {
+      o.json_path = value;
+    } else {  // reps
+      if (!absl::SimpleAtoi(value, &o.reps) || o.reps < 1 || o.reps > 1000) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "--reps: '", value, "' is not an integer in [1, 1000]"));
+      }
+    }
+  }
+  return o;
+}
+
+}  // namespace knnmem::bench

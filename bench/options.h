@@ -1,0 +1,38 @@
+// Command-line options of knnmem-bench.
+//
+// Contract: ParseBenchOptions accepts `--name value` and `--name=value`
+// (boolean flags take no value) and returns INVALID_ARGUMENT naming the flag
+// for anything unknown or malformed. It never touches the file system.
+#ifndef KNNMEM_BENCH_OPTIONS_H_
+#define KNNMEM_BENCH_OPTIONS_H_
+
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+
+namespace knnmem::bench {
+
+struct BenchOptions {
+  std::string server;         // HOST:PORT of a running server; empty: a child
+  std::string server_binary;  // knnmem-server started when `server` is empty
+  std::string json_path;      // --json FILE; empty: no JSON
+  bool quick = false;         // about a minute on 2 cores
+  int reps = 0;  // measured runs per op after one warm-up; 0: 7 (3 quick)
+  bool help = false;
+
+  // The runs per measured op that apply (reps, or the mode's default).
+  int EffectiveReps() const { return reps > 0 ? reps : (quick ? 3 : 7); }
+};
+
+// Parses argv[1..]; `default_server_binary` is the build-time path.
+absl::StatusOr<BenchOptions> ParseBenchOptions(
+    const std::vector<std::string>& args,
+    const std::string& default_server_binary);
+
+// The text --help prints.
+std::string BenchHelp();
+
+}  // namespace knnmem::bench
+
+#endif  // KNNMEM_BENCH_OPTIONS_H_

@@ -1,0 +1,389 @@
+#include "workloads.h"
+
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "knnmem_calls.h"
+#include "peers.h"
+#include "status_macros.h"
+#include "temp_dir.h"
+
+namespace knnmem::bench {
+namespace {
+
+constexpr int64_t kSmall = 8192;  // W-search-8K, and the W-mixed streams
+// The second HNSW search setting: FAISS's default efSearch (16) trades most
+// of the recall away at k = 32.
+constexpr int kHnswTunedEf = 128;
+
+std::string SearchWorkload(int64_t entries) {
+  return entries == kSmall ? "W-search-8K" : "W-search-64K";
+}
+
+Result Timed(const std::string& workload, const std::string& system,
+             const std::string& dtype, const Samples& samples) {
+  Result r;
+  r.workload = workload;
+  r.system = system;
+  r.dtype = dtype;
+  r.runs = static_cast<int>(samples.size());
+  r.median_seconds = samples.Median();
+  return r;
+}
+
+}  // namespace
+
+Workloads::Workloads(MemoryClient& client, const BenchData& data,
+                     const WorkloadConfig& config, Report& report)
+    : client_(client), data_(data), config_(config), report_(report) {}
+
+absl::Status Workloads::Fill(const std::string& stream, int64_t from,
+                             int64_t to, DType wire, Samples* samples,
+                             int64_t* request_bytes) {
+  const int64_t rows = data_.shape.batch_rows;
+  for (int64_t p = from; p < to; p += rows) {
+    const v1::AppendRequest req =
+        MakeAppendRequest(stream, data_, p, rows, wire);
+    if (request_bytes != nullptr) {
+      *request_bytes = static_cast<int64_t>(req.ByteSizeLong());
+    }
+    const double start = NowSeconds();
+    BENCH_RETURN_IF_ERROR(AppendChecked(client_, req));
+    if (samples != nullptr) samples->Add(NowSeconds() - start);
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<Result> Workloads::MeasureKnnmemSearch(
+    const std::string& workload, const std::string& stream, DType storage,
+    int64_t entries, TopK* found) {
+  const Shape& sh = data_.shape;
+  Progress(absl::StrCat(workload, ": knnmem Search, ", DTypeName(storage),
+                        " storage"));
+  const v1::SearchRequest req = MakeSearchRequest(stream, data_, false);
+  v1::SearchResponse last;
+  BENCH_ASSIGN_OR_RETURN(
+      Samples samples, Measure(1, config_.reps, [&]() -> absl::Status {
+        absl::StatusOr<v1::SearchResponse> r = client_.Search(req);
+        if (!r.ok()) {
+          return WithContext(r.status(),
+                             absl::StrCat(workload, ": Search '", stream, "'"));
+        }
+        last = std::move(*r);
+        return absl::OkStatus();
+      }));
+  BENCH_RETURN_IF_ERROR(CheckSearchResponse(last, sh));
+  BENCH_ASSIGN_OR_RETURN(Neighbours n, DecodeNeighbours(last));
+  *found = TopKFromPositions(n.positions, sh.queries, sh.heads, sh.k);
+  Result r = Timed(workload, "knnmem", DTypeName(storage), samples);
+  r.entries = entries;
+  r.bytes = static_cast<int64_t>(last.ByteSizeLong());
+  r.note = "Search RPC round trip, positions and scores; bytes = response";
+  return r;
+}
+
+absl::StatusOr<Result> Workloads::MeasureFlat(const std::string& workload,
+                                              int64_t entries, FlatPeer& flat,
+                                              TopK* truth) {
+  Progress(workload + ": faiss-flat IndexFlatIP search (exact reference)");
+  auto search = [&]() -> absl::Status {
+    BENCH_ASSIGN_OR_RETURN(*truth, flat.Search(data_));
+    return absl::OkStatus();
+  };
+  // FAISS's OpenMP loops and OpenBLAS's threads share the cores: with both
+  // at full width, OpenMP threads that spin at barriers while OpenBLAS runs
+  // can make a search several times slower, more so on a busy machine. Warm
+  // up, try one search with OpenMP on all cores and one with OpenMP on one
+  // (OpenBLAS keeps all cores in both), and time the faster.
+  // The choice is made once, at 8K where a trial is cheap, and kept.
+  const int cores = OmpThreads();
+  BENCH_RETURN_IF_ERROR(search());  // the untimed warm-up
+  if (flat_omp_threads_ == 0) {
+    std::vector<int> widths = {cores};
+    if (cores > 1) widths.push_back(1);
+    double best = 0;
+    for (const int threads : widths) {
+      SetOmpThreads(threads);
+      BENCH_ASSIGN_OR_RETURN(Samples trial, Measure(0, 1, search));
+      absl::StrAppend(
+          &flat_trials_, flat_trials_.empty() ? "" : ", ",
+          absl::StrFormat("%.3f s with %d", trial.Median(), threads));
+      if (threads == cores || trial.Median() < best) {
+        best = trial.Median();
+        flat_omp_threads_ = threads;
+      }
+    }
+    flat_trials_ = absl::StrCat("at ", entries, " entries: ", flat_trials_);
+  }
+  const int best_threads = flat_omp_threads_;
+  SetOmpThreads(best_threads);
+  absl::StatusOr<Samples> samples = Measure(0, config_.reps, search);
+  SetOmpThreads(cores);
+  if (!samples.ok()) return samples.status();
+  Result r = Timed(workload, "faiss-flat", "float32", *samples);
+  r.entries = entries;
+  r.recall_at_k = 1.0;
+  r.note = absl::StrFormat(
+      "exact top-k per head: the recall reference; timed with %d OpenMP "
+      "thread(s) and %d OpenBLAS threads, the faster in a trial (%s OpenMP "
+      "threads)",
+      best_threads, BlasThreads(), flat_trials_);
+  return r;
+}
+
+absl::Status Workloads::RunFloat32() {
+  const Shape& sh = data_.shape;
+  const int reps = config_.reps;
+  const std::string stream = config_.stream_prefix + ".float32";
+  BENCH_RETURN_IF_ERROR(CreateFreshStream(
+      client_, stream, BenchSpec(sh, sh.entries, DType::kFloat32)));
+  streams_.push_back(stream);
+
+  BENCH_ASSIGN_OR_RETURN(std::unique_ptr<TempDir> rocks_dir,
+                         TempDir::Create("knnmem-bench-rocksdb-"));
+  BENCH_ASSIGN_OR_RETURN(std::unique_ptr<RocksDbPeer> rocks,
+                         RocksDbPeer::Open(rocks_dir->path()));
+  FlatPeer flat(sh);
+  // FAISS HNSW inserts a few thousand vectors per second here: --quick
+  // indexes one head and scales its times by the number of heads (the heads'
+  // indexes are independent, so the work is linear in heads).
+  HnswPeer hnsw(sh, config_.quick ? 1 : 0);
+  const double hnsw_scale =
+      static_cast<double>(sh.heads) / hnsw.indexed_heads();
+  const std::string hnsw_scaled =
+      hnsw.indexed_heads() == sh.heads
+          ? ""
+          : absl::StrFormat("; --quick: %d of %d heads indexed, times x%g",
+                            hnsw.indexed_heads(), sh.heads, hnsw_scale);
+  SgemmPeer sgemm(sh);
+  Samples knnmem_append, rocks_append, hnsw_add;
+  int64_t append_bytes = -1;
+  int64_t rocks_bytes = -1;
+  int64_t hnsw_timed_rows = 0;  // the HNSW adds timed grow 0 -> this
+
+  int64_t filled = 0;
+  for (const int64_t size : {kSmall, sh.entries}) {
+    const std::string workload = SearchWorkload(size);
+    Progress(absl::StrFormat(
+        "W-append: knnmem Append of rows [%d, %d), 512 per call", filled,
+        size));
+    BENCH_RETURN_IF_ERROR(Fill(stream, filled, size, DType::kFloat32,
+                               &knnmem_append, &append_bytes));
+    Progress("W-append: rocksdb WriteBatch of the same rows");
+    for (int64_t p = filled; p < size; p += sh.batch_rows) {
+      const double start = NowSeconds();
+      BENCH_ASSIGN_OR_RETURN(const size_t bytes,
+                             rocks->Append(data_, p, sh.batch_rows));
+      rocks_append.Add(NowSeconds() - start);
+      rocks_bytes = static_cast<int64_t>(bytes);
+    }
+    if (config_.quick && filled > 0) {
+      // --quick times the adds up to 8K only; the rest goes in one call,
+      // which FAISS does faster than in 512-row pieces.
+      Progress(absl::StrFormat(
+          "faiss-hnsw: untimed add of rows [%d, %d) in one call (--quick)",
+          filled, size));
+      BENCH_RETURN_IF_ERROR(hnsw.Add(data_, filled, size - filled));
+    } else {
+      Progress(absl::StrFormat(
+          "W-append: faiss-hnsw add of the same rows (%d indexes)",
+          hnsw.indexed_heads()));
+      for (int64_t p = filled; p < size; p += sh.batch_rows) {
+        const double start = NowSeconds();
+        BENCH_RETURN_IF_ERROR(hnsw.Add(data_, p, sh.batch_rows));
+        hnsw_add.Add((NowSeconds() - start) * hnsw_scale);
+      }
+      hnsw_timed_rows = size;
+    }
+    BENCH_RETURN_IF_ERROR(flat.Add(data_, filled, size - filled));
+    filled = size;
+
+    // knnmem first: the peers' thread pools are idle while it runs.
+    TopK knnmem_top;
+    BENCH_ASSIGN_OR_RETURN(
+        Result knnmem, MeasureKnnmemSearch(workload, stream, DType::kFloat32,
+                                           size, &knnmem_top));
+
+    TopK truth;
+    BENCH_ASSIGN_OR_RETURN(Result flat_result,
+                           MeasureFlat(workload, size, flat, &truth));
+    knnmem.recall_at_k = RecallAtK(truth, knnmem_top);
+    report_.Add(knnmem);
+    report_.Add(flat_result);
+
+    for (const int ef : {0, kHnswTunedEf}) {
+      if (ef > 0 && config_.quick) continue;  // one setting is enough there
+      const int default_ef = hnsw.ef_search();
+      if (ef > 0) hnsw.set_ef_search(ef);
+      Progress(absl::StrFormat("%s: faiss-hnsw search, efSearch=%d", workload,
+                               hnsw.ef_search()));
+      TopK approx;
+      BENCH_ASSIGN_OR_RETURN(
+          Samples hnsw_samples, Measure(1, reps, [&]() -> absl::Status {
+            BENCH_ASSIGN_OR_RETURN(approx, hnsw.Search(data_));
+            return absl::OkStatus();
+          }));
+      Result r = Timed(workload, "faiss-hnsw", "float32",
+                       hnsw_samples.Scaled(hnsw_scale));
+      r.entries = size;
+      r.recall_at_k = RecallAtK(truth, approx);
+      if (ef > 0) r.variant = absl::StrCat("efSearch=", ef);
+      r.note = absl::StrFormat(
+          "IndexHNSWFlat M=%d inner product, efConstruction=%d, efSearch=%d "
+          "(%s)%s",
+          HnswPeer::kM, hnsw.ef_construction(), hnsw.ef_search(),
+          ef > 0 ? "raised for recall"
+                 : "FAISS defaults, as memorizing-transformers-pytorch",
+          hnsw_scaled);
+      report_.Add(r);
+      hnsw.set_ef_search(default_ef);
+    }
+
+    Progress(workload + ": bare cblas_sgemm of the score matrix");
+    BENCH_ASSIGN_OR_RETURN(Samples sgemm_samples,
+                           Measure(1, reps, [&]() -> absl::Status {
+                             sgemm.Scores(data_, size);
+                             return absl::OkStatus();
+                           }));
+    Result sgemm_result = Timed(workload, "sgemm", "float32", sgemm_samples);
+    sgemm_result.entries = size;
+    sgemm_result.note = absl::StrFormat(
+        "[%d,%d] x [%d,%d] per head, %d heads, into one [%d,%d] buffer, no "
+        "top-k, %d OpenBLAS threads: the compute floor",
+        sh.queries, sh.key_dim, sh.key_dim, size, sh.heads, sh.queries, size,
+        BlasThreads());
+    report_.Add(sgemm_result);
+
+    (size == kSmall ? truth_8k_ : truth_64k_) = std::move(truth);
+  }
+
+  Result a = Timed("W-append", "knnmem", "float32", knnmem_append);
+  a.p99_seconds = knnmem_append.P99();
+  a.vectors_per_second = sh.batch_rows / a.median_seconds;
+  a.bytes = append_bytes;
+  a.note = absl::StrFormat(
+      "the %d Append RPCs of %d rows that fill the 64K stream (sync=false); "
+      "vectors/s = rows/s, a row = %d heads x (key + value); sustained %.0f "
+      "rows/s; bytes = request",
+      a.runs, sh.batch_rows, sh.heads,
+      static_cast<double>(sh.entries) / knnmem_append.Total());
+  report_.Add(a);
+  Result d = Timed("W-append", "rocksdb", "float32", rocks_append);
+  d.p99_seconds = rocks_append.P99();
+  d.vectors_per_second = sh.batch_rows / d.median_seconds;
+  d.bytes = rocks_bytes;
+  d.note = absl::StrFormat(
+      "one WriteBatch of %d records (21-byte key, %d-byte value), WAL on, "
+      "sync=false, the server's RocksDB options; sustained %.0f rows/s; "
+      "bytes = batch data",
+      sh.batch_rows, 4 * sh.heads * (sh.key_dim + sh.value_dim),
+      static_cast<double>(sh.entries) / rocks_append.Total());
+  report_.Add(d);
+  Result h = Timed("W-append", "faiss-hnsw", "float32", hnsw_add);
+  h.p99_seconds = hnsw_add.P99();
+  h.vectors_per_second = sh.batch_rows / h.median_seconds;
+  h.note = absl::StrFormat(
+      "add of the same %d rows to %d IndexHNSWFlat (one per head, growing 0 "
+      "-> %d); vectors/s = rows/s (x%d head vectors); sustained %.0f "
+      "rows/s%s",
+      sh.batch_rows, sh.heads, hnsw_timed_rows, sh.heads,
+      static_cast<double>(hnsw_timed_rows) / hnsw_add.Total(), hnsw_scaled);
+  report_.Add(h);
+
+  return MeasureAttend(stream);
+}
+
+absl::Status Workloads::MeasureAttend(const std::string& stream) {
+  const Shape& sh = data_.shape;
+  const std::string workload = "W-attend-64K";
+  Progress(workload + ": knnmem Attend");
+  const v1::AttendRequest attend_req = MakeAttendRequest(stream, data_);
+  v1::AttendResponse attend_last;
+  BENCH_ASSIGN_OR_RETURN(
+      Samples attend, Measure(1, config_.reps, [&]() -> absl::Status {
+        absl::StatusOr<v1::AttendResponse> r = client_.Attend(attend_req);
+        if (!r.ok()) {
+          return WithContext(r.status(),
+                             absl::StrCat(workload, ": Attend '", stream, "'"));
+        }
+        attend_last = std::move(*r);
+        return absl::OkStatus();
+      }));
+  BENCH_RETURN_IF_ERROR(CheckAttendResponse(attend_last, sh));
+  Result a = Timed(workload, "knnmem", "float32", attend);
+  a.variant = "attend";
+  a.entries = sh.entries;
+  a.bytes = static_cast<int64_t>(attend_last.ByteSizeLong());
+  a.note = "Attend RPC (default scale 1/sqrt(key_dim)); bytes = response";
+  report_.Add(a);
+
+  // The neighbours themselves are 128 MiB per call: fewer runs in --quick.
+  Progress(workload + ": knnmem Search returning keys and values");
+  const v1::SearchRequest search_req = MakeSearchRequest(stream, data_, true);
+  int64_t search_bytes = -1;
+  BENCH_ASSIGN_OR_RETURN(
+      Samples search,
+      Measure(config_.quick ? 0 : 1, config_.quick ? 1 : config_.reps,
+              [&]() -> absl::Status {
+                absl::StatusOr<v1::SearchResponse> r =
+                    client_.Search(search_req);
+                if (!r.ok()) {
+                  return WithContext(
+                      r.status(),
+                      absl::StrCat(workload, ": Search with keys and values '",
+                                   stream, "'"));
+                }
+                BENCH_RETURN_IF_ERROR(CheckSearchResponse(*r, sh));
+                search_bytes = static_cast<int64_t>(r->ByteSizeLong());
+                return absl::OkStatus();
+              }));
+  Result s = Timed(workload, "knnmem", "float32", search);
+  s.variant = "search+keys+values";
+  s.entries = sh.entries;
+  s.bytes = search_bytes;
+  s.note =
+      "Search RPC with return_keys and return_values, same queries; "
+      "bytes = response";
+  report_.Add(s);
+
+  const Result* sgemm = report_.Find("W-search-64K", "sgemm", "float32");
+  if (sgemm != nullptr) {
+    Result g = *sgemm;
+    g.workload = workload;
+    g.note = "the W-search-64K sgemm measurement (the same score matrix)";
+    report_.Add(g);
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Workloads::RunStorageDtype(DType storage) {
+  const Shape& sh = data_.shape;
+  const std::string stream =
+      absl::StrCat(config_.stream_prefix, ".", DTypeName(storage));
+  BENCH_RETURN_IF_ERROR(
+      CreateFreshStream(client_, stream, BenchSpec(sh, sh.entries, storage)));
+  streams_.push_back(stream);
+  int64_t filled = 0;
+  for (const int64_t size : {kSmall, sh.entries}) {
+    if (config_.quick && size != kSmall) break;
+    const std::string workload = SearchWorkload(size);
+    Progress(absl::StrFormat("%s: filling the %s stream to %d entries",
+                             workload, DTypeName(storage), size));
+    BENCH_RETURN_IF_ERROR(
+        Fill(stream, filled, size, storage, nullptr, nullptr));
+    filled = size;
+    TopK found;
+    BENCH_ASSIGN_OR_RETURN(
+        Result r, MeasureKnnmemSearch(workload, stream, storage, size, &found));
+    r.recall_at_k = RecallAtK(size == kSmall ? truth_8k_ : truth_64k_, found);
+    r.note += "; recall vs the float32 exact top-k";
+    report_.Add(r);
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace knnmem::bench
