@@ -3,8 +3,9 @@
 BUILD ?= build
 JOBS ?= 2
 BUILD_TYPE ?= RelWithDebInfo
+comma := ,
 
-.PHONY: all deps test-deps build run test bench format clean
+.PHONY: all deps test-deps build run test test-asan test-tsan bench format clean
 
 all: build
 
@@ -23,8 +24,30 @@ run: build
 test-deps:
 	scripts/install-deps monitoring tls
 
+# Everything, then the core (unit) and crash tests again under ASan+UBSan.
 test: test-deps build
 	ctest --test-dir $(BUILD) --output-on-failure -j$(JOBS)
+	$(MAKE) test-asan SANITIZER_TESTS='-L "unit|crash"' \
+	  SANITIZER_TARGETS='unit_tests crash_oracle knnmem-server knnmem'
+
+# Sanitizer builds live in their own build dirs. SANITIZER_TESTS selects
+# tests (ctest arguments); SANITIZER_TARGETS, what to build (default: all).
+SANITIZER_TESTS ?=
+SANITIZER_TARGETS ?=
+sanitizer_build = cmake -S . -B $(1) -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+	  -DKNNMEM_SANITIZE=$(2) && \
+	cmake --build $(1) -j$(JOBS) $(if $(SANITIZER_TARGETS),--target $(SANITIZER_TARGETS))
+
+test-asan: test-deps deps
+	$(call sanitizer_build,build-asan,address$(comma)undefined)
+	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	  ctest --test-dir build-asan --output-on-failure -j$(JOBS) $(SANITIZER_TESTS)
+
+test-tsan: test-deps deps
+	$(call sanitizer_build,build-tsan,thread)
+	TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 suppressions=$(CURDIR)/tests/tsan.supp" \
+	  ctest --test-dir build-tsan --output-on-failure -j$(JOBS) $(SANITIZER_TESTS)
 
 bench: build
 	$(BUILD)/bench/knnmem-bench --json $(BUILD)/bench.json $(BENCH_ARGS)

@@ -36,6 +36,7 @@ class ServerProcess {
   int Wait();
 
   const std::string& address() const { return address_; }
+  pid_t pid() const { return pid_; }
   // HOST:PORT of the Prometheus endpoint.
   const std::string& metrics_address() const { return metrics_address_; }
   const std::string& error() const { return error_; }
