@@ -47,9 +47,9 @@ void LayerMemory::StartAt(int64_t position) {
   first_position_ = next_position_ = position;
 }
 
-void LayerMemory::AppendRows(const char* keys, size_t key_stride,
-                             const char* values, size_t value_stride,
-                             size_t rows) {
+LayerMemory::Staged LayerMemory::StageRows(const char* keys, size_t key_stride,
+                                           const char* values,
+                                           size_t value_stride, size_t rows) {
   const size_t es = ElementSize(spec_.storage_dtype);
   const size_t key_bytes = spec_.key_dim * es;
   const size_t value_bytes = spec_.value_dim * es;
@@ -63,7 +63,6 @@ void LayerMemory::AppendRows(const char* keys, size_t key_stride,
     if (!blocks_.empty()) block = blocks_.back();
   }
   std::vector<std::shared_ptr<Block>> added;
-  size_t added_bytes = 0;
   for (size_t r = 0; r < rows; ++r, ++position) {
     if (block == nullptr ||
         position >= block->first_position() + block->capacity_rows()) {
@@ -76,7 +75,6 @@ void LayerMemory::AppendRows(const char* keys, size_t key_stride,
       block =
           std::make_shared<Block>(spec_, position, static_cast<uint32_t>(want));
       added.push_back(block);
-      added_bytes += block->bytes();
     }
     const size_t row = static_cast<size_t>(position - block->first_position());
     const char* k = keys + r * key_stride;
@@ -88,10 +86,16 @@ void LayerMemory::AppendRows(const char* keys, size_t key_stride,
                   v + h * value_bytes, value_bytes);
     }
   }
+  return Staged{position, std::move(added)};
+}
+
+void LayerMemory::Publish(Staged staged) {
   absl::MutexLock lock(&mu_);
-  for (auto& b : added) blocks_.push_back(std::move(b));
-  bytes_ += added_bytes;
-  next_position_ = position;
+  for (auto& b : staged.new_blocks) {
+    bytes_ += b->bytes();
+    blocks_.push_back(std::move(b));
+  }
+  next_position_ = staged.next_position;
   const int64_t capacity = static_cast<int64_t>(spec_.capacity);
   first_position_ = std::max(first_position_, next_position_ - capacity);
   while (!blocks_.empty() &&

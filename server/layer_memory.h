@@ -98,13 +98,28 @@ class LayerMemory {
   // when recovering a layer whose oldest positions were evicted).
   void StartAt(int64_t position);
 
-  // Appends `rows` tokens at next_position. `keys` is token-major
-  // [rows, heads, key_dim] and `values` [rows, heads, value_dim], both in the
-  // storage dtype with rows `key_stride` / `value_stride` bytes apart.
-  // Evicts positions older than next_position - capacity.
-  // Requires append_mutex().
+  // Rows copied in but not yet visible: see StageRows.
+  struct Staged {
+    int64_t next_position = 0;
+    std::vector<std::shared_ptr<Block>> new_blocks;
+  };
+
+  // Copies `rows` tokens in at next_position without making them visible.
+  // `keys` is token-major [rows, heads, key_dim] and `values`
+  // [rows, heads, value_dim], both in the storage dtype with rows
+  // `key_stride` / `value_stride` bytes apart. Readers never see staged
+  // rows; dropping the Staged discards them. Requires append_mutex().
+  Staged StageRows(const char* keys, size_t key_stride, const char* values,
+                   size_t value_stride, size_t rows);
+  // Makes staged rows visible and evicts positions older than
+  // next_position - capacity. Requires append_mutex(), held since StageRows.
+  void Publish(Staged staged);
+
+  // StageRows then Publish.
   void AppendRows(const char* keys, size_t key_stride, const char* values,
-                  size_t value_stride, size_t rows);
+                  size_t value_stride, size_t rows) {
+    Publish(StageRows(keys, key_stride, values, value_stride, rows));
+  }
 
   LayerSnapshot Snapshot() const;
   // Bytes of all blocks held.

@@ -299,8 +299,20 @@ absl::StatusOr<AppendResult> MemoryStore::Append(const AppendCommand& cmd) {
   batch.evict_before = std::max<int64_t>(
       batch.evict_from, end - static_cast<int64_t>(spec.capacity));
   batch.sync = cmd.sync;
-  RETURN_IF_ERROR(storage_->AppendRows(batch));
-  layer.AppendRows(keys, batch.key_stride, values, batch.value_stride, rows);
+  // The WAL write and the copy into RAM run side by side; the rows become
+  // visible only once both are done.
+  absl::Status written;
+  LayerMemory::Staged staged;
+  pool_->ParallelFor(2, [&](size_t i) {
+    if (i == 0) {
+      written = storage_->AppendRows(batch);
+    } else {
+      staged = layer.StageRows(keys, batch.key_stride, values,
+                               batch.value_stride, rows);
+    }
+  });
+  RETURN_IF_ERROR(written);
+  layer.Publish(std::move(staged));
   return AppendResult{
       end, rows, static_cast<uint64_t>(batch.evict_before - batch.evict_from)};
 }
