@@ -135,6 +135,7 @@ float BFloat16ToFloat(uint16_t b) {
 }
 
 void EncodeFloats(const float* in, size_t count, DType dtype, void* out) {
+  if (count == 0) return;  // `in` and `out` may be null
   switch (dtype) {
     case DType::kFloat32:
       std::memcpy(out, in, count * sizeof(float));
@@ -157,6 +158,7 @@ void EncodeFloats(const float* in, size_t count, DType dtype, void* out) {
 }
 
 void DecodeFloats(const void* in, size_t count, DType dtype, float* out) {
+  if (count == 0) return;  // `in` and `out` may be null
   switch (dtype) {
     case DType::kFloat32:
       std::memcpy(out, in, count * sizeof(float));
