@@ -5,7 +5,7 @@
 namespace knnmem {
 
 absl::Status Admission::TryAdmit(uint64_t bytes) {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   if (max_requests_ != 0 && requests_ >= max_requests_) {
     return absl::ResourceExhaustedError(
         absl::StrCat("overloaded: ", requests_,
@@ -23,18 +23,18 @@ absl::Status Admission::TryAdmit(uint64_t bytes) {
 }
 
 void Admission::Release(uint64_t bytes) {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   --requests_;
   bytes_ -= bytes;
 }
 
 size_t Admission::requests() const {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   return requests_;
 }
 
 uint64_t Admission::bytes() const {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   return bytes_;
 }
 

@@ -9,7 +9,7 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
-#include "absl/synchronization/mutex.h"
+#include "sync.h"
 
 namespace knnmem {
 
@@ -33,7 +33,7 @@ class Admission {
  private:
   const size_t max_requests_;
   const uint64_t max_bytes_;
-  mutable absl::Mutex mu_;
+  mutable Mutex mu_;
   size_t requests_ ABSL_GUARDED_BY(mu_) = 0;
   uint64_t bytes_ ABSL_GUARDED_BY(mu_) = 0;
 };

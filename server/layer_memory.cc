@@ -32,17 +32,17 @@ const Block& LayerSnapshot::BlockOf(int64_t position) const {
 LayerMemory::LayerMemory(const StreamSpec& spec) : spec_(spec) {}
 
 int64_t LayerMemory::first_position() const {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   return first_position_;
 }
 
 int64_t LayerMemory::next_position() const {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   return next_position_;
 }
 
 void LayerMemory::StartAt(int64_t position) {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   assert(blocks_.empty());
   first_position_ = next_position_ = position;
 }
@@ -58,7 +58,7 @@ LayerMemory::Staged LayerMemory::StageRows(const char* keys, size_t key_stride,
   int64_t position;
   std::shared_ptr<Block> block;
   {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     position = next_position_;
     if (!blocks_.empty()) block = blocks_.back();
   }
@@ -90,7 +90,7 @@ LayerMemory::Staged LayerMemory::StageRows(const char* keys, size_t key_stride,
 }
 
 void LayerMemory::Publish(Staged staged) {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   for (auto& b : staged.new_blocks) {
     bytes_ += b->bytes();
     blocks_.push_back(std::move(b));
@@ -107,7 +107,7 @@ void LayerMemory::Publish(Staged staged) {
 }
 
 LayerSnapshot LayerMemory::Snapshot() const {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   LayerSnapshot s;
   s.blocks.assign(blocks_.begin(), blocks_.end());
   s.first_position = first_position_;
@@ -116,7 +116,7 @@ LayerSnapshot LayerMemory::Snapshot() const {
 }
 
 size_t LayerMemory::BytesInRam() const {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   return bytes_;
 }
 

@@ -27,8 +27,8 @@
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
-#include "absl/synchronization/mutex.h"
 #include "stream_spec.h"
+#include "sync.h"
 
 namespace knnmem {
 
@@ -89,7 +89,7 @@ class LayerMemory {
   LayerMemory& operator=(const LayerMemory&) = delete;
 
   // Held by the single appender across its storage write and AppendRows.
-  absl::Mutex& append_mutex() { return append_mu_; }
+  Mutex& append_mutex() { return append_mu_; }
 
   int64_t first_position() const;
   int64_t next_position() const;
@@ -127,8 +127,8 @@ class LayerMemory {
 
  private:
   const StreamSpec spec_;
-  absl::Mutex append_mu_;
-  mutable absl::Mutex mu_;
+  Mutex append_mu_;
+  mutable Mutex mu_;
   std::deque<std::shared_ptr<Block>> blocks_ ABSL_GUARDED_BY(mu_);
   int64_t first_position_ ABSL_GUARDED_BY(mu_) = 0;
   int64_t next_position_ ABSL_GUARDED_BY(mu_) = 0;

@@ -101,11 +101,11 @@ int main(int argc, char** argv) {
   knnmem::MemoryStore* const core = store->get();
   // Scrapes sample the store until it closes; stopping the metrics HTTP
   // server instead would wait on civetweb's polling (seconds).
-  absl::Mutex sample_mu;
+  knnmem::Mutex sample_mu;
   bool store_open = true;
   knnmem::Metrics metrics([core, &pool, &sample_mu, &store_open] {
     knnmem::ServerSample s;
-    absl::MutexLock lock(&sample_mu);
+    knnmem::MutexLock lock(&sample_mu);
     if (!store_open) return s;
     const knnmem::StoreTotals totals = core->Totals();
     s.streams = totals.streams;
@@ -198,7 +198,7 @@ int main(int argc, char** argv) {
   stopping.Notify();
   reaper.join();
   {
-    absl::MutexLock lock(
+    knnmem::MutexLock lock(
         &sample_mu);  // no scrape samples the store from here on
     store_open = false;
     store->reset();  // closes RocksDB: everything acknowledged is durable

@@ -15,7 +15,7 @@ StreamState StateOf(const Stream& stream) ABSL_NO_THREAD_SAFETY_ANALYSIS {
   StreamState s;
   s.stream_id = stream.id();
   s.spec = stream.spec();
-  absl::ReaderMutexLock lock(&stream.lifecycle_mutex());
+  ReaderMutexLock lock(&stream.lifecycle_mutex());
   for (uint32_t l = 0; l < stream.spec().layers; ++l) {
     const LayerMemory& layer = stream.layer(l);
     s.layers.push_back({layer.first_position(), layer.next_position()});
@@ -57,7 +57,7 @@ MemoryStore::MemoryStore(const Options& options,
 
 MemoryStore::~MemoryStore() {
   {
-    absl::MutexLock lock(&compact_mu_);
+    MutexLock lock(&compact_mu_);
     stopping_ = true;
   }
   compactor_.join();
@@ -67,7 +67,7 @@ absl::Status MemoryStore::Recover() {
   return storage_->LoadStreams([this](StreamRecord record) -> absl::Status {
     auto stream = std::make_shared<Stream>(record.stream_id, record.spec,
                                            record.incarnation);
-    absl::MutexLock lifecycle(&stream->lifecycle_mutex());
+    MutexLock lifecycle(&stream->lifecycle_mutex());
     const StreamSpec& spec = stream->spec();
     const size_t key_bytes =
         size_t{spec.heads} * spec.key_dim * ElementSize(spec.storage_dtype);
@@ -82,7 +82,7 @@ absl::Status MemoryStore::Recover() {
                 " position ", position, ": record does not match the spec"));
           }
           LayerMemory& memory = stream->layer(layer);
-          absl::MutexLock append(&memory.append_mutex());
+          MutexLock append(&memory.append_mutex());
           const int64_t next = memory.next_position();
           if (next == 0 && memory.first_position() == 0 && position != 0) {
             memory.StartAt(position);
@@ -97,7 +97,7 @@ absl::Status MemoryStore::Recover() {
         }));
     stream->Touch(clock_->NowMicros());  // a restart counts as a use
     Shard& shard = ShardOf(record.stream_id);
-    absl::MutexLock lock(&shard.mu);
+    MutexLock lock(&shard.mu);
     shard.streams.emplace(record.stream_id, std::move(stream));
     return absl::OkStatus();
   });
@@ -110,7 +110,7 @@ MemoryStore::Shard& MemoryStore::ShardOf(absl::string_view stream_id) const {
 
 std::shared_ptr<Stream> MemoryStore::Find(absl::string_view stream_id) const {
   Shard& shard = ShardOf(stream_id);
-  absl::ReaderMutexLock lock(&shard.mu);
+  ReaderMutexLock lock(&shard.mu);
   auto it = shard.streams.find(stream_id);
   return it == shard.streams.end() ? nullptr : it->second;
 }
@@ -138,7 +138,7 @@ absl::StatusOr<std::shared_ptr<Stream>> MemoryStore::FindWithSpec(
 absl::StatusOr<StreamState> MemoryStore::CreateStream(
     const std::string& stream_id, const StreamSpec& spec, bool* created) {
   Shard& shard = ShardOf(stream_id);
-  absl::MutexLock admin(&shard.admin_mu);
+  MutexLock admin(&shard.admin_mu);
   if (std::shared_ptr<Stream> existing = Find(stream_id)) {
     if (existing->spec() != spec) {
       return absl::AlreadyExistsError(
@@ -154,7 +154,7 @@ absl::StatusOr<StreamState> MemoryStore::CreateStream(
   auto stream = std::make_shared<Stream>(stream_id, spec, record.incarnation);
   stream->Touch(clock_->NowMicros());
   {
-    absl::MutexLock lock(&shard.mu);
+    MutexLock lock(&shard.mu);
     shard.streams.emplace(stream_id, stream);
   }
   *created = true;
@@ -178,7 +178,7 @@ std::vector<StreamState> MemoryStore::ListStreams(absl::string_view after,
                                                   bool* more) const {
   std::vector<std::shared_ptr<Stream>> all;
   for (const auto& shard : shards_) {
-    absl::ReaderMutexLock lock(&shard->mu);
+    ReaderMutexLock lock(&shard->mu);
     for (const auto& [id, stream] : shard->streams) {
       if (id > after) all.push_back(stream);
     }
@@ -201,9 +201,9 @@ std::vector<StreamState> MemoryStore::ListStreams(absl::string_view after,
 
 absl::Status MemoryStore::ResetStream(absl::string_view stream_id) {
   Shard& shard = ShardOf(stream_id);
-  absl::MutexLock admin(&shard.admin_mu);
+  MutexLock admin(&shard.admin_mu);
   ASSIGN_OR_RETURN(std::shared_ptr<Stream> stream, FindOrNotFound(stream_id));
-  absl::MutexLock lifecycle(&stream->lifecycle_mutex());
+  MutexLock lifecycle(&stream->lifecycle_mutex());
   const uint64_t old = stream->incarnation();
   StreamRecord record{stream->id(), storage_->NewIncarnation(), stream->spec()};
   RETURN_IF_ERROR(storage_->PutStream(record, old));
@@ -221,11 +221,11 @@ absl::Status MemoryStore::DeleteStreamIf(
     absl::string_view stream_id,
     const std::function<bool(const Stream&)>& condition) {
   Shard& shard = ShardOf(stream_id);
-  absl::MutexLock admin(&shard.admin_mu);
+  MutexLock admin(&shard.admin_mu);
   ASSIGN_OR_RETURN(std::shared_ptr<Stream> stream, FindOrNotFound(stream_id));
   uint64_t incarnation;
   {
-    absl::MutexLock lifecycle(&stream->lifecycle_mutex());
+    MutexLock lifecycle(&stream->lifecycle_mutex());
     if (!condition(*stream)) {
       return absl::FailedPreconditionError("stream_id: condition not met");
     }
@@ -234,7 +234,7 @@ absl::Status MemoryStore::DeleteStreamIf(
     stream->MarkDeleted();
   }
   {
-    absl::MutexLock lock(&shard.mu);
+    MutexLock lock(&shard.mu);
     shard.streams.erase(stream_id);
   }
   CompactInBackground(incarnation);
@@ -245,10 +245,10 @@ absl::StatusOr<AppendResult> MemoryStore::Append(const AppendCommand& cmd) {
   ASSIGN_OR_RETURN(std::shared_ptr<Stream> stream,
                    FindWithSpec(cmd.stream_id, cmd.spec));
   const StreamSpec& spec = stream->spec();
-  absl::ReaderMutexLock lifecycle(&stream->lifecycle_mutex());
+  ReaderMutexLock lifecycle(&stream->lifecycle_mutex());
   if (stream->deleted()) return StreamNotFound(cmd.stream_id);
   LayerMemory& layer = stream->layer(cmd.layer);
-  absl::MutexLock append(&layer.append_mutex());
+  MutexLock append(&layer.append_mutex());
   const int64_t next = layer.next_position();
   if (cmd.first_position > next) {
     return absl::FailedPreconditionError(absl::StrCat(
@@ -322,7 +322,7 @@ absl::StatusOr<LayerSnapshot> MemoryStore::Snapshot(absl::string_view stream_id,
                                                     uint32_t layer) const {
   ASSIGN_OR_RETURN(std::shared_ptr<Stream> stream,
                    FindWithSpec(stream_id, spec));
-  absl::ReaderMutexLock lifecycle(&stream->lifecycle_mutex());
+  ReaderMutexLock lifecycle(&stream->lifecycle_mutex());
   if (stream->deleted()) return StreamNotFound(stream_id);
   return stream->layer(layer).Snapshot();
 }
@@ -349,7 +349,7 @@ absl::StatusOr<AttendResult> MemoryStore::Attend(
 size_t MemoryStore::stream_count() const {
   size_t n = 0;
   for (const auto& shard : shards_) {
-    absl::ReaderMutexLock lock(&shard->mu);
+    ReaderMutexLock lock(&shard->mu);
     n += shard->streams.size();
   }
   return n;
@@ -359,7 +359,7 @@ size_t MemoryStore::DeleteIdleStreams() {
   const int64_t now = clock_->NowMicros();
   std::vector<std::string> idle;
   for (const auto& shard : shards_) {
-    absl::ReaderMutexLock lock(&shard->mu);
+    ReaderMutexLock lock(&shard->mu);
     for (const auto& [id, stream] : shard->streams) {
       const uint32_t ttl = stream->spec().ttl_seconds != 0
                                ? stream->spec().ttl_seconds
@@ -388,7 +388,7 @@ size_t MemoryStore::DeleteIdleStreams() {
 absl::Status MemoryStore::VerifyAgainstStorage() const {
   std::vector<std::shared_ptr<Stream>> streams;
   for (const auto& shard : shards_) {
-    absl::ReaderMutexLock lock(&shard->mu);
+    ReaderMutexLock lock(&shard->mu);
     for (const auto& [id, stream] : shard->streams) streams.push_back(stream);
   }
   size_t records = 0;
@@ -406,7 +406,7 @@ absl::Status MemoryStore::VerifyAgainstStorage() const {
     std::vector<LayerSnapshot> layers;
     uint64_t incarnation;
     {
-      absl::ReaderMutexLock lock(&stream->lifecycle_mutex());
+      ReaderMutexLock lock(&stream->lifecycle_mutex());
       incarnation = stream->incarnation();
       for (uint32_t l = 0; l < spec.layers; ++l) {
         layers.push_back(stream->layer(l).Snapshot());
@@ -461,7 +461,7 @@ StoreTotals MemoryStore::Totals() const {
   StoreTotals t;
   std::vector<std::shared_ptr<Stream>> streams;
   for (const auto& shard : shards_) {
-    absl::ReaderMutexLock lock(&shard->mu);
+    ReaderMutexLock lock(&shard->mu);
     for (const auto& [id, stream] : shard->streams) streams.push_back(stream);
   }
   t.streams = streams.size();
@@ -478,13 +478,13 @@ StoreTotals MemoryStore::Totals() const {
 }
 
 void MemoryStore::CompactInBackground(uint64_t incarnation) {
-  absl::MutexLock lock(&compact_mu_);
+  MutexLock lock(&compact_mu_);
   compact_queue_.push_back(incarnation);
   ++compactions_queued_;
 }
 
 void MemoryStore::WaitForBackgroundCompactions() {
-  absl::MutexLock lock(&compact_mu_);
+  MutexLock lock(&compact_mu_);
   const uint64_t target = compactions_queued_;
   auto done = [this, target]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(compact_mu_) {
     return compactions_done_ >= target;
@@ -496,7 +496,7 @@ void MemoryStore::RunCompactor() {
   for (;;) {
     std::vector<uint64_t> work;
     {
-      absl::MutexLock lock(&compact_mu_);
+      MutexLock lock(&compact_mu_);
       auto ready = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(compact_mu_) {
         return stopping_ || !compact_queue_.empty();
       };
@@ -509,7 +509,7 @@ void MemoryStore::RunCompactor() {
       // already deleted.
       storage_->CompactIncarnation(incarnation).IgnoreError();
     }
-    absl::MutexLock lock(&compact_mu_);
+    MutexLock lock(&compact_mu_);
     compactions_done_ += work.size();
   }
 }

@@ -21,13 +21,13 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
-#include "absl/synchronization/mutex.h"
 #include "attention.h"
 #include "clock.h"
 #include "exact_search.h"
 #include "storage.h"
 #include "stream.h"
 #include "stream_spec.h"
+#include "sync.h"
 #include "worker_pool.h"
 
 namespace knnmem {
@@ -162,8 +162,8 @@ class MemoryStore {
   struct Shard {
     // Serializes create/reset/delete in this shard, so lookups under mu are
     // never blocked by their storage writes.
-    absl::Mutex admin_mu;
-    mutable absl::Mutex mu;
+    Mutex admin_mu;
+    mutable Mutex mu;
     absl::flat_hash_map<std::string, std::shared_ptr<Stream>> streams
         ABSL_GUARDED_BY(mu);
   };
@@ -196,7 +196,7 @@ class MemoryStore {
   std::unique_ptr<Storage> storage_;
   std::vector<std::unique_ptr<Shard>> shards_;
 
-  absl::Mutex compact_mu_;
+  Mutex compact_mu_;
   std::vector<uint64_t> compact_queue_ ABSL_GUARDED_BY(compact_mu_);
   uint64_t compactions_queued_ ABSL_GUARDED_BY(compact_mu_) = 0;
   uint64_t compactions_done_ ABSL_GUARDED_BY(compact_mu_) = 0;

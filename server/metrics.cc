@@ -13,7 +13,7 @@
 #include <exception>
 
 #include "absl/strings/str_cat.h"
-#include "absl/synchronization/mutex.h"
+#include "sync.h"
 
 namespace knnmem {
 
@@ -71,7 +71,7 @@ class Metrics::SamplingCollectable : public prometheus::Collectable {
   }
 
   std::vector<prometheus::MetricFamily> Collect() const override {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     const ServerSample s = sample_();
     streams_->Set(static_cast<double>(s.streams));
     stored_->Set(static_cast<double>(s.stored_vectors));
@@ -93,7 +93,7 @@ class Metrics::SamplingCollectable : public prometheus::Collectable {
  private:
   std::shared_ptr<prometheus::Registry> registry_;
   std::function<ServerSample()> sample_;
-  mutable absl::Mutex mu_;
+  mutable Mutex mu_;
   mutable uint64_t stall_micros_ ABSL_GUARDED_BY(mu_) = 0;
   prometheus::Gauge *streams_, *stored_, *ram_, *disk_, *budget_, *queue_,
       *pending_, *rss_;

@@ -119,7 +119,7 @@ Storage::~Storage() {
 }
 
 uint64_t Storage::NewIncarnation() {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   return next_incarnation_++;
 }
 
@@ -128,7 +128,7 @@ absl::Status Storage::PutStream(const StreamRecord& record,
   rocksdb::WriteBatch batch;
   std::string counter;
   {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     PutBigEndian(counter, next_incarnation_);
   }
   batch.Put(kCounterKey, counter);

@@ -23,8 +23,8 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
-#include "absl/synchronization/mutex.h"
 #include "stream_spec.h"
+#include "sync.h"
 
 namespace rocksdb {
 class DB;
@@ -114,7 +114,7 @@ class Storage {
 
   std::unique_ptr<rocksdb::DB> db_;
   std::shared_ptr<rocksdb::Statistics> statistics_;
-  absl::Mutex mu_;
+  Mutex mu_;
   uint64_t next_incarnation_ ABSL_GUARDED_BY(mu_);
 };
 

@@ -14,9 +14,9 @@
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
-#include "absl/synchronization/mutex.h"
 #include "layer_memory.h"
 #include "stream_spec.h"
+#include "sync.h"
 
 namespace knnmem {
 
@@ -39,7 +39,7 @@ class Stream {
     last_used_.store(now_micros, std::memory_order_relaxed);
   }
 
-  absl::Mutex& lifecycle_mutex() const ABSL_LOCK_RETURNED(mu_) { return mu_; }
+  Mutex& lifecycle_mutex() const ABSL_LOCK_RETURNED(mu_) { return mu_; }
 
   uint64_t incarnation() const ABSL_SHARED_LOCKS_REQUIRED(mu_) {
     return incarnation_;
@@ -67,7 +67,7 @@ class Stream {
   const std::string id_;
   const StreamSpec spec_;
   std::atomic<int64_t> last_used_{0};
-  mutable absl::Mutex mu_;
+  mutable Mutex mu_;
   uint64_t incarnation_ ABSL_GUARDED_BY(mu_);
   bool deleted_ ABSL_GUARDED_BY(mu_) = false;
   std::vector<std::unique_ptr<LayerMemory>> layers_ ABSL_GUARDED_BY(mu_);

@@ -14,19 +14,19 @@ WorkerPool::WorkerPool(int threads) {
 
 WorkerPool::~WorkerPool() {
   {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     stopping_ = true;
   }
   for (std::thread& t : threads_) t.join();
 }
 
 void WorkerPool::Submit(std::function<void()> task) {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   queue_.push_back(std::move(task));
 }
 
 size_t WorkerPool::queue_depth() const {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   return queue_.size();
 }
 
@@ -34,7 +34,7 @@ void WorkerPool::Run() {
   for (;;) {
     std::function<void()> task;
     {
-      absl::MutexLock lock(&mu_);
+      MutexLock lock(&mu_);
       mu_.Await(absl::Condition(
           +[](WorkerPool* p) ABSL_EXCLUSIVE_LOCKS_REQUIRED(p->mu_) {
             return p->stopping_ || !p->queue_.empty();
@@ -58,7 +58,7 @@ void WorkerPool::ParallelFor(size_t n, const std::function<void(size_t)>& fn) {
   // tasks; a helper that starts after all indices are claimed does nothing.
   struct State {
     std::atomic<size_t> next{0};
-    absl::Mutex mu;
+    Mutex mu;
     size_t done ABSL_GUARDED_BY(mu) = 0;
   };
   auto state = std::make_shared<State>();
@@ -69,7 +69,7 @@ void WorkerPool::ParallelFor(size_t n, const std::function<void(size_t)>& fn) {
       ++finished;
     }
     if (finished > 0) {
-      absl::MutexLock lock(&state->mu);
+      MutexLock lock(&state->mu);
       state->done += finished;
     }
   };
@@ -79,7 +79,7 @@ void WorkerPool::ParallelFor(size_t n, const std::function<void(size_t)>& fn) {
   for (size_t h = 0; h < helpers; ++h) Submit(work);
   work();
   std::pair<State*, size_t> target(state.get(), n);
-  absl::MutexLock lock(&state->mu);
+  MutexLock lock(&state->mu);
   state->mu.Await(absl::Condition(
       +[](std::pair<State*, size_t>* a) ABSL_NO_THREAD_SAFETY_ANALYSIS {
         return a->first->done == a->second;

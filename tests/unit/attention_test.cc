@@ -44,7 +44,7 @@ TEST_P(AttentionTest, EqualsSoftmaxOverTheBruteForceTopK) {
   const std::vector<float> rk = UnpackFloats(kb, c.dtype),
                            rv = UnpackFloats(vb, c.dtype);
   {
-    absl::MutexLock lock(&memory.append_mutex());
+    knnmem::MutexLock lock(&memory.append_mutex());
     memory.AppendRows(kb.data(), ke * es, vb.data(), ve * es, c.appended);
   }
   for (int64_t p = std::max<int64_t>(0, c.appended - c.capacity);

@@ -52,7 +52,7 @@ TEST_P(ExactSearchTest, EqualsBruteForce) {
                                 rounded.begin() + (r + 1) * key_elems);
     }
     {
-      absl::MutexLock lock(&memory.append_mutex());
+      knnmem::MutexLock lock(&memory.append_mutex());
       memory.AppendRows(kb.data(), key_elems * es, vb.data(), value_elems * es,
                         n);
     }

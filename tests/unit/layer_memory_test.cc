@@ -31,7 +31,7 @@ void AppendPositions(LayerMemory& m, const StreamSpec& s, int64_t from,
       for (uint32_t d = 0; d < s.value_dim; ++d) v.push_back(ValueOf(p, h, d));
     }
   }
-  absl::MutexLock lock(&m.append_mutex());
+  knnmem::MutexLock lock(&m.append_mutex());
   m.AppendRows(reinterpret_cast<const char*>(k.data()), s.heads * s.key_dim * 4,
                reinterpret_cast<const char*>(v.data()),
                s.heads * s.value_dim * 4, static_cast<size_t>(to - from));
@@ -91,7 +91,7 @@ TEST(LayerMemoryTest, StartAtRecoversALayerWhoseOldestPositionsWereEvicted) {
   const StreamSpec s = Spec(50);
   LayerMemory m(s);
   {
-    absl::MutexLock lock(&m.append_mutex());
+    knnmem::MutexLock lock(&m.append_mutex());
     m.StartAt(1234);
   }
   AppendPositions(m, s, 1234, 1284);
