@@ -211,6 +211,46 @@ bool AllFinite(const void* data, size_t count, DType dtype) {
   return bad == 0;
 }
 
+float LargestFinite(DType dtype) {
+  switch (dtype) {
+    case DType::kFloat32:
+      return std::numeric_limits<float>::max();
+    case DType::kFloat16:
+      return 65504.0f;
+    case DType::kBFloat16:
+      return BFloat16ToFloat(0x7f7f);
+  }
+  return 0;
+}
+
+bool AllWithin(const void* data, size_t count, DType dtype, float bound) {
+  // Magnitudes compare like their bit patterns once the sign is masked off,
+  // and NaN and Inf sort above every finite bound.
+  if (dtype == DType::kFloat32) {
+    const uint32_t limit = FloatBits(bound) & 0x7fffffffu;
+    const auto* p = static_cast<const uint32_t*>(data);
+    uint32_t bad = 0;
+    for (size_t i = 0; i < count; ++i)
+      bad |= static_cast<uint32_t>((p[i] & 0x7fffffffu) > limit);
+    return bad == 0;
+  }
+  const bool half = dtype == DType::kFloat16;
+  uint16_t limit =
+      bound >= LargestFinite(dtype)
+          ? static_cast<uint16_t>(half ? 0x7bff : 0x7f7f)
+          : static_cast<uint16_t>(
+                (half ? FloatToHalf(bound) : FloatToBFloat16(bound)) & 0x7fff);
+  // Rounding may have gone up: step down to the largest value <= bound.
+  while (limit > 0 &&
+         (half ? HalfToFloat(limit) : BFloat16ToFloat(limit)) > bound)
+    --limit;
+  const auto* p = static_cast<const uint16_t*>(data);
+  uint32_t bad = 0;
+  for (size_t i = 0; i < count; ++i)
+    bad |= static_cast<uint32_t>((p[i] & 0x7fffu) > limit);
+  return bad == 0;
+}
+
 v1::Tensor MakeTensor(absl::Span<const float> values,
                       absl::Span<const int64_t> shape, DType dtype) {
   v1::Tensor t;

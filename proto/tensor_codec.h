@@ -53,6 +53,10 @@ std::vector<float> UnpackFloats(absl::string_view bytes, DType dtype);
 
 // True when every element of `count` elements of `dtype` is finite.
 bool AllFinite(const void* data, size_t count, DType dtype);
+// True when every element is finite and at most `bound` in magnitude.
+bool AllWithin(const void* data, size_t count, DType dtype, float bound);
+// The largest finite magnitude `dtype` holds.
+float LargestFinite(DType dtype);
 
 // Builds a float tensor of `shape` from float32 values, stored as `dtype`.
 v1::Tensor MakeTensor(absl::Span<const float> values,

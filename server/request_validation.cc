@@ -1,6 +1,8 @@
 #include "request_validation.h"
 
+#include <algorithm>
 #include <cmath>
+#include <string>
 
 #include "absl/strings/str_cat.h"
 #include "status_macros.h"
@@ -17,12 +19,20 @@ absl::Status CheckLayer(uint32_t layer, const StreamSpec& spec) {
   return absl::OkStatus();
 }
 
-absl::Status CheckFinite(const v1::Tensor& t, absl::string_view field) {
+// Every element finite and at most `bound` in magnitude; `why` says where
+// a smaller bound than kMaxAbsValue comes from.
+absl::Status CheckFinite(const v1::Tensor& t, absl::string_view field,
+                         float bound = kMaxAbsValue,
+                         absl::string_view why = "") {
   const DType dtype = static_cast<DType>(t.dtype());  // already checked
-  if (!AllFinite(t.data().data(), t.data().size() / ElementSize(dtype),
-                 dtype)) {
+  const size_t count = t.data().size() / ElementSize(dtype);
+  if (!AllFinite(t.data().data(), count, dtype)) {
     return absl::InvalidArgumentError(
         absl::StrCat(field, ": contains NaN or Inf"));
+  }
+  if (!AllWithin(t.data().data(), count, dtype, bound)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(field, ": a value exceeds ", bound, " in magnitude", why));
   }
   return absl::OkStatus();
 }
@@ -54,7 +64,7 @@ absl::StatusOr<std::vector<float>> ValidateQueries(const Request& request,
 // Expands a per-head parameter given as 0, 1 or `heads` values.
 absl::StatusOr<std::vector<float>> PerHead(
     const google::protobuf::RepeatedField<float>& values, uint32_t heads,
-    float fallback, bool positive, absl::string_view field) {
+    float fallback, float lo, float hi, bool lo_open, absl::string_view field) {
   if (values.size() != 0 && values.size() != 1 &&
       values.size() != static_cast<int>(heads)) {
     return absl::InvalidArgumentError(
@@ -62,10 +72,11 @@ absl::StatusOr<std::vector<float>> PerHead(
                      " values; give none, one, or one per head (", heads, ")"));
   }
   for (int i = 0; i < values.size(); ++i) {
-    if (!std::isfinite(values[i]) || (positive && values[i] <= 0)) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          field, "[", i, "] = ", values[i],
-          positive ? " must be finite and > 0" : " must be finite"));
+    const float v = values[i];
+    if (!(v >= lo && v <= hi) || (lo_open && v == lo)) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(field, "[", i, "] = ", v, " must be in ",
+                       lo_open ? "(" : "[", lo, ", ", hi, "]"));
     }
   }
   if (values.empty()) return std::vector<float>(heads, fallback);
@@ -86,15 +97,17 @@ absl::StatusOr<AttendCommand> ValidateAttend(const v1::AttendRequest& request,
   ASSIGN_OR_RETURN(cmd.options.scale,
                    PerHead(request.scale(), spec.heads,
                            1.0f / std::sqrt(static_cast<float>(spec.key_dim)),
-                           /*positive=*/true, "scale"));
+                           0.0f, kMaxScale, /*lo_open=*/true, "scale"));
   if (!request.age_alpha().empty()) {
-    ASSIGN_OR_RETURN(cmd.options.age_alpha,
-                     PerHead(request.age_alpha(), spec.heads, 0.0f,
-                             /*positive=*/false, "age_alpha"));
-    if (!std::isfinite(request.age_tau()) || request.age_tau() <= 0) {
+    ASSIGN_OR_RETURN(
+        cmd.options.age_alpha,
+        PerHead(request.age_alpha(), spec.heads, 0.0f, -kMaxAgeAlpha,
+                kMaxAgeAlpha, /*lo_open=*/false, "age_alpha"));
+    const float tau = request.age_tau();
+    if (!(tau >= kMinAgeTau && tau <= kMaxAgeTau)) {
       return absl::InvalidArgumentError(
-          absl::StrCat("age_tau: ", request.age_tau(),
-                       " must be finite and > 0 with age_alpha"));
+          absl::StrCat("age_tau: ", tau, " must be in [", kMinAgeTau, ", ",
+                       kMaxAgeTau, "] with age_alpha"));
     }
     cmd.options.age_tau = request.age_tau();
   }
@@ -170,8 +183,15 @@ absl::StatusOr<AppendCommand> ValidateAppend(const v1::AppendRequest& request,
         absl::StrCat("first_position: ", request.first_position(), " + ",
                      kdims[0], " rows passes the largest position 2^62"));
   }
-  RETURN_IF_ERROR(CheckFinite(request.keys(), "keys"));
-  RETURN_IF_ERROR(CheckFinite(request.values(), "values"));
+  // Values must also fit the storage dtype (float16 tops out at 65504).
+  const float bound = std::min(kMaxAbsValue, LargestFinite(spec.storage_dtype));
+  const std::string why =
+      bound < kMaxAbsValue
+          ? absl::StrCat(", the largest the stream's ",
+                         DTypeName(spec.storage_dtype), " storage holds")
+          : std::string();
+  RETURN_IF_ERROR(CheckFinite(request.keys(), "keys", bound, why));
+  RETURN_IF_ERROR(CheckFinite(request.values(), "values", bound, why));
   AppendCommand cmd;
   cmd.stream_id = request.stream_id();
   cmd.spec = spec;

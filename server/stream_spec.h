@@ -20,6 +20,15 @@ inline constexpr uint32_t kMaxDim = 4096;
 inline constexpr uint64_t kMaxCapacity = uint64_t{1} << 32;
 inline constexpr uint32_t kMaxK = 2048;
 inline constexpr size_t kMaxStreamIdLength = 128;
+// Largest magnitude of a key, value or query element: with it, no inner
+// product of up to kMaxDim elements overflows float32.
+inline constexpr float kMaxAbsValue = 1e15f;
+// Attend parameters: scale in (0, kMaxScale], |age_alpha| <= kMaxAgeAlpha,
+// age_tau in [kMinAgeTau, kMaxAgeTau], so that no logit overflows.
+inline constexpr float kMaxScale = 1e4f;
+inline constexpr float kMaxAgeAlpha = 1e6f;
+inline constexpr float kMinAgeTau = 1e-3f;
+inline constexpr float kMaxAgeTau = 1e12f;
 // Positions are int64 and must leave room for first_position + tokens.
 inline constexpr int64_t kMaxPosition = int64_t{1} << 62;
 

@@ -43,8 +43,20 @@ class ABSL_LOCKABLE Mutex {
   // Releases the lock until `condition` holds, then holds it again. The
   // condition is evaluated with the lock held, possibly by another thread.
   void Await(const absl::Condition& condition) {
+    // absl evaluates the condition under its lock, in this thread or in
+    // whichever thread unlocks: each evaluation acquires and releases too.
+    struct Annotated {
+      Mutex* mu;
+      const absl::Condition* condition;
+      bool operator()() const {
+        KNNMEM_TSAN_ACQUIRE(mu);
+        const bool holds = condition->Eval();
+        KNNMEM_TSAN_RELEASE(mu);
+        return holds;
+      }
+    } annotated{this, &condition};
     KNNMEM_TSAN_RELEASE(this);
-    mu_.Await(condition);
+    mu_.Await(absl::Condition(&annotated));
     KNNMEM_TSAN_ACQUIRE(this);
   }
 

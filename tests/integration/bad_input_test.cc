@@ -145,6 +145,16 @@ std::vector<BadCase> Cases() {
        AppendWith([](v1::AppendRequest& r) {
          SetFloat(r.mutable_values(), 0, INFINITY);
        })},
+      {"KeysHuge", kInvalid, "keys: a value exceeds 1e+15 in magnitude",
+       AppendWith(
+           [](v1::AppendRequest& r) { SetFloat(r.mutable_keys(), 3, 1e20f); })},
+      {"ValuesOverflowFloat16Storage", kInvalid,
+       "values: a value exceeds 65504 in magnitude, the largest the stream's "
+       "float16",
+       [](MemoryClient& c) {
+         std::vector<float> k(2 * kHeads * kDim, 0.5f), v(k.size(), 70000.0f);
+         return c.Append("half", 0, 0, k, v, 2, kHeads).status();
+       }},
       {"EmptyBatch", kInvalid, "keys: empty batch",
        AppendWith([](v1::AppendRequest& r) {
          r.clear_keys();
@@ -213,6 +223,17 @@ std::vector<BadCase> Cases() {
          r.add_age_alpha(NAN);
          r.set_age_tau(1);
        })},
+      {"AttendScaleHuge", kInvalid, "scale[0] = 1e+06 must be in (0, 10000]",
+       AttendWith([](v1::AttendRequest& r) { r.add_scale(1e6f); })},
+      {"AttendTauTiny", kInvalid, "age_tau: 1e-10 must be in",
+       AttendWith([](v1::AttendRequest& r) {
+         r.add_age_alpha(1);
+         r.set_age_tau(1e-10f);
+       })},
+      {"AttendQueriesHuge", kInvalid, "queries: a value exceeds",
+       AttendWith([](v1::AttendRequest& r) {
+         SetFloat(r.mutable_queries(), 2, -3e16f);
+       })},
       {"AttendTauMissing", kInvalid, "age_tau: 0",
        AttendWith([](v1::AttendRequest& r) { r.add_age_alpha(1); })},
       {"AttendKZero", kInvalid, "k: 0",
@@ -267,6 +288,10 @@ class BadInputTest : public ServerFixture {
     ServerFixture::SetUp();
     ASSERT_TRUE(
         client_->CreateStream("ok", MakeSpec(1, kHeads, kDim, kDim, 100)).ok());
+    ASSERT_TRUE(client_
+                    ->CreateStream("half", MakeSpec(1, kHeads, kDim, kDim, 100,
+                                                    v1::FLOAT16))
+                    .ok());
   }
 };
 

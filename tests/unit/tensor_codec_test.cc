@@ -106,6 +106,24 @@ TEST(TensorCodecTest, AllFiniteFindsNanAndInfInEveryDtype) {
   }
 }
 
+TEST(TensorCodecTest, AllWithinBoundsMagnitudesInEveryDtype) {
+  for (DType t : {DType::kFloat32, DType::kFloat16, DType::kBFloat16}) {
+    std::vector<float> v = {1.0f, -1000.0f, 65280.0f,
+                            -0.0f};  // exact in all three
+    EXPECT_TRUE(AllWithin(PackFloats(v, t).data(), v.size(), t, 65504.0f))
+        << DTypeName(t);
+    EXPECT_FALSE(AllWithin(PackFloats(v, t).data(), v.size(), t, 999.0f))
+        << DTypeName(t);
+    v.push_back(NAN);
+    EXPECT_FALSE(AllWithin(PackFloats(v, t).data(), v.size(), t, 1e30f))
+        << DTypeName(t);
+  }
+  EXPECT_EQ(LargestFinite(DType::kFloat16), 65504.0f);
+  EXPECT_TRUE(std::isfinite(LargestFinite(DType::kBFloat16)));
+  EXPECT_TRUE(std::isinf(
+      BFloat16ToFloat(FloatToBFloat16(LargestFinite(DType::kFloat32)))));
+}
+
 TEST(TensorCodecTest, CheckFloatTensorNamesTheFieldAndTheDimension) {
   std::vector<float> v(2 * 3 * 4, 0.5f);
   v1::Tensor t = MakeTensor(v, {2, 3, 4}, DType::kFloat16);
