@@ -5,7 +5,7 @@ JOBS ?= 2
 BUILD_TYPE ?= RelWithDebInfo
 comma := ,
 
-.PHONY: all deps test-deps build run test test-asan test-tsan bench format clean
+.PHONY: all deps test-deps build run test test-asan test-tsan fuzz bench format clean
 
 all: build
 
@@ -22,13 +22,15 @@ run: build
 # Tests also need Prometheus (promtool, a real Prometheus server), yamllint
 # and openssl (test certificates).
 test-deps:
-	scripts/install-deps monitoring tls
+	scripts/install-deps monitoring tls fuzz
 
-# Everything, then the core (unit) and crash tests again under ASan+UBSan.
+# Everything; then the core (unit) and crash tests again under ASan+UBSan;
+# then 60 s of fuzzing.
 test: test-deps build
 	ctest --test-dir $(BUILD) --output-on-failure -j$(JOBS)
 	$(MAKE) test-asan SANITIZER_TESTS='-L "unit|crash"' \
 	  SANITIZER_TARGETS='unit_tests crash_oracle knnmem-server knnmem'
+	$(MAKE) fuzz FUZZ_SECONDS=60
 
 # Sanitizer builds live in their own build dirs. SANITIZER_TESTS selects
 # tests (ctest arguments); SANITIZER_TARGETS, what to build (default: all).
@@ -37,6 +39,12 @@ SANITIZER_TARGETS ?=
 sanitizer_build = cmake -S . -B $(1) -DCMAKE_BUILD_TYPE=RelWithDebInfo \
 	  -DKNNMEM_SANITIZE=$(2) && \
 	cmake --build $(1) -j$(JOBS) $(if $(SANITIZER_TARGETS),--target $(SANITIZER_TARGETS))
+
+# libFuzzer (clang-14, ASan+UBSan) over request decoding and validation of
+# every RPC, from the seed corpus in tests/fuzz/corpus.
+FUZZ_SECONDS ?= 60
+fuzz: test-deps
+	tests/fuzz/run-fuzz.sh $(FUZZ_SECONDS) build-fuzz
 
 test-asan: test-deps deps
 	$(call sanitizer_build,build-asan,address$(comma)undefined)
