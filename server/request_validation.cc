@@ -207,28 +207,11 @@ absl::StatusOr<AppendCommand> ValidateAppend(const v1::AppendRequest& request,
 
 absl::StatusOr<SearchCommand> ValidateSearch(const v1::SearchRequest& request,
                                              const StreamSpec& spec) {
-  RETURN_IF_ERROR(ValidateStreamId(request.stream_id()));
-  RETURN_IF_ERROR(CheckLayer(request.layer(), spec));
-  if (request.k() < 1 || request.k() > kMaxK) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("k: ", request.k(), " must be in [1, ", kMaxK, "]"));
-  }
-  if (!request.has_queries() || request.queries().shape_size() == 0 ||
-      request.queries().data().empty()) {
-    return absl::InvalidArgumentError(
-        "queries: empty; send at least one query");
-  }
-  RETURN_IF_ERROR(
-      CheckFloatTensor(request.queries(),
-                       {-1, int64_t{spec.heads}, int64_t{spec.key_dim}},
-                       "queries")
-          .status());
-  RETURN_IF_ERROR(CheckFinite(request.queries(), "queries"));
   SearchCommand cmd;
+  ASSIGN_OR_RETURN(cmd.queries, ValidateQueries(request, spec));
   cmd.stream_id = request.stream_id();
   cmd.spec = spec;
   cmd.layer = request.layer();
-  ASSIGN_OR_RETURN(cmd.queries, TensorToFloats(request.queries(), "queries"));
   cmd.options.k = request.k();
   cmd.options.return_keys = request.return_keys();
   cmd.options.return_values = request.return_values();
