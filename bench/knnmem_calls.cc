@@ -18,17 +18,24 @@ v1::StreamSpec BenchSpec(const Shape& shape, uint64_t capacity, DType storage) {
   return spec;
 }
 
-absl::Status CreateFreshStream(MemoryClient& client, const std::string& id,
+absl::Status CreateFreshStream(ShardedClient& client, const std::string& id,
                                const v1::StreamSpec& spec) {
+  const std::string where = ServerLabel(client.ServerOf(id));
   absl::StatusOr<v1::CreateStreamResponse> created =
       client.CreateStream(id, spec);
   if (!created.ok()) {
     return WithContext(created.status(),
-                       absl::StrCat("CreateStream '", id, "'"));
+                       absl::StrCat("CreateStream '", id, "' on ", where));
   }
   if (created->created()) return absl::OkStatus();
-  return WithContext(client.ResetStream(id),
-                     absl::StrCat("ResetStream '", id, "'"));
+  return WithContext(client.For(id).ResetStream(id),
+                     absl::StrCat("ResetStream '", id, "' on ", where));
+}
+
+std::string ServerLabel(const ServerAddress& server) {
+  return server.name == server.address
+             ? server.address
+             : absl::StrCat(server.name, "=", server.address);
 }
 
 v1::AppendRequest MakeAppendRequest(const std::string& id,

@@ -15,16 +15,20 @@
 #include "absl/status/status.h"
 #include "data.h"
 #include "memory_client.h"
+#include "sharded_client.h"
 
 namespace knnmem::bench {
 
 // One layer of the paper shape with `capacity` entries per head.
 v1::StreamSpec BenchSpec(const Shape& shape, uint64_t capacity, DType storage);
 
-// Creates `id`; if it already exists with the same spec (a rerun against
-// --server), resets it so that positions start at 0.
-absl::Status CreateFreshStream(MemoryClient& client, const std::string& id,
+// Creates `id` on the server `client` places it on (and pins it there); if it
+// already exists with the same spec (a rerun against --server), resets it so
+// that positions start at 0. Later calls on `id` go to client.For(id).
+absl::Status CreateFreshStream(ShardedClient& client, const std::string& id,
                                const v1::StreamSpec& spec);
+// "NAME=HOST:PORT", or HOST:PORT when the name is the address.
+std::string ServerLabel(const ServerAddress& server);
 
 // Rows [position, position + rows) sent as `wire` at layer 0, sync = false.
 v1::AppendRequest MakeAppendRequest(const std::string& id,

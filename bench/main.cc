@@ -1,27 +1,34 @@
 // knnmem-bench: runs the reference workloads against a knnmem-server (a
-// child started on 127.0.0.1:0 in a temp dir, or --server HOST:PORT) and
-// measures the peers in-process on the same data; prints a table to stdout
-// and optionally writes JSON. This file holds the flags and the order of
-// the run; see workloads.h, mixed.h and peers.h for what is measured.
+// child started on 127.0.0.1:0 in a temp dir, --server HOST:PORT, or several
+// running servers with --servers, streams placed by knnmem::ShardedClient)
+// and measures the peers in-process on the same data; prints a table to
+// stdout and optionally writes JSON. This file holds the flags and the order
+// of the run; see workloads.h, mixed.h and peers.h for what is measured.
 #include <unistd.h>
 
 #include <chrono>
 #include <cstdio>
 #include <ctime>
 #include <fstream>
+#include <iterator>
 #include <memory>
 #include <string>
 #include <vector>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
 #include "data.h"
+#include "knnmem_calls.h"
 #include "memory_client.h"
 #include "mixed.h"
 #include "options.h"
 #include "peers.h"
 #include "report.h"
+#include "score_scan.h"  // the server's own dispatch, for the header
 #include "server_child.h"
+#include "sharded_client.h"
 #include "stats.h"
 #include "status_macros.h"
 #include "temp_dir.h"
@@ -33,21 +40,23 @@ namespace {
 constexpr uint32_t kSeed = 20220325;
 
 // Deletes what the run created; the first error is returned.
-absl::Status DeleteStreams(MemoryClient& client,
+absl::Status DeleteStreams(ShardedClient& client,
                            const std::vector<std::string>& ids) {
   absl::Status first;
   for (const std::string& id : ids) {
     absl::Status s = client.DeleteStream(id);
     if (!s.ok() && first.ok()) {
-      first = absl::Status(
-          s.code(), absl::StrCat("DeleteStream '", id, "': ", s.message()));
+      first =
+          absl::Status(s.code(), absl::StrCat("DeleteStream '", id, "' on ",
+                                              ServerLabel(client.ServerOf(id)),
+                                              ": ", s.message()));
     }
   }
   return first;
 }
 
 // Every workload, in order. `streams` collects what was created.
-absl::Status RunWorkloads(MemoryClient& client, const BenchData& data,
+absl::Status RunWorkloads(ShardedClient& client, const BenchData& data,
                           const BenchOptions& options, Report& report,
                           std::vector<std::string>& streams) {
   const std::string prefix = absl::StrCat(
@@ -73,6 +82,70 @@ absl::Status RunWorkloads(MemoryClient& client, const BenchData& data,
   return RunMixed(client, data, mixed, report, &streams);
 }
 
+// The whole of FILE, or INVALID_ARGUMENT naming `flag`.
+absl::StatusOr<std::string> ReadFlagFile(const char* flag,
+                                         const std::string& path) {
+  std::ifstream file(path, std::ios::binary);
+  if (!file) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--", flag, ": cannot open '", path, "'"));
+  }
+  return std::string((std::istreambuf_iterator<char>(file)),
+                     std::istreambuf_iterator<char>());
+}
+
+// The client options of --token-file and --tls-ca.
+absl::StatusOr<MemoryClient::Options> ClientOptions(
+    const BenchOptions& options) {
+  MemoryClient::Options o;
+  o.deadline = std::chrono::minutes(10);
+  if (!options.token_file.empty()) {
+    BENCH_ASSIGN_OR_RETURN(const std::string text,
+                           ReadFlagFile("token-file", options.token_file));
+    // As the CLI: the file holds the token, surrounding whitespace ignored.
+    o.auth_token = std::string(absl::StripAsciiWhitespace(text));
+    if (o.auth_token.empty() ||
+        o.auth_token.find_first_of(" \t\r\n") != std::string::npos) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "--token-file: '", options.token_file,
+          "' must hold one token and nothing else (the server's "
+          "--auth-token-file lines are \"TOKEN rw\"; give the client only "
+          "TOKEN)"));
+    }
+  }
+  if (!options.tls_ca.empty()) {
+    BENCH_ASSIGN_OR_RETURN(o.tls_root_certs,
+                           ReadFlagFile("tls-ca", options.tls_ca));
+    if (o.tls_root_certs.find("-----BEGIN CERTIFICATE-----") ==
+        std::string::npos) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "--tls-ca: '", options.tls_ca, "' holds no PEM certificate"));
+    }
+  }
+  return o;
+}
+
+// `args` joined by spaces, each quoted for a POSIX shell when it needs it.
+std::string CommandLine(const std::vector<std::string>& args) {
+  std::vector<std::string> quoted;
+  for (const std::string& a : args) {
+    const bool plain =
+        !a.empty() && a.find_first_not_of(
+                          "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+                          "0123456789_-+=./:,@%") == std::string::npos;
+    if (plain) {
+      quoted.push_back(a);
+      continue;
+    }
+    std::string q = "'";
+    for (const char c : a) {
+      q += c == '\'' ? std::string("'\\''") : std::string(1, c);
+    }
+    quoted.push_back(q + "'");
+  }
+  return absl::StrJoin(quoted, " ");
+}
+
 // Fails early when FILE cannot be written, rather than after the run.
 absl::Status CheckJsonWritable(const std::string& path) {
   if (path.empty()) return absl::OkStatus();
@@ -84,7 +157,8 @@ absl::Status CheckJsonWritable(const std::string& path) {
   return absl::OkStatus();
 }
 
-absl::Status Run(const BenchOptions& options) {
+absl::Status Run(const BenchOptions& options,
+                 const MemoryClient::Options& client_options) {
   const double start = NowSeconds();
   Machine machine = DetectMachine();
   // The peers use every core, as the server's worker pool does.
@@ -98,8 +172,14 @@ absl::Status Run(const BenchOptions& options) {
 
   std::unique_ptr<TempDir> data_dir;
   std::unique_ptr<ServerChild> child;
-  std::string address = options.server;
-  if (address.empty()) {
+  std::vector<ServerAddress> servers = options.servers;
+  if (!options.servers.empty()) {
+    machine.server = absl::StrCat("--servers ", options.servers_spec, " (",
+                                  servers.size(), " servers)");
+  } else if (!options.server.empty()) {
+    servers.push_back({options.server, options.server});
+    machine.server = absl::StrCat("--server ", options.server);
+  } else {
     BENCH_ASSIGN_OR_RETURN(data_dir, TempDir::Create("knnmem-bench-data-"));
     Progress(absl::StrCat("starting ", options.server_binary, " in ",
                           data_dir->path()));
@@ -112,22 +192,38 @@ absl::Status Run(const BenchOptions& options) {
     BENCH_ASSIGN_OR_RETURN(
         child, ServerChild::Start(options.server_binary, data_dir->path(),
                                   extra_args));
-    address = child->address();
+    servers.push_back({child->address(), child->address()});
     machine.server = child->ready_line();
-  } else {
-    machine.server = absl::StrCat("--server ", address);
+    machine.server_command = CommandLine(child->argv());
+    // The server's dispatch depends only on the CPU, which it shares with
+    // this process.
+    machine.scan_isa = ScanScoresIsa();
   }
-  Progress(absl::StrCat("server at ", address));
+  for (const ServerAddress& s : servers) {
+    machine.servers.push_back(ServerLabel(s));
+  }
+  if (!options.token_file.empty()) {
+    absl::StrAppend(&machine.server, "; bearer token from --token-file ",
+                    options.token_file);
+  }
+  if (!options.tls_ca.empty()) {
+    absl::StrAppend(&machine.server, "; TLS, trusting --tls-ca ",
+                    options.tls_ca);
+  }
+  Progress(
+      absl::StrCat("server(s): ", absl::StrJoin(machine.servers, ", "),
+                   client_options.tls_root_certs.empty() ? "" : ", TLS",
+                   client_options.auth_token.empty() ? "" : ", bearer token"));
 
-  MemoryClient::Options client_options;
-  client_options.deadline = std::chrono::minutes(10);
-  std::unique_ptr<MemoryClient> client =
-      MemoryClient::Connect(address, client_options);
-  absl::Status status = client->Health();
-  if (!status.ok()) {
-    status = absl::Status(
-        status.code(),
-        absl::StrCat("health check of ", address, ": ", status.message()));
+  auto client = std::make_unique<ShardedClient>(servers, client_options);
+  absl::Status status;
+  for (size_t i = 0; i < servers.size() && status.ok(); ++i) {
+    status = client->At(i).Health();
+    if (!status.ok()) {
+      status = absl::Status(status.code(),
+                            absl::StrCat("health check of ", machine.servers[i],
+                                         ": ", status.message()));
+    }
   }
 
   Report report;
@@ -136,6 +232,9 @@ absl::Status Run(const BenchOptions& options) {
     Progress("generating the data (std::mt19937, N(0,1), 64K rows)");
     const BenchData data = MakeBenchData(Shape(), kSeed);
     status = RunWorkloads(*client, data, options, report, streams);
+  }
+  for (const std::string& id : streams) {
+    machine.placement.emplace_back(id, client->ServerIndexOf(id));
   }
   if (!status.ok() && child != nullptr) {
     absl::Status alive = child->CheckAlive();
@@ -157,6 +256,7 @@ absl::Status Run(const BenchOptions& options) {
   }
   data_dir.reset();
   BENCH_RETURN_IF_ERROR(status);
+  machine.load_at_end = LoadAverage();
 
   report.ComputeRatios();
   RunSettings run;
@@ -196,7 +296,15 @@ int main(int argc, char** argv) {
                  std::string(writable.message()).c_str());
     return 2;
   }
-  absl::Status s = knnmem::bench::Run(*options);
+  // --token-file and --tls-ca are read before the run: exit 2 if unusable.
+  absl::StatusOr<knnmem::MemoryClient::Options> client_options =
+      knnmem::bench::ClientOptions(*options);
+  if (!client_options.ok()) {
+    std::fprintf(stderr, "knnmem-bench: %s\n",
+                 std::string(client_options.status().message()).c_str());
+    return 2;
+  }
+  absl::Status s = knnmem::bench::Run(*options, *client_options);
   if (!s.ok()) {
     std::fprintf(stderr, "knnmem-bench: error: %s\n", s.ToString().c_str());
     return 1;

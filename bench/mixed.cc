@@ -7,6 +7,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
 #include "knnmem_calls.h"
 #include "stats.h"
 #include "status_macros.h"
@@ -69,7 +70,7 @@ struct PhaseSamples {
   double wall_seconds = 0;
 };
 
-absl::StatusOr<PhaseSamples> RunPhase(MemoryClient& client,
+absl::StatusOr<PhaseSamples> RunPhase(ShardedClient& client,
                                       const BenchData& data,
                                       const MixedConfig& config,
                                       const std::vector<std::string>& ids,
@@ -79,8 +80,10 @@ absl::StatusOr<PhaseSamples> RunPhase(MemoryClient& client,
   std::vector<Samples> attend(config.attend_threads);
   std::vector<Samples> append(config.streams);
   std::vector<v1::AttendRequest> requests;
+  std::vector<MemoryClient*> clients;  // of each stream's server
   for (const std::string& id : ids) {
     requests.push_back(MakeAttendRequest(id, data));
+    clients.push_back(&client.For(id));
   }
   const double start = NowSeconds();
   std::vector<std::thread> appenders;
@@ -92,7 +95,7 @@ absl::StatusOr<PhaseSamples> RunPhase(MemoryClient& client,
               MakeAppendRequest(ids[s], data, next_position[s],
                                 data.shape.batch_rows, DType::kFloat32);
           const double t0 = NowSeconds();
-          absl::Status st = AppendChecked(client, req);
+          absl::Status st = AppendChecked(*clients[s], req);
           if (!st.ok()) {
             phase.Fail(WithContext(st, "W-mixed"));
             return;
@@ -110,7 +113,7 @@ absl::StatusOr<PhaseSamples> RunPhase(MemoryClient& client,
       for (int i = 0; i <= config.attends_per_round; ++i) {  // 0: warm-up
         if (phase.stopped()) return;
         const double t0 = NowSeconds();
-        absl::StatusOr<v1::AttendResponse> r = client.Attend(requests[s]);
+        absl::StatusOr<v1::AttendResponse> r = clients[s]->Attend(requests[s]);
         const double elapsed = NowSeconds() - t0;
         if (!r.ok()) {
           phase.Fail(WithContext(
@@ -151,7 +154,7 @@ Result MixedResult(const std::string& variant, const Samples& samples) {
 
 }  // namespace
 
-absl::Status RunMixed(MemoryClient& client, const BenchData& data,
+absl::Status RunMixed(ShardedClient& client, const BenchData& data,
                       const MixedConfig& config, Report& report,
                       std::vector<std::string>* created) {
   const Shape& sh = data.shape;
@@ -166,9 +169,10 @@ absl::Status RunMixed(MemoryClient& client, const BenchData& data,
         BenchSpec(sh, static_cast<uint64_t>(config.entries), DType::kFloat32)));
     created->push_back(ids.back());
     for (int64_t p = 0; p < config.entries; p += sh.batch_rows) {
-      BENCH_RETURN_IF_ERROR(AppendChecked(
-          client, MakeAppendRequest(ids.back(), data, p, sh.batch_rows,
-                                    DType::kFloat32)));
+      BENCH_RETURN_IF_ERROR(
+          AppendChecked(client.For(ids.back()),
+                        MakeAppendRequest(ids.back(), data, p, sh.batch_rows,
+                                          DType::kFloat32)));
     }
     next_position[s] = config.entries;
   }
@@ -193,9 +197,21 @@ absl::Status RunMixed(MemoryClient& client, const BenchData& data,
     }
   }
 
+  // Where the streams went, when there are several servers.
+  std::string spread;
+  if (client.servers().size() > 1) {
+    std::vector<int> per_server(client.servers().size(), 0);
+    for (const std::string& id : ids) ++per_server[client.ServerIndexOf(id)];
+    std::vector<std::string> parts;
+    for (size_t i = 0; i < per_server.size(); ++i) {
+      parts.push_back(absl::StrCat(per_server[i], " on ",
+                                   ServerLabel(client.servers()[i])));
+    }
+    spread = absl::StrCat(" (", absl::StrJoin(parts, ", "), ")");
+  }
   const std::string shape = absl::StrFormat(
-      "%d streams x %d entries, %d client threads (one stream each)",
-      config.streams, config.entries, config.attend_threads);
+      "%d streams x %d entries%s, %d client threads (one stream each)",
+      config.streams, config.entries, spread, config.attend_threads);
   Result a = MixedResult("attend-only", alone.attend);
   a.entries = config.entries;
   a.note = absl::StrFormat("Attend latency, %s; %.2f Attends/s in all", shape,

@@ -15,7 +15,9 @@
 //      completed on its stream, as a model does once per segment.
 // Adds the results "attend-only" (A), "attend+append" (B's Attend latencies)
 // and "append-during-attend" (B's Append latencies). The first RPC error
-// stops every thread and is returned.
+// stops every thread and is returned. Each stream lives on the server
+// `client` places it on (with several servers, the streams spread over
+// them); its Attends and Appends go there.
 #ifndef KNNMEM_BENCH_MIXED_H_
 #define KNNMEM_BENCH_MIXED_H_
 
@@ -25,8 +27,8 @@
 
 #include "absl/status/status.h"
 #include "data.h"
-#include "memory_client.h"
 #include "report.h"
+#include "sharded_client.h"
 
 namespace knnmem::bench {
 
@@ -39,7 +41,7 @@ struct MixedConfig {
   std::string stream_prefix;
 };
 
-absl::Status RunMixed(MemoryClient& client, const BenchData& data,
+absl::Status RunMixed(ShardedClient& client, const BenchData& data,
                       const MixedConfig& config, Report& report,
                       std::vector<std::string>* created);
 

@@ -1,5 +1,7 @@
 #include "options.h"
 
+#include <utility>
+
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -13,13 +15,22 @@ RocksDB measured in the same run on the same data.
 Usage: knnmem-bench [flags]
 
   --server HOST:PORT      use a running knnmem-server instead of starting one
+  --servers LIST          use several running servers, as the CLI does: comma-
+                          separated [NAME=]HOST:PORT entries, one {A..B} range
+                          each; knnmem::ShardedClient places each stream by
+                          rendezvous hashing (exclusive with --server)
+  --token-file FILE       bearer token for servers started with
+                          --auth-token-file: FILE holds the token alone (as
+                          the CLI's --token-file); needs --server or --servers
+  --tls-ca FILE           TLS to --server/--servers, trusting this CA (PEM)
   --server-binary PATH    knnmem-server to start on 127.0.0.1:0 in a temp dir
                           (default: the one built with this tree)
   --json FILE             also write the results as a JSON array to FILE
   --quick                 about a minute on 2 cores: 3 runs per op, float16 and
                           bfloat16 only at 8K, HNSW on 1 head (times x8), its
                           adds timed up to 8K and its search only at the
-                          default efSearch, a smaller W-mixed
+                          default efSearch, faiss-flat with default threads
+                          timed once at 64K, a smaller W-mixed
   --reps N                measured runs per op after one warm-up (default 7,
                           3 with --quick)
   --help                  print this text and exit
@@ -27,7 +38,9 @@ Usage: knnmem-bench [flags]
 Workloads (8 heads x 128 key_dim x 128 value_dim, k = 32, 512 rows or
 queries per call, keys and queries L2-normalised):
   W-append      Append of 512 rows vs RocksDB WriteBatch vs HNSW add
-  W-search-8K   Search at 8,192 entries per head vs IndexFlatIP, sgemm, HNSW
+  W-search-8K   Search at 8,192 entries per head vs IndexFlatIP, sgemm, HNSW;
+                IndexFlatIP twice: variant default (OpenMP and OpenBLAS
+                threads = cores) and omp1 (OpenMP 1, OpenBLAS = cores)
   W-search-64K  Search at 65,536 entries per head, likewise
   W-attend-64K  Attend at 65,536 vs sgemm; response bytes vs Search with keys
                 and values
@@ -70,8 +83,9 @@ absl::StatusOr<BenchOptions> ParseBenchOptions(
       o.quick = true;
       continue;
     }
-    if (name != "server" && name != "server-binary" && name != "json" &&
-        name != "reps") {
+    if (name != "server" && name != "servers" && name != "server-binary" &&
+        name != "json" && name != "reps" && name != "token-file" &&
+        name != "tls-ca") {
       return absl::InvalidArgumentError(
           absl::StrCat("unknown flag --", name, " (see --help)"));
     }
@@ -96,6 +110,16 @@ absl::StatusOr<BenchOptions> ParseBenchOptions(
             absl::StrCat("--server: '", value, "' is not HOST:PORT"));
       }
       o.server = value;
+    } else if (name == "servers") {
+      absl::StatusOr<std::vector<ServerAddress>> servers =
+          ParseServerList(value);
+      if (!servers.ok()) return servers.status();  // names --servers
+      o.servers_spec = value;
+      o.servers = std::move(*servers);
+    } else if (name == "token-file") {
+      o.token_file = value;
+    } else if (name == "tls-ca") {
+      o.tls_ca = value;
     } else if (name == "server-binary") {
       o.server_binary = value;
     } else if (name == "json") {
@@ -106,6 +130,17 @@ absl::StatusOr<BenchOptions> ParseBenchOptions(
             "--reps: '", value, "' is not an integer in [1, 1000]"));
       }
     }
+  }
+  if (!o.server.empty() && !o.servers.empty()) {
+    return absl::InvalidArgumentError("give --server or --servers, not both");
+  }
+  // The server this benchmark starts has neither auth nor TLS.
+  const bool running = !o.server.empty() || !o.servers.empty();
+  if (!running && (!o.token_file.empty() || !o.tls_ca.empty())) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        o.token_file.empty() ? "--tls-ca" : "--token-file",
+        ": needs --server or --servers (the server this benchmark starts "
+        "has neither auth nor TLS)"));
   }
   return o;
 }

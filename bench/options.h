@@ -10,11 +10,18 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "sharded_client.h"
 
 namespace knnmem::bench {
 
 struct BenchOptions {
-  std::string server;         // HOST:PORT of a running server; empty: a child
+  std::string server;  // HOST:PORT of a running server; empty: a child
+  // --servers LIST (ParseServerList syntax), parsed; empty unless given.
+  // Exclusive with `server`.
+  std::string servers_spec;
+  std::vector<ServerAddress> servers;
+  std::string token_file;     // --token-file: the bearer token (whole file)
+  std::string tls_ca;         // --tls-ca: PEM of the CA; TLS when set
   std::string server_binary;  // knnmem-server started when `server` is empty
   std::string json_path;      // --json FILE; empty: no JSON
   bool quick = false;         // about a minute on 2 cores

@@ -83,6 +83,42 @@ std::string BytesCell(int64_t b) {
   return absl::StrCat(b, "B");
 }
 
+// "streams (ids PREFIX.SUFFIX) by server:" and one line per server; one line
+// when there is only one server.
+std::string StreamPlacement(const Machine& m) {
+  if (m.placement.empty() || m.servers.empty()) return "";
+  // The longest common prefix ending in '.'.
+  std::string prefix = m.placement[0].first;
+  for (const auto& [id, server] : m.placement) {
+    size_t n = 0;
+    while (n < prefix.size() && n < id.size() && prefix[n] == id[n]) ++n;
+    prefix.resize(n);
+  }
+  const size_t dot = prefix.rfind('.');
+  prefix = dot == std::string::npos ? "" : prefix.substr(0, dot + 1);
+  std::vector<std::vector<std::string>> by_server(m.servers.size());
+  for (const auto& [id, server] : m.placement) {
+    if (server < by_server.size()) {
+      by_server[server].push_back(id.substr(prefix.size()));
+    }
+  }
+  std::ostringstream out;
+  const std::string ids =
+      prefix.empty() ? "" : absl::StrCat(" (ids ", prefix, "SUFFIX)");
+  if (m.servers.size() == 1) {
+    out << "streams" << ids << ": " << absl::StrJoin(by_server[0], " ")
+        << ", all on " << m.servers[0] << "\n";
+    return out.str();
+  }
+  out << "streams" << ids << " by server (placed by knnmem::ShardedClient):\n";
+  for (size_t i = 0; i < m.servers.size(); ++i) {
+    out << "  " << m.servers[i] << ": "
+        << (by_server[i].empty() ? "(none)" : absl::StrJoin(by_server[i], " "))
+        << "\n";
+  }
+  return out.str();
+}
+
 }  // namespace
 
 Machine DetectMachine() {
@@ -103,11 +139,19 @@ Machine DetectMachine() {
   m.cores = processors > 0
                 ? processors
                 : static_cast<int>(std::thread::hardware_concurrency());
-  std::ifstream loadavg("/proc/loadavg");
-  if (!(loadavg >> m.load_at_start)) m.load_at_start = -1;
+  m.load_at_start = LoadAverage();
   m.openblas_coretype = Env("OPENBLAS_CORETYPE");
   m.openblas_l2_size = Env("OPENBLAS_L2_SIZE");
+  m.omp_wait_policy = Env("OMP_WAIT_POLICY");
+  m.gomp_spincount = Env("GOMP_SPINCOUNT");
   return m;
+}
+
+double LoadAverage() {
+  std::ifstream loadavg("/proc/loadavg");
+  double load = -1;
+  if (!(loadavg >> load)) return -1;
+  return load;
 }
 
 void Report::Add(Result result) { results_.push_back(std::move(result)); }
@@ -142,7 +186,7 @@ std::vector<Result> Report::Sorted() const {
 }
 
 void Report::ComputeRatios() {
-  auto ratio = [](Result& r, const char* name, double num, double den) {
+  auto ratio = [](Result& r, const std::string& name, double num, double den) {
     if (std::isnan(num) || std::isnan(den) || den <= 0) return;
     r.ratios.emplace_back(name, num / den);
   };
@@ -153,9 +197,12 @@ void Report::ComputeRatios() {
       if (const Result* s = Find(r.workload, "sgemm", "float32")) {
         ratio(r, "knnmem_over_sgemm_time", r.median_seconds, s->median_seconds);
       }
-      if (const Result* f = Find(r.workload, "faiss-flat", "float32")) {
-        ratio(r, "faiss_flat_over_knnmem_time", f->median_seconds,
-              r.median_seconds);
+      for (const char* variant : {"default", "omp1"}) {
+        if (const Result* f =
+                Find(r.workload, "faiss-flat", "float32", variant)) {
+          ratio(r, absl::StrCat("faiss_flat_", variant, "_over_knnmem_time"),
+                f->median_seconds, r.median_seconds);
+        }
       }
       if (const Result* h = Find(r.workload, "faiss-hnsw", "float32")) {
         ratio(r, "faiss_hnsw_over_knnmem_time", h->median_seconds,
@@ -194,15 +241,30 @@ void Report::ComputeRatios() {
 std::string Report::Table(const Machine& m, const RunSettings& run) const {
   std::ostringstream out;
   out << absl::StrFormat(
-      "machine: %s, %d cores, load average %.2f at start; "
+      "machine: %s, %d cores, load average %.2f at start, %.2f at end; "
       "OPENBLAS_CORETYPE=%s OPENBLAS_L2_SIZE=%s\n",
-      m.cpu, m.cores, m.load_at_start, m.openblas_coretype.value_or("(unset)"),
+      m.cpu, m.cores, m.load_at_start, m.load_at_end,
+      m.openblas_coretype.value_or("(unset)"),
       m.openblas_l2_size.value_or("(unset)"));
   out << absl::StrFormat(
-      "peers in-process: %d OpenMP threads (FAISS), %d OpenBLAS threads "
-      "(sgemm and FAISS's GEMM)\n",
-      m.omp_threads, m.blas_threads);
+      "peers in-process: %d OpenMP threads (FAISS; faiss-flat omp1: 1), %d "
+      "OpenBLAS threads (sgemm and FAISS's GEMM); OMP_WAIT_POLICY=%s "
+      "GOMP_SPINCOUNT=%s\n",
+      m.omp_threads, m.blas_threads, m.omp_wait_policy.value_or("(unset)"),
+      m.gomp_spincount.value_or("(unset)"));
   out << "server: " << m.server << "\n";
+  if (!m.server_command.empty()) {
+    out << "server command: " << m.server_command << "\n";
+  }
+  out << "server score scan ISA: "
+      << (m.scan_isa.empty()
+              ? "not known (the server does not report it; known only for "
+                "the server this benchmark starts)"
+              : absl::StrCat(m.scan_isa,
+                             " (the server code's ScanScoresIsa() run in "
+                             "this process, on the same CPU)"))
+      << "\n";
+  out << StreamPlacement(m);
   out << absl::StrFormat(
       "runs: %d timed per op after 1 warm-up%s; data: std::mt19937 seed %u, "
       "N(0,1), keys and queries L2-normalised; 8 heads x 128 x 128, k=32, "
@@ -240,14 +302,28 @@ std::string Report::Table(const Machine& m, const RunSettings& run) const {
 
 absl::Status Report::WriteJson(const std::string& path, const Machine& m,
                                const RunSettings& run) const {
+  std::vector<std::string> servers, placement;
+  for (const std::string& s : m.servers) servers.push_back(JsonString(s));
+  for (const auto& [id, server] : m.placement) {
+    placement.push_back(absl::StrCat(
+        JsonString(id), ": ",
+        JsonString(server < m.servers.size() ? m.servers[server] : "")));
+  }
   const std::string machine = absl::StrCat(
       "{\"cpu\": ", JsonString(m.cpu), ", \"cores\": ", m.cores,
       ", \"openblas_coretype\": ", JsonOptional(m.openblas_coretype),
       ", \"openblas_l2_size\": ", JsonOptional(m.openblas_l2_size),
+      ", \"omp_wait_policy\": ", JsonOptional(m.omp_wait_policy),
+      ", \"gomp_spincount\": ", JsonOptional(m.gomp_spincount),
       ", \"omp_threads\": ", m.omp_threads,
       ", \"blas_threads\": ", m.blas_threads,
       ", \"load_at_start\": ", JsonNumber(m.load_at_start),
-      ", \"server\": ", JsonString(m.server), "}");
+      ", \"load_at_end\": ", JsonNumber(m.load_at_end),
+      ", \"server\": ", JsonString(m.server), ", \"server_command\": ",
+      m.server_command.empty() ? "null" : JsonString(m.server_command),
+      ", \"scan_isa\": ", m.scan_isa.empty() ? "null" : JsonString(m.scan_isa),
+      ", \"servers\": [", absl::StrJoin(servers, ", "), "]",
+      ", \"placement\": {", absl::StrJoin(placement, ", "), "}}");
   const std::string settings =
       absl::StrCat("{\"quick\": ", run.quick ? "true" : "false",
                    ", \"reps\": ", run.reps, ", \"seed\": ", run.seed, "}");

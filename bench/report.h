@@ -29,17 +29,32 @@ struct Machine {
   int cores = 0;    // online logical CPUs
   std::optional<std::string> openblas_coretype;  // env OPENBLAS_CORETYPE
   std::optional<std::string> openblas_l2_size;   // env OPENBLAS_L2_SIZE
+  // How idle OpenMP threads wait: decides faiss-flat "default".
+  std::optional<std::string> omp_wait_policy;  // env OMP_WAIT_POLICY
+  std::optional<std::string> gomp_spincount;   // env GOMP_SPINCOUNT
   int omp_threads = 0;   // FAISS's OpenMP threads in this process
   int blas_threads = 0;  // OpenBLAS threads in this process (sgemm, FAISS)
   std::string server;    // where knnmem ran: the child's ready line or --server
-  // /proc/loadavg's 1-minute load when the run started: other work on the
-  // machine skews every number.
+  // The child's command line; empty for --server/--servers.
+  std::string server_command;
+  // The instruction set of the server's score scan ("avx512", "avx2",
+  // "portable"); empty when not known (--server/--servers).
+  std::string scan_isa;
+  // The servers (ServerLabel) and, per stream the run created, the index of
+  // the server it went to.
+  std::vector<std::string> servers;
+  std::vector<std::pair<std::string, size_t>> placement;
+  // /proc/loadavg's 1-minute load when the run started and when it ended:
+  // other work on the machine skews every number.
   double load_at_start = -1;
+  double load_at_end = -1;
 };
 
-// Reads /proc/cpuinfo and the environment; thread counts are filled by the
-// caller after it pinned them.
+// Reads /proc/cpuinfo, /proc/loadavg and the environment; thread counts and
+// the server fields are filled by the caller.
 Machine DetectMachine();
+// /proc/loadavg's 1-minute load; -1 if unreadable.
+double LoadAverage();
 
 struct RunSettings {
   bool quick = false;

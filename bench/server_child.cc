@@ -99,6 +99,7 @@ absl::StatusOr<std::unique_ptr<ServerChild>> ServerChild::Start(
   }
   close(fds[1]);
   std::unique_ptr<ServerChild> child(new ServerChild(pid, fds[0]));
+  child->argv_ = args;
   absl::Status ready = child->AwaitReady();
   if (!ready.ok()) return ready;
   return child;

@@ -40,6 +40,8 @@ class ServerChild {
   // HOST:PORT from the ready line.
   const std::string& address() const { return address_; }
   const std::string& ready_line() const { return ready_line_; }
+  // The argv it was started with, binary first.
+  const std::vector<std::string>& argv() const { return argv_; }
 
   // OK while the child runs; otherwise UNAVAILABLE with how it ended and
   // everything it printed on stdout (a "signal 15" line there means someone
@@ -65,6 +67,7 @@ class ServerChild {
   std::string address_;
   std::string ready_line_;
   std::string output_;  // everything read from stdout
+  std::vector<std::string> argv_;
 };
 
 }  // namespace knnmem::bench

@@ -7,7 +7,12 @@
 //                 --quick indexes one head, scales its times by 8, and times
 //                 only the adds up to 8K)
 //   W-search-8K   Search (positions and scores) when each head holds 8,192
-//                 entries, vs faiss-flat, faiss-hnsw and sgemm
+//                 entries, vs faiss-flat, faiss-hnsw and sgemm; faiss-flat
+//                 in two thread settings, each its own row: variant
+//                 "default" (OpenMP and OpenBLAS threads = cores, FAISS as a
+//                 user gets it) and "omp1" (OpenMP 1 thread, OpenBLAS =
+//                 cores); --quick times "default" at 64K once after its
+//                 warm-up
 //   W-search-64K  the same at 65,536 entries
 //   W-attend-64K  Attend at 65,536 entries vs sgemm, and the Attend response
 //                 size vs a Search returning keys and values
@@ -15,7 +20,10 @@
 //
 // Contract: every RPC error ends the workload and is returned with what was
 // being done; streams created are listed by streams() for the caller to
-// delete. FAISS and sgemm run with the thread counts the caller pinned.
+// delete. Every call on a stream goes to the server the ShardedClient placed
+// it on. sgemm, HNSW and faiss-flat "default" run with the thread counts the
+// caller pinned; faiss-flat "omp1" sets OpenMP to 1 thread for its runs and
+// restores it.
 #ifndef KNNMEM_BENCH_WORKLOADS_H_
 #define KNNMEM_BENCH_WORKLOADS_H_
 
@@ -24,9 +32,9 @@
 
 #include "absl/status/status.h"
 #include "data.h"
-#include "memory_client.h"
 #include "recall.h"
 #include "report.h"
+#include "sharded_client.h"
 #include "stats.h"
 
 namespace knnmem::bench {
@@ -41,7 +49,7 @@ struct WorkloadConfig {
 
 class Workloads {
  public:
-  Workloads(MemoryClient& client, const BenchData& data,
+  Workloads(ShardedClient& client, const BenchData& data,
             const WorkloadConfig& config, Report& report);
 
   // W-append, W-search-8K, W-search-64K and W-attend-64K on float32 storage,
@@ -64,25 +72,24 @@ class Workloads {
                                              const std::string& stream,
                                              DType storage, int64_t entries,
                                              TopK* found);
-  // Times faiss-flat search; `truth` receives its answer.
-  absl::StatusOr<Result> MeasureFlat(const std::string& workload,
-                                     int64_t entries, FlatPeer& flat,
-                                     TopK* truth);
+  // Times faiss-flat search in both thread settings, "omp1" first, then
+  // "default" (its recall against "omp1", the exact reference); returns the
+  // rows "default", "omp1" for the caller to add. `truth` receives the
+  // "omp1" answer.
+  absl::StatusOr<std::vector<Result>> MeasureFlat(const std::string& workload,
+                                                  int64_t entries,
+                                                  FlatPeer& flat, TopK* truth);
   // W-attend-64K on `stream` (after W-search-64K, whose sgemm rows it
   // repeats).
   absl::Status MeasureAttend(const std::string& stream);
 
-  MemoryClient& client_;
+  ShardedClient& client_;
   const BenchData& data_;
   WorkloadConfig config_;
   Report& report_;
   std::vector<std::string> streams_;
   TopK truth_8k_;
   TopK truth_64k_;
-  // faiss-flat's OpenMP width, chosen by a trial at the first search (0:
-  // not yet), and that trial's timings.
-  int flat_omp_threads_ = 0;
-  std::string flat_trials_;
 };
 
 }  // namespace knnmem::bench

@@ -1,7 +1,10 @@
 #include "layer_memory.h"
 
+#include <sys/mman.h>
+
 #include <algorithm>
 #include <cassert>
+#include <cstdlib>
 #include <cstring>
 
 namespace knnmem {
@@ -15,8 +18,20 @@ Block::Block(const StreamSpec& spec, int64_t first_position,
                       ElementSize(spec.storage_dtype)),
       value_head_bytes_(static_cast<size_t>(capacity_rows) * spec.value_dim *
                         ElementSize(spec.storage_dtype)),
-      keys_(new char[key_head_bytes_ * spec.heads]),
-      values_(new char[value_head_bytes_ * spec.heads]) {}
+      keys_(Allocate(key_head_bytes_ * spec.heads)),
+      values_(Allocate(value_head_bytes_ * spec.heads)) {}
+
+char* Block::Allocate(size_t bytes) {
+  constexpr size_t kHugePage = size_t{2} << 20;
+  if (bytes < kHugePage)
+    return static_cast<char*>(std::malloc(std::max<size_t>(bytes, 1)));
+  const size_t rounded = (bytes + kHugePage - 1) / kHugePage * kHugePage;
+  void* p = std::aligned_alloc(kHugePage, rounded);
+  if (p != nullptr) madvise(p, rounded, MADV_HUGEPAGE);  // advice only
+  return static_cast<char*>(p);
+}
+
+void Block::Free::operator()(char* p) const { std::free(p); }
 
 const Block& LayerSnapshot::BlockOf(int64_t position) const {
   // Blocks are sorted by first_position and cover consecutive positions.

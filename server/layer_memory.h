@@ -66,8 +66,14 @@ class Block {
   const uint32_t heads_;
   const size_t key_head_bytes_;
   const size_t value_head_bytes_;
-  std::unique_ptr<char[]> keys_;
-  std::unique_ptr<char[]> values_;
+  struct Free {
+    void operator()(char* p) const;
+  };
+  // Large arrays are 2 MiB aligned and use transparent huge pages: fewer
+  // page faults on append and fewer TLB misses in search.
+  static char* Allocate(size_t bytes);
+  std::unique_ptr<char[], Free> keys_;
+  std::unique_ptr<char[], Free> values_;
 };
 
 // An immutable view of the retained entries at one moment.
