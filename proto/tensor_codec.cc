@@ -2,6 +2,7 @@
 
 #include <immintrin.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <limits>
@@ -178,6 +179,20 @@ void DecodeFloats(const void* in, size_t count, DType dtype, float* out) {
       return;
     }
   }
+}
+
+std::string TranscodeFloats(const void* in, size_t count, DType from,
+                            DType to) {
+  constexpr size_t kChunk = 4096;
+  std::string out(count * ElementSize(to), '\0');
+  float tmp[kChunk];
+  const char* src = static_cast<const char*>(in);
+  for (size_t i = 0; i < count; i += kChunk) {
+    const size_t n = std::min(kChunk, count - i);
+    DecodeFloats(src + i * ElementSize(from), n, from, tmp);
+    EncodeFloats(tmp, n, to, out.data() + i * ElementSize(to));
+  }
+  return out;
 }
 
 std::string PackFloats(absl::Span<const float> values, DType dtype) {

@@ -47,6 +47,10 @@ void EncodeFloats(const float* in, size_t count, DType dtype, void* out);
 // Converts `count` elements of `dtype` at `in` to float32 into `out`.
 void DecodeFloats(const void* in, size_t count, DType dtype, float* out);
 
+// Converts `count` elements of `from` at `in` to `to`, through float32 in
+// small chunks (no float32 copy of the whole input).
+std::string TranscodeFloats(const void* in, size_t count, DType from, DType to);
+
 // Convenience wrappers over the two functions above.
 std::string PackFloats(absl::Span<const float> values, DType dtype);
 std::vector<float> UnpackFloats(absl::string_view bytes, DType dtype);

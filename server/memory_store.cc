@@ -267,21 +267,10 @@ absl::StatusOr<AppendResult> MemoryStore::Append(const AppendCommand& cmd) {
   const char* values = cmd.values.data() + skip * value_elems * in_es;
   std::string converted_keys, converted_values;
   if (cmd.dtype != spec.storage_dtype) {
-    // Widen or narrow through float32, one row at a time.
-    const size_t out_es = ElementSize(spec.storage_dtype);
-    converted_keys.resize(rows * key_elems * out_es);
-    converted_values.resize(rows * value_elems * out_es);
-    std::vector<float> tmp(std::max(key_elems, value_elems));
-    for (size_t r = 0; r < rows; ++r) {
-      DecodeFloats(keys + r * key_elems * in_es, key_elems, cmd.dtype,
-                   tmp.data());
-      EncodeFloats(tmp.data(), key_elems, spec.storage_dtype,
-                   converted_keys.data() + r * key_elems * out_es);
-      DecodeFloats(values + r * value_elems * in_es, value_elems, cmd.dtype,
-                   tmp.data());
-      EncodeFloats(tmp.data(), value_elems, spec.storage_dtype,
-                   converted_values.data() + r * value_elems * out_es);
-    }
+    converted_keys =
+        TranscodeFloats(keys, rows * key_elems, cmd.dtype, spec.storage_dtype);
+    converted_values = TranscodeFloats(values, rows * value_elems, cmd.dtype,
+                                       spec.storage_dtype);
     keys = converted_keys.data();
     values = converted_values.data();
   }
