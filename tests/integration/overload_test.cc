@@ -71,7 +71,12 @@ TEST_F(OverloadTest,
   const double rss =
       Sample(scrape.body, "knnmem_process_resident_memory_bytes");
   EXPECT_GT(rss, 0);
-  EXPECT_LT(rss, 900.0 * (1 << 20));
+  double bound = 900.0 * (1 << 20);
+#if defined(__SANITIZE_ADDRESS__)
+  // ASan keeps freed memory in a 256 MiB quarantine and adds 1/8 in shadow.
+  bound = bound * 1.125 + 256.0 * (1 << 20);
+#endif
+  EXPECT_LT(rss, bound);
   EXPECT_TRUE(client_->Health().ok());
 }
 
