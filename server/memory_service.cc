@@ -115,6 +115,15 @@ class MemoryService::Call {
   std::chrono::steady_clock::time_point start_;
 };
 
+absl::StatusOr<StreamSpec> MemoryService::DataCallSpec(
+    const Call& call, const google::protobuf::Message& request,
+    const std::string& stream_id, absl::string_view fields) const {
+  RETURN_IF_ERROR(call.Authorize());
+  RETURN_IF_ERROR(CheckRequestSize(request, fields));
+  RETURN_IF_ERROR(ValidateStreamId(stream_id));
+  return store_->GetSpec(stream_id);
+}
+
 absl::Status MemoryService::CheckRequestSize(
     const google::protobuf::Message& request, absl::string_view fields) const {
   const size_t bytes = request.ByteSizeLong();
@@ -222,11 +231,8 @@ grpc::ServerUnaryReactor* MemoryService::Append(
     grpc::CallbackServerContext* ctx, const v1::AppendRequest* request,
     v1::AppendResponse* response) {
   Call call(this, ctx, Rpc::kAppend);
-  if (absl::Status a = call.Authorize(); !a.ok()) return call.Reply(a);
-  absl::Status valid = CheckRequestSize(*request, "keys, values");
-  if (valid.ok()) valid = ValidateStreamId(request->stream_id());
-  if (!valid.ok()) return call.Reply(valid);
-  absl::StatusOr<StreamSpec> spec = store_->GetSpec(request->stream_id());
+  absl::StatusOr<StreamSpec> spec =
+      DataCallSpec(call, *request, request->stream_id(), "keys, values");
   if (!spec.ok()) return call.Reply(spec.status());
   // Validation reads every byte (NaN checks): it runs on the pool too.
   return call.Defer(
@@ -247,11 +253,8 @@ grpc::ServerUnaryReactor* MemoryService::Search(
     grpc::CallbackServerContext* ctx, const v1::SearchRequest* request,
     v1::SearchResponse* response) {
   Call call(this, ctx, Rpc::kSearch);
-  if (absl::Status a = call.Authorize(); !a.ok()) return call.Reply(a);
-  absl::Status valid = CheckRequestSize(*request, "queries");
-  if (valid.ok()) valid = ValidateStreamId(request->stream_id());
-  if (!valid.ok()) return call.Reply(valid);
-  absl::StatusOr<StreamSpec> spec = store_->GetSpec(request->stream_id());
+  absl::StatusOr<StreamSpec> spec =
+      DataCallSpec(call, *request, request->stream_id(), "queries");
   if (!spec.ok()) return call.Reply(spec.status());
   return call.Defer(request->ByteSizeLong(), [this, ctx, request, response,
                                               spec = *spec] {
@@ -303,11 +306,8 @@ grpc::ServerUnaryReactor* MemoryService::Attend(
     grpc::CallbackServerContext* ctx, const v1::AttendRequest* request,
     v1::AttendResponse* response) {
   Call call(this, ctx, Rpc::kAttend);
-  if (absl::Status a = call.Authorize(); !a.ok()) return call.Reply(a);
-  absl::Status valid = CheckRequestSize(*request, "queries");
-  if (valid.ok()) valid = ValidateStreamId(request->stream_id());
-  if (!valid.ok()) return call.Reply(valid);
-  absl::StatusOr<StreamSpec> spec = store_->GetSpec(request->stream_id());
+  absl::StatusOr<StreamSpec> spec =
+      DataCallSpec(call, *request, request->stream_id(), "queries");
   if (!spec.ok()) return call.Reply(spec.status());
   return call.Defer(
       request->ByteSizeLong(), [this, ctx, request, response, spec = *spec] {

@@ -63,6 +63,11 @@ class MemoryService final : public v1::Memory::CallbackService {
   // RESOURCE_EXHAUSTED naming `fields` when `request` is over the limit. The
   // transport accepts up to twice the limit so that such requests reach
   // this check and get a message that names the field.
+  // The checks every data-plane call (Append, Search, Attend) makes before
+  // its work: auth, request size, stream id; then the stream's spec.
+  absl::StatusOr<StreamSpec> DataCallSpec(
+      const Call& call, const google::protobuf::Message& request,
+      const std::string& stream_id, absl::string_view fields) const;
   absl::Status CheckRequestSize(const google::protobuf::Message& request,
                                 absl::string_view fields) const;
 
