@@ -66,6 +66,9 @@ class Workloads {
   // each RPC into `samples` when it is not null.
   absl::Status Fill(const std::string& stream, int64_t from, int64_t to,
                     DType wire, Samples* samples, int64_t* request_bytes);
+  // W-append over AppendStream: rows [0, entries) into a fresh stream with
+  // two batches unacknowledged, the stream deleted after.
+  absl::StatusOr<Result> MeasureAppendStream();
   // Times Search on `stream`; `found` receives the last answer's top-k.
   // The caller sets the recall and adds the result.
   absl::StatusOr<Result> MeasureKnnmemSearch(const std::string& workload,

@@ -8,13 +8,14 @@
 #include "absl/strings/str_cat.h"
 
 namespace knnmem {
-namespace {
 
 absl::Status FromGrpc(const grpc::Status& s) {
   if (s.ok()) return absl::OkStatus();
   return absl::Status(static_cast<absl::StatusCode>(s.error_code()),
                       s.error_message());
 }
+
+namespace {
 
 int64_t Elements(const v1::Tensor& t) {
   int64_t n = 1;
@@ -113,12 +114,34 @@ absl::Status MemoryClient::DeleteStream(const std::string& stream_id) {
   return Call(stub_.get(), &v1::Memory::Stub::DeleteStream, req).status();
 }
 
+std::unique_ptr<AppendPipeline> MemoryClient::OpenAppendPipeline(
+    size_t window, std::chrono::milliseconds deadline) {
+  auto context = std::make_unique<grpc::ClientContext>();
+  Prepare(*context);
+  if (deadline.count() > 0) {
+    context->set_deadline(std::chrono::system_clock::now() + deadline);
+  }
+  return std::make_unique<AppendPipeline>(std::move(context), stub_.get(),
+                                          window);
+}
+
 absl::StatusOr<v1::AppendResponse> MemoryClient::Append(
     const v1::AppendRequest& request) {
   return Call(stub_.get(), &v1::Memory::Stub::Append, request);
 }
 
 absl::StatusOr<v1::AppendResponse> MemoryClient::Append(
+    const std::string& stream_id, uint32_t layer, int64_t first_position,
+    absl::Span<const float> keys, absl::Span<const float> values, int64_t rows,
+    int64_t heads, DType wire_dtype, bool sync) {
+  absl::StatusOr<v1::AppendRequest> req =
+      MakeAppendRequest(stream_id, layer, first_position, keys, values, rows,
+                        heads, wire_dtype, sync);
+  if (!req.ok()) return req.status();
+  return Append(*req);
+}
+
+absl::StatusOr<v1::AppendRequest> MakeAppendRequest(
     const std::string& stream_id, uint32_t layer, int64_t first_position,
     absl::Span<const float> keys, absl::Span<const float> values, int64_t rows,
     int64_t heads, DType wire_dtype, bool sync) {
@@ -138,7 +161,7 @@ absl::StatusOr<v1::AppendResponse> MemoryClient::Append(
   *req.mutable_keys() = MakeTensor(keys, {rows, heads, key_dim}, wire_dtype);
   *req.mutable_values() =
       MakeTensor(values, {rows, heads, value_dim}, wire_dtype);
-  return Append(req);
+  return req;
 }
 
 absl::StatusOr<v1::SearchResponse> MemoryClient::Search(

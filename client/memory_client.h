@@ -15,6 +15,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/types/span.h"
+#include "append_pipeline.h"
 #include "grpc/health/v1/health.grpc.pb.h"
 #include "knnmem/v1/memory.grpc.pb.h"
 #include "tensor_codec.h"
@@ -90,6 +91,13 @@ class MemoryClient {
       int64_t rows, int64_t heads, DType wire_dtype = DType::kFloat32,
       bool sync = false);
 
+  // Opens an AppendStream call that keeps up to `window` batches
+  // unacknowledged. Its deadline covers the whole call: Options::deadline,
+  // or `deadline` when positive.
+  std::unique_ptr<AppendPipeline> OpenAppendPipeline(
+      size_t window = 2,
+      std::chrono::milliseconds deadline = std::chrono::milliseconds(0));
+
   absl::StatusOr<v1::SearchResponse> Search(const v1::SearchRequest& request);
   // Searches float32 queries [n, heads, key_dim] and decodes the answer.
   absl::StatusOr<Neighbours> Search(const std::string& stream_id,
@@ -128,6 +136,16 @@ class MemoryClient {
   std::unique_ptr<v1::Memory::Stub> stub_;
   std::unique_ptr<grpc::health::v1::Health::Stub> health_;
 };
+
+// An Append of float32 keys [rows, heads, key_dim] and values
+// [rows, heads, value_dim], sent as `wire_dtype`.
+absl::StatusOr<v1::AppendRequest> MakeAppendRequest(
+    const std::string& stream_id, uint32_t layer, int64_t first_position,
+    absl::Span<const float> keys, absl::Span<const float> values, int64_t rows,
+    int64_t heads, DType wire_dtype = DType::kFloat32, bool sync = false);
+
+// The absl form of a gRPC status (the two share their code numbering).
+absl::Status FromGrpc(const grpc::Status& s);
 
 // Decodes a SearchResponse into float32 / int64 arrays.
 absl::StatusOr<Neighbours> DecodeNeighbours(const v1::SearchResponse& response);

@@ -201,6 +201,7 @@ int main(int argc, char** argv) {
   server->Wait();  // every call has finished
   stopping.Notify();
   reaper.join();
+  pool.WaitIdle();  // and so has every task on the pool
   {
     knnmem::MutexLock lock(
         &sample_mu);  // no scrape samples the store from here on

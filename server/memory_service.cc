@@ -4,18 +4,19 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "append_stream_reactor.h"
 #include "request_validation.h"
 #include "status_macros.h"
 
 namespace knnmem {
-namespace {
 
-// absl and gRPC share their code numbering.
 grpc::Status ToGrpc(const absl::Status& s) {
   if (s.ok()) return grpc::Status::OK;
   return grpc::Status(static_cast<grpc::StatusCode>(s.code()),
                       std::string(s.message()));
 }
+
+namespace {
 
 void FillInfo(const StreamState& state, v1::StreamInfo* info) {
   info->set_stream_id(state.stream_id);
@@ -85,17 +86,7 @@ class MemoryService::Call {
     return reactor;
   }
 
-  // OK when auth is off, or the call carries a token allowed to make it.
-  absl::Status Authorize() const {
-    if (service_->auth_ == nullptr) return absl::OkStatus();
-    const auto& metadata = ctx_->client_metadata();
-    auto it = metadata.find("authorization");
-    const absl::string_view value =
-        it == metadata.end()
-            ? absl::string_view()
-            : absl::string_view(it->second.data(), it->second.size());
-    return service_->auth_->Check(value, IsWrite(rpc_));
-  }
+  absl::Status Authorize() const { return service_->Authorize(*ctx_, rpc_); }
 
  private:
   void Finish(grpc::ServerUnaryReactor* reactor, const absl::Status& status) {
@@ -115,10 +106,28 @@ class MemoryService::Call {
   std::chrono::steady_clock::time_point start_;
 };
 
+absl::Status MemoryService::Authorize(const grpc::CallbackServerContext& ctx,
+                                      Rpc rpc) const {
+  if (auth_ == nullptr) return absl::OkStatus();
+  const auto& metadata = ctx.client_metadata();
+  auto it = metadata.find("authorization");
+  const absl::string_view value =
+      it == metadata.end()
+          ? absl::string_view()
+          : absl::string_view(it->second.data(), it->second.size());
+  return auth_->Check(value, IsWrite(rpc));
+}
+
 absl::StatusOr<StreamSpec> MemoryService::DataCallSpec(
     const Call& call, const google::protobuf::Message& request,
     const std::string& stream_id, absl::string_view fields) const {
   RETURN_IF_ERROR(call.Authorize());
+  return AuthorizedCallSpec(request, stream_id, fields);
+}
+
+absl::StatusOr<StreamSpec> MemoryService::AuthorizedCallSpec(
+    const google::protobuf::Message& request, const std::string& stream_id,
+    absl::string_view fields) const {
   RETURN_IF_ERROR(CheckRequestSize(request, fields));
   RETURN_IF_ERROR(ValidateStreamId(stream_id));
   return store_->GetSpec(stream_id);
@@ -235,18 +244,29 @@ grpc::ServerUnaryReactor* MemoryService::Append(
       DataCallSpec(call, *request, request->stream_id(), "keys, values");
   if (!spec.ok()) return call.Reply(spec.status());
   // Validation reads every byte (NaN checks): it runs on the pool too.
-  return call.Defer(
-      request->ByteSizeLong(), [this, request, response, spec = *spec] {
-        ASSIGN_OR_RETURN(AppendCommand cmd, ValidateAppend(*request, spec));
-        ASSIGN_OR_RETURN(AppendResult result, store_->Append(cmd));
-        if (metrics_ != nullptr) {
-          metrics_->AddAppendedVectors(result.stored * spec.heads);
-          metrics_->AddEvictedVectors(result.evicted * spec.heads);
-        }
-        response->set_next_position(result.next_position);
-        response->set_stored(result.stored);
-        return absl::OkStatus();
-      });
+  return call.Defer(request->ByteSizeLong(),
+                    [this, request, response, spec = *spec] {
+                      return StoreAppend(*request, spec, response);
+                    });
+}
+
+absl::Status MemoryService::StoreAppend(const v1::AppendRequest& request,
+                                        const StreamSpec& spec,
+                                        v1::AppendResponse* response) {
+  ASSIGN_OR_RETURN(AppendCommand cmd, ValidateAppend(request, spec));
+  ASSIGN_OR_RETURN(AppendResult result, store_->Append(cmd));
+  if (metrics_ != nullptr) {
+    metrics_->AddAppendedVectors(result.stored * spec.heads);
+    metrics_->AddEvictedVectors(result.evicted * spec.heads);
+  }
+  response->set_next_position(result.next_position);
+  response->set_stored(result.stored);
+  return absl::OkStatus();
+}
+
+grpc::ServerBidiReactor<v1::AppendRequest, v1::AppendResponse>*
+MemoryService::AppendStream(grpc::CallbackServerContext* ctx) {
+  return new AppendStreamReactor(this, ctx);
 }
 
 grpc::ServerUnaryReactor* MemoryService::Search(

@@ -15,6 +15,9 @@
 
 namespace knnmem {
 
+// absl and gRPC share their code numbering.
+grpc::Status ToGrpc(const absl::Status& s);
+
 class MemoryService final : public v1::Memory::CallbackService {
  public:
   struct Limits {
@@ -50,6 +53,8 @@ class MemoryService final : public v1::Memory::CallbackService {
   grpc::ServerUnaryReactor* Append(grpc::CallbackServerContext* ctx,
                                    const v1::AppendRequest* request,
                                    v1::AppendResponse* response) override;
+  grpc::ServerBidiReactor<v1::AppendRequest, v1::AppendResponse>* AppendStream(
+      grpc::CallbackServerContext* ctx) override;
   grpc::ServerUnaryReactor* Search(grpc::CallbackServerContext* ctx,
                                    const v1::SearchRequest* request,
                                    v1::SearchResponse* response) override;
@@ -59,15 +64,27 @@ class MemoryService final : public v1::Memory::CallbackService {
 
  private:
   class Call;
+  class AppendStreamReactor;
 
-  // RESOURCE_EXHAUSTED naming `fields` when `request` is over the limit. The
-  // transport accepts up to twice the limit so that such requests reach
-  // this check and get a message that names the field.
+  // OK when auth is off, or the call carries a token allowed to make `rpc`.
+  absl::Status Authorize(const grpc::CallbackServerContext& ctx, Rpc rpc) const;
+
   // The checks every data-plane call (Append, Search, Attend) makes before
   // its work: auth, request size, stream id; then the stream's spec.
   absl::StatusOr<StreamSpec> DataCallSpec(
       const Call& call, const google::protobuf::Message& request,
       const std::string& stream_id, absl::string_view fields) const;
+  // DataCallSpec after the call's token has been checked.
+  absl::StatusOr<StreamSpec> AuthorizedCallSpec(
+      const google::protobuf::Message& request, const std::string& stream_id,
+      absl::string_view fields) const;
+  // Validates one Append batch against `spec` and stores it (on the pool).
+  absl::Status StoreAppend(const v1::AppendRequest& request,
+                           const StreamSpec& spec,
+                           v1::AppendResponse* response);
+  // RESOURCE_EXHAUSTED naming `fields` when `request` is over the limit. The
+  // transport accepts up to twice the limit so that such requests reach
+  // this check and get a message that names the field.
   absl::Status CheckRequestSize(const google::protobuf::Message& request,
                                 absl::string_view fields) const;
 

@@ -43,9 +43,22 @@ void WorkerPool::Run() {
       if (queue_.empty()) return;  // stopping and drained
       task = std::move(queue_.front());
       queue_.pop_front();
+      ++running_;
     }
     task();
+    task = nullptr;  // the task's captures die before it counts as done
+    MutexLock lock(&mu_);
+    --running_;
   }
+}
+
+void WorkerPool::WaitIdle() {
+  MutexLock lock(&mu_);
+  mu_.Await(absl::Condition(
+      +[](WorkerPool* p) ABSL_EXCLUSIVE_LOCKS_REQUIRED(p->mu_) {
+        return p->queue_.empty() && p->running_ == 0;
+      },
+      this));
 }
 
 void WorkerPool::ParallelFor(size_t n, const std::function<void(size_t)>& fn) {

@@ -32,6 +32,11 @@ class WorkerPool {
   // it never waits for a task that no thread is running.
   void ParallelFor(size_t n, const std::function<void(size_t)>& fn);
 
+  // Returns once no task is queued or running. The server calls it after
+  // gRPC has finished every call and before it closes the store, so no task
+  // (a call's tail, a background compaction) outlives what it uses.
+  void WaitIdle();
+
   int threads() const { return static_cast<int>(threads_.size()); }
   // Tasks queued and not yet started.
   size_t queue_depth() const;
@@ -41,6 +46,7 @@ class WorkerPool {
 
   mutable Mutex mu_;
   std::deque<std::function<void()>> queue_ ABSL_GUARDED_BY(mu_);
+  size_t running_ ABSL_GUARDED_BY(mu_) = 0;
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   std::vector<std::thread> threads_;
 };

@@ -35,38 +35,63 @@ v1::StreamSpec ServerFixture::MakeSpec(uint32_t layers, uint32_t heads,
   return s;
 }
 
-absl::StatusOr<v1::AppendResponse> ServerFixture::AppendRandom(
+ServerFixture::RandomBatch ServerFixture::MakeRandomBatch(
     const std::string& stream, uint32_t layer, int64_t first, int64_t rows,
-    int heads, int key_dim, int value_dim, DType storage, Written* written,
-    DType wire) {
+    int heads, int key_dim, int value_dim, DType wire) {
+  RandomBatch b;
+  b.first = first;
+  b.rows = rows;
+  b.heads = heads;
+  b.key_dim = key_dim;
+  b.value_dim = value_dim;
+  b.wire = wire;
   std::normal_distribution<float> normal;
-  std::vector<float> k(rows * heads * key_dim), v(rows * heads * value_dim);
-  for (float& x : k) x = normal(rng_);
-  for (float& x : v) x = normal(rng_);
-  auto r = client_->Append(stream, layer, first, k, v, rows, heads, wire);
-  if (!r.ok() || written == nullptr) return r;
+  b.keys.resize(rows * heads * key_dim);
+  b.values.resize(rows * heads * value_dim);
+  for (float& x : b.keys) x = normal(rng_);
+  for (float& x : b.values) x = normal(rng_);
+  b.request = *MakeAppendRequest(stream, layer, first, b.keys, b.values, rows,
+                                 heads, wire);
+  return b;
+}
+
+void ServerFixture::Record(const RandomBatch& b, const v1::AppendResponse& ack,
+                           DType storage, Written* written) {
   auto round = [&](const std::vector<float>& x) {
     return UnpackFloats(
-        PackFloats(UnpackFloats(PackFloats(x, wire), wire), storage), storage);
+        PackFloats(UnpackFloats(PackFloats(x, b.wire), b.wire), storage),
+        storage);
   };
-  const std::vector<float> rk = round(k), rv = round(v);
+  const std::vector<float> rk = round(b.keys), rv = round(b.values);
+  const int heads = b.heads, key_dim = b.key_dim, value_dim = b.value_dim;
   written->oracle.heads = heads;
   written->oracle.key_dim = key_dim;
   written->value_dim = value_dim;
   const int64_t new_from =
-      r->next_position() - static_cast<int64_t>(r->stored());
-  for (int64_t i = 0; i < rows; ++i) {
-    if (first + i < new_from) continue;  // already stored earlier
-    written->oracle.keys[first + i].assign(
+      ack.next_position() - static_cast<int64_t>(ack.stored());
+  for (int64_t i = 0; i < b.rows; ++i) {
+    if (b.first + i < new_from) continue;  // already stored earlier
+    written->oracle.keys[b.first + i].assign(
         rk.begin() + i * heads * key_dim,
         rk.begin() + (i + 1) * heads * key_dim);
-    written->values[first + i].assign(rv.begin() + i * heads * value_dim,
-                                      rv.begin() + (i + 1) * heads * value_dim);
+    written->values[b.first + i].assign(
+        rv.begin() + i * heads * value_dim,
+        rv.begin() + (i + 1) * heads * value_dim);
   }
   while (written->oracle.keys.size() > written->capacity) {
     written->values.erase(written->oracle.keys.begin()->first);
     written->oracle.keys.erase(written->oracle.keys.begin());
   }
+}
+
+absl::StatusOr<v1::AppendResponse> ServerFixture::AppendRandom(
+    const std::string& stream, uint32_t layer, int64_t first, int64_t rows,
+    int heads, int key_dim, int value_dim, DType storage, Written* written,
+    DType wire) {
+  const RandomBatch b = MakeRandomBatch(stream, layer, first, rows, heads,
+                                        key_dim, value_dim, wire);
+  auto r = client_->Append(b.request);
+  if (r.ok() && written != nullptr) Record(b, *r, storage, written);
   return r;
 }
 

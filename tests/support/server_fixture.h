@@ -47,6 +47,22 @@ class ServerFixture : public ::testing::Test {
   // only on its 5 s backup poll, which would make every stop slow.)
   int StopServer();
 
+  // `rows` normal random rows at `first`, as an Append request sent as
+  // `wire`. Record adds them to `written` once the server acknowledged them.
+  struct RandomBatch {
+    v1::AppendRequest request;
+    std::vector<float> keys, values;  // float32, before any rounding
+    int64_t first = 0, rows = 0;
+    int heads = 0, key_dim = 0, value_dim = 0;
+    DType wire = DType::kFloat32;
+  };
+  RandomBatch MakeRandomBatch(const std::string& stream, uint32_t layer,
+                              int64_t first, int64_t rows, int heads,
+                              int key_dim, int value_dim,
+                              DType wire = DType::kFloat32);
+  static void Record(const RandomBatch& batch, const v1::AppendResponse& ack,
+                     DType storage, Written* written);
+
   // Appends `rows` normal random rows at `first`, sent as `wire`; on success
   // records them (rounded to `storage`) in `written`, evicting past capacity.
   absl::StatusOr<v1::AppendResponse> AppendRandom(

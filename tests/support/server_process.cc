@@ -1,6 +1,7 @@
 #include "server_process.h"
 
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -39,6 +40,9 @@ bool ServerProcess::Start() {
   argv.push_back(nullptr);
   pid_ = fork();
   if (pid_ == 0) {
+    // A test that dies (an assertion, a sanitizer report) takes its server
+    // with it: an orphan would hold ctest's output pipe open forever.
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
     dup2(fds[1], 1);
     close(fds[0]);
     close(fds[1]);
