@@ -198,9 +198,10 @@ std::string InfoJson(const v1::StreamInfo& info) {
   }
   return absl::StrFormat(
       "{\"stream_id\":%s,\"spec\":%s,\"layers\":[%s],\"bytes_in_ram\":%u,"
-      "\"resident\":%s}",
+      "\"bytes_on_disk\":%u,\"resident\":%s}",
       JsonString(info.stream_id()), SpecJson(info.spec()), layers,
-      info.bytes_in_ram(), info.resident() ? "true" : "false");
+      info.bytes_in_ram(), info.bytes_on_disk(),
+      info.resident() ? "true" : "false");
 }
 
 void PrintInfoTable(const v1::StreamInfo& info) {
@@ -213,8 +214,11 @@ void PrintInfoTable(const v1::StreamInfo& info) {
       static_cast<unsigned long>(s.capacity()),
       v1::DType_Name(s.storage_dtype()).c_str(),
       v1::IndexKind_Name(s.index()).c_str(), s.ttl_seconds());
-  std::printf("bytes in RAM  %lu\n",
-              static_cast<unsigned long>(info.bytes_in_ram()));
+  std::printf("bytes in RAM  %lu%s\n",
+              static_cast<unsigned long>(info.bytes_in_ram()),
+              info.resident() ? "" : " (not resident: loads on next use)");
+  std::printf("bytes on disk %lu\n",
+              static_cast<unsigned long>(info.bytes_on_disk()));
   std::printf("%-6s %16s %16s %12s\n", "layer", "first_position",
               "next_position", "entries");
   for (const auto& l : info.layers()) {

@@ -62,6 +62,14 @@ void LayerMemory::StartAt(int64_t position) {
   first_position_ = next_position_ = position;
 }
 
+uint32_t BlockRowsAt(int64_t position, uint64_t capacity) {
+  const uint64_t span =
+      std::min<uint64_t>(static_cast<uint64_t>(position), capacity) / 16;
+  uint32_t rows = kMinBlockRows;
+  while (rows < kMaxBlockRows && uint64_t{rows} * 2 <= span) rows *= 2;
+  return rows;
+}
+
 LayerMemory::Staged LayerMemory::StageRows(const char* keys, size_t key_stride,
                                            const char* values,
                                            size_t value_stride, size_t rows) {
@@ -81,14 +89,8 @@ LayerMemory::Staged LayerMemory::StageRows(const char* keys, size_t key_stride,
   for (size_t r = 0; r < rows; ++r, ++position) {
     if (block == nullptr ||
         position >= block->first_position() + block->capacity_rows()) {
-      // Grow geometrically: a short stream stays small, a long one gets
-      // blocks big enough for an efficient GEMM.
-      uint64_t want = block == nullptr ? kMinBlockRows
-                                       : uint64_t{block->capacity_rows()} * 2;
-      want = std::min<uint64_t>(want, kMaxBlockRows);
-      want = std::min<uint64_t>(want, std::max<uint64_t>(spec_.capacity, 1));
-      block =
-          std::make_shared<Block>(spec_, position, static_cast<uint32_t>(want));
+      const uint32_t size = BlockRowsAt(position, spec_.capacity);
+      block = std::make_shared<Block>(spec_, position - position % size, size);
       added.push_back(block);
     }
     const size_t row = static_cast<size_t>(position - block->first_position());

@@ -90,9 +90,21 @@ int main(int argc, char** argv) {
   knnmem::WorkerPool pool(workers);
 
   const auto start = std::chrono::steady_clock::now();
+  // Loads happen on requests only, after `metrics` exists.
+  knnmem::Metrics* metrics_for_loads = nullptr;
+  knnmem::MemoryStore::Options store_options;
+  store_options.data_dir = options->data_dir;
+  store_options.shards = options->shards;
+  store_options.pool = &pool;
+  store_options.default_ttl_seconds = options->stream_ttl_seconds;
+  store_options.memory_budget_bytes = options->memory_budget_bytes;
+  store_options.on_load = [&metrics_for_loads](double seconds) {
+    if (metrics_for_loads != nullptr) {
+      metrics_for_loads->ObserveStreamLoad(seconds);
+    }
+  };
   absl::StatusOr<std::unique_ptr<knnmem::MemoryStore>> store =
-      knnmem::MemoryStore::Open({options->data_dir, options->shards, &pool,
-                                 options->stream_ttl_seconds, nullptr});
+      knnmem::MemoryStore::Open(store_options);
   if (!store.ok()) return Fail(std::string(store.status().message()));
   const double recover_ms = std::chrono::duration<double, std::milli>(
                                 std::chrono::steady_clock::now() - start)
@@ -103,7 +115,7 @@ int main(int argc, char** argv) {
   // server instead would wait on civetweb's polling (seconds).
   knnmem::Mutex sample_mu;
   bool store_open = true;
-  knnmem::Metrics metrics([core, &pool, &sample_mu, &store_open] {
+  knnmem::Metrics metrics([core, &pool, &sample_mu, &store_open, &options] {
     knnmem::ServerSample s;
     knnmem::MutexLock lock(&sample_mu);
     if (!store_open) return s;
@@ -111,6 +123,9 @@ int main(int argc, char** argv) {
     s.streams = totals.streams;
     s.stored_vectors = totals.stored_vectors;
     s.ram_bytes = totals.ram_bytes;
+    s.resident_streams = totals.resident_streams;
+    s.memory_budget_bytes = options->memory_budget_bytes;
+    s.stream_unloads = core->residency().unloads;
     s.disk_bytes = core->storage().ApproximateBytesOnDisk();
     s.worker_queue_depth = pool.queue_depth();
     s.rocksdb_write_stall_micros = core->storage().WriteStallMicros();
@@ -118,6 +133,7 @@ int main(int argc, char** argv) {
         core->storage().CompactionPendingBytes();
     return s;
   });
+  metrics_for_loads = &metrics;
   std::string metrics_at = "off";
   if (options->metrics_address != "none") {
     absl::StatusOr<int> metrics_port = metrics.Serve(options->metrics_address);

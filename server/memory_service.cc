@@ -30,7 +30,8 @@ void FillInfo(const StreamState& state, v1::StreamInfo* info) {
                                              state.layers[l].first_position));
   }
   info->set_bytes_in_ram(state.bytes_in_ram);
-  info->set_resident(true);
+  info->set_resident(state.resident);
+  info->set_bytes_on_disk(state.bytes_on_disk);
 }
 
 void SetFloatTensor(const std::vector<float>& values,

@@ -11,25 +11,45 @@
 namespace knnmem {
 namespace {
 
-StreamState StateOf(const Stream& stream) ABSL_NO_THREAD_SAFETY_ANALYSIS {
-  StreamState s;
-  s.stream_id = stream.id();
-  s.spec = stream.spec();
-  ReaderMutexLock lock(&stream.lifecycle_mutex());
-  for (uint32_t l = 0; l < stream.spec().layers; ++l) {
-    const LayerMemory& layer = stream.layer(l);
-    s.layers.push_back({layer.first_position(), layer.next_position()});
-    s.bytes_in_ram += layer.BytesInRam();
-  }
-  return s;
-}
-
 absl::Status StreamNotFound(absl::string_view stream_id) {
   return absl::NotFoundError(
       absl::StrCat("stream_id: stream '", stream_id, "' does not exist"));
 }
 
+// Bytes of the blocks of every layer. Requires the lifecycle lock.
+uint64_t LayerBytes(const Stream& stream) ABSL_NO_THREAD_SAFETY_ANALYSIS {
+  uint64_t bytes = 0;
+  for (uint32_t l = 0; l < stream.spec().layers; ++l) {
+    bytes += stream.layer(l).BytesInRam();
+  }
+  return bytes;
+}
+
 }  // namespace
+
+StreamState MemoryStore::StateOf(const Stream& stream) const
+    ABSL_NO_THREAD_SAFETY_ANALYSIS {
+  StreamState s;
+  s.stream_id = stream.id();
+  s.spec = stream.spec();
+  ReaderMutexLock lock(&stream.lifecycle_mutex());
+  s.resident = stream.resident();
+  s.bytes_on_disk = storage_->ApproximateStreamBytes(stream.incarnation());
+  for (uint32_t l = 0; l < stream.spec().layers; ++l) {
+    if (s.resident) {
+      const LayerMemory& layer = stream.layer(l);
+      s.layers.push_back({layer.first_position(), layer.next_position()});
+      s.bytes_in_ram += layer.BytesInRam();
+    } else {
+      // Not in RAM: two seeks in storage tell the positions.
+      absl::StatusOr<std::pair<int64_t, int64_t>> bounds =
+          storage_->LayerBounds(stream.incarnation(), l);
+      s.layers.push_back(bounds.ok() ? LayerState{bounds->first, bounds->second}
+                                     : LayerState{});
+    }
+  }
+  return s;
+}
 
 absl::StatusOr<std::unique_ptr<MemoryStore>> MemoryStore::Open(
     const Options& options) {
@@ -48,6 +68,8 @@ MemoryStore::MemoryStore(const Options& options,
                          std::unique_ptr<Storage> storage)
     : pool_(options.pool),
       default_ttl_seconds_(options.default_ttl_seconds),
+      memory_budget_bytes_(options.memory_budget_bytes),
+      on_load_(options.on_load),
       clock_(options.clock != nullptr ? options.clock : &steady_clock_),
       storage_(std::move(storage)) {
   const int shards = std::max(1, options.shards);
@@ -64,37 +86,12 @@ MemoryStore::~MemoryStore() {
 }
 
 absl::Status MemoryStore::Recover() {
+  // Only the records: each stream's entries load on its first use, so a
+  // restart with many streams serves at once.
   return storage_->LoadStreams([this](StreamRecord record) -> absl::Status {
     auto stream = std::make_shared<Stream>(record.stream_id, record.spec,
-                                           record.incarnation);
-    MutexLock lifecycle(&stream->lifecycle_mutex());
-    const StreamSpec& spec = stream->spec();
-    const size_t key_bytes =
-        size_t{spec.heads} * spec.key_dim * ElementSize(spec.storage_dtype);
-    const size_t row_bytes = spec.RowBytes();
-    RETURN_IF_ERROR(storage_->ScanStream(
-        record.incarnation,
-        [&](uint32_t layer, int64_t position,
-            absl::string_view row) ABSL_NO_THREAD_SAFETY_ANALYSIS {
-          if (layer >= spec.layers || row.size() != row_bytes) {
-            return absl::DataLossError(absl::StrCat(
-                "storage: stream '", record.stream_id, "' layer ", layer,
-                " position ", position, ": record does not match the spec"));
-          }
-          LayerMemory& memory = stream->layer(layer);
-          MutexLock append(&memory.append_mutex());
-          const int64_t next = memory.next_position();
-          if (next == 0 && memory.first_position() == 0 && position != 0) {
-            memory.StartAt(position);
-          } else if (position != next) {
-            return absl::DataLossError(absl::StrCat(
-                "storage: stream '", record.stream_id, "' layer ", layer,
-                ": position ", position, " follows ", next - 1));
-          }
-          memory.AppendRows(row.data(), row_bytes, row.data() + key_bytes,
-                            row_bytes, 1);
-          return absl::OkStatus();
-        }));
+                                           record.incarnation,
+                                           /*resident=*/false);
     stream->Touch(clock_->NowMicros());  // a restart counts as a use
     Shard& shard = ShardOf(record.stream_id);
     MutexLock lock(&shard.mu);
@@ -207,6 +204,7 @@ absl::Status MemoryStore::ResetStream(absl::string_view stream_id) {
   const uint64_t old = stream->incarnation();
   StreamRecord record{stream->id(), storage_->NewIncarnation(), stream->spec()};
   RETURN_IF_ERROR(storage_->PutStream(record, old));
+  resident_bytes_ -= static_cast<int64_t>(LayerBytes(*stream));
   stream->Reset(record.incarnation);
   stream->Touch(clock_->NowMicros());
   CompactInBackground(old);
@@ -232,6 +230,8 @@ absl::Status MemoryStore::DeleteStreamIf(
     incarnation = stream->incarnation();
     RETURN_IF_ERROR(storage_->DeleteStream(stream_id, incarnation));
     stream->MarkDeleted();
+    resident_bytes_ -= static_cast<int64_t>(LayerBytes(*stream));
+    stream->Unload();  // in-flight searches keep their blocks until done
   }
   {
     MutexLock lock(&shard.mu);
@@ -244,11 +244,25 @@ absl::Status MemoryStore::DeleteStreamIf(
 absl::StatusOr<AppendResult> MemoryStore::Append(const AppendCommand& cmd) {
   ASSIGN_OR_RETURN(std::shared_ptr<Stream> stream,
                    FindWithSpec(cmd.stream_id, cmd.spec));
+  // Room for the new rows first; it never unloads this stream.
+  RETURN_IF_ERROR(
+      MakeRoom(cmd.rows * stream->spec().RowBytes(), stream.get(), "keys"));
+  for (;;) {
+    RETURN_IF_ERROR(EnsureResident(*stream));
+    ReaderMutexLock lifecycle(&stream->lifecycle_mutex());
+    if (stream->deleted()) return StreamNotFound(cmd.stream_id);
+    // Unloaded between the two (another call made room): load again.
+    if (stream->resident()) return AppendResident(*stream, cmd);
+  }
+}
+
+absl::StatusOr<AppendResult> MemoryStore::AppendResident(
+    Stream& s, const AppendCommand& cmd) {
+  Stream* const stream = &s;
   const StreamSpec& spec = stream->spec();
-  ReaderMutexLock lifecycle(&stream->lifecycle_mutex());
-  if (stream->deleted()) return StreamNotFound(cmd.stream_id);
   LayerMemory& layer = stream->layer(cmd.layer);
   MutexLock append(&layer.append_mutex());
+  const int64_t bytes_before = static_cast<int64_t>(layer.BytesInRam());
   const int64_t next = layer.next_position();
   if (cmd.first_position > next) {
     return absl::FailedPreconditionError(absl::StrCat(
@@ -302,6 +316,7 @@ absl::StatusOr<AppendResult> MemoryStore::Append(const AppendCommand& cmd) {
   });
   RETURN_IF_ERROR(written);
   layer.Publish(std::move(staged));
+  resident_bytes_ += static_cast<int64_t>(layer.BytesInRam()) - bytes_before;
   return AppendResult{
       end, rows, static_cast<uint64_t>(batch.evict_before - batch.evict_from)};
 }
@@ -311,9 +326,12 @@ absl::StatusOr<LayerSnapshot> MemoryStore::Snapshot(absl::string_view stream_id,
                                                     uint32_t layer) const {
   ASSIGN_OR_RETURN(std::shared_ptr<Stream> stream,
                    FindWithSpec(stream_id, spec));
-  ReaderMutexLock lifecycle(&stream->lifecycle_mutex());
-  if (stream->deleted()) return StreamNotFound(stream_id);
-  return stream->layer(layer).Snapshot();
+  for (;;) {
+    RETURN_IF_ERROR(EnsureResident(*stream));
+    ReaderMutexLock lifecycle(&stream->lifecycle_mutex());
+    if (stream->deleted()) return StreamNotFound(stream_id);
+    if (stream->resident()) return stream->layer(layer).Snapshot();
+  }
 }
 
 absl::StatusOr<SearchResult> MemoryStore::Search(
@@ -392,6 +410,7 @@ absl::Status MemoryStore::VerifyAgainstStorage() const {
   }
   for (const auto& stream : streams) {
     const StreamSpec& spec = stream->spec();
+    RETURN_IF_ERROR(EnsureResident(*stream));  // compares what it loads
     std::vector<LayerSnapshot> layers;
     uint64_t incarnation;
     {
@@ -455,12 +474,15 @@ StoreTotals MemoryStore::Totals() const {
   }
   t.streams = streams.size();
   for (const auto& stream : streams) {
-    const StreamState s = StateOf(*stream);
-    t.ram_bytes += s.bytes_in_ram;
-    for (const LayerState& l : s.layers) {
-      t.stored_vectors +=
-          static_cast<uint64_t>(l.next_position - l.first_position) *
-          s.spec.heads;
+    ReaderMutexLock lock(&stream->lifecycle_mutex());
+    if (!stream->resident() || stream->deleted()) continue;
+    ++t.resident_streams;
+    for (uint32_t l = 0; l < stream->spec().layers; ++l) {
+      const LayerMemory& layer = stream->layer(l);
+      t.ram_bytes += layer.BytesInRam();
+      t.stored_vectors += static_cast<uint64_t>(layer.next_position() -
+                                                layer.first_position()) *
+                          stream->spec().heads;
     }
   }
   return t;

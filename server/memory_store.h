@@ -10,6 +10,7 @@
 #ifndef KNNMEM_SERVER_MEMORY_STORE_H_
 #define KNNMEM_SERVER_MEMORY_STORE_H_
 
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -41,7 +42,9 @@ struct StreamState {
   std::string stream_id;
   StreamSpec spec;
   std::vector<LayerState> layers;
-  uint64_t bytes_in_ram = 0;
+  uint64_t bytes_in_ram = 0;   // 0 when not resident
+  uint64_t bytes_on_disk = 0;  // RocksDB's estimate
+  bool resident = true;        // entries in RAM (else loaded on next use)
 };
 
 // A validated Append: `rows` tokens at first_position.., token-major
@@ -68,8 +71,16 @@ struct AppendResult {
 // Server-wide totals, for metrics.
 struct StoreTotals {
   uint64_t streams = 0;
-  uint64_t stored_vectors = 0;  // entries x heads over every layer
-  uint64_t ram_bytes = 0;
+  uint64_t resident_streams = 0;
+  uint64_t stored_vectors = 0;  // entries x heads over resident layers
+  uint64_t ram_bytes = 0;       // blocks of resident streams
+};
+
+// Streams moved between RAM and storage for the memory budget.
+struct ResidencyCounters {
+  uint64_t loads = 0;
+  uint64_t unloads = 0;
+  uint64_t refused_appends = 0;  // the active set alone was over budget
 };
 
 // A validated Search: float32 queries [n, heads, key_dim].
@@ -103,10 +114,17 @@ class MemoryStore {
     uint32_t default_ttl_seconds = 0;
     // Time source for TTLs; nullptr means the steady clock.
     const Clock* clock = nullptr;
+    // Bytes of entries the streams may hold in RAM (0: no limit). Past it,
+    // the least recently used idle streams are unloaded (storage keeps
+    // them) and loaded again on their next use.
+    uint64_t memory_budget_bytes = 0;
+    // Called with the seconds each load of a stream took; may be empty.
+    std::function<void(double)> on_load;
   };
 
-  // Opens the storage in options.data_dir and rebuilds every stream in RAM
-  // from it. Fails when the storage cannot be opened or is corrupt.
+  // Opens the storage in options.data_dir and reads every stream's record;
+  // a stream's entries are loaded into RAM on its first use. Fails when the
+  // storage cannot be opened or is corrupt.
   static absl::StatusOr<std::unique_ptr<MemoryStore>> Open(
       const Options& options);
   ~MemoryStore();
@@ -152,6 +170,9 @@ class MemoryStore {
   absl::Status VerifyAgainstStorage() const;
 
   size_t stream_count() const;
+  ResidencyCounters residency() const;
+  // Bytes the resident streams' blocks take (what the budget limits).
+  uint64_t resident_bytes() const;
   // Walks every stream: O(streams).
   StoreTotals Totals() const;
   const Storage& storage() const { return *storage_; }
@@ -186,11 +207,32 @@ class MemoryStore {
                                          const StreamSpec& spec,
                                          uint32_t layer) const;
   absl::Status Recover();
+  absl::StatusOr<AppendResult> AppendResident(Stream& stream,
+                                              const AppendCommand& cmd)
+      ABSL_SHARED_LOCKS_REQUIRED(stream.lifecycle_mutex());
+  StreamState StateOf(const Stream& stream) const;
+
+  // Residency (memory_store_residency.cc). Loads the stream's entries from
+  // storage unless it is resident; NOT_FOUND once it is deleted.
+  absl::Status EnsureResident(Stream& stream) const;
+  // Reads the entries of the stream's incarnation into its (empty) layers.
+  absl::Status LoadLayers(Stream& stream) const
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(stream.lifecycle_mutex());
+  // Unloads least recently used idle streams (never `keep`) until `bytes`
+  // more fit in the budget; RESOURCE_EXHAUSTED naming `field` when the
+  // streams in use alone leave no room.
+  absl::Status MakeRoom(uint64_t bytes, const Stream* keep,
+                        absl::string_view field) const;
   void CompactInBackground(uint64_t incarnation);
   void RunCompactor();
 
   WorkerPool* const pool_;
   const uint32_t default_ttl_seconds_;
+  const uint64_t memory_budget_bytes_;
+  const std::function<void(double)> on_load_;
+  mutable std::atomic<int64_t> resident_bytes_{0};
+  mutable std::atomic<uint64_t> loads_{0}, unloads_{0}, refused_appends_{0};
+  mutable Mutex evict_mu_;  // one MakeRoom at a time
   SteadyClock steady_clock_;
   const Clock* const clock_;
   std::unique_ptr<Storage> storage_;

@@ -56,6 +56,8 @@ class Metrics::SamplingCollectable : public prometheus::Collectable {
                   "Bytes RocksDB holds on disk and in memtables.");
     budget_ = gauge("knnmem_memory_budget_bytes",
                     "Configured RAM budget; 0 means none.");
+    resident_ =
+        gauge("knnmem_resident_streams", "Streams whose entries are in RAM.");
     queue_ = gauge("knnmem_worker_queue_depth",
                    "Tasks waiting for a worker thread.");
     pending_ =
@@ -68,6 +70,11 @@ class Metrics::SamplingCollectable : public prometheus::Collectable {
                   .Help("Time writes spent stalled by RocksDB.")
                   .Register(*registry_)
                   .Add({});
+    unloads_ = &prometheus::BuildCounter()
+                    .Name("knnmem_stream_unloads_total")
+                    .Help("Idle streams unloaded from RAM for the budget.")
+                    .Register(*registry_)
+                    .Add({});
   }
 
   std::vector<prometheus::MetricFamily> Collect() const override {
@@ -78,6 +85,12 @@ class Metrics::SamplingCollectable : public prometheus::Collectable {
     ram_->Set(static_cast<double>(s.ram_bytes));
     disk_->Set(static_cast<double>(s.disk_bytes));
     budget_->Set(static_cast<double>(s.memory_budget_bytes));
+    resident_->Set(static_cast<double>(s.resident_streams));
+    if (s.stream_unloads > unloads_seen_) {
+      unloads_->Increment(
+          static_cast<double>(s.stream_unloads - unloads_seen_));
+      unloads_seen_ = s.stream_unloads;
+    }
     queue_->Set(static_cast<double>(s.worker_queue_depth));
     pending_->Set(static_cast<double>(s.rocksdb_compaction_pending_bytes));
     rss_->Set(static_cast<double>(ResidentMemoryBytes()));
@@ -95,9 +108,10 @@ class Metrics::SamplingCollectable : public prometheus::Collectable {
   std::function<ServerSample()> sample_;
   mutable Mutex mu_;
   mutable uint64_t stall_micros_ ABSL_GUARDED_BY(mu_) = 0;
-  prometheus::Gauge *streams_, *stored_, *ram_, *disk_, *budget_, *queue_,
-      *pending_, *rss_;
-  prometheus::Counter* stall_;
+  mutable uint64_t unloads_seen_ ABSL_GUARDED_BY(mu_) = 0;
+  prometheus::Gauge *streams_, *stored_, *ram_, *disk_, *budget_, *resident_,
+      *queue_, *pending_, *rss_;
+  prometheus::Counter *stall_, *unloads_;
 };
 
 Metrics::Metrics(std::function<ServerSample()> sample)
@@ -154,6 +168,14 @@ Metrics::Metrics(std::function<ServerSample()> sample)
               "Key vectors evicted first-in-first-out (rows times heads).");
   searched_ = counter("knnmem_searched_queries_total",
                       "Query rows answered by Search and Attend.");
+  loads_ = &prometheus::BuildHistogram()
+                .Name("knnmem_stream_load_seconds")
+                .Help(
+                    "Time to load a stream's entries from disk into RAM "
+                    "(first use after a restart, or after an unload).")
+                .Register(*registry_)
+                .Add({}, prometheus::Histogram::BucketBoundaries{
+                             0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 30});
   collectable_ =
       std::make_shared<SamplingCollectable>(registry_, std::move(sample));
 }
@@ -193,6 +215,8 @@ void Metrics::AddEvictedVectors(uint64_t n) {
 void Metrics::AddSearchedQueries(uint64_t n) {
   searched_->Increment(static_cast<double>(n));
 }
+
+void Metrics::ObserveStreamLoad(double seconds) { loads_->Observe(seconds); }
 
 std::string Metrics::Scrape() const {
   return prometheus::TextSerializer().Serialize(collectable_->Collect());

@@ -10,8 +10,11 @@
 //   knnmem_evicted_vectors_total               counter (rows x heads)
 //   knnmem_searched_queries_total              counter (Search and Attend rows)
 //   knnmem_rocksdb_write_stall_seconds_total   counter
+//   knnmem_stream_unloads_total                counter (for the RAM budget)
+//   knnmem_stream_load_seconds                 histogram (loads from disk)
 //   knnmem_streams, knnmem_stored_vectors, knnmem_ram_bytes,
-//   knnmem_disk_bytes, knnmem_memory_budget_bytes, knnmem_worker_queue_depth,
+//   knnmem_disk_bytes, knnmem_memory_budget_bytes, knnmem_resident_streams,
+//   knnmem_worker_queue_depth,
 //   knnmem_rocksdb_compaction_pending_bytes,
 //   knnmem_process_resident_memory_bytes     gauges, sampled at scrape time
 #ifndef KNNMEM_SERVER_METRICS_H_
@@ -56,6 +59,8 @@ struct ServerSample {
   uint64_t ram_bytes = 0;
   uint64_t disk_bytes = 0;
   uint64_t memory_budget_bytes = 0;
+  uint64_t resident_streams = 0;
+  uint64_t stream_unloads = 0;  // cumulative since start
   uint64_t worker_queue_depth = 0;
   uint64_t rocksdb_write_stall_micros = 0;  // cumulative since start
   uint64_t rocksdb_compaction_pending_bytes = 0;
@@ -80,6 +85,7 @@ class Metrics {
   void AddAppendedVectors(uint64_t n);
   void AddEvictedVectors(uint64_t n);
   void AddSearchedQueries(uint64_t n);
+  void ObserveStreamLoad(double seconds);
 
   // The exposition text, as a scrape would see it (for tests).
   std::string Scrape() const;
@@ -97,6 +103,7 @@ class Metrics {
   prometheus::Counter* appended_ = nullptr;
   prometheus::Counter* evicted_ = nullptr;
   prometheus::Counter* searched_ = nullptr;
+  prometheus::Histogram* loads_ = nullptr;
 };
 
 // Resident set size of this process in bytes (from /proc/self/statm).

@@ -15,6 +15,33 @@ absl::Status BadValue(absl::string_view flag, absl::string_view value,
 
 }  // namespace
 
+absl::StatusOr<uint64_t> ParseBytes(absl::string_view text) {
+  static constexpr struct {
+    const char* suffix;
+    uint64_t scale;
+  } kUnits[] = {{"TiB", uint64_t{1} << 40},
+                {"GiB", uint64_t{1} << 30},
+                {"MiB", uint64_t{1} << 20},
+                {"KiB", uint64_t{1} << 10},
+                {"B", 1}};
+  uint64_t scale = 1;
+  absl::string_view digits = text;
+  for (const auto& unit : kUnits) {
+    if (absl::EndsWith(text, unit.suffix)) {
+      scale = unit.scale;
+      digits.remove_suffix(std::char_traits<char>::length(unit.suffix));
+      break;
+    }
+  }
+  uint64_t n = 0;
+  if (digits.empty() || !absl::SimpleAtoi(digits, &n) ||
+      n > (uint64_t{1} << 60) / scale) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("'", text, "' is not a byte count"));
+  }
+  return n * scale;
+}
+
 std::string ServerHelp() {
   return R"(knnmem-server: external memory for Memorizing Transformers, over gRPC.
 
@@ -48,6 +75,12 @@ Usage: knnmem-server [flags]
                             (mutual TLS)
   --insecure                allow a non-loopback --listen address without
                             authentication (a token file or mutual TLS)
+  --memory-budget=BYTES     RAM the streams' keys and values may take, like
+                            16GiB or 512MiB (default 0 = no limit); past it
+                            the least recently used idle streams are unloaded
+                            (RocksDB keeps them) and load again on next use;
+                            an Append the streams in use leave no room for
+                            gets RESOURCE_EXHAUSTED
   --stream-ttl-seconds=N    delete streams idle (no create, append, search,
                             attend or reset) for N seconds, unless their spec
                             sets its own ttl_seconds (default 0 = never)
@@ -115,6 +148,12 @@ absl::StatusOr<ServerOptions> ParseServerOptions(
       } else {
         o.max_inflight_bytes = v;
       }
+    } else if (name == "memory-budget") {
+      absl::StatusOr<uint64_t> bytes = ParseBytes(value);
+      if (!bytes.ok()) {
+        return BadValue(name, value, "bytes, like 16GiB, 512MiB or 0 (none)");
+      }
+      o.memory_budget_bytes = *bytes;
     } else if (name == "metrics-address") {
       if (value != "none" && value.rfind(':') == std::string::npos) {
         return BadValue(name, value, "HOST:PORT or none");

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 
 namespace knnmem {
 
@@ -32,6 +33,8 @@ struct ServerOptions {
   std::string tls_client_ca;
   // Idle TTL of streams whose spec says 0; 0 = never expire.
   uint32_t stream_ttl_seconds = 0;
+  // RAM the streams' entries may take (0: no limit); see --help.
+  uint64_t memory_budget_bytes = 0;
   // After SIGTERM: seconds to keep serving while health says NOT_SERVING,
   // then seconds in-flight calls get to finish.
   uint32_t drain_seconds = 0;
@@ -50,6 +53,8 @@ bool IsLoopback(const std::string& listen);
 
 // The text --help prints.
 std::string ServerHelp();
+// "16GiB", "512MiB", "4096", ... as bytes (suffixes B, KiB, MiB, GiB, TiB).
+absl::StatusOr<uint64_t> ParseBytes(absl::string_view text);
 
 }  // namespace knnmem
 

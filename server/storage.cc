@@ -6,9 +6,11 @@
 #include <rocksdb/statistics.h>
 #include <rocksdb/write_batch.h>
 
+#include <algorithm>
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
+#include "status_macros.h"
 
 namespace knnmem {
 namespace {
@@ -159,7 +161,11 @@ absl::Status Storage::AppendRows(const RowBatch& b) {
                       DataKey(b.incarnation, b.layer, b.evict_before));
   }
   std::string key = DataKey(b.incarnation, b.layer, 0);
-  for (size_t r = 0; r < b.rows; ++r) {
+  // Rows the same batch evicts (a batch longer than the capacity) are not
+  // written: a Put after the range delete in one batch would outlive it.
+  const size_t skip = static_cast<size_t>(std::clamp<int64_t>(
+      b.evict_before - b.first_position, 0, static_cast<int64_t>(b.rows)));
+  for (size_t r = skip; r < b.rows; ++r) {
     key.resize(kDataKeySize - 8);
     PutBigEndian(
         key, static_cast<uint64_t>(b.first_position + static_cast<int64_t>(r)));
@@ -226,6 +232,48 @@ absl::Status Storage::ScanStream(
     if (!s.ok()) return s;
   }
   return FromRocks(it->status(), "scanning stream data");
+}
+
+absl::StatusOr<std::pair<int64_t, int64_t>> Storage::LayerBounds(
+    uint64_t incarnation, uint32_t layer) const {
+  const std::string lower = DataKey(incarnation, layer);
+  const std::string upper = DataKey(incarnation, layer + 1);
+  rocksdb::Slice lower_slice(lower), upper_slice(upper);
+  rocksdb::ReadOptions ro;
+  ro.iterate_lower_bound = &lower_slice;
+  ro.iterate_upper_bound = &upper_slice;
+  ro.fill_cache = false;
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro));
+  it->Seek(lower);
+  if (!it->Valid()) {
+    RETURN_IF_ERROR(FromRocks(it->status(), "seeking a layer"));
+    return std::make_pair(int64_t{0}, int64_t{0});
+  }
+  if (it->key().size() != kDataKeySize) {
+    return absl::DataLossError("storage: malformed data key");
+  }
+  const int64_t first = GetBigEndian<int64_t>(it->key().data() + 13);
+  it->SeekToLast();
+  if (!it->Valid() || it->key().size() != kDataKeySize) {
+    RETURN_IF_ERROR(FromRocks(it->status(), "seeking a layer"));
+    return absl::DataLossError("storage: a layer's last key vanished");
+  }
+  const int64_t last = GetBigEndian<int64_t>(it->key().data() + 13);
+  return std::make_pair(first, last + 1);
+}
+
+uint64_t Storage::ApproximateStreamBytes(uint64_t incarnation) const {
+  const std::string lower = DataKey(incarnation);
+  const std::string upper = DataKey(incarnation + 1);
+  rocksdb::Range range(lower, upper);
+  rocksdb::SizeApproximationOptions options;
+  options.include_memtables = true;
+  options.include_files = true;
+  uint64_t bytes = 0;
+  db_->GetApproximateSizes(options, db_->DefaultColumnFamily(), &range, 1,
+                           &bytes)
+      .PermitUncheckedError();
+  return bytes;
 }
 
 absl::Status Storage::CompactIncarnation(uint64_t incarnation) {

@@ -18,6 +18,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <utility>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
@@ -95,6 +96,14 @@ class Storage {
       uint64_t incarnation,
       const std::function<absl::Status(uint32_t, int64_t, absl::string_view)>&
           fn) const;
+
+  // The stored positions [first, next) of one layer of `incarnation`, by two
+  // seeks; {0, 0} when the layer holds nothing.
+  absl::StatusOr<std::pair<int64_t, int64_t>> LayerBounds(uint64_t incarnation,
+                                                          uint32_t layer) const;
+  // Bytes `incarnation`'s data takes in SST files and memtables, as RocksDB
+  // estimates them.
+  uint64_t ApproximateStreamBytes(uint64_t incarnation) const;
 
   // Compacts the key range of `incarnation` so that deleted data leaves the
   // disk. Slow: run it in the background.

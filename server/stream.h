@@ -22,8 +22,15 @@ namespace knnmem {
 
 class Stream {
  public:
-  Stream(std::string id, const StreamSpec& spec, uint64_t incarnation)
-      : id_(std::move(id)), spec_(spec), incarnation_(incarnation) {
+  // A stream that is `resident` holds its entries in RAM; one that is not
+  // has them only in storage (after a restart, or unloaded for the memory
+  // budget) and holds empty layers until MemoryStore loads it.
+  Stream(std::string id, const StreamSpec& spec, uint64_t incarnation,
+         bool resident = true)
+      : id_(std::move(id)),
+        spec_(spec),
+        incarnation_(incarnation),
+        resident_(resident) {
     NewLayers();
   }
 
@@ -45,6 +52,14 @@ class Stream {
     return incarnation_;
   }
   bool deleted() const ABSL_SHARED_LOCKS_REQUIRED(mu_) { return deleted_; }
+  bool resident() const ABSL_SHARED_LOCKS_REQUIRED(mu_) { return resident_; }
+  // Drops the entries from RAM (storage keeps them).
+  void Unload() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    resident_ = false;
+    NewLayers();
+  }
+  // The layers now hold every entry storage has.
+  void MarkResident() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { resident_ = true; }
   LayerMemory& layer(uint32_t layer) const ABSL_SHARED_LOCKS_REQUIRED(mu_) {
     return *layers_[layer];
   }
@@ -52,6 +67,7 @@ class Stream {
   // Drops every entry and moves to a new incarnation.
   void Reset(uint64_t incarnation) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     incarnation_ = incarnation;
+    resident_ = true;  // empty, in RAM as in storage
     NewLayers();
   }
   void MarkDeleted() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { deleted_ = true; }
@@ -70,6 +86,7 @@ class Stream {
   mutable Mutex mu_;
   uint64_t incarnation_ ABSL_GUARDED_BY(mu_);
   bool deleted_ ABSL_GUARDED_BY(mu_) = false;
+  bool resident_ ABSL_GUARDED_BY(mu_);
   std::vector<std::unique_ptr<LayerMemory>> layers_ ABSL_GUARDED_BY(mu_);
 };
 

@@ -32,6 +32,12 @@ class ABSL_LOCKABLE Mutex {
     KNNMEM_TSAN_RELEASE(this);
     mu_.Unlock();
   }
+  // Takes the lock if no one holds it (shared or exclusive); never blocks.
+  bool TryLock() ABSL_EXCLUSIVE_TRYLOCK_FUNCTION(true) {
+    if (!mu_.TryLock()) return false;
+    KNNMEM_TSAN_ACQUIRE(this);
+    return true;
+  }
   void ReaderLock() ABSL_SHARED_LOCK_FUNCTION() {
     mu_.ReaderLock();
     KNNMEM_TSAN_ACQUIRE(this);

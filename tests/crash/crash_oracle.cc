@@ -157,7 +157,11 @@ class Oracle {
     if (!failure_.empty()) throw Failure{failure_};
     // With the server down: RAM rebuilt from the data dir equals RocksDB.
     WorkerPool pool(1);
-    auto store = MemoryStore::Open({dir_.Sub("data"), 4, &pool, 0, nullptr});
+    MemoryStore::Options options;
+    options.data_dir = dir_.Sub("data");
+    options.shards = 4;
+    options.pool = &pool;
+    auto store = MemoryStore::Open(options);
     if (!store.ok()) throw Failure{"reopen: " + store.status().ToString()};
     absl::Status same = (*store)->VerifyAgainstStorage();
     if (!same.ok()) throw Failure{same.ToString()};

@@ -10,14 +10,6 @@
 namespace knnmem::testing {
 namespace {
 
-// The value of the series `name{labels}` (labels exactly as exposed, or
-// empty), or -1 when it is absent.
-double Sample(const std::string& text, const std::string& series) {
-  const size_t at = text.find("\n" + series + " ");
-  if (at == std::string::npos) return -1;
-  return std::stod(text.substr(at + series.size() + 2));
-}
-
 class MetricsTest : public ServerFixture {};
 
 TEST_F(MetricsTest, CountersAndGaugesAgreeWithTheWorkDone) {

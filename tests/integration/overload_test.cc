@@ -13,13 +13,6 @@
 namespace knnmem::testing {
 namespace {
 
-double Sample(const std::string& text, const std::string& series) {
-  const size_t at = text.find("\n" + series + " ");
-  return at == std::string::npos
-             ? -1
-             : std::stod(text.substr(at + series.size() + 2));
-}
-
 class OverloadTest : public ServerFixture {};
 
 TEST_F(OverloadTest,

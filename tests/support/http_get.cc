@@ -46,4 +46,10 @@ HttpResponse HttpGet(const std::string& address, const std::string& path) {
   return r;
 }
 
+double Sample(const std::string& text, const std::string& series) {
+  const size_t at = text.find("\n" + series + " ");
+  if (at == std::string::npos) return -1;
+  return std::stod(text.substr(at + series.size() + 2));
+}
+
 }  // namespace knnmem::testing

@@ -15,6 +15,10 @@ struct HttpResponse {
 // GETs `path` (with its query string, already URL-encoded) from `address`.
 HttpResponse HttpGet(const std::string& address, const std::string& path);
 
+// The value of the series `name{labels}` (labels exactly as exposed, or
+// empty) in a Prometheus text scrape, or -1 when it is absent.
+double Sample(const std::string& text, const std::string& series);
+
 }  // namespace knnmem::testing
 
 #endif  // KNNMEM_TESTS_SUPPORT_HTTP_GET_H_

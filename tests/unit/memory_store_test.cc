@@ -28,10 +28,19 @@ StreamSpec Spec(uint64_t capacity, DType dtype = DType::kFloat32) {
 
 class MemoryStoreTest : public ::testing::Test {
  protected:
-  void Open() {
+  void Open(uint64_t memory_budget_bytes = 0) {
     store_.reset();
-    auto s = MemoryStore::Open(
-        {dir_.path(), 4, &pool_, /*default_ttl_seconds=*/100, &clock_});
+    MemoryStore::Options options;
+    options.data_dir = dir_.path();
+    options.shards = 4;
+    options.pool = &pool_;
+    options.default_ttl_seconds = 100;
+    options.clock = &clock_;
+    options.memory_budget_bytes = memory_budget_bytes;
+    options.on_load = [this](double seconds) {
+      load_seconds_.push_back(seconds);
+    };
+    auto s = MemoryStore::Open(options);
     ASSERT_TRUE(s.ok()) << s.status();
     store_ = std::move(*s);
   }
@@ -103,6 +112,7 @@ class MemoryStoreTest : public ::testing::Test {
   WorkerPool pool_{2};
   std::unique_ptr<MemoryStore> store_;
   std::mt19937 rng_{5};
+  std::vector<double> load_seconds_;
 };
 
 TEST_F(MemoryStoreTest, CreateIsIdempotentForTheSameSpecOnly) {
@@ -168,6 +178,95 @@ TEST_F(MemoryStoreTest, RestartRebuildsEveryStreamExactly) {
     ASSERT_TRUE(AppendRandom(id, spec, 1, next, 3, &oracle).ok());
     ExpectSearchMatches(id, spec, 1, oracle, 32);
   }
+}
+
+TEST_F(MemoryStoreTest, RestartLoadsEachStreamOnItsFirstUse) {
+  const StreamSpec spec = Spec(300);
+  OracleMemory oracle{2, 16, {}};
+  Create("lazy", spec);
+  Create("empty", spec);
+  ASSERT_TRUE(AppendRandom("lazy", spec, 0, 0, 450, &oracle).ok());
+  Open();
+  EXPECT_EQ(store_->resident_bytes(), 0u);
+  auto cold = store_->GetStream("lazy");
+  ASSERT_TRUE(cold.ok());
+  EXPECT_FALSE(cold->resident);
+  EXPECT_EQ(cold->bytes_in_ram, 0u);
+  EXPECT_GT(cold->bytes_on_disk, 300u * spec.RowBytes() / 2);  // an estimate
+  // Positions come from storage without loading the entries.
+  EXPECT_EQ(cold->layers[0].first_position, 150);
+  EXPECT_EQ(cold->layers[0].next_position, 450);
+  EXPECT_EQ(cold->layers[1].next_position, 0);
+  EXPECT_EQ(store_->residency().loads, 0u);
+  ExpectSearchMatches("lazy", spec, 0, oracle, 16);  // loads it
+  auto warm = store_->GetStream("lazy");
+  ASSERT_TRUE(warm.ok());
+  EXPECT_TRUE(warm->resident);
+  EXPECT_GE(warm->bytes_in_ram, 300u * spec.RowBytes());
+  EXPECT_EQ(store_->resident_bytes(), warm->bytes_in_ram);
+  EXPECT_EQ(store_->residency().loads, 1u);
+  EXPECT_EQ(load_seconds_.size(), 1u);
+  auto empty = store_->GetStream("empty");
+  ASSERT_TRUE(empty.ok());
+  EXPECT_EQ(empty->layers[0].next_position, 0);
+  EXPECT_TRUE(store_->VerifyAgainstStorage().ok());
+}
+
+TEST_F(MemoryStoreTest, OverBudgetTheLeastRecentlyUsedStreamsUnloadAndReload) {
+  const StreamSpec spec = Spec(1000);
+  // 192 rows of one layer (three 64-row blocks): 192 x 2 heads x (16 + 4)
+  // x 4 bytes in RAM; the budget holds three such streams, not four.
+  const uint64_t stream_bytes = 192 * spec.RowBytes();
+  Open(3 * stream_bytes + stream_bytes / 2);
+  std::vector<OracleMemory> oracles(6, OracleMemory{2, 16, {}});
+  for (int i = 0; i < 6; ++i) {
+    const std::string id = "s" + std::to_string(i);
+    Create(id, spec);
+    clock_.AdvanceSeconds(1);  // s0 is the least recently used
+    ASSERT_TRUE(AppendRandom(id, spec, 0, 0, 192, &oracles[i]).ok());
+    EXPECT_LE(store_->resident_bytes(), 3 * stream_bytes + stream_bytes / 2);
+  }
+  for (int i = 0; i < 6; ++i) {
+    auto state = store_->GetStream("s" + std::to_string(i));
+    ASSERT_TRUE(state.ok());
+    EXPECT_EQ(state->resident, i >= 3) << i;
+    EXPECT_EQ(state->layers[0].next_position, 192) << i;  // kept on disk
+  }
+  EXPECT_EQ(store_->residency().unloads, 3u);
+  // The oldest comes back on its next use, exactly, and pushes out the
+  // next least recently used one (s3).
+  clock_.AdvanceSeconds(1);
+  ExpectSearchMatches("s0", spec, 0, oracles[0], 20);
+  EXPECT_TRUE(store_->GetStream("s0")->resident);
+  EXPECT_FALSE(store_->GetStream("s3")->resident);
+  EXPECT_EQ(store_->residency().loads, 1u);
+  // Appends continue where they were, after a reload.
+  clock_.AdvanceSeconds(1);
+  ASSERT_TRUE(AppendRandom("s3", spec, 0, 192, 10, &oracles[3]).ok());
+  ExpectSearchMatches("s3", spec, 0, oracles[3], 20);
+  EXPECT_LE(store_->resident_bytes(), 3 * stream_bytes + stream_bytes / 2);
+  EXPECT_TRUE(store_->VerifyAgainstStorage().ok());
+  for (int i = 0; i < 6; ++i) {
+    ExpectSearchMatches("s" + std::to_string(i), spec, 0, oracles[i], 20);
+  }
+}
+
+TEST_F(MemoryStoreTest, AnAppendTheBudgetCannotHoldIsRefusedAndLosesNothing) {
+  const StreamSpec spec = Spec(1000);
+  Open(100 * spec.RowBytes());
+  Create("s", spec);
+  OracleMemory oracle{2, 16, {}};
+  ASSERT_TRUE(AppendRandom("s", spec, 0, 0, 60, &oracle).ok());
+  auto big = AppendRandom("s", spec, 0, 60, 200);
+  ASSERT_EQ(big.status().code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_NE(big.status().message().find("--memory-budget"), std::string::npos)
+      << big.status();
+  EXPECT_EQ(store_->residency().refused_appends, 1u);
+  EXPECT_EQ(store_->GetStream("s")->layers[0].next_position, 60);
+  ExpectSearchMatches("s", spec, 0, oracle, 10);
+  ASSERT_TRUE(AppendRandom("s", spec, 0, 60, 20, &oracle).ok());
+  ExpectSearchMatches("s", spec, 0, oracle, 10);
+  EXPECT_TRUE(store_->VerifyAgainstStorage().ok());
 }
 
 TEST_F(MemoryStoreTest, WireDtypeIsConvertedToStorageDtype) {

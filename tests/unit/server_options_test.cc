@@ -31,6 +31,24 @@ TEST(ServerOptionsTest, ParsesBothFlagForms) {
   EXPECT_TRUE(o->insecure);
 }
 
+TEST(ServerOptionsTest, MemoryBudgetTakesByteUnits) {
+  auto o = ParseServerOptions({"--memory-budget=16GiB"});
+  ASSERT_TRUE(o.ok()) << o.status();
+  EXPECT_EQ(o->memory_budget_bytes, uint64_t{16} << 30);
+  EXPECT_EQ(*ParseBytes("512MiB"), uint64_t{512} << 20);
+  EXPECT_EQ(*ParseBytes("4096"), 4096u);
+  EXPECT_EQ(*ParseBytes("3KiB"), 3072u);
+  EXPECT_EQ(ParseServerOptions({})->memory_budget_bytes, 0u);
+  for (const char* bad :
+       {"--memory-budget=lots", "--memory-budget=GiB", "--memory-budget=-1GiB",
+        "--memory-budget=99999999999TiB"}) {
+    auto r = ParseServerOptions({bad});
+    ASSERT_FALSE(r.ok()) << bad;
+    EXPECT_TRUE(absl::StrContains(r.status().message(), "--memory-budget"))
+        << r.status();
+  }
+}
+
 TEST(ServerOptionsTest, NonLoopbackListenNeedsInsecure) {
   auto o = ParseServerOptions({"--listen=0.0.0.0:50051"});
   EXPECT_EQ(o.status().code(), absl::StatusCode::kInvalidArgument);
