@@ -31,6 +31,7 @@
 #include "sharded_client.h"
 #include "stats.h"
 #include "status_macros.h"
+#include "streams.h"
 #include "temp_dir.h"
 #include "workloads.h"
 
@@ -256,6 +257,17 @@ absl::Status Run(const BenchOptions& options,
   }
   data_dir.reset();
   BENCH_RETURN_IF_ERROR(status);
+  if (options.server.empty() && options.servers.empty()) {
+    // Its own server (with a budget), once the main one is gone.
+    StreamsConfig streams_config;
+    streams_config.server_binary = options.server_binary;
+    streams_config.streams = options.quick ? 1000 : 10000;
+    streams_config.accesses = options.quick ? 500 : 2000;
+    streams_config.seed = kSeed;
+    BENCH_RETURN_IF_ERROR(RunStreams(streams_config, client_options, report));
+  } else {
+    Progress("W-streams: skipped (it starts its own server with a budget)");
+  }
   machine.load_at_end = LoadAverage();
 
   report.ComputeRatios();

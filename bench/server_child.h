@@ -37,6 +37,7 @@ class ServerChild {
   ServerChild(const ServerChild&) = delete;
   ServerChild& operator=(const ServerChild&) = delete;
 
+  pid_t pid() const { return pid_; }
   // HOST:PORT from the ready line.
   const std::string& address() const { return address_; }
   const std::string& ready_line() const { return ready_line_; }

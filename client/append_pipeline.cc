@@ -52,6 +52,12 @@ absl::Status AppendPipeline::ReadOne() {
 absl::Status AppendPipeline::End() {
   if (ended_) return status_;
   ended_ = true;
+  // Finish waits until every message the server sent is read: acks of
+  // batches stored before the call ended are still on their way.
+  for (v1::AppendResponse response; call_->Read(&response);) {
+    acknowledged_.push_back(std::move(response));
+    response = v1::AppendResponse();
+  }
   status_ = FromGrpc(call_->Finish());
   if (status_.ok() && acknowledged_.size() < sent_) {
     status_ = absl::InternalError(

@@ -43,6 +43,26 @@ void GatherRows(const StreamSpec& spec, const LayerSnapshot& snapshot,
 
 void PinBlasToOneThread() { openblas_set_num_threads(1); }
 
+void GatherNeighbourRows(const StreamSpec& spec, const LayerSnapshot& snapshot,
+                         const SearchOptions& options, SearchResult* result) {
+  const size_t es = ElementSize(spec.storage_dtype);
+  const size_t entries = result->positions.size();
+  if (options.return_keys) result->keys.resize(entries * spec.key_dim * es);
+  if (options.return_values) {
+    result->values.resize(entries * spec.value_dim * es);
+  }
+  for (uint32_t h = 0; h < spec.heads; ++h) {
+    if (options.return_keys) {
+      GatherRows(spec, snapshot, true, h, 0, result->queries, result->k,
+                 result->positions.data(), result->keys.data());
+    }
+    if (options.return_values) {
+      GatherRows(spec, snapshot, false, h, 0, result->queries, result->k,
+                 result->positions.data(), result->values.data());
+    }
+  }
+}
+
 absl::StatusOr<SearchResult> ExactSearch(const StreamSpec& spec,
                                          const LayerSnapshot& snapshot,
                                          absl::Span<const float> queries,

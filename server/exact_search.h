@@ -48,6 +48,11 @@ absl::StatusOr<SearchResult> ExactSearch(const StreamSpec& spec,
                                          const SearchOptions& options,
                                          WorkerPool& pool);
 
+// Fills result->keys / values (as options asks) with the stored rows of
+// every result position, zero for empty entries.
+void GatherNeighbourRows(const StreamSpec& spec, const LayerSnapshot& snapshot,
+                         const SearchOptions& options, SearchResult* result);
+
 // Pins OpenBLAS to one thread: the worker pool provides the parallelism.
 void PinBlasToOneThread();
 

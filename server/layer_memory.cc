@@ -7,6 +7,8 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "approximate_index.h"
+
 namespace knnmem {
 
 Block::Block(const StreamSpec& spec, int64_t first_position,
@@ -129,6 +131,10 @@ LayerSnapshot LayerMemory::Snapshot() const {
   s.blocks.assign(blocks_.begin(), blocks_.end());
   s.first_position = first_position_;
   s.next_position = next_position_;
+  if (index_ != nullptr) {
+    s.index = index_;
+    s.indexed_end = index_->indexed_end();
+  }
   return s;
 }
 

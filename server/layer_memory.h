@@ -24,6 +24,7 @@
 #include <cstdint>
 #include <deque>
 #include <memory>
+#include <utility>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
@@ -87,10 +88,16 @@ class Block {
 };
 
 // An immutable view of the retained entries at one moment.
+class ApproximateIndex;
+
 struct LayerSnapshot {
   std::vector<std::shared_ptr<const Block>> blocks;  // oldest first
   int64_t first_position = 0;
   int64_t next_position = 0;
+  // APPROXIMATE layers: the FAISS tier, and where its indexed positions
+  // ended when the snapshot was taken (later additions are not used).
+  std::shared_ptr<const ApproximateIndex> index;
+  int64_t indexed_end = -1;
 
   int64_t entries() const { return next_position - first_position; }
   // The block holding `position`, which must be retained.
@@ -138,11 +145,18 @@ class LayerMemory {
   }
 
   LayerSnapshot Snapshot() const;
+  // The FAISS tier (APPROXIMATE specs), else nullptr. Attached by the
+  // owner right after construction, before any other use.
+  const std::shared_ptr<ApproximateIndex>& index() const { return index_; }
+  void AttachIndex(std::shared_ptr<ApproximateIndex> index) {
+    index_ = std::move(index);
+  }
   // Bytes of all blocks held.
   size_t BytesInRam() const;
 
  private:
   const StreamSpec spec_;
+  std::shared_ptr<ApproximateIndex> index_;
   Mutex append_mu_;
   mutable Mutex mu_;
   std::deque<std::shared_ptr<Block>> blocks_ ABSL_GUARDED_BY(mu_);

@@ -28,6 +28,7 @@ void FillInfo(const StreamState& state, v1::StreamInfo* info) {
     layer->set_next_position(state.layers[l].next_position);
     layer->set_entries(static_cast<uint64_t>(state.layers[l].next_position -
                                              state.layers[l].first_position));
+    layer->set_indexed_entries(state.layers[l].indexed_entries);
   }
   info->set_bytes_in_ram(state.bytes_in_ram);
   info->set_resident(state.resident);

@@ -6,6 +6,7 @@
 
 #include "absl/hash/hash.h"
 #include "absl/strings/str_cat.h"
+#include "approximate_index.h"
 #include "status_macros.h"
 
 namespace knnmem {
@@ -34,19 +35,30 @@ StreamState MemoryStore::StateOf(const Stream& stream) const
   s.spec = stream.spec();
   ReaderMutexLock lock(&stream.lifecycle_mutex());
   s.resident = stream.resident();
-  s.bytes_on_disk = storage_->ApproximateStreamBytes(stream.incarnation());
   for (uint32_t l = 0; l < stream.spec().layers; ++l) {
     if (s.resident) {
       const LayerMemory& layer = stream.layer(l);
-      s.layers.push_back({layer.first_position(), layer.next_position()});
+      LayerState state{layer.first_position(), layer.next_position(), 0};
+      if (layer.index() != nullptr) {
+        state.indexed_entries = static_cast<uint64_t>(std::max<int64_t>(
+            0, std::min(layer.index()->indexed_end(), state.next_position) -
+                   state.first_position));
+      }
+      s.layers.push_back(state);
       s.bytes_in_ram += layer.BytesInRam();
     } else {
       // Not in RAM: two seeks in storage tell the positions.
       absl::StatusOr<std::pair<int64_t, int64_t>> bounds =
           storage_->LayerBounds(stream.incarnation(), l);
-      s.layers.push_back(bounds.ok() ? LayerState{bounds->first, bounds->second}
-                                     : LayerState{});
+      s.layers.push_back(bounds.ok()
+                             ? LayerState{bounds->first, bounds->second, 0}
+                             : LayerState{});
     }
+  }
+  for (const LayerState& l : s.layers) {
+    s.bytes_on_disk +=
+        static_cast<uint64_t>(l.next_position - l.first_position) *
+        Storage::RecordBytes(s.spec.RowBytes());
   }
   return s;
 }
@@ -75,6 +87,7 @@ MemoryStore::MemoryStore(const Options& options,
   const int shards = std::max(1, options.shards);
   for (int i = 0; i < shards; ++i) shards_.push_back(std::make_unique<Shard>());
   compactor_ = std::thread([this] { RunCompactor(); });
+  indexer_ = std::thread([this] { RunIndexer(); });
 }
 
 MemoryStore::~MemoryStore() {
@@ -82,7 +95,12 @@ MemoryStore::~MemoryStore() {
     MutexLock lock(&compact_mu_);
     stopping_ = true;
   }
+  {
+    MutexLock lock(&index_mu_);
+    index_stopping_ = true;
+  }
   compactor_.join();
+  indexer_.join();
 }
 
 absl::Status MemoryStore::Recover() {
@@ -247,13 +265,21 @@ absl::StatusOr<AppendResult> MemoryStore::Append(const AppendCommand& cmd) {
   // Room for the new rows first; it never unloads this stream.
   RETURN_IF_ERROR(
       MakeRoom(cmd.rows * stream->spec().RowBytes(), stream.get(), "keys"));
-  for (;;) {
-    RETURN_IF_ERROR(EnsureResident(*stream));
+  absl::StatusOr<AppendResult> result;
+  for (bool done = false; !done;) {
+    RETURN_IF_ERROR(EnsureResident(stream));
     ReaderMutexLock lifecycle(&stream->lifecycle_mutex());
     if (stream->deleted()) return StreamNotFound(cmd.stream_id);
     // Unloaded between the two (another call made room): load again.
-    if (stream->resident()) return AppendResident(*stream, cmd);
+    if (stream->resident()) {
+      result = AppendResident(*stream, cmd);
+      done = true;
+    }
   }
+  if (result.ok() && stream->spec().index == IndexKind::kApproximate) {
+    ScheduleIndexing(stream);
+  }
+  return result;
 }
 
 absl::StatusOr<AppendResult> MemoryStore::AppendResident(
@@ -327,7 +353,7 @@ absl::StatusOr<LayerSnapshot> MemoryStore::Snapshot(absl::string_view stream_id,
   ASSIGN_OR_RETURN(std::shared_ptr<Stream> stream,
                    FindWithSpec(stream_id, spec));
   for (;;) {
-    RETURN_IF_ERROR(EnsureResident(*stream));
+    RETURN_IF_ERROR(EnsureResident(stream));
     ReaderMutexLock lifecycle(&stream->lifecycle_mutex());
     if (stream->deleted()) return StreamNotFound(stream_id);
     if (stream->resident()) return stream->layer(layer).Snapshot();
@@ -338,6 +364,9 @@ absl::StatusOr<SearchResult> MemoryStore::Search(
     const SearchCommand& cmd) const {
   ASSIGN_OR_RETURN(LayerSnapshot snapshot,
                    Snapshot(cmd.stream_id, cmd.spec, cmd.layer));
+  if (snapshot.index != nullptr) {
+    return TieredSearch(cmd.spec, snapshot, cmd.queries, cmd.options, *pool_);
+  }
   return ExactSearch(cmd.spec, snapshot, cmd.queries, cmd.options, *pool_);
 }
 
@@ -348,8 +377,11 @@ absl::StatusOr<AttendResult> MemoryStore::Attend(
   SearchOptions search;
   search.k = cmd.k;
   search.cancelled = cmd.cancelled;
-  ASSIGN_OR_RETURN(SearchResult top, ExactSearch(cmd.spec, snapshot,
-                                                 cmd.queries, search, *pool_));
+  ASSIGN_OR_RETURN(
+      SearchResult top,
+      snapshot.index != nullptr
+          ? TieredSearch(cmd.spec, snapshot, cmd.queries, search, *pool_)
+          : ExactSearch(cmd.spec, snapshot, cmd.queries, search, *pool_));
   return knnmem::Attend(cmd.spec, snapshot, top, cmd.options, *pool_);
 }
 
@@ -410,7 +442,7 @@ absl::Status MemoryStore::VerifyAgainstStorage() const {
   }
   for (const auto& stream : streams) {
     const StreamSpec& spec = stream->spec();
-    RETURN_IF_ERROR(EnsureResident(*stream));  // compares what it loads
+    RETURN_IF_ERROR(EnsureResident(stream));  // compares what it loads
     std::vector<LayerSnapshot> layers;
     uint64_t incarnation;
     {

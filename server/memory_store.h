@@ -12,6 +12,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <memory>
 #include <string>
@@ -36,6 +37,8 @@ namespace knnmem {
 struct LayerState {
   int64_t first_position = 0;
   int64_t next_position = 0;
+  // APPROXIMATE: entries in the FAISS tier (the rest are scanned exactly).
+  uint64_t indexed_entries = 0;
 };
 
 struct StreamState {
@@ -43,7 +46,7 @@ struct StreamState {
   StreamSpec spec;
   std::vector<LayerState> layers;
   uint64_t bytes_in_ram = 0;   // 0 when not resident
-  uint64_t bytes_on_disk = 0;  // RocksDB's estimate
+  uint64_t bytes_on_disk = 0;  // its records in RocksDB (keys and values)
   bool resident = true;        // entries in RAM (else loaded on next use)
 };
 
@@ -178,6 +181,9 @@ class MemoryStore {
   const Storage& storage() const { return *storage_; }
   // Blocks until every background compaction queued so far has finished.
   void WaitForBackgroundCompactions();
+  // Blocks until the background indexer (APPROXIMATE layers) has nothing
+  // queued or running: every such layer is indexed up to its exact tail.
+  void WaitForIndexing();
 
  private:
   struct Shard {
@@ -214,7 +220,7 @@ class MemoryStore {
 
   // Residency (memory_store_residency.cc). Loads the stream's entries from
   // storage unless it is resident; NOT_FOUND once it is deleted.
-  absl::Status EnsureResident(Stream& stream) const;
+  absl::Status EnsureResident(const std::shared_ptr<Stream>& stream) const;
   // Reads the entries of the stream's incarnation into its (empty) layers.
   absl::Status LoadLayers(Stream& stream) const
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(stream.lifecycle_mutex());
@@ -225,6 +231,12 @@ class MemoryStore {
                         absl::string_view field) const;
   void CompactInBackground(uint64_t incarnation);
   void RunCompactor();
+  // Queues the layers of an APPROXIMATE stream for the indexer.
+  void ScheduleIndexing(const std::shared_ptr<Stream>& stream) const;
+  void RunIndexer();
+  // One round for one layer: extends its index by up to a bounded amount;
+  // true when there is more to do.
+  bool IndexOnce(Stream& stream, uint32_t layer);
 
   WorkerPool* const pool_;
   const uint32_t default_ttl_seconds_;
@@ -244,6 +256,16 @@ class MemoryStore {
   uint64_t compactions_done_ ABSL_GUARDED_BY(compact_mu_) = 0;
   bool stopping_ ABSL_GUARDED_BY(compact_mu_) = false;
   std::thread compactor_;
+
+  struct IndexWork {
+    std::weak_ptr<Stream> stream;
+    uint32_t layer;
+  };
+  mutable Mutex index_mu_;
+  mutable std::deque<IndexWork> index_queue_ ABSL_GUARDED_BY(index_mu_);
+  bool indexing_ ABSL_GUARDED_BY(index_mu_) = false;
+  bool index_stopping_ ABSL_GUARDED_BY(index_mu_) = false;
+  std::thread indexer_;
 };
 
 }  // namespace knnmem

@@ -11,7 +11,9 @@
 
 namespace knnmem {
 
-absl::Status MemoryStore::EnsureResident(Stream& stream) const {
+absl::Status MemoryStore::EnsureResident(
+    const std::shared_ptr<Stream>& shared) const {
+  Stream& stream = *shared;
   {
     ReaderMutexLock lock(&stream.lifecycle_mutex());
     if (stream.deleted() || stream.resident()) return absl::OkStatus();
@@ -30,25 +32,31 @@ absl::Status MemoryStore::EnsureResident(Stream& stream) const {
   }
   RETURN_IF_ERROR(
       MakeRoom(entries * stream.spec().RowBytes(), &stream, "stream_id"));
-  MutexLock lock(&stream.lifecycle_mutex());
-  if (stream.deleted() || stream.resident()) return absl::OkStatus();
-  absl::Status loaded = LoadLayers(stream);
-  if (!loaded.ok()) {
-    stream.Unload();  // drop what was read; the next use tries again
-    return loaded;
+  bool reindex = false;
+  {
+    MutexLock lock(&stream.lifecycle_mutex());
+    if (stream.deleted() || stream.resident()) return absl::OkStatus();
+    absl::Status loaded = LoadLayers(stream);
+    if (!loaded.ok()) {
+      stream.Unload();  // drop what was read; the next use tries again
+      return loaded;
+    }
+    uint64_t bytes = 0;
+    for (uint32_t l = 0; l < stream.spec().layers; ++l) {
+      bytes += stream.layer(l).BytesInRam();
+    }
+    resident_bytes_ += static_cast<int64_t>(bytes);
+    stream.MarkResident();
+    ++loads_;
+    // The FAISS tier is rebuilt from the loaded keys, in the background.
+    reindex = stream.spec().index == IndexKind::kApproximate;
+    if (on_load_) {
+      on_load_(std::chrono::duration<double>(std::chrono::steady_clock::now() -
+                                             start)
+                   .count());
+    }
   }
-  uint64_t bytes = 0;
-  for (uint32_t l = 0; l < stream.spec().layers; ++l) {
-    bytes += stream.layer(l).BytesInRam();
-  }
-  resident_bytes_ += static_cast<int64_t>(bytes);
-  stream.MarkResident();
-  ++loads_;
-  if (on_load_) {
-    on_load_(
-        std::chrono::duration<double>(std::chrono::steady_clock::now() - start)
-            .count());
-  }
+  if (reindex) ScheduleIndexing(shared);
   return absl::OkStatus();
 }
 

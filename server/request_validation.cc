@@ -125,12 +125,19 @@ absl::StatusOr<StreamSpec> SpecFromProto(const v1::StreamSpec& in) {
   spec.value_dim = in.value_dim();
   spec.capacity = in.capacity();
   spec.ttl_seconds = in.ttl_seconds();
-  if (in.index() != v1::INDEX_KIND_UNSPECIFIED && in.index() != v1::EXACT) {
+  if (in.index() == v1::APPROXIMATE) {
+    spec.index = IndexKind::kApproximate;
+  } else if (in.index() == v1::INDEX_KIND_UNSPECIFIED ||
+             in.index() == v1::EXACT) {
+    spec.index = IndexKind::kExact;
+  } else {
     return absl::InvalidArgumentError(
         absl::StrCat("spec.index: ", static_cast<int>(in.index()),
-                     " is not a known index kind (EXACT)"));
+                     " is not a known index kind (EXACT, APPROXIMATE)"));
   }
-  spec.index = IndexKind::kExact;
+  spec.nlist = in.nlist();
+  spec.nprobe = in.nprobe();
+  spec.exact_tail = in.exact_tail();
   if (in.storage_dtype() == v1::DTYPE_UNSPECIFIED) {
     spec.storage_dtype = DType::kFloat32;
   } else {
@@ -147,7 +154,11 @@ void SpecToProto(const StreamSpec& spec, v1::StreamSpec* out) {
   out->set_key_dim(spec.key_dim);
   out->set_value_dim(spec.value_dim);
   out->set_capacity(spec.capacity);
-  out->set_index(v1::EXACT);
+  out->set_index(spec.index == IndexKind::kApproximate ? v1::APPROXIMATE
+                                                       : v1::EXACT);
+  out->set_nlist(spec.nlist);
+  out->set_nprobe(spec.nprobe);
+  out->set_exact_tail(spec.exact_tail);
   out->set_storage_dtype(DTypeToProto(spec.storage_dtype));
   out->set_ttl_seconds(spec.ttl_seconds);
 }

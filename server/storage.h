@@ -76,7 +76,9 @@ class Storage {
   uint64_t NewIncarnation();
 
   // Writes `record` (create, or reset when `drop_incarnation` != 0: that
-  // incarnation's data is range-deleted in the same batch). Synced.
+  // incarnation's data is range-deleted in the same batch). A reset is
+  // synced; a create is written through the WAL without fsync (it survives
+  // a crash of the process, as an Append without `sync` does).
   absl::Status PutStream(const StreamRecord& record, uint64_t drop_incarnation);
 
   // Removes the stream's record and range-deletes its data. Synced.
@@ -101,9 +103,9 @@ class Storage {
   // seeks; {0, 0} when the layer holds nothing.
   absl::StatusOr<std::pair<int64_t, int64_t>> LayerBounds(uint64_t incarnation,
                                                           uint32_t layer) const;
-  // Bytes `incarnation`'s data takes in SST files and memtables, as RocksDB
-  // estimates them.
-  uint64_t ApproximateStreamBytes(uint64_t incarnation) const;
+  // Bytes of one stored token's record (key and value) whose value is
+  // `row_bytes` (no compression is configured).
+  static uint64_t RecordBytes(uint64_t row_bytes);
 
   // Compacts the key range of `incarnation` so that deleted data leaves the
   // disk. Slow: run it in the background.

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
+#include "approximate_index.h"
 #include "layer_memory.h"
 #include "stream_spec.h"
 #include "sync.h"
@@ -77,6 +78,9 @@ class Stream {
     layers_.clear();
     for (uint32_t l = 0; l < spec_.layers; ++l) {
       layers_.push_back(std::make_unique<LayerMemory>(spec_));
+      if (spec_.index == IndexKind::kApproximate) {
+        layers_.back()->AttachIndex(std::make_shared<ApproximateIndex>(spec_));
+      }
     }
   }
 

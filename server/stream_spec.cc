@@ -7,7 +7,8 @@
 namespace knnmem {
 namespace {
 
-constexpr uint8_t kSpecVersion = 1;
+// Version 1 had no approximate-index fields; version 2 appends them.
+constexpr uint8_t kSpecVersion = 2;
 
 absl::Status CheckRange(absl::string_view field, uint64_t value, uint64_t lo,
                         uint64_t hi) {
@@ -41,6 +42,23 @@ absl::Status ValidateSpec(const StreamSpec& spec) {
   if (s.ok()) s = CheckRange("key_dim", spec.key_dim, 1, kMaxDim);
   if (s.ok()) s = CheckRange("value_dim", spec.value_dim, 1, kMaxDim);
   if (s.ok()) s = CheckRange("capacity", spec.capacity, 1, kMaxCapacity);
+  if (!s.ok()) return s;
+  if (spec.index != IndexKind::kApproximate) {
+    if (spec.nlist != 0 || spec.nprobe != 0 || spec.exact_tail != 0) {
+      return absl::InvalidArgumentError(
+          "spec.nlist, spec.nprobe, spec.exact_tail: only for index "
+          "APPROXIMATE");
+    }
+    return s;
+  }
+  if (spec.nlist != 0)
+    s = CheckRange("nlist", spec.nlist, kMinNlist, kMaxNlist);
+  if (s.ok() && spec.nprobe != 0) {
+    s = CheckRange("nprobe", spec.nprobe, 1, spec.effective_nlist());
+  }
+  if (s.ok() && spec.exact_tail != 0) {
+    s = CheckRange("exact_tail", spec.exact_tail, 1, spec.capacity);
+  }
   return s;
 }
 
@@ -79,6 +97,9 @@ std::string EncodeSpec(const StreamSpec& spec) {
   Put<int32_t>(out, static_cast<int32_t>(spec.index));
   Put<int32_t>(out, static_cast<int32_t>(spec.storage_dtype));
   Put<uint32_t>(out, spec.ttl_seconds);
+  Put<uint32_t>(out, spec.nlist);
+  Put<uint32_t>(out, spec.nprobe);
+  Put<uint64_t>(out, spec.exact_tail);
   return out;
 }
 
@@ -86,12 +107,16 @@ absl::StatusOr<StreamSpec> DecodeSpec(absl::string_view in) {
   StreamSpec spec;
   uint8_t version = 0;
   int32_t index = 0, dtype = 0;
-  const bool ok = Get(in, version) && version == kSpecVersion &&
-                  Get(in, spec.layers) && Get(in, spec.heads) &&
-                  Get(in, spec.key_dim) && Get(in, spec.value_dim) &&
-                  Get(in, spec.capacity) && Get(in, index) && Get(in, dtype) &&
-                  Get(in, spec.ttl_seconds) && in.empty();
-  if (!ok || index != 1 || dtype < 1 || dtype > 3) {
+  bool ok = Get(in, version) && (version == 1 || version == 2) &&
+            Get(in, spec.layers) && Get(in, spec.heads) &&
+            Get(in, spec.key_dim) && Get(in, spec.value_dim) &&
+            Get(in, spec.capacity) && Get(in, index) && Get(in, dtype) &&
+            Get(in, spec.ttl_seconds);
+  if (ok && version == 2) {
+    ok =
+        Get(in, spec.nlist) && Get(in, spec.nprobe) && Get(in, spec.exact_tail);
+  }
+  if (!ok || !in.empty() || index < 1 || index > 2 || dtype < 1 || dtype > 3) {
     return absl::DataLossError("stored stream spec is corrupt");
   }
   spec.index = static_cast<IndexKind>(index);

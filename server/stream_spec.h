@@ -2,6 +2,7 @@
 #ifndef KNNMEM_SERVER_STREAM_SPEC_H_
 #define KNNMEM_SERVER_STREAM_SPEC_H_
 
+#include <algorithm>
 #include <cstdint>
 #include <string>
 
@@ -32,7 +33,14 @@ inline constexpr float kMaxAgeTau = 1e12f;
 // Positions are int64 and must leave room for first_position + tokens.
 inline constexpr int64_t kMaxPosition = int64_t{1} << 62;
 
-enum class IndexKind : int { kExact = 1 };
+enum class IndexKind : int { kExact = 1, kApproximate = 2 };
+
+// APPROXIMATE defaults and limits.
+inline constexpr uint32_t kDefaultNlist = 1024;
+inline constexpr uint32_t kDefaultNprobe = 32;
+inline constexpr uint64_t kDefaultExactTail = 16384;
+inline constexpr uint32_t kMinNlist = 16;
+inline constexpr uint32_t kMaxNlist = 65536;
 
 struct StreamSpec {
   uint32_t layers = 0;
@@ -43,6 +51,18 @@ struct StreamSpec {
   IndexKind index = IndexKind::kExact;
   DType storage_dtype = DType::kFloat32;
   uint32_t ttl_seconds = 0;  // 0: the server's default
+  // kApproximate only; 0 means the default (see the effective_ accessors).
+  uint32_t nlist = 0;
+  uint32_t nprobe = 0;
+  uint64_t exact_tail = 0;
+
+  uint32_t effective_nlist() const { return nlist ? nlist : kDefaultNlist; }
+  uint32_t effective_nprobe() const {
+    return nprobe ? nprobe : std::min(kDefaultNprobe, effective_nlist());
+  }
+  uint64_t effective_exact_tail() const {
+    return exact_tail ? exact_tail : kDefaultExactTail;
+  }
 
   // Bytes of one stored token of one layer: every head's key and value.
   size_t RowBytes() const {
@@ -53,7 +73,8 @@ struct StreamSpec {
     return layers == o.layers && heads == o.heads && key_dim == o.key_dim &&
            value_dim == o.value_dim && capacity == o.capacity &&
            index == o.index && storage_dtype == o.storage_dtype &&
-           ttl_seconds == o.ttl_seconds;
+           ttl_seconds == o.ttl_seconds && nlist == o.nlist &&
+           nprobe == o.nprobe && exact_tail == o.exact_tail;
   }
   bool operator!=(const StreamSpec& o) const { return !(*this == o); }
 };

@@ -1,0 +1,96 @@
+// ApproximateIndex: the FAISS tier of one (stream, layer) whose spec says
+// APPROXIMATE. Per head, an IndexIVFFlat (inner product) over the keys of
+// positions [begin, indexed_end), in storage order; its coarse centroids are
+// trained once, on the first keys indexed (the stream's own). Keys are
+// added in chunks, in the background (MemoryStore's indexer), never on the
+// request path; the newest exact_tail entries and whatever is not indexed
+// yet are scanned exactly, and TieredSearch merges the two. Positions the
+// layer evicted are excluded at search time (an IDSelectorRange), so FIFO
+// eviction stays exact; Forget drops them from the lists later.
+//
+// Thread-safe: searches share a lock that Extend's additions and Forget take
+// exclusively, briefly (the expensive assignment runs outside it).
+#ifndef KNNMEM_SERVER_APPROXIMATE_INDEX_H_
+#define KNNMEM_SERVER_APPROXIMATE_INDEX_H_
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/types/span.h"
+#include "exact_search.h"
+#include "layer_memory.h"
+#include "stream_spec.h"
+#include "sync.h"
+#include "worker_pool.h"
+
+namespace faiss {
+struct IndexIVFFlat;
+struct IndexFlatIP;
+}  // namespace faiss
+
+namespace knnmem {
+
+class ApproximateIndex {
+ public:
+  explicit ApproximateIndex(const StreamSpec& spec);
+  ~ApproximateIndex();
+
+  ApproximateIndex(const ApproximateIndex&) = delete;
+  ApproximateIndex& operator=(const ApproximateIndex&) = delete;
+
+  // Positions [begin(), indexed_end()) are in the index (those the layer
+  // evicted since are ignored by searches).
+  int64_t begin() const { return begin_.load(); }
+  int64_t indexed_end() const { return indexed_end_.load(); }
+
+  // Where indexing of `snapshot` could extend to now: the start of its
+  // exact tail, when that is at least a chunk past indexed_end() (and, for
+  // the first chunk, enough keys to train on); otherwise indexed_end().
+  int64_t IndexableEnd(const LayerSnapshot& snapshot) const;
+
+  // Trains on the first call, then adds the keys of positions
+  // [indexed_end(), end) from `snapshot`, which must retain them. For the
+  // background indexer only (one caller at a time).
+  absl::Status Extend(const LayerSnapshot& snapshot, int64_t end);
+
+  // Drops positions below `first` from the lists; returns how many.
+  size_t Forget(int64_t first);
+
+  // For the indexer's queue: true if this call marked it queued.
+  bool MarkQueued() { return !queued_.exchange(true); }
+  void ClearQueued() { queued_ = false; }
+
+  // Per (query, head), the k best among indexed positions [lo, hi): scores
+  // and positions into [n, heads, k] arrays (best first; -inf / -1 when
+  // fewer). `queries` is float32 [n, heads, key_dim].
+  void Search(absl::Span<const float> queries, uint32_t n, uint32_t k,
+              int64_t lo, int64_t hi, float* scores, int64_t* positions,
+              WorkerPool& pool) const;
+
+ private:
+  struct Head;
+  const StreamSpec spec_;
+  const uint32_t nlist_, nprobe_;
+  std::vector<std::unique_ptr<Head>> heads_;
+  mutable Mutex mu_;  // Search shared; additions and Forget exclusive
+  std::atomic<int64_t> begin_{-1};  // -1: not trained yet
+  std::atomic<int64_t> indexed_end_{-1};
+  std::atomic<bool> queued_{false};
+};
+
+// Search over a layer whose snapshot has an approximate tier: FAISS over
+// the indexed positions, exact over the rest, merged per (query, head);
+// keys and values (when asked for) gathered after the merge.
+absl::StatusOr<SearchResult> TieredSearch(const StreamSpec& spec,
+                                          const LayerSnapshot& snapshot,
+                                          absl::Span<const float> queries,
+                                          const SearchOptions& options,
+                                          WorkerPool& pool);
+
+}  // namespace knnmem
+
+#endif  // KNNMEM_SERVER_APPROXIMATE_INDEX_H_

@@ -1,0 +1,93 @@
+// MemoryStore's background indexer: extends the FAISS tier of APPROXIMATE
+// layers off the request path, one bounded step at a time.
+#include <cstdio>
+
+#include "approximate_index.h"
+#include "memory_store.h"
+
+namespace knnmem {
+
+void MemoryStore::ScheduleIndexing(const std::shared_ptr<Stream>& stream) const
+    ABSL_NO_THREAD_SAFETY_ANALYSIS {
+  std::vector<uint32_t> due;
+  {
+    ReaderMutexLock lock(&stream->lifecycle_mutex());
+    if (stream->deleted() || !stream->resident()) return;
+    for (uint32_t l = 0; l < stream->spec().layers; ++l) {
+      const std::shared_ptr<ApproximateIndex>& index = stream->layer(l).index();
+      if (index == nullptr) continue;
+      const LayerSnapshot snapshot = stream->layer(l).Snapshot();
+      if (index->IndexableEnd(snapshot) > index->indexed_end() &&
+          index->MarkQueued()) {
+        due.push_back(l);
+      }
+    }
+  }
+  if (due.empty()) return;
+  MutexLock lock(&index_mu_);
+  for (uint32_t l : due) index_queue_.push_back({stream, l});
+}
+
+bool MemoryStore::IndexOnce(Stream& stream,
+                            uint32_t layer) ABSL_NO_THREAD_SAFETY_ANALYSIS {
+  std::shared_ptr<ApproximateIndex> index;
+  LayerSnapshot snapshot;
+  {
+    ReaderMutexLock lock(&stream.lifecycle_mutex());
+    if (stream.deleted() || !stream.resident()) return false;
+    index = stream.layer(layer).index();
+    snapshot = stream.layer(layer).Snapshot();
+  }
+  // Appends from here on queue the layer again.
+  index->ClearQueued();
+  const int64_t end = index->IndexableEnd(snapshot);
+  if (end > index->indexed_end()) {
+    absl::Status s = index->Extend(snapshot, end);
+    if (!s.ok()) {
+      std::fprintf(stderr, "knnmem-server: indexing stream '%s' layer %u: %s\n",
+                   stream.id().c_str(), layer,
+                   std::string(s.message()).c_str());
+      return false;
+    }
+  }
+  // Evicted positions leave the lists once there are a chunk's worth.
+  if (index->begin() >= 0 && snapshot.first_position - index->begin() >= 8192) {
+    index->Forget(snapshot.first_position);
+  }
+  return index->IndexableEnd(snapshot) > index->indexed_end() &&
+         index->MarkQueued();
+}
+
+void MemoryStore::RunIndexer() {
+  for (;;) {
+    IndexWork work;
+    {
+      MutexLock lock(&index_mu_);
+      indexing_ = false;
+      auto ready = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(index_mu_) {
+        return index_stopping_ || !index_queue_.empty();
+      };
+      index_mu_.Await(absl::Condition(&ready));
+      if (index_stopping_) return;
+      work = std::move(index_queue_.front());
+      index_queue_.pop_front();
+      indexing_ = true;
+    }
+    std::shared_ptr<Stream> stream = work.stream.lock();
+    if (stream == nullptr) continue;
+    if (IndexOnce(*stream, work.layer)) {
+      MutexLock lock(&index_mu_);
+      index_queue_.push_back(std::move(work));  // more to do, after others
+    }
+  }
+}
+
+void MemoryStore::WaitForIndexing() {
+  MutexLock lock(&index_mu_);
+  auto idle = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(index_mu_) {
+    return index_stopping_ || (index_queue_.empty() && !indexing_);
+  };
+  index_mu_.Await(absl::Condition(&idle));
+}
+
+}  // namespace knnmem
