@@ -21,6 +21,7 @@
 #include "absl/strings/str_join.h"
 #include "data.h"
 #include "knnmem_calls.h"
+#include "large.h"
 #include "memory_client.h"
 #include "mixed.h"
 #include "options.h"
@@ -56,12 +57,17 @@ absl::Status DeleteStreams(ShardedClient& client,
   return first;
 }
 
+// Unique per run, valid in a stream id.
+std::string StreamPrefix() {
+  return absl::StrCat("knnmem-bench.", getpid(), ".",
+                      static_cast<long>(std::time(nullptr)));
+}
+
 // Every workload, in order. `streams` collects what was created.
 absl::Status RunWorkloads(ShardedClient& client, const BenchData& data,
                           const BenchOptions& options, Report& report,
                           std::vector<std::string>& streams) {
-  const std::string prefix = absl::StrCat(
-      "knnmem-bench.", getpid(), ".", static_cast<long>(std::time(nullptr)));
+  const std::string prefix = StreamPrefix();
   WorkloadConfig config;
   config.reps = options.EffectiveReps();
   config.quick = options.quick;
@@ -229,10 +235,19 @@ absl::Status Run(const BenchOptions& options,
 
   Report report;
   std::vector<std::string> streams;
-  if (status.ok()) {
+  if (status.ok() && options.only.empty()) {
     Progress("generating the data (std::mt19937, N(0,1), 64K rows)");
     const BenchData data = MakeBenchData(Shape(), kSeed);
     status = RunWorkloads(*client, data, options, report, streams);
+  }
+  if (status.ok() && (options.only.empty() || options.only == "W-large")) {
+    LargeConfig large;
+    large.entries = options.quick ? 131072 : (int64_t{1} << 20);
+    large.nlist = options.quick ? 256 : 1024;
+    large.reps = options.EffectiveReps();
+    large.seed = kSeed;
+    large.stream_prefix = StreamPrefix();
+    status = RunLarge(*client, large, report, &streams);
   }
   for (const std::string& id : streams) {
     machine.placement.emplace_back(id, client->ServerIndexOf(id));
@@ -257,7 +272,10 @@ absl::Status Run(const BenchOptions& options,
   }
   data_dir.reset();
   BENCH_RETURN_IF_ERROR(status);
-  if (options.server.empty() && options.servers.empty()) {
+  const bool streams_wanted =
+      options.only.empty() || options.only == "W-streams";
+  if (!streams_wanted) {
+  } else if (options.server.empty() && options.servers.empty()) {
     // Its own server (with a budget), once the main one is gone.
     StreamsConfig streams_config;
     streams_config.server_binary = options.server_binary;

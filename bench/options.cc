@@ -33,6 +33,7 @@ Usage: knnmem-bench [flags]
                           timed once at 64K, a smaller W-mixed
   --reps N                measured runs per op after one warm-up (default 7,
                           3 with --quick)
+  --only WORKLOAD         run only W-streams or only W-large
   --help                  print this text and exit
 
 Workloads (8 heads x 128 key_dim x 128 value_dim, k = 32, 512 rows or
@@ -46,6 +47,13 @@ queries per call, keys and queries L2-normalised):
                 and values
   W-mixed       Attend latency on 4 streams from 4 threads, alone and with
                 concurrent Appends to the same streams
+  W-streams     10,000 streams of 512 tokens (1,000 with --quick) on a server
+                of its own whose --memory-budget holds a tenth of them, read
+                with a Zipf access pattern: create time, empty-stream cost,
+                hit rate, reload latency, RSS, restart to first answer
+  W-large       an APPROXIMATE stream of 1,048,576 entries per head (131,072
+                with --quick) on keys that cluster: recall@32 and speed of
+                the FAISS tier against exact search of the same data
 
 Progress goes to stderr, the table to stdout. Exit status: 0 on success, 1
 when the server or an RPC fails, 2 for a usage error.
@@ -85,7 +93,7 @@ absl::StatusOr<BenchOptions> ParseBenchOptions(
     }
     if (name != "server" && name != "servers" && name != "server-binary" &&
         name != "json" && name != "reps" && name != "token-file" &&
-        name != "tls-ca") {
+        name != "tls-ca" && name != "only") {
       return absl::InvalidArgumentError(
           absl::StrCat("unknown flag --", name, " (see --help)"));
     }
@@ -124,6 +132,12 @@ absl::StatusOr<BenchOptions> ParseBenchOptions(
       o.server_binary = value;
     } else if (name == "json") {
       o.json_path = value;
+    } else if (name == "only") {
+      if (value != "W-streams" && value != "W-large") {
+        return absl::InvalidArgumentError(
+            absl::StrCat("--only: '", value, "' is not W-streams or W-large"));
+      }
+      o.only = value;
     } else {  // reps
       if (!absl::SimpleAtoi(value, &o.reps) || o.reps < 1 || o.reps > 1000) {
         return absl::InvalidArgumentError(absl::StrCat(

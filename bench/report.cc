@@ -169,9 +169,9 @@ const Result* Report::Find(const std::string& workload,
 }
 
 std::vector<Result> Report::Sorted() const {
-  static const char* const kOrder[] = {"W-append",     "W-search-8K",
-                                       "W-search-64K", "W-attend-64K",
-                                       "W-mixed",      "W-streams"};
+  static const char* const kOrder[] = {
+      "W-append", "W-search-8K", "W-search-64K", "W-attend-64K",
+      "W-mixed",  "W-streams",   "W-large"};
   auto rank = [](const std::string& w) {
     for (size_t i = 0; i < std::size(kOrder); ++i) {
       if (w == kOrder[i]) return i;
@@ -192,8 +192,11 @@ void Report::ComputeRatios() {
     r.ratios.emplace_back(name, num / den);
   };
   for (Result& r : results_) {
-    // W-streams rows carry their own ratios (hit rate, RSS over budget).
-    if (r.system != "knnmem" || r.workload == "W-streams") continue;
+    // W-streams and W-large rows carry their own ratios.
+    if (r.system != "knnmem" || r.workload == "W-streams" ||
+        r.workload == "W-large") {
+      continue;
+    }
     r.ratios.clear();
     if (r.workload.rfind("W-search", 0) == 0) {
       if (const Result* s = Find(r.workload, "sgemm", "float32")) {

@@ -1,8 +1,8 @@
 #include "approximate_index.h"
 
+#include <cblas.h>
+#include <faiss/Clustering.h>
 #include <faiss/IndexFlat.h>
-#include <faiss/IndexIVFFlat.h>
-#include <faiss/impl/IDSelector.h>
 #include <omp.h>
 
 #include <algorithm>
@@ -10,6 +10,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "score_scan.h"
 #include "status_macros.h"
 #include "top_k.h"
 
@@ -43,15 +44,17 @@ std::vector<float> KeysOf(const StreamSpec& spec, const LayerSnapshot& snapshot,
 
 }  // namespace
 
+// One head: the coarse centroids (trained by FAISS k-means, searched by its
+// BLAS-backed flat index) and our own inverted lists, scanned with GEMMs
+// (see Search).
 struct ApproximateIndex::Head {
-  Head(uint32_t dim, uint32_t nlist)
-      : quantizer(dim),
-        ivf(&quantizer, dim, nlist, faiss::METRIC_INNER_PRODUCT) {
-    ivf.cp.min_points_per_centroid = 1;  // we pick the sample size
-    ivf.cp.niter = 10;
-  }
-  faiss::IndexFlatIP quantizer;
-  faiss::IndexIVFFlat ivf;
+  explicit Head(uint32_t dim, uint32_t nlist) : quantizer(dim), lists(nlist) {}
+  struct List {
+    std::vector<float> keys;   // row-major [size, key_dim]
+    std::vector<int64_t> ids;  // positions, increasing
+  };
+  faiss::IndexFlatIP quantizer;  // nlist centroids once trained
+  std::vector<List> lists;
 };
 
 ApproximateIndex::ApproximateIndex(const StreamSpec& spec)
@@ -87,8 +90,7 @@ absl::Status ApproximateIndex::Extend(const LayerSnapshot& snapshot,
   if (end <= from) return absl::OkStatus();
   const bool train = begin_.load() < 0;
   const int64_t n = end - from;
-  std::vector<faiss::Index::idx_t> ids(static_cast<size_t>(n));
-  for (int64_t i = 0; i < n; ++i) ids[i] = from + i;
+  const uint32_t dk = spec_.key_dim;
   for (uint32_t h = 0; h < spec_.heads; ++h) {
     const std::vector<float> keys = KeysOf(spec_, snapshot, h, from, end);
     Head& head = *heads_[h];
@@ -97,12 +99,23 @@ absl::Status ApproximateIndex::Extend(const LayerSnapshot& snapshot,
       // time the same data is indexed (FAISS's k-means seed is fixed).
       const int64_t sample =
           std::min<int64_t>(n, kTrainPerList * int64_t{nlist_});
-      head.ivf.train(sample, keys.data());
+      faiss::ClusteringParameters cp;
+      cp.niter = 10;
+      cp.spherical = true;             // inner product on normalised centroids
+      cp.min_points_per_centroid = 1;  // we chose the sample size
+      faiss::Clustering clustering(static_cast<int>(dk),
+                                   static_cast<int>(nlist_), cp);
+      clustering.train(sample, keys.data(), head.quantizer);
     }
     std::vector<faiss::Index::idx_t> lists(static_cast<size_t>(n));
     head.quantizer.assign(n, keys.data(), lists.data());
     MutexLock lock(&mu_);
-    head.ivf.add_core(n, keys.data(), ids.data(), lists.data());
+    for (int64_t i = 0; i < n; ++i) {
+      Head::List& list = head.lists[static_cast<size_t>(lists[i])];
+      list.keys.insert(list.keys.end(), keys.begin() + i * dk,
+                       keys.begin() + (i + 1) * dk);
+      list.ids.push_back(from + i);
+    }
   }
   MutexLock lock(&mu_);
   if (train) begin_ = from;
@@ -112,9 +125,19 @@ absl::Status ApproximateIndex::Extend(const LayerSnapshot& snapshot,
 
 size_t ApproximateIndex::Forget(int64_t first) {
   MutexLock lock(&mu_);
-  const faiss::IDSelectorRange below(0, first);
+  const size_t dk = spec_.key_dim;
   size_t removed = 0;
-  for (auto& head : heads_) removed += head->ivf.remove_ids(below);
+  for (auto& head : heads_) {
+    for (Head::List& list : head->lists) {
+      // Ids increase along a list: the evicted ones are a prefix.
+      const size_t drop = static_cast<size_t>(
+          std::lower_bound(list.ids.begin(), list.ids.end(), first) -
+          list.ids.begin());
+      list.ids.erase(list.ids.begin(), list.ids.begin() + drop);
+      list.keys.erase(list.keys.begin(), list.keys.begin() + drop * dk);
+      removed += drop;
+    }
+  }
   if (begin_.load() >= 0 && begin_.load() < first) begin_ = first;
   return removed;
 }
@@ -131,23 +154,88 @@ void ApproximateIndex::Search(absl::Span<const float> queries, uint32_t n,
       std::copy_n(queries.data() + (static_cast<size_t>(i) * heads + h) * dk,
                   dk, q.data() + static_cast<size_t>(i) * dk);
     }
-    std::vector<float> d(static_cast<size_t>(n) * k);
-    std::vector<faiss::Index::idx_t> ids(d.size(), -1);
+    std::vector<TopK> top;
+    top.reserve(n);
+    for (uint32_t i = 0; i < n; ++i) top.emplace_back(k);
+    std::vector<int64_t> ids_of;  // flat index over every list -> position
     if (hi > lo) {
-      faiss::IDSelectorRange range(lo, hi);
-      faiss::SearchParametersIVF params;
-      params.nprobe = nprobe_;
-      params.sel = &range;
+      const Head& head = *heads_[h];
+      // The lists each query probes (a GEMM against the centroids).
+      std::vector<float> d(static_cast<size_t>(n) * nprobe_);
+      std::vector<faiss::Index::idx_t> probe(d.size());
       ReaderMutexLock lock(&mu_);
-      heads_[h]->ivf.search(n, q.data(), k, d.data(), ids.data(), &params);
+      head.quantizer.search(n, q.data(), nprobe_, d.data(), probe.data());
+      // FAISS, as Debian builds it, scans a list one query at a time with
+      // scalar code. Here each list is scanned once for all the queries
+      // that probe it, by a GEMM, and fed to the same threshold top-k as
+      // the exact search.
+      std::vector<std::vector<uint32_t>> probing(nlist_);
+      for (uint32_t i = 0; i < n; ++i) {
+        for (uint32_t j = 0; j < nprobe_; ++j) {
+          const faiss::Index::idx_t l = probe[i * nprobe_ + j];
+          if (l >= 0) probing[static_cast<size_t>(l)].push_back(i);
+        }
+      }
+      std::vector<int64_t> offset(nlist_ + 1, 0);
+      for (uint32_t l = 0; l < nlist_; ++l) {
+        offset[l + 1] =
+            offset[l] + static_cast<int64_t>(head.lists[l].ids.size());
+      }
+      std::vector<float> qs, block;
+      for (uint32_t l = 0; l < nlist_; ++l) {
+        const Head::List& list = head.lists[l];
+        const std::vector<uint32_t>& who = probing[l];
+        if (who.empty()) continue;
+        const uint32_t m = static_cast<uint32_t>(who.size());
+        qs.resize(static_cast<size_t>(m) * dk);
+        for (uint32_t r = 0; r < m; ++r) {
+          std::copy_n(q.data() + static_cast<size_t>(who[r]) * dk, dk,
+                      qs.data() + static_cast<size_t>(r) * dk);
+        }
+        // Ids increase along a list: the positions in [lo, hi) (neither
+        // evicted nor added after the snapshot) are one run of it.
+        const uint32_t b = static_cast<uint32_t>(
+            std::lower_bound(list.ids.begin(), list.ids.end(), lo) -
+            list.ids.begin());
+        const uint32_t e = static_cast<uint32_t>(
+            std::lower_bound(list.ids.begin(), list.ids.end(), hi) -
+            list.ids.begin());
+        for (uint32_t c = b; c < e; c += kMaxBlockRows) {
+          const uint32_t rows = std::min(kMaxBlockRows, e - c);
+          block.resize(static_cast<size_t>(m) * rows);
+          cblas_sgemm(
+              CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(m),
+              static_cast<int>(rows), static_cast<int>(dk), 1.0f, qs.data(),
+              static_cast<int>(dk),
+              list.keys.data() + static_cast<size_t>(c) * dk,
+              static_cast<int>(dk), 0.0f, block.data(), static_cast<int>(rows));
+          for (uint32_t r = 0; r < m; ++r) {
+            ScanScores(block.data() + static_cast<size_t>(r) * rows, rows,
+                       offset[l] + c, top[who[r]]);
+          }
+        }
+      }
+      ids_of.resize(static_cast<size_t>(offset[nlist_]));
+      for (uint32_t l = 0; l < nlist_; ++l) {
+        std::copy(head.lists[l].ids.begin(), head.lists[l].ids.end(),
+                  ids_of.begin() + offset[l]);
+      }
     }
+    std::vector<float> best_scores(k);
+    std::vector<int64_t> best(k);
     for (uint32_t i = 0; i < n; ++i) {
+      top[i].Finish(best_scores.data(), best.data());
       const size_t out = (static_cast<size_t>(i) * heads + h) * k;
+      uint32_t kept = 0;
       for (uint32_t j = 0; j < k; ++j) {
-        const faiss::Index::idx_t id = ids[static_cast<size_t>(i) * k + j];
-        scores[out + j] = id < 0 ? -std::numeric_limits<float>::infinity()
-                                 : d[static_cast<size_t>(i) * k + j];
-        positions[out + j] = id < 0 ? -1 : id;
+        if (best[j] < 0) break;
+        scores[out + kept] = best_scores[j];
+        positions[out + kept] = ids_of[static_cast<size_t>(best[j])];
+        ++kept;
+      }
+      for (; kept < k; ++kept) {
+        scores[out + kept] = -std::numeric_limits<float>::infinity();
+        positions[out + kept] = -1;
       }
     }
   });

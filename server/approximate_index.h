@@ -1,12 +1,14 @@
-// ApproximateIndex: the FAISS tier of one (stream, layer) whose spec says
-// APPROXIMATE. Per head, an IndexIVFFlat (inner product) over the keys of
-// positions [begin, indexed_end), in storage order; its coarse centroids are
-// trained once, on the first keys indexed (the stream's own). Keys are
+// ApproximateIndex: the approximate tier of one (stream, layer) whose spec
+// says APPROXIMATE. Per head, an IVF-Flat index (inner product) over the
+// keys of positions [begin, indexed_end): coarse centroids trained once by
+// FAISS k-means on the first keys indexed (the stream's own), and inverted
+// lists that Search scans with one GEMM per list for all the queries that
+// probe it. Keys are
 // added in chunks, in the background (MemoryStore's indexer), never on the
 // request path; the newest exact_tail entries and whatever is not indexed
 // yet are scanned exactly, and TieredSearch merges the two. Positions the
-// layer evicted are excluded at search time (an IDSelectorRange), so FIFO
-// eviction stays exact; Forget drops them from the lists later.
+// layer evicted are dropped from every answer, so FIFO eviction stays
+// exact; Forget drops them from the lists later.
 //
 // Thread-safe: searches share a lock that Extend's additions and Forget take
 // exclusively, briefly (the expensive assignment runs outside it).
@@ -26,11 +28,6 @@
 #include "stream_spec.h"
 #include "sync.h"
 #include "worker_pool.h"
-
-namespace faiss {
-struct IndexIVFFlat;
-struct IndexFlatIP;
-}  // namespace faiss
 
 namespace knnmem {
 
@@ -64,9 +61,9 @@ class ApproximateIndex {
   bool MarkQueued() { return !queued_.exchange(true); }
   void ClearQueued() { queued_ = false; }
 
-  // Per (query, head), the k best among indexed positions [lo, hi): scores
-  // and positions into [n, heads, k] arrays (best first; -inf / -1 when
-  // fewer). `queries` is float32 [n, heads, key_dim].
+  // Per (query, head), the k best of the probed lists' positions in
+  // [lo, hi): scores and positions into [n, heads, k] arrays (best first;
+  // -inf / -1 when fewer). `queries` is float32 [n, heads, key_dim].
   void Search(absl::Span<const float> queries, uint32_t n, uint32_t k,
               int64_t lo, int64_t hi, float* scores, int64_t* positions,
               WorkerPool& pool) const;

@@ -26,6 +26,15 @@ uint64_t LayerBytes(const Stream& stream) ABSL_NO_THREAD_SAFETY_ANALYSIS {
   return bytes;
 }
 
+// RocksDB's memtables (up to two) count against RAM too: with a budget they
+// take at most 1/32 of it each (2 MiB to 64 MiB).
+size_t WriteBufferBytes(uint64_t memory_budget_bytes) {
+  constexpr uint64_t kDefault = uint64_t{64} << 20, kMin = uint64_t{2} << 20;
+  if (memory_budget_bytes == 0) return kDefault;
+  return static_cast<size_t>(
+      std::clamp<uint64_t>(memory_budget_bytes / 32, kMin, kDefault));
+}
+
 }  // namespace
 
 StreamState MemoryStore::StateOf(const Stream& stream) const
@@ -68,8 +77,10 @@ absl::StatusOr<std::unique_ptr<MemoryStore>> MemoryStore::Open(
   if (options.pool == nullptr) {
     return absl::InvalidArgumentError("MemoryStore needs a worker pool");
   }
-  ASSIGN_OR_RETURN(std::unique_ptr<Storage> storage,
-                   Storage::Open(options.data_dir));
+  ASSIGN_OR_RETURN(
+      std::unique_ptr<Storage> storage,
+      Storage::Open(options.data_dir,
+                    WriteBufferBytes(options.memory_budget_bytes)));
   std::unique_ptr<MemoryStore> store(
       new MemoryStore(options, std::move(storage)));
   RETURN_IF_ERROR(store->Recover());
@@ -364,7 +375,7 @@ absl::StatusOr<SearchResult> MemoryStore::Search(
     const SearchCommand& cmd) const {
   ASSIGN_OR_RETURN(LayerSnapshot snapshot,
                    Snapshot(cmd.stream_id, cmd.spec, cmd.layer));
-  if (snapshot.index != nullptr) {
+  if (snapshot.index != nullptr && !cmd.exact) {
     return TieredSearch(cmd.spec, snapshot, cmd.queries, cmd.options, *pool_);
   }
   return ExactSearch(cmd.spec, snapshot, cmd.queries, cmd.options, *pool_);

@@ -93,6 +93,7 @@ struct SearchCommand {
   uint32_t layer = 0;
   std::vector<float> queries;
   SearchOptions options;
+  bool exact = false;  // scan APPROXIMATE layers exactly too
 };
 
 // A validated Attend: float32 queries [n, heads, key_dim], k, and the
@@ -245,6 +246,7 @@ class MemoryStore {
   mutable std::atomic<int64_t> resident_bytes_{0};
   mutable std::atomic<uint64_t> loads_{0}, unloads_{0}, refused_appends_{0};
   mutable Mutex evict_mu_;  // one MakeRoom at a time
+  mutable int64_t untrimmed_bytes_ ABSL_GUARDED_BY(evict_mu_) = 0;
   SteadyClock steady_clock_;
   const Clock* const clock_;
   std::unique_ptr<Storage> storage_;

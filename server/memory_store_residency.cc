@@ -1,5 +1,7 @@
 // MemoryStore's residency: loading streams from storage on first use, and
 // unloading least recently used idle streams to keep RAM in the budget.
+#include <malloc.h>
+
 #include <algorithm>
 #include <chrono>
 #include <utility>
@@ -110,8 +112,19 @@ absl::Status MemoryStore::MakeRoom(uint64_t bytes, const Stream* keep,
   }
   std::sort(candidates.begin(), candidates.end(),
             [](const auto& a, const auto& b) { return a.first < b.first; });
+  // Freed blocks go back to the system once a sixteenth of the budget was
+  // freed since the last time, so RSS follows the budget at little cost.
+  auto trim = [this, budget] {
+    if (untrimmed_bytes_ >= budget / 16) {
+      malloc_trim(0);
+      untrimmed_bytes_ = 0;
+    }
+  };
   for (auto& [used, stream] : candidates) {
-    if (resident_bytes_.load() + need <= budget) return absl::OkStatus();
+    if (resident_bytes_.load() + need <= budget) {
+      trim();
+      return absl::OkStatus();
+    }
     // Idle: no call holds its lifecycle lock (TryLock never waits, so two
     // calls making room cannot deadlock on each other's streams).
     if (!stream->lifecycle_mutex().TryLock()) continue;
@@ -123,9 +136,11 @@ absl::Status MemoryStore::MakeRoom(uint64_t bytes, const Stream* keep,
       stream->Unload();
       resident_bytes_ -= static_cast<int64_t>(freed);
       ++unloads_;
+      untrimmed_bytes_ += static_cast<int64_t>(freed);
     }
     stream->lifecycle_mutex().Unlock();
   }
+  trim();
   if (resident_bytes_.load() + need <= budget) return absl::OkStatus();
   ++refused_appends_;
   return absl::ResourceExhaustedError(absl::StrCat(

@@ -229,6 +229,7 @@ absl::StatusOr<SearchCommand> ValidateSearch(const v1::SearchRequest& request,
   cmd.options.k = request.k();
   cmd.options.return_keys = request.return_keys();
   cmd.options.return_values = request.return_values();
+  cmd.exact = request.exact();
   return cmd;
 }
 

@@ -77,14 +77,15 @@ std::string EncodeRecordValue(const StreamRecord& r) {
 
 }  // namespace
 
-absl::StatusOr<std::unique_ptr<Storage>> Storage::Open(const std::string& dir) {
+absl::StatusOr<std::unique_ptr<Storage>> Storage::Open(
+    const std::string& dir, size_t write_buffer_bytes) {
   rocksdb::Options options;
   options.create_if_missing = true;
   // Vectors do not compress; spend no CPU on trying.
   options.compression = rocksdb::kNoCompression;
   options.IncreaseParallelism(2);
   options.max_background_jobs = 2;
-  options.write_buffer_size = 64 << 20;
+  options.write_buffer_size = write_buffer_bytes;
   // Tickers only (stall time); no histograms on the write path.
   options.statistics = rocksdb::CreateDBStatistics();
   options.statistics->set_stats_level(

@@ -65,7 +65,9 @@ class Storage {
   // Opens (creating if missing) the database in `dir`. Errors are
   // environmental (permissions, corruption, a second process holding the
   // lock) and name the directory.
-  static absl::StatusOr<std::unique_ptr<Storage>> Open(const std::string& dir);
+  // `write_buffer_bytes` is RocksDB's memtable size (two can be in RAM).
+  static absl::StatusOr<std::unique_ptr<Storage>> Open(
+      const std::string& dir, size_t write_buffer_bytes = size_t{64} << 20);
   ~Storage();
 
   Storage(const Storage&) = delete;

@@ -265,6 +265,24 @@ std::vector<BadCase> Cases() {
        CreateWith([](std::string&, v1::StreamSpec& s) {
          s.set_index(static_cast<v1::IndexKind>(7));
        })},
+      {"CreateNlistOnExact", kInvalid, "spec.nlist, spec.nprobe",
+       CreateWith([](std::string&, v1::StreamSpec& s) { s.set_nlist(64); })},
+      {"CreateNprobeOverNlist", kInvalid, "spec.nprobe = 65 must be in [1, 64]",
+       CreateWith([](std::string&, v1::StreamSpec& s) {
+         s.set_index(v1::APPROXIMATE);
+         s.set_nlist(64);
+         s.set_nprobe(65);
+       })},
+      {"CreateTinyNlist", kInvalid, "spec.nlist = 2 must be in [16, 65536]",
+       CreateWith([](std::string&, v1::StreamSpec& s) {
+         s.set_index(v1::APPROXIMATE);
+         s.set_nlist(2);
+       })},
+      {"CreateExactTailOverCapacity", kInvalid, "spec.exact_tail",
+       CreateWith([](std::string&, v1::StreamSpec& s) {
+         s.set_index(v1::APPROXIMATE);
+         s.set_exact_tail(s.capacity() + 1);
+       })},
       {"CreateBadId", kInvalid, "stream_id: character 0",
        CreateWith([](std::string& id, v1::StreamSpec&) { id = " x"; })},
       {"CreateDifferentSpec", C::kAlreadyExists,
