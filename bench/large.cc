@@ -221,7 +221,8 @@ absl::Status RunLarge(ShardedClient& client, const LargeConfig& config,
   f.ratios.emplace_back("speedup_over_exact",
                         exact_samples.Median() / approx_samples.Median());
   f.note = absl::StrFormat(
-      "FAISS IVF-Flat over all but the newest %d entries (nlist %d, nprobe "
+      "IVF-Flat (FAISS k-means centroids, GEMM list scans) over all but the "
+      "newest %d entries (nlist %d, nprobe "
       "%d, trained on the stream's first keys) merged with an exact scan "
       "of those; keys near %d centres per head",
       tail, config.nlist, config.nprobe, config.centres);

@@ -6,6 +6,7 @@
 #include <omp.h>
 
 #include <algorithm>
+#include <cstring>
 #include <limits>
 #include <utility>
 
@@ -120,6 +121,36 @@ absl::Status ApproximateIndex::Extend(const LayerSnapshot& snapshot,
   MutexLock lock(&mu_);
   if (train) begin_ = from;
   indexed_end_ = end;
+  return absl::OkStatus();
+}
+
+std::string ApproximateIndex::Centroids() const {
+  std::string out;
+  if (begin_.load() < 0) return out;
+  for (const auto& head : heads_) {
+    out.append(reinterpret_cast<const char*>(head->quantizer.get_xb()),
+               sizeof(float) * head->quantizer.ntotal * spec_.key_dim);
+  }
+  return out;
+}
+
+absl::Status ApproximateIndex::RestoreCentroids(absl::string_view centroids,
+                                                int64_t begin) {
+  const size_t per_head = sizeof(float) * size_t{nlist_} * spec_.key_dim;
+  if (centroids.size() != per_head * heads_.size()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("centroids: ", centroids.size(), " bytes, expected ",
+                     per_head * heads_.size()));
+  }
+  MutexLock lock(&mu_);
+  for (size_t h = 0; h < heads_.size(); ++h) {
+    std::vector<float> c(per_head / sizeof(float));
+    std::memcpy(c.data(), centroids.data() + h * per_head, per_head);
+    heads_[h]->quantizer.reset();
+    heads_[h]->quantizer.add(nlist_, c.data());
+  }
+  begin_ = begin;
+  indexed_end_ = begin;
   return absl::OkStatus();
 }
 

@@ -57,6 +57,13 @@ class ApproximateIndex {
   // Drops positions below `first` from the lists; returns how many.
   size_t Forget(int64_t first);
 
+  // Every head's centroids, float32 [heads, nlist, key_dim] as bytes; empty
+  // before training.
+  std::string Centroids() const;
+  // Makes a fresh index trained with `centroids` (from Centroids()), its
+  // indexing to start at `begin`. INVALID_ARGUMENT when the size is wrong.
+  absl::Status RestoreCentroids(absl::string_view centroids, int64_t begin);
+
   // For the indexer's queue: true if this call marked it queued.
   bool MarkQueued() { return !queued_.exchange(true); }
   void ClearQueued() { queued_ = false; }

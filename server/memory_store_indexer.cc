@@ -32,12 +32,15 @@ bool MemoryStore::IndexOnce(Stream& stream,
                             uint32_t layer) ABSL_NO_THREAD_SAFETY_ANALYSIS {
   std::shared_ptr<ApproximateIndex> index;
   LayerSnapshot snapshot;
+  uint64_t incarnation;
   {
     ReaderMutexLock lock(&stream.lifecycle_mutex());
     if (stream.deleted() || !stream.resident()) return false;
     index = stream.layer(layer).index();
     snapshot = stream.layer(layer).Snapshot();
+    incarnation = stream.incarnation();
   }
+  const bool trained = index->begin() >= 0;
   // Appends from here on queue the layer again.
   index->ClearQueued();
   const int64_t end = index->IndexableEnd(snapshot);
@@ -48,6 +51,19 @@ bool MemoryStore::IndexOnce(Stream& stream,
                    stream.id().c_str(), layer,
                    std::string(s.message()).c_str());
       return false;
+    }
+    if (!trained && index->begin() >= 0) {
+      // Kept, so that a reload probes the same lists (the keys trained on
+      // may be evicted by then).
+      absl::Status put =
+          storage_->PutCentroids(incarnation, layer, index->Centroids());
+      if (!put.ok()) {
+        std::fprintf(stderr,
+                     "knnmem-server: keeping the centroids of stream '%s' "
+                     "layer %u: %s\n",
+                     stream.id().c_str(), layer,
+                     std::string(put.message()).c_str());
+      }
     }
   }
   // Evicted positions leave the lists once there are a chunk's worth.

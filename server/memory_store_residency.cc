@@ -39,6 +39,18 @@ absl::Status MemoryStore::EnsureResident(
     MutexLock lock(&stream.lifecycle_mutex());
     if (stream.deleted() || stream.resident()) return absl::OkStatus();
     absl::Status loaded = LoadLayers(stream);
+    for (uint32_t l = 0; loaded.ok() && l < stream.spec().layers; ++l) {
+      LayerMemory& layer = stream.layer(l);
+      if (layer.index() == nullptr) continue;
+      // The centroids it was trained with, if it was: the same lists.
+      absl::StatusOr<std::string> centroids =
+          storage_->GetCentroids(stream.incarnation(), l);
+      loaded = centroids.status();
+      if (loaded.ok() && !centroids->empty()) {
+        loaded =
+            layer.index()->RestoreCentroids(*centroids, layer.first_position());
+      }
+    }
     if (!loaded.ok()) {
       stream.Unload();  // drop what was read; the next use tries again
       return loaded;

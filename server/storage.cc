@@ -18,6 +18,8 @@ namespace {
 constexpr char kMetaTag = 'M';
 constexpr char kCounterKey[] = "C";
 constexpr char kDataTag = 'D';
+// 'I' + incarnation + layer: the trained centroids of an APPROXIMATE layer.
+constexpr char kCentroidTag = 'I';
 
 template <typename T>
 void PutBigEndian(std::string& out, T v) {
@@ -41,6 +43,17 @@ std::string MetaKey(absl::string_view stream_id) {
 }
 
 // 'D' incarnation(8) [layer(4) [position(8)]]
+std::string CentroidKey(uint64_t incarnation) {
+  std::string k(1, kCentroidTag);
+  PutBigEndian(k, incarnation);
+  return k;
+}
+std::string CentroidKey(uint64_t incarnation, uint32_t layer) {
+  std::string k = CentroidKey(incarnation);
+  PutBigEndian(k, layer);
+  return k;
+}
+
 std::string DataKey(uint64_t incarnation) {
   std::string k(1, kDataTag);
   PutBigEndian(k, incarnation);
@@ -138,6 +151,8 @@ absl::Status Storage::PutStream(const StreamRecord& record,
   batch.Put(MetaKey(record.stream_id), EncodeRecordValue(record));
   if (drop_incarnation != 0) {
     batch.DeleteRange(DataKey(drop_incarnation), DataKey(drop_incarnation + 1));
+    batch.DeleteRange(CentroidKey(drop_incarnation),
+                      CentroidKey(drop_incarnation + 1));
   }
   rocksdb::WriteOptions wo;
   // A reset is synced; a create is in the WAL, as an Append without sync:
@@ -152,6 +167,7 @@ absl::Status Storage::DeleteStream(absl::string_view stream_id,
   rocksdb::WriteBatch batch;
   batch.Delete(MetaKey(stream_id));
   batch.DeleteRange(DataKey(incarnation), DataKey(incarnation + 1));
+  batch.DeleteRange(CentroidKey(incarnation), CentroidKey(incarnation + 1));
   rocksdb::WriteOptions wo;
   wo.sync = true;
   return FromRocks(db_->Write(wo, &batch), "deleting stream");
@@ -268,6 +284,24 @@ absl::StatusOr<std::pair<int64_t, int64_t>> Storage::LayerBounds(
 
 uint64_t Storage::RecordBytes(uint64_t row_bytes) {
   return row_bytes + kDataKeySize;
+}
+
+absl::Status Storage::PutCentroids(uint64_t incarnation, uint32_t layer,
+                                   absl::string_view centroids) {
+  rocksdb::WriteOptions wo;
+  return FromRocks(db_->Put(wo, CentroidKey(incarnation, layer),
+                            rocksdb::Slice(centroids.data(), centroids.size())),
+                   "writing centroids");
+}
+
+absl::StatusOr<std::string> Storage::GetCentroids(uint64_t incarnation,
+                                                  uint32_t layer) const {
+  std::string value;
+  rocksdb::Status s =
+      db_->Get(rocksdb::ReadOptions(), CentroidKey(incarnation, layer), &value);
+  if (s.IsNotFound()) return std::string();
+  RETURN_IF_ERROR(FromRocks(s, "reading centroids"));
+  return value;
 }
 
 absl::Status Storage::CompactIncarnation(uint64_t incarnation) {

@@ -109,6 +109,14 @@ class Storage {
   // `row_bytes` (no compression is configured).
   static uint64_t RecordBytes(uint64_t row_bytes);
 
+  // The trained centroids of an APPROXIMATE layer (opaque bytes), kept so
+  // that a reload probes the same lists; dropped with the incarnation.
+  // Get returns "" when none were written.
+  absl::Status PutCentroids(uint64_t incarnation, uint32_t layer,
+                            absl::string_view centroids);
+  absl::StatusOr<std::string> GetCentroids(uint64_t incarnation,
+                                           uint32_t layer) const;
+
   // Compacts the key range of `incarnation` so that deleted data leaves the
   // disk. Slow: run it in the background.
   absl::Status CompactIncarnation(uint64_t incarnation);

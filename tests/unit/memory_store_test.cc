@@ -393,6 +393,45 @@ TEST_F(MemoryStoreTest,
   EXPECT_EQ(before->scores, after->scores);
 }
 
+TEST_F(MemoryStoreTest, ApproximateTierAnswersTheSameAfterARestartThatEvicted) {
+  // The keys the centroids were trained on (the first 1,024) are evicted
+  // long before the restart: the reload must use the kept centroids, not
+  // train again on what is left.
+  const StreamSpec spec = ApproximateSpec(6000, 4);
+  Create("evicted", spec);
+  int64_t next = 0;
+  for (int i = 0; i < 10; ++i) {
+    auto r = AppendRandom("evicted", spec, 0, next, 2000);
+    ASSERT_TRUE(r.ok()) << r.status();
+    next = r->next_position;
+    store_->WaitForIndexing();
+  }
+  std::normal_distribution<float> normal;
+  SearchCommand cmd{"evicted", spec, 0, std::vector<float>(30 * 32), {}};
+  for (float& x : cmd.queries) x = normal(rng_);
+  cmd.options.k = 16;
+  auto before = store_->Search(cmd);
+  ASSERT_TRUE(before.ok()) << before.status();
+  ASSERT_GT(store_->GetStream("evicted")->layers[0].indexed_entries, 0u);
+  Open();
+  ASSERT_TRUE(store_->Search(cmd).ok());  // loads it, queues the indexing
+  store_->WaitForIndexing();
+  auto state = store_->GetStream("evicted");
+  ASSERT_TRUE(state.ok());
+  EXPECT_EQ(state->layers[0].first_position, 14000);
+  auto after = store_->Search(cmd);
+  ASSERT_TRUE(after.ok());
+  EXPECT_EQ(before->positions, after->positions);
+  ASSERT_EQ(before->scores.size(), after->scores.size());
+  for (size_t i = 0; i < before->scores.size(); ++i) {
+    EXPECT_NEAR(before->scores[i], after->scores[i],
+                1e-5f * (1 + std::abs(before->scores[i])));
+  }
+  // A reset drops the centroids with the data: the stream trains afresh.
+  ASSERT_TRUE(store_->ResetStream("evicted").ok());
+  EXPECT_EQ(store_->GetStream("evicted")->layers[0].indexed_entries, 0u);
+}
+
 TEST_F(MemoryStoreTest, WireDtypeIsConvertedToStorageDtype) {
   const StreamSpec spec = Spec(100, DType::kFloat16);
   Create("h", spec);
