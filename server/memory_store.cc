@@ -35,6 +35,16 @@ size_t WriteBufferBytes(uint64_t memory_budget_bytes) {
       std::clamp<uint64_t>(memory_budget_bytes / 32, kMin, kDefault));
 }
 
+// What the streams' blocks may take of the budget: what RocksDB's two
+// memtables and its 8 MiB block cache leave, unless they would take more
+// than half (a toy budget: then the streams get all of it).
+uint64_t StreamBudget(uint64_t memory_budget_bytes) {
+  const uint64_t rocksdb =
+      2 * WriteBufferBytes(memory_budget_bytes) + (uint64_t{8} << 20);
+  return rocksdb <= memory_budget_bytes / 2 ? memory_budget_bytes - rocksdb
+                                            : memory_budget_bytes;
+}
+
 }  // namespace
 
 StreamState MemoryStore::StateOf(const Stream& stream) const
@@ -91,7 +101,8 @@ MemoryStore::MemoryStore(const Options& options,
                          std::unique_ptr<Storage> storage)
     : pool_(options.pool),
       default_ttl_seconds_(options.default_ttl_seconds),
-      memory_budget_bytes_(options.memory_budget_bytes),
+      configured_budget_bytes_(options.memory_budget_bytes),
+      memory_budget_bytes_(StreamBudget(options.memory_budget_bytes)),
       on_load_(options.on_load),
       clock_(options.clock != nullptr ? options.clock : &steady_clock_),
       storage_(std::move(storage)) {

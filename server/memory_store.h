@@ -241,7 +241,8 @@ class MemoryStore {
 
   WorkerPool* const pool_;
   const uint32_t default_ttl_seconds_;
-  const uint64_t memory_budget_bytes_;
+  const uint64_t configured_budget_bytes_;
+  const uint64_t memory_budget_bytes_;  // the streams' share of it
   const std::function<void(double)> on_load_;
   mutable std::atomic<int64_t> resident_bytes_{0};
   mutable std::atomic<uint64_t> loads_{0}, unloads_{0}, refused_appends_{0};
