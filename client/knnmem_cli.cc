@@ -32,6 +32,8 @@ constexpr char kUsage[] =
 Commands:
   create STREAM --layers N --heads N --key-dim N --value-dim N --capacity N
                 [--dtype float32|float16|bfloat16] [--ttl-seconds N]
+                [--index exact|approximate [--nlist N] [--nprobe N]
+                 [--exact-tail N]]
   append STREAM [--layer L] [--first-position P]
                 (--random N [--seed S] | --keys FILE --values FILE)
                 [--batch ROWS] [--wire-dtype float32|float16|bfloat16] [--sync]
@@ -40,7 +42,8 @@ Commands:
          --random draws keys from seed S and values from seed S+1 (see
          client/random_rows.h for the generator).
   search STREAM [--layer L] (--random N [--seed S] | --queries FILE) [--k K]
-                [--with-keys] [--with-values]
+                [--with-keys] [--with-values] [--exact]
+         --exact scans an APPROXIMATE stream exhaustively.
   info STREAM
   list
   reset STREAM
@@ -65,8 +68,8 @@ struct UsageError {
 class Args {
  public:
   Args(int argc, char** argv) {
-    static const std::set<std::string> kBool = {"json", "sync", "with-keys",
-                                                "with-values", "help"};
+    static const std::set<std::string> kBool = {
+        "json", "sync", "with-keys", "with-values", "exact", "help"};
     for (int i = 1; i < argc; ++i) {
       std::string a = argv[i];
       if (a.size() > 2 && a.compare(0, 2, "--") == 0) {
@@ -180,10 +183,12 @@ std::string JsonFloat(float f) {
 std::string SpecJson(const v1::StreamSpec& s) {
   return absl::StrFormat(
       "{\"layers\":%u,\"heads\":%u,\"key_dim\":%u,\"value_dim\":%u,"
-      "\"capacity\":%u,\"index\":%s,\"storage_dtype\":%s,\"ttl_seconds\":%u}",
+      "\"capacity\":%u,\"index\":%s,\"storage_dtype\":%s,\"ttl_seconds\":%u,"
+      "\"nlist\":%u,\"nprobe\":%u,\"exact_tail\":%u}",
       s.layers(), s.heads(), s.key_dim(), s.value_dim(), s.capacity(),
       JsonString(v1::IndexKind_Name(s.index())),
-      JsonString(v1::DType_Name(s.storage_dtype())), s.ttl_seconds());
+      JsonString(v1::DType_Name(s.storage_dtype())), s.ttl_seconds(), s.nlist(),
+      s.nprobe(), s.exact_tail());
 }
 
 std::string InfoJson(const v1::StreamInfo& info) {
@@ -192,9 +197,10 @@ std::string InfoJson(const v1::StreamInfo& info) {
     if (!layers.empty()) layers += ",";
     absl::StrAppendFormat(&layers,
                           "{\"layer\":%u,\"first_position\":%d,"
-                          "\"next_position\":%d,\"entries\":%u}",
+                          "\"next_position\":%d,\"entries\":%u,"
+                          "\"indexed_entries\":%u}",
                           l.layer(), l.first_position(), l.next_position(),
-                          l.entries());
+                          l.entries(), l.indexed_entries());
   }
   return absl::StrFormat(
       "{\"stream_id\":%s,\"spec\":%s,\"layers\":[%s],\"bytes_in_ram\":%u,"
@@ -219,13 +225,14 @@ void PrintInfoTable(const v1::StreamInfo& info) {
               info.resident() ? "" : " (not resident: loads on next use)");
   std::printf("bytes on disk %lu\n",
               static_cast<unsigned long>(info.bytes_on_disk()));
-  std::printf("%-6s %16s %16s %12s\n", "layer", "first_position",
-              "next_position", "entries");
+  std::printf("%-6s %16s %16s %12s %12s\n", "layer", "first_position",
+              "next_position", "entries", "indexed");
   for (const auto& l : info.layers()) {
-    std::printf("%-6u %16ld %16ld %12lu\n", l.layer(),
+    std::printf("%-6u %16ld %16ld %12lu %12lu\n", l.layer(),
                 static_cast<long>(l.first_position()),
                 static_cast<long>(l.next_position()),
-                static_cast<unsigned long>(l.entries()));
+                static_cast<unsigned long>(l.entries()),
+                static_cast<unsigned long>(l.indexed_entries()));
   }
 }
 
@@ -248,6 +255,17 @@ int Create(ShardedClient& client, Args& args, bool json) {
       DTypeToProto(ParseDType("dtype", args.Get("dtype", "float32"))));
   spec.set_ttl_seconds(
       static_cast<uint32_t>(args.Int("ttl-seconds", 0, 0, 1 << 30)));
+  const std::string index = args.Get("index", "exact");
+  if (index != "exact" && index != "approximate") {
+    throw UsageError{
+        absl::StrCat("--index: '", index, "' is not exact or approximate")};
+  }
+  spec.set_index(index == "exact" ? v1::EXACT : v1::APPROXIMATE);
+  // The server checks the ranges and names the field.
+  spec.set_nlist(static_cast<uint32_t>(args.Int("nlist", 0, 0, 1 << 30)));
+  spec.set_nprobe(static_cast<uint32_t>(args.Int("nprobe", 0, 0, 1 << 30)));
+  spec.set_exact_tail(
+      static_cast<uint64_t>(args.Int("exact-tail", 0, 0, int64_t{1} << 62)));
   args.CheckAllUsed();
   absl::StatusOr<v1::CreateStreamResponse> r = client.CreateStream(id, spec);
   if (!r.ok()) return Fail(r.status());
@@ -355,6 +373,7 @@ int Search(MemoryClient& client, Args& args, bool json) {
   const std::string queries_file = args.Get("queries", "");
   const bool with_keys = args.Bool("with-keys");
   const bool with_values = args.Bool("with-values");
+  const bool exact = args.Bool("exact");
   args.CheckAllUsed();
   if (random == !queries_file.empty()) {
     throw UsageError{"search needs either --random N or --queries FILE"};
@@ -370,8 +389,8 @@ int Search(MemoryClient& client, Args& args, bool json) {
     throw UsageError{absl::StrCat("queries do not hold whole [heads=", heads,
                                   ", key_dim=", dk, "] rows")};
   }
-  absl::StatusOr<Neighbours> r =
-      client.Search(id, layer, queries, n, heads, k, with_keys, with_values);
+  absl::StatusOr<Neighbours> r = client.Search(id, layer, queries, n, heads, k,
+                                               with_keys, with_values, exact);
   if (!r.ok()) return Fail(r.status());
   const int64_t dv = info->spec().value_dim();
   if (json) {

@@ -169,12 +169,10 @@ absl::StatusOr<v1::SearchResponse> MemoryClient::Search(
   return Call(stub_.get(), &v1::Memory::Stub::Search, request);
 }
 
-absl::StatusOr<Neighbours> MemoryClient::Search(const std::string& stream_id,
-                                                uint32_t layer,
-                                                absl::Span<const float> queries,
-                                                int64_t n, int64_t heads,
-                                                uint32_t k, bool return_keys,
-                                                bool return_values) {
+absl::StatusOr<Neighbours> MemoryClient::Search(
+    const std::string& stream_id, uint32_t layer,
+    absl::Span<const float> queries, int64_t n, int64_t heads, uint32_t k,
+    bool return_keys, bool return_values, bool exact) {
   if (n <= 0 || heads <= 0 || queries.size() % (n * heads) != 0) {
     return absl::InvalidArgumentError(
         "queries: size is not a multiple of n * heads");
@@ -186,6 +184,7 @@ absl::StatusOr<Neighbours> MemoryClient::Search(const std::string& stream_id,
   req.set_k(k);
   req.set_return_keys(return_keys);
   req.set_return_values(return_values);
+  req.set_exact(exact);
   *req.mutable_queries() =
       MakeTensor(queries, {n, heads, key_dim}, DType::kFloat32);
   absl::StatusOr<v1::SearchResponse> resp = Search(req);

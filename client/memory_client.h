@@ -100,12 +100,11 @@ class MemoryClient {
 
   absl::StatusOr<v1::SearchResponse> Search(const v1::SearchRequest& request);
   // Searches float32 queries [n, heads, key_dim] and decodes the answer.
-  absl::StatusOr<Neighbours> Search(const std::string& stream_id,
-                                    uint32_t layer,
-                                    absl::Span<const float> queries, int64_t n,
-                                    int64_t heads, uint32_t k,
-                                    bool return_keys = false,
-                                    bool return_values = false);
+  // `exact` scans an APPROXIMATE stream exhaustively.
+  absl::StatusOr<Neighbours> Search(
+      const std::string& stream_id, uint32_t layer,
+      absl::Span<const float> queries, int64_t n, int64_t heads, uint32_t k,
+      bool return_keys = false, bool return_values = false, bool exact = false);
 
   absl::StatusOr<v1::AttendResponse> Attend(const v1::AttendRequest& request);
   // Attends float32 queries [n, heads, key_dim] and decodes the answer.

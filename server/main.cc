@@ -2,6 +2,7 @@
 #include <grpcpp/ext/proto_server_reflection_plugin.h>
 #include <grpcpp/grpcpp.h>
 #include <grpcpp/health_check_service_interface.h>
+#include <malloc.h>
 #include <signal.h>
 
 #include <algorithm>
@@ -88,6 +89,14 @@ int main(int argc, char** argv) {
     return 0;
   }
   knnmem::PinBlasToOneThread();
+  if (options->memory_budget_bytes > 0) {
+    // glibc gives each busy thread its own arena, and memory freed in one
+    // (an unloaded stream) is not reused by another: with a budget, RSS
+    // would run well past it. One arena per core keeps it close
+    // (W-streams: 1.22x -> 1.08x the budget above the idle server).
+    mallopt(M_ARENA_MAX, static_cast<int>(std::max(
+                             2u, std::thread::hardware_concurrency())));
+  }
   const int workers =
       options->workers > 0
           ? options->workers

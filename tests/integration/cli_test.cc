@@ -108,6 +108,55 @@ TEST_F(CliTest, CreateAppendTenThousandRandomRowsAndSearchMatchesBruteForce) {
             std::string::npos);
 }
 
+TEST_F(CliTest, CreatesAnApproximateStreamAndSearchesItExactly) {
+  const std::string& addr = server_->address();
+  Output create = RunCli(addr,
+                         "create ivf --layers 1 --heads 2 --key-dim 16 "
+                         "--value-dim 4 --capacity 50000 --index approximate "
+                         "--nlist 16 --nprobe 2 --exact-tail 100");
+  ASSERT_EQ(create.status, 0) << create.out;
+  Output info = RunCli(addr, "--json info ivf");
+  EXPECT_NE(info.out.find("\"index\":\"APPROXIMATE\""), std::string::npos)
+      << info.out;
+  EXPECT_NE(info.out.find("\"nlist\":16,\"nprobe\":2,\"exact_tail\":100"),
+            std::string::npos)
+      << info.out;
+  ASSERT_EQ(RunCli(addr, "append ivf --random 20000 --seed 3").status, 0);
+  // --exact scans every entry, whatever the tier has indexed by now.
+  Output search =
+      RunCli(addr, "--json search ivf --random 2 --seed 4 --k 8 --exact");
+  ASSERT_EQ(search.status, 0) << search.out;
+  const std::vector<double> positions = JsonArray(search.out, "positions");
+  const std::vector<double> scores = JsonArray(search.out, "scores");
+  ASSERT_EQ(positions.size(), 2u * 2 * 8);
+  OracleMemory oracle{2, 16, {}};
+  const std::vector<float> keys = SplitMixUniform(3, 20000 * 2 * 16);
+  for (int64_t p = 0; p < 20000; ++p) {
+    oracle.keys[p].assign(keys.begin() + p * 32, keys.begin() + (p + 1) * 32);
+  }
+  const std::vector<float> queries = SplitMixUniform(4, 2 * 2 * 16);
+  for (int q = 0; q < 2; ++q) {
+    for (int h = 0; h < 2; ++h) {
+      std::vector<float> sc(8);
+      std::vector<int64_t> p(8);
+      for (int j = 0; j < 8; ++j) {
+        sc[j] = static_cast<float>(scores[(q * 2 + h) * 8 + j]);
+        p[j] = static_cast<int64_t>(positions[(q * 2 + h) * 8 + j]);
+      }
+      EXPECT_EQ(CompareWithOracle(oracle, queries.data() + q * 32, h, 8,
+                                  sc.data(), p.data(), 1e-3),
+                "")
+          << "query " << q << " head " << h;
+    }
+  }
+  Output bad = RunCli(addr,
+                      "create bad --layers 1 --heads 1 --key-dim 4 "
+                      "--value-dim 4 --capacity 10 --nlist 64",
+                      true);
+  EXPECT_NE(bad.status, 0);
+  EXPECT_NE(bad.out.find("spec.nlist"), std::string::npos) << bad.out;
+}
+
 TEST_F(CliTest, AppendsRawFloat32FilesAndSearchesWithAQueryFile) {
   const std::string& addr = server_->address();
   ASSERT_EQ(RunCli(addr,
