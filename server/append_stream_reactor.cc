@@ -118,7 +118,7 @@ void MemoryService::AppendStreamReactor::StoreBatches() {
       MutexLock lock(&mu_);
       if (!status.ok()) {
         if (status_.ok()) status_ = status;
-      } else {
+      } else if (status_.ok()) {  // else the call is over: no more writes
         stored_.push_back(std::move(batch));
       }
       Plan(after);

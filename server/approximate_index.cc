@@ -117,6 +117,7 @@ absl::Status ApproximateIndex::Extend(const LayerSnapshot& snapshot,
                        keys.begin() + (i + 1) * dk);
       list.ids.push_back(from + i);
     }
+    bytes_ += static_cast<size_t>(n) * dk * sizeof(float);
   }
   MutexLock lock(&mu_);
   if (train) begin_ = from;
@@ -169,6 +170,7 @@ size_t ApproximateIndex::Forget(int64_t first) {
       removed += drop;
     }
   }
+  bytes_ -= removed * dk * sizeof(float);
   if (begin_.load() >= 0 && begin_.load() < first) begin_ = first;
   return removed;
 }

@@ -42,6 +42,8 @@ class ApproximateIndex {
   // Positions [begin(), indexed_end()) are in the index (those the layer
   // evicted since are ignored by searches).
   int64_t begin() const { return begin_.load(); }
+  // Bytes of the keys in the lists (float32 copies of indexed keys).
+  size_t bytes() const { return bytes_.load(); }
   int64_t indexed_end() const { return indexed_end_.load(); }
 
   // Where indexing of `snapshot` could extend to now: the start of its
@@ -84,6 +86,7 @@ class ApproximateIndex {
   std::atomic<int64_t> begin_{-1};  // -1: not trained yet
   std::atomic<int64_t> indexed_end_{-1};
   std::atomic<bool> queued_{false};
+  std::atomic<size_t> bytes_{0};
 };
 
 // Search over a layer whose snapshot has an approximate tier: FAISS over

@@ -138,9 +138,14 @@ LayerSnapshot LayerMemory::Snapshot() const {
   return s;
 }
 
-size_t LayerMemory::BytesInRam() const {
+size_t LayerMemory::BlockBytes() const {
   MutexLock lock(&mu_);
   return bytes_;
+}
+
+size_t LayerMemory::BytesInRam() const {
+  MutexLock lock(&mu_);
+  return bytes_ + (index_ != nullptr ? index_->bytes() : 0);
 }
 
 }  // namespace knnmem

@@ -151,7 +151,9 @@ class LayerMemory {
   void AttachIndex(std::shared_ptr<ApproximateIndex> index) {
     index_ = std::move(index);
   }
-  // Bytes of all blocks held.
+  // Bytes of the blocks held.
+  size_t BlockBytes() const;
+  // Bytes of all blocks held, and of the approximate tier's key copies.
   size_t BytesInRam() const;
 
  private:

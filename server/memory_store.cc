@@ -310,7 +310,8 @@ absl::StatusOr<AppendResult> MemoryStore::AppendResident(
   const StreamSpec& spec = stream->spec();
   LayerMemory& layer = stream->layer(cmd.layer);
   MutexLock append(&layer.append_mutex());
-  const int64_t bytes_before = static_cast<int64_t>(layer.BytesInRam());
+  // Blocks only: the indexer accounts for the index's bytes itself.
+  const int64_t bytes_before = static_cast<int64_t>(layer.BlockBytes());
   const int64_t next = layer.next_position();
   if (cmd.first_position > next) {
     return absl::FailedPreconditionError(absl::StrCat(
@@ -364,7 +365,7 @@ absl::StatusOr<AppendResult> MemoryStore::AppendResident(
   });
   RETURN_IF_ERROR(written);
   layer.Publish(std::move(staged));
-  resident_bytes_ += static_cast<int64_t>(layer.BytesInRam()) - bytes_before;
+  resident_bytes_ += static_cast<int64_t>(layer.BlockBytes()) - bytes_before;
   return AppendResult{
       end, rows, static_cast<uint64_t>(batch.evict_before - batch.evict_from)};
 }

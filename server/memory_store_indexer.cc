@@ -37,12 +37,14 @@ bool MemoryStore::IndexOnce(Stream& stream,
     ReaderMutexLock lock(&stream.lifecycle_mutex());
     if (stream.deleted() || !stream.resident()) return false;
     index = stream.layer(layer).index();
+    // Before the snapshot: an append published after it queues the layer
+    // again rather than finding it still marked queued.
+    index->ClearQueued();
     snapshot = stream.layer(layer).Snapshot();
     incarnation = stream.incarnation();
   }
   const bool trained = index->begin() >= 0;
-  // Appends from here on queue the layer again.
-  index->ClearQueued();
+  const size_t bytes_before = index->bytes();
   const int64_t end = index->IndexableEnd(snapshot);
   if (end > index->indexed_end()) {
     absl::Status s = index->Extend(snapshot, end);
@@ -54,9 +56,15 @@ bool MemoryStore::IndexOnce(Stream& stream,
     }
     if (!trained && index->begin() >= 0) {
       // Kept, so that a reload probes the same lists (the keys trained on
-      // may be evicted by then).
-      absl::Status put =
-          storage_->PutCentroids(incarnation, layer, index->Centroids());
+      // may be evicted by then). Not if the layer has another index by now
+      // (unloaded and loaded again, or reset): its own training counts.
+      ReaderMutexLock lock(&stream.lifecycle_mutex());
+      const bool current = !stream.deleted() && stream.resident() &&
+                           stream.incarnation() == incarnation &&
+                           stream.layer(layer).index() == index;
+      absl::Status put = current ? storage_->PutCentroids(incarnation, layer,
+                                                          index->Centroids())
+                                 : absl::OkStatus();
       if (!put.ok()) {
         std::fprintf(stderr,
                      "knnmem-server: keeping the centroids of stream '%s' "
@@ -69,6 +77,16 @@ bool MemoryStore::IndexOnce(Stream& stream,
   // Evicted positions leave the lists once there are a chunk's worth.
   if (index->begin() >= 0 && snapshot.first_position - index->begin() >= 8192) {
     index->Forget(snapshot.first_position);
+  }
+  {
+    // The index's keys count against the budget like blocks do (under the
+    // lifecycle lock, as every other change of a resident layer's bytes).
+    ReaderMutexLock lock(&stream.lifecycle_mutex());
+    if (!stream.deleted() && stream.resident() &&
+        stream.layer(layer).index() == index) {
+      resident_bytes_ += static_cast<int64_t>(index->bytes()) -
+                         static_cast<int64_t>(bytes_before);
+    }
   }
   return index->IndexableEnd(snapshot) > index->indexed_end() &&
          index->MarkQueued();

@@ -301,6 +301,14 @@ TEST_F(MemoryStoreTest, ApproximateTierProbingEveryListEqualsBruteForce) {
     EXPECT_EQ(state->layers[1].indexed_entries, 0u);  // no entries
     ExpectSearchMatches(id, spec, 0, oracle, 32);
   }
+  // The tier's key copies count as RAM, for the budget too: 2 x 24,576
+  // indexed keys of 2 heads x 16 float32 on top of the blocks.
+  uint64_t in_ram = 0;
+  for (const char* id : {"ivf-float32", "ivf-float16"}) {
+    in_ram += store_->GetStream(id)->bytes_in_ram;
+  }
+  EXPECT_EQ(store_->resident_bytes(), in_ram);
+  EXPECT_GE(in_ram, 2u * 24576 * 2 * 16 * 4);
 }
 
 TEST_F(MemoryStoreTest, ApproximateTierKeepsFifoEvictionExact) {
