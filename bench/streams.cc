@@ -21,7 +21,7 @@
 namespace knnmem::bench {
 namespace {
 
-constexpr int kHeads = 4, kDim = 32, kQueries = 8, kK = 32, kThreads = 4;
+constexpr int kHeads = 4, kDim = 32, kQueries = 8, kK = 32, kThreads = 8;
 
 uint64_t ResidentBytes(pid_t pid) {
   FILE* f = std::fopen(absl::StrCat("/proc/", pid, "/statm").c_str(), "r");

@@ -5,9 +5,9 @@
 // with --memory-budget = a tenth of what `streams` streams of `tokens`
 // tokens take in RAM (float16, 1 layer, 4 heads x (32 + 32)), and adds
 // "W-streams" rows to `report`:
-//   create        time to create every stream (4 client threads)
+//   create        time to create every stream (8 client threads)
 //   empty-stream  server RSS growth per empty stream (bytes)
-//   fill          one Append of `tokens` tokens per stream (4 threads)
+//   fill          one Append of `tokens` tokens per stream (8 threads)
 //   hit, reload   Attend latency (8 queries, k = 32) on streams picked with
 //                 Zipf(`zipf_s`) over a random order, split by whether the
 //                 stream was resident (GetStream, just before); the hit row
