@@ -69,13 +69,12 @@ ApproximateIndex::ApproximateIndex(const StreamSpec& spec)
 
 ApproximateIndex::~ApproximateIndex() = default;
 
-int64_t ApproximateIndex::IndexableEnd(const LayerSnapshot& snapshot) const {
+int64_t ApproximateIndex::IndexableEnd(int64_t first, int64_t next) const {
   // On the grid of chunks, so that a layer rebuilt after a restart is
   // indexed to the same position as before.
-  int64_t end = snapshot.next_position -
-                static_cast<int64_t>(spec_.effective_exact_tail());
+  int64_t end = next - static_cast<int64_t>(spec_.effective_exact_tail());
   end -= end % kChunk;
-  const int64_t from = std::max(indexed_end_.load(), snapshot.first_position);
+  const int64_t from = std::max(indexed_end_.load(), first);
   // Training waits for a full sample.
   const int64_t need = begin_.load() < 0 ? kTrainPerList * int64_t{nlist_} : 1;
   return end - from >= need ? end : indexed_end_.load();
@@ -190,7 +189,6 @@ void ApproximateIndex::Search(absl::Span<const float> queries, uint32_t n,
     std::vector<TopK> top;
     top.reserve(n);
     for (uint32_t i = 0; i < n; ++i) top.emplace_back(k);
-    std::vector<int64_t> ids_of;  // flat index over every list -> position
     if (hi > lo) {
       const Head& head = *heads_[h];
       // The lists each query probes (a GEMM against the centroids).
@@ -248,28 +246,24 @@ void ApproximateIndex::Search(absl::Span<const float> queries, uint32_t n,
           }
         }
       }
-      ids_of.resize(static_cast<size_t>(offset[nlist_]));
-      for (uint32_t l = 0; l < nlist_; ++l) {
-        std::copy(head.lists[l].ids.begin(), head.lists[l].ids.end(),
-                  ids_of.begin() + offset[l]);
+      // The top-k saw indexes over all lists, end to end (offset[l] + row);
+      // back to positions while the lists cannot change.
+      for (uint32_t i = 0; i < n; ++i) {
+        const size_t out = (static_cast<size_t>(i) * heads + h) * k;
+        top[i].Finish(scores + out, positions + out);
+        for (uint32_t j = 0; j < k && positions[out + j] >= 0; ++j) {
+          const int64_t g = positions[out + j];
+          const size_t l = static_cast<size_t>(
+              std::upper_bound(offset.begin(), offset.end(), g) -
+              offset.begin() - 1);
+          positions[out + j] = head.lists[l].ids[g - offset[l]];
+        }
       }
+      return;
     }
-    std::vector<float> best_scores(k);
-    std::vector<int64_t> best(k);
-    for (uint32_t i = 0; i < n; ++i) {
-      top[i].Finish(best_scores.data(), best.data());
-      const size_t out = (static_cast<size_t>(i) * heads + h) * k;
-      uint32_t kept = 0;
-      for (uint32_t j = 0; j < k; ++j) {
-        if (best[j] < 0) break;
-        scores[out + kept] = best_scores[j];
-        positions[out + kept] = ids_of[static_cast<size_t>(best[j])];
-        ++kept;
-      }
-      for (; kept < k; ++kept) {
-        scores[out + kept] = -std::numeric_limits<float>::infinity();
-        positions[out + kept] = -1;
-      }
+    for (uint32_t i = 0; i < n; ++i) {  // nothing indexed in [lo, hi)
+      top[i].Finish(scores + (static_cast<size_t>(i) * heads + h) * k,
+                    positions + (static_cast<size_t>(i) * heads + h) * k);
     }
   });
 }

@@ -46,10 +46,11 @@ class ApproximateIndex {
   size_t bytes() const { return bytes_.load(); }
   int64_t indexed_end() const { return indexed_end_.load(); }
 
-  // Where indexing of `snapshot` could extend to now: the start of its
-  // exact tail, when that is at least a chunk past indexed_end() (and, for
-  // the first chunk, enough keys to train on); otherwise indexed_end().
-  int64_t IndexableEnd(const LayerSnapshot& snapshot) const;
+  // Where indexing of a layer holding [first, next) could extend to now:
+  // the start of its exact tail, when that is at least a chunk past
+  // indexed_end() (and, for the first chunk, enough keys to train on);
+  // otherwise indexed_end().
+  int64_t IndexableEnd(int64_t first, int64_t next) const;
 
   // Trains on the first call, then adds the keys of positions
   // [indexed_end(), end) from `snapshot`, which must retain them. For the

@@ -17,15 +17,6 @@ absl::Status StreamNotFound(absl::string_view stream_id) {
       absl::StrCat("stream_id: stream '", stream_id, "' does not exist"));
 }
 
-// Bytes of the blocks of every layer. Requires the lifecycle lock.
-uint64_t LayerBytes(const Stream& stream) ABSL_NO_THREAD_SAFETY_ANALYSIS {
-  uint64_t bytes = 0;
-  for (uint32_t l = 0; l < stream.spec().layers; ++l) {
-    bytes += stream.layer(l).BytesInRam();
-  }
-  return bytes;
-}
-
 // RocksDB's memtables (up to two) count against RAM too: with a budget they
 // take at most 1/32 of it each (2 MiB to 64 MiB).
 size_t WriteBufferBytes(uint64_t memory_budget_bytes) {
@@ -244,7 +235,7 @@ absl::Status MemoryStore::ResetStream(absl::string_view stream_id) {
   const uint64_t old = stream->incarnation();
   StreamRecord record{stream->id(), storage_->NewIncarnation(), stream->spec()};
   RETURN_IF_ERROR(storage_->PutStream(record, old));
-  resident_bytes_ -= static_cast<int64_t>(LayerBytes(*stream));
+  resident_bytes_ -= static_cast<int64_t>(stream->BytesInRam());
   stream->Reset(record.incarnation);
   stream->Touch(clock_->NowMicros());
   CompactInBackground(old);
@@ -270,7 +261,7 @@ absl::Status MemoryStore::DeleteStreamIf(
     incarnation = stream->incarnation();
     RETURN_IF_ERROR(storage_->DeleteStream(stream_id, incarnation));
     stream->MarkDeleted();
-    resident_bytes_ -= static_cast<int64_t>(LayerBytes(*stream));
+    resident_bytes_ -= static_cast<int64_t>(stream->BytesInRam());
     stream->Unload();  // in-flight searches keep their blocks until done
   }
   {
@@ -299,7 +290,7 @@ absl::StatusOr<AppendResult> MemoryStore::Append(const AppendCommand& cmd) {
     }
   }
   if (result.ok() && stream->spec().index == IndexKind::kApproximate) {
-    ScheduleIndexing(stream);
+    ScheduleIndexing(stream, cmd.layer, cmd.layer + 1);
   }
   return result;
 }

@@ -232,8 +232,10 @@ class MemoryStore {
                         absl::string_view field) const;
   void CompactInBackground(uint64_t incarnation);
   void RunCompactor();
-  // Queues the layers of an APPROXIMATE stream for the indexer.
-  void ScheduleIndexing(const std::shared_ptr<Stream>& stream) const;
+  // Queues layers [first_layer, end_layer) of an APPROXIMATE stream for the
+  // indexer, those with enough new entries.
+  void ScheduleIndexing(const std::shared_ptr<Stream>& stream,
+                        uint32_t first_layer, uint32_t end_layer) const;
   void RunIndexer();
   // One round for one layer: extends its index by up to a bounded amount;
   // true when there is more to do.

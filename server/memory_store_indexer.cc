@@ -7,17 +7,19 @@
 
 namespace knnmem {
 
-void MemoryStore::ScheduleIndexing(const std::shared_ptr<Stream>& stream) const
-    ABSL_NO_THREAD_SAFETY_ANALYSIS {
+void MemoryStore::ScheduleIndexing(
+    const std::shared_ptr<Stream>& stream, uint32_t first_layer,
+    uint32_t end_layer) const ABSL_NO_THREAD_SAFETY_ANALYSIS {
   std::vector<uint32_t> due;
   {
     ReaderMutexLock lock(&stream->lifecycle_mutex());
     if (stream->deleted() || !stream->resident()) return;
-    for (uint32_t l = 0; l < stream->spec().layers; ++l) {
-      const std::shared_ptr<ApproximateIndex>& index = stream->layer(l).index();
+    for (uint32_t l = first_layer; l < end_layer; ++l) {
+      const LayerMemory& layer = stream->layer(l);
+      const std::shared_ptr<ApproximateIndex>& index = layer.index();
       if (index == nullptr) continue;
-      const LayerSnapshot snapshot = stream->layer(l).Snapshot();
-      if (index->IndexableEnd(snapshot) > index->indexed_end() &&
+      if (index->IndexableEnd(layer.first_position(), layer.next_position()) >
+              index->indexed_end() &&
           index->MarkQueued()) {
         due.push_back(l);
       }
@@ -45,7 +47,8 @@ bool MemoryStore::IndexOnce(Stream& stream,
   }
   const bool trained = index->begin() >= 0;
   const size_t bytes_before = index->bytes();
-  const int64_t end = index->IndexableEnd(snapshot);
+  const int64_t end =
+      index->IndexableEnd(snapshot.first_position, snapshot.next_position);
   if (end > index->indexed_end()) {
     absl::Status s = index->Extend(snapshot, end);
     if (!s.ok()) {
@@ -88,7 +91,8 @@ bool MemoryStore::IndexOnce(Stream& stream,
                          static_cast<int64_t>(bytes_before);
     }
   }
-  return index->IndexableEnd(snapshot) > index->indexed_end() &&
+  return index->IndexableEnd(snapshot.first_position, snapshot.next_position) >
+             index->indexed_end() &&
          index->MarkQueued();
 }
 

@@ -55,11 +55,7 @@ absl::Status MemoryStore::EnsureResident(
       stream.Unload();  // drop what was read; the next use tries again
       return loaded;
     }
-    uint64_t bytes = 0;
-    for (uint32_t l = 0; l < stream.spec().layers; ++l) {
-      bytes += stream.layer(l).BytesInRam();
-    }
-    resident_bytes_ += static_cast<int64_t>(bytes);
+    resident_bytes_ += static_cast<int64_t>(stream.BytesInRam());
     stream.MarkResident();
     ++loads_;
     // The FAISS tier is rebuilt from the loaded keys, in the background.
@@ -70,7 +66,7 @@ absl::Status MemoryStore::EnsureResident(
                    .count());
     }
   }
-  if (reindex) ScheduleIndexing(shared);
+  if (reindex) ScheduleIndexing(shared, 0, stream.spec().layers);
   return absl::OkStatus();
 }
 
@@ -144,10 +140,7 @@ absl::Status MemoryStore::MakeRoom(uint64_t bytes, const Stream* keep,
     // calls making room cannot deadlock on each other's streams).
     if (!stream->lifecycle_mutex().TryLock()) continue;
     if (stream->resident() && !stream->deleted()) {
-      uint64_t freed = 0;
-      for (uint32_t l = 0; l < stream->spec().layers; ++l) {
-        freed += stream->layer(l).BytesInRam();
-      }
+      const uint64_t freed = stream->BytesInRam();
       stream->Unload();
       resident_bytes_ -= static_cast<int64_t>(freed);
       ++unloads_;

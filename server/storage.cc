@@ -42,27 +42,32 @@ std::string MetaKey(absl::string_view stream_id) {
   return absl::StrCat(absl::string_view(&kMetaTag, 1), stream_id);
 }
 
-// 'D' incarnation(8) [layer(4) [position(8)]]
-std::string CentroidKey(uint64_t incarnation) {
-  std::string k(1, kCentroidTag);
+// tag incarnation(8) [layer(4)]: the prefix of a stream's data ('D') or
+// centroid ('I') keys.
+std::string IncarnationKey(char tag, uint64_t incarnation) {
+  std::string k(1, tag);
   PutBigEndian(k, incarnation);
   return k;
 }
-std::string CentroidKey(uint64_t incarnation, uint32_t layer) {
-  std::string k = CentroidKey(incarnation);
+std::string IncarnationKey(char tag, uint64_t incarnation, uint32_t layer) {
+  std::string k = IncarnationKey(tag, incarnation);
   PutBigEndian(k, layer);
   return k;
 }
 
+std::string CentroidKey(uint64_t incarnation) {
+  return IncarnationKey(kCentroidTag, incarnation);
+}
+std::string CentroidKey(uint64_t incarnation, uint32_t layer) {
+  return IncarnationKey(kCentroidTag, incarnation, layer);
+}
+
+// 'D' incarnation(8) [layer(4) [position(8)]]
 std::string DataKey(uint64_t incarnation) {
-  std::string k(1, kDataTag);
-  PutBigEndian(k, incarnation);
-  return k;
+  return IncarnationKey(kDataTag, incarnation);
 }
 std::string DataKey(uint64_t incarnation, uint32_t layer) {
-  std::string k = DataKey(incarnation);
-  PutBigEndian(k, layer);
-  return k;
+  return IncarnationKey(kDataTag, incarnation, layer);
 }
 std::string DataKey(uint64_t incarnation, uint32_t layer, int64_t position) {
   std::string k = DataKey(incarnation, layer);

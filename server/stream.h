@@ -73,6 +73,13 @@ class Stream {
   }
   void MarkDeleted() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { deleted_ = true; }
 
+  // RAM of every layer (blocks and approximate-tier keys).
+  uint64_t BytesInRam() const ABSL_SHARED_LOCKS_REQUIRED(mu_) {
+    uint64_t bytes = 0;
+    for (const auto& layer : layers_) bytes += layer->BytesInRam();
+    return bytes;
+  }
+
  private:
   void NewLayers() ABSL_NO_THREAD_SAFETY_ANALYSIS {
     layers_.clear();
