@@ -43,6 +43,58 @@ std::vector<float> KeysOf(const StreamSpec& spec, const LayerSnapshot& snapshot,
   return out;
 }
 
+// Gathers one head's keys of a list's positions from the blocks that hold
+// them, as float32 rows for a GEMM: the lists keep positions only, so the
+// blocks' copy (in the storage dtype) is the only copy of a key in RAM.
+class KeyGather {
+ public:
+  // Rows per gather: kRows float32 keys stay in the L2 cache for the GEMM.
+  static constexpr uint32_t kRows = 256;
+
+  KeyGather(const StreamSpec& spec, const LayerSnapshot& snapshot,
+            uint32_t head)
+      : dtype_(spec.storage_dtype),
+        dk_(spec.key_dim),
+        row_bytes_(size_t{spec.key_dim} * ElementSize(spec.storage_dtype)) {
+    starts_.reserve(snapshot.blocks.size());
+    keys_.reserve(snapshot.blocks.size());
+    for (const auto& block : snapshot.blocks) {
+      starts_.push_back(block->first_position());
+      keys_.push_back(block->keys(head));
+    }
+  }
+
+  // `ids`: `rows` (<= kRows) increasing positions the snapshot retains.
+  void Gather(const int64_t* ids, uint32_t rows, float* out) const {
+    const char* row[kRows];
+    size_t b = static_cast<size_t>(
+        std::upper_bound(starts_.begin(), starts_.end(), ids[0]) -
+        starts_.begin() - 1);
+    for (uint32_t r = 0; r < rows; ++r) {
+      while (b + 1 < starts_.size() && starts_[b + 1] <= ids[r]) ++b;
+      row[r] = keys_[b] + static_cast<size_t>(ids[r] - starts_[b]) * row_bytes_;
+    }
+    // The rows are scattered over the blocks: fetch a few ahead.
+    constexpr uint32_t kAhead = 8;
+    for (uint32_t r = 0; r < std::min(rows, kAhead); ++r) Prefetch(row[r]);
+    for (uint32_t r = 0; r < rows; ++r) {
+      if (r + kAhead < rows) Prefetch(row[r + kAhead]);
+      DecodeFloats(row[r], dk_, dtype_, out + size_t{r} * dk_);
+    }
+  }
+
+ private:
+  void Prefetch(const char* p) const {
+    for (size_t o = 0; o < row_bytes_; o += 64) __builtin_prefetch(p + o);
+  }
+
+  const DType dtype_;
+  const uint32_t dk_;
+  const size_t row_bytes_;
+  std::vector<int64_t> starts_;    // each block's first position
+  std::vector<const char*> keys_;  // each block's keys of the head
+};
+
 }  // namespace
 
 // One head: the coarse centroids (trained by FAISS k-means, searched by its
@@ -50,10 +102,9 @@ std::vector<float> KeysOf(const StreamSpec& spec, const LayerSnapshot& snapshot,
 // (see Search).
 struct ApproximateIndex::Head {
   explicit Head(uint32_t dim, uint32_t nlist) : quantizer(dim), lists(nlist) {}
-  struct List {
-    std::vector<float> keys;   // row-major [size, key_dim]
-    std::vector<int64_t> ids;  // positions, increasing
-  };
+  // Positions, increasing. The keys stay in the layer's blocks, the one
+  // copy: Search gathers them (see ScanList).
+  using List = std::vector<int64_t>;
   faiss::IndexFlatIP quantizer;  // nlist centroids once trained
   std::vector<List> lists;
 };
@@ -111,12 +162,9 @@ absl::Status ApproximateIndex::Extend(const LayerSnapshot& snapshot,
     head.quantizer.assign(n, keys.data(), lists.data());
     MutexLock lock(&mu_);
     for (int64_t i = 0; i < n; ++i) {
-      Head::List& list = head.lists[static_cast<size_t>(lists[i])];
-      list.keys.insert(list.keys.end(), keys.begin() + i * dk,
-                       keys.begin() + (i + 1) * dk);
-      list.ids.push_back(from + i);
+      head.lists[static_cast<size_t>(lists[i])].push_back(from + i);
     }
-    bytes_ += static_cast<size_t>(n) * dk * sizeof(float);
+    bytes_ += static_cast<size_t>(n) * sizeof(int64_t);
   }
   MutexLock lock(&mu_);
   if (train) begin_ = from;
@@ -156,25 +204,22 @@ absl::Status ApproximateIndex::RestoreCentroids(absl::string_view centroids,
 
 size_t ApproximateIndex::Forget(int64_t first) {
   MutexLock lock(&mu_);
-  const size_t dk = spec_.key_dim;
   size_t removed = 0;
   for (auto& head : heads_) {
     for (Head::List& list : head->lists) {
-      // Ids increase along a list: the evicted ones are a prefix.
-      const size_t drop = static_cast<size_t>(
-          std::lower_bound(list.ids.begin(), list.ids.end(), first) -
-          list.ids.begin());
-      list.ids.erase(list.ids.begin(), list.ids.begin() + drop);
-      list.keys.erase(list.keys.begin(), list.keys.begin() + drop * dk);
-      removed += drop;
+      // Positions increase along a list: the evicted ones are a prefix.
+      const auto drop = std::lower_bound(list.begin(), list.end(), first);
+      removed += static_cast<size_t>(drop - list.begin());
+      list.erase(list.begin(), drop);
     }
   }
-  bytes_ -= removed * dk * sizeof(float);
+  bytes_ -= removed * sizeof(int64_t);
   if (begin_.load() >= 0 && begin_.load() < first) begin_ = first;
   return removed;
 }
 
-void ApproximateIndex::Search(absl::Span<const float> queries, uint32_t n,
+void ApproximateIndex::Search(const LayerSnapshot& snapshot,
+                              absl::Span<const float> queries, uint32_t n,
                               uint32_t k, int64_t lo, int64_t hi, float* scores,
                               int64_t* positions, WorkerPool& pool) const {
   const uint32_t heads = spec_.heads, dk = spec_.key_dim;
@@ -209,10 +254,10 @@ void ApproximateIndex::Search(absl::Span<const float> queries, uint32_t n,
       }
       std::vector<int64_t> offset(nlist_ + 1, 0);
       for (uint32_t l = 0; l < nlist_; ++l) {
-        offset[l + 1] =
-            offset[l] + static_cast<int64_t>(head.lists[l].ids.size());
+        offset[l + 1] = offset[l] + static_cast<int64_t>(head.lists[l].size());
       }
-      std::vector<float> qs, block;
+      const KeyGather gather(spec_, snapshot, static_cast<uint32_t>(h));
+      std::vector<float> qs, keys(size_t{KeyGather::kRows} * dk), block;
       for (uint32_t l = 0; l < nlist_; ++l) {
         const Head::List& list = head.lists[l];
         const std::vector<uint32_t>& who = probing[l];
@@ -223,23 +268,21 @@ void ApproximateIndex::Search(absl::Span<const float> queries, uint32_t n,
           std::copy_n(q.data() + static_cast<size_t>(who[r]) * dk, dk,
                       qs.data() + static_cast<size_t>(r) * dk);
         }
-        // Ids increase along a list: the positions in [lo, hi) (neither
+        // Positions increase along a list: those in [lo, hi) (neither
         // evicted nor added after the snapshot) are one run of it.
         const uint32_t b = static_cast<uint32_t>(
-            std::lower_bound(list.ids.begin(), list.ids.end(), lo) -
-            list.ids.begin());
+            std::lower_bound(list.begin(), list.end(), lo) - list.begin());
         const uint32_t e = static_cast<uint32_t>(
-            std::lower_bound(list.ids.begin(), list.ids.end(), hi) -
-            list.ids.begin());
-        for (uint32_t c = b; c < e; c += kMaxBlockRows) {
-          const uint32_t rows = std::min(kMaxBlockRows, e - c);
+            std::lower_bound(list.begin(), list.end(), hi) - list.begin());
+        for (uint32_t c = b; c < e; c += KeyGather::kRows) {
+          const uint32_t rows = std::min(KeyGather::kRows, e - c);
+          gather.Gather(list.data() + c, rows, keys.data());
           block.resize(static_cast<size_t>(m) * rows);
-          cblas_sgemm(
-              CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(m),
-              static_cast<int>(rows), static_cast<int>(dk), 1.0f, qs.data(),
-              static_cast<int>(dk),
-              list.keys.data() + static_cast<size_t>(c) * dk,
-              static_cast<int>(dk), 0.0f, block.data(), static_cast<int>(rows));
+          cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans,
+                      static_cast<int>(m), static_cast<int>(rows),
+                      static_cast<int>(dk), 1.0f, qs.data(),
+                      static_cast<int>(dk), keys.data(), static_cast<int>(dk),
+                      0.0f, block.data(), static_cast<int>(rows));
           for (uint32_t r = 0; r < m; ++r) {
             ScanScores(block.data() + static_cast<size_t>(r) * rows, rows,
                        offset[l] + c, top[who[r]]);
@@ -256,7 +299,7 @@ void ApproximateIndex::Search(absl::Span<const float> queries, uint32_t n,
           const size_t l = static_cast<size_t>(
               std::upper_bound(offset.begin(), offset.end(), g) -
               offset.begin() - 1);
-          positions[out + j] = head.lists[l].ids[g - offset[l]];
+          positions[out + j] = head.lists[l][g - offset[l]];
         }
       }
       return;
@@ -287,8 +330,8 @@ absl::StatusOr<SearchResult> TieredSearch(const StreamSpec& spec,
   const uint32_t n = result.queries, k = result.k;
   std::vector<float> scores(result.scores.size());
   std::vector<int64_t> positions(result.positions.size());
-  snapshot.index->Search(queries, n, k, snapshot.first_position, split,
-                         scores.data(), positions.data(), pool);
+  snapshot.index->Search(snapshot, queries, n, k, snapshot.first_position,
+                         split, scores.data(), positions.data(), pool);
   // Merge the two best-first lists of each (query, head).
   for (size_t base = 0; base < scores.size(); base += k) {
     std::vector<ScoredPosition> both;

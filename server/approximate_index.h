@@ -2,8 +2,9 @@
 // says APPROXIMATE. Per head, an IVF-Flat index (inner product) over the
 // keys of positions [begin, indexed_end): coarse centroids trained once by
 // FAISS k-means on the first keys indexed (the stream's own), and inverted
-// lists that Search scans with one GEMM per list for all the queries that
-// probe it. Keys are
+// lists of positions that Search scans with one GEMM per list for all the
+// queries that probe it, gathering the keys from the layer's blocks (so a
+// key is held once, in the storage dtype). Keys are
 // added in chunks, in the background (MemoryStore's indexer), never on the
 // request path; the newest exact_tail entries and whatever is not indexed
 // yet are scanned exactly, and TieredSearch merges the two. Positions the
@@ -42,7 +43,7 @@ class ApproximateIndex {
   // Positions [begin(), indexed_end()) are in the index (those the layer
   // evicted since are ignored by searches).
   int64_t begin() const { return begin_.load(); }
-  // Bytes of the keys in the lists (float32 copies of indexed keys).
+  // Bytes of the lists (positions; the keys stay in the layer's blocks).
   size_t bytes() const { return bytes_.load(); }
   int64_t indexed_end() const { return indexed_end_.load(); }
 
@@ -73,10 +74,11 @@ class ApproximateIndex {
 
   // Per (query, head), the k best of the probed lists' positions in
   // [lo, hi): scores and positions into [n, heads, k] arrays (best first;
-  // -inf / -1 when fewer). `queries` is float32 [n, heads, key_dim].
-  void Search(absl::Span<const float> queries, uint32_t n, uint32_t k,
-              int64_t lo, int64_t hi, float* scores, int64_t* positions,
-              WorkerPool& pool) const;
+  // -inf / -1 when fewer). `queries` is float32 [n, heads, key_dim];
+  // `snapshot` retains [lo, hi) and holds the keys.
+  void Search(const LayerSnapshot& snapshot, absl::Span<const float> queries,
+              uint32_t n, uint32_t k, int64_t lo, int64_t hi, float* scores,
+              int64_t* positions, WorkerPool& pool) const;
 
  private:
   struct Head;

@@ -153,7 +153,7 @@ class LayerMemory {
   }
   // Bytes of the blocks held.
   size_t BlockBytes() const;
-  // Bytes of all blocks held, and of the approximate tier's key copies.
+  // Bytes of all blocks held, and of the approximate tier's lists.
   size_t BytesInRam() const;
 
  private:

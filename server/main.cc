@@ -199,6 +199,15 @@ int main(int argc, char** argv) {
   if (server == nullptr || port == 0) {
     return Fail(absl::StrCat("cannot listen on ", options->listen));
   }
+  if (options->memory_budget_bytes > 0) {
+    // The budget bounds the process: what it holds now, serving with no
+    // stream loaded (less the streams' own bookkeeping, counted per
+    // stream), is not the streams'.
+    const int64_t streams = static_cast<int64_t>(core->stream_count()) *
+                            knnmem::MemoryStore::kBytesPerStream;
+    core->ReserveForServer(static_cast<uint64_t>(std::max<int64_t>(
+        0, static_cast<int64_t>(knnmem::ResidentMemoryBytes()) - streams)));
+  }
   const std::string host =
       options->listen.substr(0, options->listen.rfind(':'));
   std::printf(

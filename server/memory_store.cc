@@ -127,6 +127,7 @@ absl::Status MemoryStore::Recover() {
     Shard& shard = ShardOf(record.stream_id);
     MutexLock lock(&shard.mu);
     shard.streams.emplace(record.stream_id, std::move(stream));
+    ++streams_held_;
     return absl::OkStatus();
   });
 }
@@ -184,6 +185,7 @@ absl::StatusOr<StreamState> MemoryStore::CreateStream(
   {
     MutexLock lock(&shard.mu);
     shard.streams.emplace(stream_id, stream);
+    ++streams_held_;
   }
   *created = true;
   return StateOf(*stream);
@@ -266,7 +268,7 @@ absl::Status MemoryStore::DeleteStreamIf(
   }
   {
     MutexLock lock(&shard.mu);
-    shard.streams.erase(stream_id);
+    if (shard.streams.erase(stream_id) > 0) --streams_held_;
   }
   CompactInBackground(incarnation);
   return absl::OkStatus();

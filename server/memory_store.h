@@ -177,6 +177,15 @@ class MemoryStore {
   ResidencyCounters residency() const;
   // Bytes the resident streams' blocks take (what the budget limits).
   uint64_t resident_bytes() const;
+  // With a budget: takes `bytes` out of the streams' share of it, the
+  // process's own RAM outside streams (main passes its RSS once serving:
+  // code, threads, gRPC), unless it is over a quarter of the share (a toy
+  // budget, as in tests: then the share stays).
+  void ReserveForServer(uint64_t bytes);
+  // RAM a stream costs while not resident (its spec, id, layer heads and
+  // map entry; W-streams measures 1.3 KiB): counted against the budget for
+  // every stream held.
+  static constexpr int64_t kBytesPerStream = 1536;
   // Walks every stream: O(streams).
   StoreTotals Totals() const;
   const Storage& storage() const { return *storage_; }
@@ -244,7 +253,8 @@ class MemoryStore {
   WorkerPool* const pool_;
   const uint32_t default_ttl_seconds_;
   const uint64_t configured_budget_bytes_;
-  const uint64_t memory_budget_bytes_;  // the streams' share of it
+  std::atomic<uint64_t> memory_budget_bytes_;  // the streams' share of it
+  std::atomic<int64_t> streams_held_{0};       // streams in the shards' maps
   const std::function<void(double)> on_load_;
   mutable std::atomic<int64_t> resident_bytes_{0};
   mutable std::atomic<uint64_t> loads_{0}, unloads_{0}, refused_appends_{0};

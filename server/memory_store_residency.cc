@@ -102,8 +102,11 @@ absl::Status MemoryStore::LoadLayers(Stream& stream) const {
 
 absl::Status MemoryStore::MakeRoom(uint64_t bytes, const Stream* keep,
                                    absl::string_view field) const {
-  if (memory_budget_bytes_ == 0) return absl::OkStatus();
-  const int64_t budget = static_cast<int64_t>(memory_budget_bytes_);
+  if (memory_budget_bytes_.load() == 0) return absl::OkStatus();
+  // Blocks share the budget with every stream's bookkeeping.
+  const int64_t budget =
+      std::max<int64_t>(0, static_cast<int64_t>(memory_budget_bytes_.load()) -
+                               streams_held_.load() * kBytesPerStream);
   const int64_t need = static_cast<int64_t>(bytes);
   if (resident_bytes_.load() + need <= budget) return absl::OkStatus();
   MutexLock evicting(&evict_mu_);
@@ -151,12 +154,17 @@ absl::Status MemoryStore::MakeRoom(uint64_t bytes, const Stream* keep,
   trim();
   if (resident_bytes_.load() + need <= budget) return absl::OkStatus();
   ++refused_appends_;
-  return absl::ResourceExhaustedError(
-      absl::StrCat(field, ": the memory budget (--memory-budget ",
-                   configured_budget_bytes_, " bytes, ", memory_budget_bytes_,
-                   " of them for streams) is full: the streams in use hold ",
-                   resident_bytes_.load(), " bytes and this call needs ", bytes,
-                   " more; retry later, or raise the budget"));
+  return absl::ResourceExhaustedError(absl::StrCat(
+      field, ": the memory budget (--memory-budget ", configured_budget_bytes_,
+      " bytes, ", budget, " of them for the blocks of ", streams_held_.load(),
+      " streams) is full: the streams in use hold ", resident_bytes_.load(),
+      " bytes and this call needs ", bytes,
+      " more; retry later, or raise the budget"));
+}
+
+void MemoryStore::ReserveForServer(uint64_t bytes) {
+  const uint64_t share = memory_budget_bytes_.load();
+  if (bytes <= share / 4) memory_budget_bytes_ = share - bytes;
 }
 
 ResidencyCounters MemoryStore::residency() const {

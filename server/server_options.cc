@@ -75,8 +75,10 @@ Usage: knnmem-server [flags]
                             (mutual TLS)
   --insecure                allow a non-loopback --listen address without
                             authentication (a token file or mutual TLS)
-  --memory-budget=BYTES     RAM the streams' keys and values may take, like
-                            16GiB or 512MiB (default 0 = no limit); past it
+  --memory-budget=BYTES     RAM the server may take, like 16GiB or 512MiB
+                            (default 0 = no limit): RocksDB, the server's own
+                            RSS and each stream's bookkeeping first, then
+                            keys and values; past it
                             the least recently used idle streams are unloaded
                             (RocksDB keeps them) and load again on next use;
                             an Append the streams in use leave no room for

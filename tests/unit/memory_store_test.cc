@@ -251,6 +251,44 @@ TEST_F(MemoryStoreTest, OverBudgetTheLeastRecentlyUsedStreamsUnloadAndReload) {
   }
 }
 
+TEST_F(MemoryStoreTest,
+       TheServersReserveAndEveryStreamsBookkeepingShareTheBudget) {
+  const StreamSpec spec = Spec(1000);
+  const uint64_t stream_bytes = 192 * spec.RowBytes();  // 30,720
+  const uint64_t budget = 4 * stream_bytes;
+  Open(budget);
+  store_->ReserveForServer(budget);  // over a quarter: a toy budget, ignored
+  store_->ReserveForServer(stream_bytes / 2);
+  for (int i = 0; i < 16; ++i) Create("empty" + std::to_string(i), spec);
+  // Left for blocks: 3.5 streams' bytes, less 19 x 1,536 bookkeeping: two
+  // streams fit, not three.
+  const uint64_t blocks =
+      budget - stream_bytes / 2 - 19 * MemoryStore::kBytesPerStream;
+  ASSERT_LT(blocks, 3 * stream_bytes);
+  ASSERT_GE(blocks, 2 * stream_bytes);
+  std::vector<OracleMemory> oracles(3, OracleMemory{2, 16, {}});
+  for (int i = 0; i < 3; ++i) {
+    const std::string id = "s" + std::to_string(i);
+    Create(id, spec);
+    clock_.AdvanceSeconds(1);
+    ASSERT_TRUE(AppendRandom(id, spec, 0, 0, 192, &oracles[i]).ok());
+    EXPECT_LE(store_->resident_bytes(), blocks);
+  }
+  EXPECT_FALSE(store_->GetStream("s0")->resident);
+  EXPECT_TRUE(store_->GetStream("s1")->resident);
+  EXPECT_TRUE(store_->GetStream("s2")->resident);
+  // Deleting streams gives their bookkeeping back: then all three fit.
+  for (int i = 0; i < 16; ++i) {
+    ASSERT_TRUE(store_->DeleteStream("empty" + std::to_string(i)).ok());
+  }
+  for (int i = 0; i < 3; ++i) {
+    ExpectSearchMatches("s" + std::to_string(i), spec, 0, oracles[i], 20);
+  }
+  for (int i = 0; i < 3; ++i) {
+    EXPECT_TRUE(store_->GetStream("s" + std::to_string(i))->resident) << i;
+  }
+}
+
 TEST_F(MemoryStoreTest, AnAppendTheBudgetCannotHoldIsRefusedAndLosesNothing) {
   const StreamSpec spec = Spec(1000);
   Open(100 * spec.RowBytes());
@@ -300,15 +338,27 @@ TEST_F(MemoryStoreTest, ApproximateTierProbingEveryListEqualsBruteForce) {
     EXPECT_EQ(state->layers[0].indexed_entries, 24576u);
     EXPECT_EQ(state->layers[1].indexed_entries, 0u);  // no entries
     ExpectSearchMatches(id, spec, 0, oracle, 32);
+    // The tier holds no key copy: an EXACT stream of as many rows has the
+    // same blocks, and the tier adds one 8-byte position per indexed entry
+    // and head.
+    StreamSpec flat_spec = spec;
+    flat_spec.index = IndexKind::kExact;
+    const std::string flat = std::string("flat-") + DTypeName(dtype);
+    Create(flat, flat_spec);
+    OracleMemory unused{2, 16, {}};
+    for (int64_t first = 0; first < next; first += 5000) {
+      ASSERT_TRUE(AppendRandom(flat, flat_spec, 0, first, 5000, &unused).ok());
+    }
+    EXPECT_EQ(store_->GetStream(id)->bytes_in_ram,
+              store_->GetStream(flat)->bytes_in_ram + 24576u * 2 * 8);
   }
-  // The tier's key copies count as RAM, for the budget too: 2 x 24,576
-  // indexed keys of 2 heads x 16 float32 on top of the blocks.
+  // Every stream's bytes, the tier's lists included, count for the budget.
   uint64_t in_ram = 0;
-  for (const char* id : {"ivf-float32", "ivf-float16"}) {
+  for (const char* id :
+       {"ivf-float32", "ivf-float16", "flat-float32", "flat-float16"}) {
     in_ram += store_->GetStream(id)->bytes_in_ram;
   }
   EXPECT_EQ(store_->resident_bytes(), in_ram);
-  EXPECT_GE(in_ram, 2u * 24576 * 2 * 16 * 4);
 }
 
 TEST_F(MemoryStoreTest, ApproximateTierKeepsFifoEvictionExact) {
