@@ -1,0 +1,51 @@
+// ModelConfig: the shape of the Memorizing Transformer and of its kNN
+// layer, saved beside every checkpoint as "key=value" lines.
+#ifndef KNNMEM_MODEL_CONFIG_H_
+#define KNNMEM_MODEL_CONFIG_H_
+
+#include <string>
+
+#include "absl/status/statusor.h"
+
+namespace knnmem::model {
+
+enum class MemoryMix {
+  kGate,   // out = g * memory + (1 - g) * local, g = sigmoid(b_h)
+  kJoint,  // the retrieved pairs join the local softmax
+};
+
+struct ModelConfig {
+  int layers = 4;
+  int d_model = 256;
+  int heads = 4;      // head_dim = d_model / heads
+  int ffn = 1024;     // hidden width of the feed-forward blocks
+  int segment = 256;  // bytes per segment; the XL cache holds one segment
+  // The kNN-augmented layer (0-based); -1 puts it at 2/3 depth.
+  int knn_layer = -1;
+  int top_k = 32;
+  MemoryMix mix = MemoryMix::kGate;
+  // The gate's bias at the start: sigmoid(-2) = 0.12, mostly local, so
+  // that untrained retrieval does not drown the local signal.
+  float gate_init = -2.0f;
+  // The learned per-head scale of the normalised q.k at the start.
+  float scale_init = 10.0f;
+  // A learned per-head staleness penalty alpha_h * log1p(age / age_tau)
+  // on memory scores (alpha starts at 0).
+  bool age_penalty = false;
+  float age_tau = 1024.0f;
+
+  int head_dim() const { return d_model / heads; }
+  int knn_index() const { return knn_layer >= 0 ? knn_layer : 2 * layers / 3; }
+};
+
+// INVALID_ARGUMENT naming the field when the shape cannot work.
+absl::Status ValidateConfig(const ModelConfig& config);
+
+std::string FormatConfig(const ModelConfig& config);
+// Parses FormatConfig's output; unknown keys and bad values are
+// INVALID_ARGUMENT naming the line.
+absl::StatusOr<ModelConfig> ParseConfig(const std::string& text);
+
+}  // namespace knnmem::model
+
+#endif  // KNNMEM_MODEL_CONFIG_H_

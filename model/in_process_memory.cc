@@ -1,0 +1,158 @@
+#include "in_process_memory.h"
+
+#include <stdlib.h>
+
+#include <cstring>
+#include <filesystem>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "memory_store.h"
+#include "memory_tensors.h"
+#include "status_macros.h"
+#include "worker_pool.h"
+
+namespace knnmem::model {
+namespace {
+
+std::vector<float> FloatsFromBytes(const std::string& bytes) {
+  std::vector<float> out(bytes.size() / sizeof(float));
+  std::memcpy(out.data(), bytes.data(), out.size() * sizeof(float));
+  return out;
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<InProcessMemory>> InProcessMemory::Create(
+    const std::string& data_dir, int workers) {
+  std::string dir = data_dir, temp;
+  if (dir.empty()) {
+    std::string pattern =
+        (std::filesystem::temp_directory_path() / "knnmem-model-XXXXXX")
+            .string();
+    if (mkdtemp(pattern.data()) == nullptr) {
+      return absl::InternalError(
+          absl::StrCat("cannot create a temporary directory: ", pattern));
+    }
+    dir = temp = pattern;
+  }
+  auto pool = std::make_unique<WorkerPool>(std::max(1, workers));
+  MemoryStore::Options options;
+  options.data_dir = dir;
+  options.pool = pool.get();
+  options.shards = 4;
+  ASSIGN_OR_RETURN(std::unique_ptr<MemoryStore> store,
+                   MemoryStore::Open(options));
+  return std::unique_ptr<InProcessMemory>(
+      new InProcessMemory(temp, std::move(pool), std::move(store)));
+}
+
+InProcessMemory::InProcessMemory(std::string temp_dir,
+                                 std::unique_ptr<WorkerPool> pool,
+                                 std::unique_ptr<MemoryStore> store)
+    : temp_dir_(std::move(temp_dir)),
+      pool_(std::move(pool)),
+      store_(std::move(store)) {}
+
+InProcessMemory::~InProcessMemory() {
+  store_.reset();  // closes RocksDB before its directory goes
+  pool_.reset();
+  if (!temp_dir_.empty()) {
+    std::error_code ignored;
+    std::filesystem::remove_all(temp_dir_, ignored);
+  }
+}
+
+absl::StatusOr<StreamSpec> InProcessMemory::SpecOf(
+    const std::string& document) const {
+  auto it = shapes_.find(document);
+  if (it == shapes_.end()) {
+    return absl::NotFoundError(
+        absl::StrCat("document '", document, "' has no memory open"));
+  }
+  StreamSpec spec;
+  spec.layers = 1;
+  spec.heads = static_cast<uint32_t>(it->second.heads);
+  spec.key_dim = static_cast<uint32_t>(it->second.key_dim);
+  spec.value_dim = static_cast<uint32_t>(it->second.value_dim);
+  spec.capacity = static_cast<uint64_t>(it->second.capacity);
+  return spec;
+}
+
+absl::Status InProcessMemory::BeginDocument(const std::string& document,
+                                            const MemoryShape& shape) {
+  absl::Status dropped = store_->DeleteStream(document);
+  if (!dropped.ok() && !absl::IsNotFound(dropped)) return dropped;
+  shapes_[document] = shape;
+  ASSIGN_OR_RETURN(StreamSpec spec, SpecOf(document));
+  RETURN_IF_ERROR(ValidateSpec(spec));
+  bool created = false;
+  return store_->CreateStream(document, spec, &created).status();
+}
+
+absl::Status InProcessMemory::EndDocument(const std::string& document) {
+  shapes_.erase(document);
+  absl::Status s = store_->DeleteStream(document);
+  return absl::IsNotFound(s) ? absl::OkStatus() : s;
+}
+
+absl::Status InProcessMemory::Append(const std::string& document, int64_t first,
+                                     const torch::Tensor& keys,
+                                     const torch::Tensor& values) {
+  ASSIGN_OR_RETURN(StreamSpec spec, SpecOf(document));
+  RETURN_IF_ERROR(CheckRows(keys, "keys", spec.heads, spec.key_dim));
+  RETURN_IF_ERROR(CheckRows(values, "values", spec.heads, spec.value_dim));
+  const torch::Tensor k = Flat(keys), v = Flat(values);
+  AppendCommand cmd;
+  cmd.stream_id = document;
+  cmd.spec = spec;
+  cmd.first_position = first;
+  cmd.rows = static_cast<size_t>(k.size(0));
+  cmd.keys = absl::string_view(reinterpret_cast<const char*>(k.data_ptr()),
+                               k.numel() * sizeof(float));
+  cmd.values = absl::string_view(reinterpret_cast<const char*>(v.data_ptr()),
+                                 v.numel() * sizeof(float));
+  return store_->Append(cmd).status();
+}
+
+absl::StatusOr<Retrieved> InProcessMemory::Search(const std::string& document,
+                                                  const torch::Tensor& queries,
+                                                  int k) {
+  ASSIGN_OR_RETURN(StreamSpec spec, SpecOf(document));
+  RETURN_IF_ERROR(CheckRows(queries, "queries", spec.heads, spec.key_dim));
+  const torch::Tensor q = Flat(queries);
+  SearchCommand cmd;
+  cmd.stream_id = document;
+  cmd.spec = spec;
+  const absl::Span<const float> qs = FloatsOf(q);
+  cmd.queries.assign(qs.begin(), qs.end());
+  cmd.options.k = static_cast<uint32_t>(k);
+  cmd.options.return_keys = cmd.options.return_values = true;
+  ASSIGN_OR_RETURN(SearchResult r, store_->Search(cmd));
+  return MakeRetrieved(q.size(0), shapes_[document], k, FloatsFromBytes(r.keys),
+                       FloatsFromBytes(r.values), r.positions);
+}
+
+absl::StatusOr<Attended> InProcessMemory::Attend(const std::string& document,
+                                                 const torch::Tensor& queries,
+                                                 int k,
+                                                 const AttendParams& params) {
+  ASSIGN_OR_RETURN(StreamSpec spec, SpecOf(document));
+  RETURN_IF_ERROR(CheckRows(queries, "queries", spec.heads, spec.key_dim));
+  const torch::Tensor q = Flat(queries);
+  AttendCommand cmd;
+  cmd.stream_id = document;
+  cmd.spec = spec;
+  const absl::Span<const float> qs = FloatsOf(q);
+  cmd.queries.assign(qs.begin(), qs.end());
+  cmd.k = static_cast<uint32_t>(k);
+  cmd.options.scale = params.scale;
+  cmd.options.age_alpha = params.age_alpha;
+  cmd.options.age_tau = params.age_tau;
+  ASSIGN_OR_RETURN(AttendResult r, store_->Attend(cmd));
+  const int64_t n = q.size(0), h = spec.heads;
+  return Attended{FloatTensor(r.output, {n, h, int64_t{spec.value_dim}}),
+                  FloatTensor(r.lse, {n, h})};
+}
+
+}  // namespace knnmem::model

@@ -1,0 +1,55 @@
+// InProcessMemory: the Memory interface over the server's own MemoryStore,
+// linked into the model process (RocksDB in a directory of its own, the
+// same exact top-k kernel and attention as the server), with no network.
+#ifndef KNNMEM_MODEL_IN_PROCESS_MEMORY_H_
+#define KNNMEM_MODEL_IN_PROCESS_MEMORY_H_
+
+#include <memory>
+#include <string>
+
+#include "absl/container/flat_hash_map.h"
+#include "memory.h"
+
+namespace knnmem {
+class MemoryStore;
+class WorkerPool;
+struct StreamSpec;
+}  // namespace knnmem
+
+namespace knnmem::model {
+
+class InProcessMemory : public Memory {
+ public:
+  // A store in `data_dir`, or in a fresh temporary directory (removed on
+  // destruction) when it is empty; `workers` threads search.
+  static absl::StatusOr<std::unique_ptr<InProcessMemory>> Create(
+      const std::string& data_dir, int workers);
+  ~InProcessMemory() override;
+
+  absl::Status BeginDocument(const std::string& document,
+                             const MemoryShape& shape) override;
+  absl::Status EndDocument(const std::string& document) override;
+  absl::Status Append(const std::string& document, int64_t first,
+                      const torch::Tensor& keys,
+                      const torch::Tensor& values) override;
+  absl::StatusOr<Retrieved> Search(const std::string& document,
+                                   const torch::Tensor& queries,
+                                   int k) override;
+  absl::StatusOr<Attended> Attend(const std::string& document,
+                                  const torch::Tensor& queries, int k,
+                                  const AttendParams& params) override;
+
+ private:
+  InProcessMemory(std::string temp_dir, std::unique_ptr<WorkerPool> pool,
+                  std::unique_ptr<MemoryStore> store);
+  absl::StatusOr<StreamSpec> SpecOf(const std::string& document) const;
+
+  const std::string temp_dir_;  // removed on destruction when not empty
+  std::unique_ptr<WorkerPool> pool_;
+  std::unique_ptr<MemoryStore> store_;
+  absl::flat_hash_map<std::string, MemoryShape> shapes_;
+};
+
+}  // namespace knnmem::model
+
+#endif  // KNNMEM_MODEL_IN_PROCESS_MEMORY_H_

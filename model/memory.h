@@ -1,0 +1,77 @@
+// Memory: where the kNN layer's keys and values go once they leave the
+// local window, one stream per document, and where its queries find their
+// top-k. Two backends share this interface: InProcessMemory (the server's
+// core linked into the model process, for training speed and tests) and
+// RemoteMemory (a knnmem server over gRPC).
+#ifndef KNNMEM_MODEL_MEMORY_H_
+#define KNNMEM_MODEL_MEMORY_H_
+
+#include <torch/torch.h>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+
+namespace knnmem::model {
+
+struct MemoryShape {
+  int heads = 0;
+  int key_dim = 0;
+  int value_dim = 0;
+  int64_t capacity = 0;  // entries kept per head, first in first out
+};
+
+// Search's answer for n queries, float32 on the CPU: keys [n, heads, k,
+// key_dim], values [n, heads, k, value_dim], positions int64 [n, heads, k]
+// (-1 where the memory holds fewer than k entries).
+struct Retrieved {
+  torch::Tensor keys, values, positions;
+};
+
+// Attend's answer: output [n, heads, value_dim], lse [n, heads] (-inf
+// where the memory is empty).
+struct Attended {
+  torch::Tensor output, lse;
+};
+
+// Softmax temperature and staleness penalty of Attend, per head: logits
+// are scale[h] * (score - age_alpha[h] * log1p(age / age_tau)), age being
+// the newest position minus the entry's. Empty age_alpha: no penalty.
+struct AttendParams {
+  std::vector<float> scale;
+  std::vector<float> age_alpha;
+  float age_tau = 1.0f;
+};
+
+class Memory {
+ public:
+  virtual ~Memory() = default;
+
+  // Starts `document`'s memory empty (a stream of that id is replaced).
+  virtual absl::Status BeginDocument(const std::string& document,
+                                     const MemoryShape& shape) = 0;
+  // Drops the document's memory.
+  virtual absl::Status EndDocument(const std::string& document) = 0;
+  // keys [n, heads, key_dim] and values [n, heads, value_dim], float32, at
+  // positions first, first + 1, ...
+  virtual absl::Status Append(const std::string& document, int64_t first,
+                              const torch::Tensor& keys,
+                              const torch::Tensor& values) = 0;
+  // Top-k by inner product of float32 queries [n, heads, key_dim], with the
+  // keys and values (training: the scores are recomputed in the graph so
+  // that gradients reach the queries).
+  virtual absl::StatusOr<Retrieved> Search(const std::string& document,
+                                           const torch::Tensor& queries,
+                                           int k) = 0;
+  // The finished memory attention (inference: only outputs travel).
+  virtual absl::StatusOr<Attended> Attend(const std::string& document,
+                                          const torch::Tensor& queries, int k,
+                                          const AttendParams& params) = 0;
+};
+
+}  // namespace knnmem::model
+
+#endif  // KNNMEM_MODEL_MEMORY_H_

@@ -1,0 +1,98 @@
+#include "memory_link.h"
+
+#include <cstdio>
+#include <string>
+
+namespace knnmem::model {
+
+MemoryLink::MemoryLink(Memory* memory, int lanes, const MemoryShape& shape,
+                       bool use_attend)
+    : memory_(shape.capacity > 0 ? memory : nullptr),
+      shape_(shape),
+      use_attend_(use_attend),
+      lanes_(static_cast<size_t>(lanes)) {}
+
+MemoryLink::~MemoryLink() {
+  for (size_t i = 0; i < lanes_.size(); ++i) EndDocument(static_cast<int>(i));
+}
+
+bool MemoryLink::Usable(const Lane& lane) const {
+  return memory_ != nullptr && !lane.document.empty() && !lane.broken;
+}
+
+void MemoryLink::Failed(Lane& lane, const absl::Status& status,
+                        const char* call) {
+  if (failures_++ == 0) {
+    std::fprintf(stderr,
+                 "knnmem-model: memory %s failed (%s); continuing with local "
+                 "attention only for that document (failures are counted)\n",
+                 call, std::string(status.message()).c_str());
+  }
+  lane.broken = true;
+}
+
+void MemoryLink::StartDocument(int lane, const std::string& document) {
+  EndDocument(lane);
+  Lane& l = lanes_[lane];
+  l = Lane{document, 0, false};
+  if (memory_ == nullptr) return;
+  absl::Status s = memory_->BeginDocument(document, shape_);
+  if (!s.ok()) Failed(l, s, "BeginDocument");
+}
+
+void MemoryLink::EndDocument(int lane) {
+  Lane& l = lanes_[lane];
+  if (memory_ != nullptr && !l.document.empty()) {
+    // A failure here only leaves a stream for the server's TTL to drop.
+    memory_->EndDocument(l.document).IgnoreError();
+  }
+  l = Lane{};
+}
+
+void MemoryLink::Push(int lane, const torch::Tensor& keys,
+                      const torch::Tensor& values) {
+  Lane& l = lanes_[lane];
+  const int64_t rows = keys.size(1);
+  if (Usable(l)) {
+    absl::Status s =
+        memory_->Append(l.document, l.next, keys.transpose(0, 1).contiguous(),
+                        values.transpose(0, 1).contiguous());
+    if (!s.ok()) Failed(l, s, "Append");
+  }
+  l.next += rows;
+}
+
+std::vector<std::optional<Retrieved>> MemoryLink::Search(
+    const torch::Tensor& queries, int k) {
+  std::vector<std::optional<Retrieved>> out(lanes_.size());
+  for (size_t i = 0; i < lanes_.size(); ++i) {
+    Lane& l = lanes_[i];
+    if (!Usable(l) || l.next == 0) continue;
+    absl::StatusOr<Retrieved> r = memory_->Search(l.document, queries[i], k);
+    if (r.ok()) {
+      out[i] = std::move(*r);
+    } else {
+      Failed(l, r.status(), "Search");
+    }
+  }
+  return out;
+}
+
+std::vector<std::optional<Attended>> MemoryLink::Attend(
+    const torch::Tensor& queries, int k, const AttendParams& params) {
+  std::vector<std::optional<Attended>> out(lanes_.size());
+  for (size_t i = 0; i < lanes_.size(); ++i) {
+    Lane& l = lanes_[i];
+    if (!Usable(l) || l.next == 0) continue;
+    absl::StatusOr<Attended> r =
+        memory_->Attend(l.document, queries[i], k, params);
+    if (r.ok()) {
+      out[i] = std::move(*r);
+    } else {
+      Failed(l, r.status(), "Attend");
+    }
+  }
+  return out;
+}
+
+}  // namespace knnmem::model

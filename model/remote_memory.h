@@ -1,0 +1,48 @@
+// RemoteMemory: the Memory interface over a knnmem server, through the
+// gRPC client. Search (with keys and values) for training, Attend for
+// inference.
+#ifndef KNNMEM_MODEL_REMOTE_MEMORY_H_
+#define KNNMEM_MODEL_REMOTE_MEMORY_H_
+
+#include <chrono>
+#include <memory>
+#include <string>
+
+#include "absl/container/flat_hash_map.h"
+#include "memory.h"
+
+namespace knnmem {
+class MemoryClient;
+}
+
+namespace knnmem::model {
+
+class RemoteMemory : public Memory {
+ public:
+  // The server at `address` (HOST:PORT); each call has `deadline`.
+  RemoteMemory(const std::string& address, std::chrono::milliseconds deadline);
+  ~RemoteMemory() override;
+
+  absl::Status BeginDocument(const std::string& document,
+                             const MemoryShape& shape) override;
+  absl::Status EndDocument(const std::string& document) override;
+  absl::Status Append(const std::string& document, int64_t first,
+                      const torch::Tensor& keys,
+                      const torch::Tensor& values) override;
+  absl::StatusOr<Retrieved> Search(const std::string& document,
+                                   const torch::Tensor& queries,
+                                   int k) override;
+  absl::StatusOr<Attended> Attend(const std::string& document,
+                                  const torch::Tensor& queries, int k,
+                                  const AttendParams& params) override;
+
+ private:
+  absl::StatusOr<const MemoryShape*> ShapeOf(const std::string& document) const;
+
+  std::unique_ptr<MemoryClient> client_;
+  absl::flat_hash_map<std::string, MemoryShape> shapes_;
+};
+
+}  // namespace knnmem::model
+
+#endif  // KNNMEM_MODEL_REMOTE_MEMORY_H_

@@ -1,0 +1,223 @@
+#include "transformer.h"
+
+#include <cmath>
+#include <limits>
+#include <string>
+
+namespace knnmem::model {
+namespace {
+
+namespace F = torch::nn::functional;
+using torch::indexing::Slice;
+
+// Stand-in for -inf in masked scores: finite, so that a row with nothing to
+// attend to has finite gradients (exp(-inf - -inf) would be NaN).
+constexpr float kMasked = -1e30f;
+
+// ALiBi slopes 2^(-8 (h + 1) / H).
+torch::Tensor Slopes(int heads) {
+  torch::Tensor h = torch::arange(1, heads + 1, torch::kFloat32);
+  return torch::pow(2.0f, -8.0f * h / static_cast<float>(heads));
+}
+
+// Stacks per-lane tensors; lanes without one get `empty` (zeros).
+torch::Tensor StackLanes(const std::vector<torch::Tensor>& lanes,
+                         const torch::Tensor& empty) {
+  std::vector<torch::Tensor> all;
+  all.reserve(lanes.size());
+  for (const torch::Tensor& t : lanes) all.push_back(t.defined() ? t : empty);
+  return torch::stack(all);
+}
+
+}  // namespace
+
+AttentionImpl::AttentionImpl(const ModelConfig& config, bool knn)
+    : config_(config), knn_(knn) {
+  const int d = config.d_model, h = config.heads;
+  qkv_ = register_module("qkv", torch::nn::Linear(d, 3 * d));
+  out_ = register_module("out", torch::nn::Linear(d, d));
+  slopes_ = register_buffer("slopes", Slopes(h));
+  if (knn_) {
+    gate_bias_ =
+        register_parameter("gate_bias", torch::full({h}, config.gate_init));
+    log_scale_ = register_parameter(
+        "log_scale", torch::full({h}, std::log(config.scale_init)));
+    age_alpha_ = register_parameter("age_alpha", torch::zeros({h}),
+                                    /*requires_grad=*/config.age_penalty);
+  }
+}
+
+torch::Tensor AttentionImpl::forward(const torch::Tensor& x,
+                                     const torch::Tensor& cache_k,
+                                     const torch::Tensor& cache_v,
+                                     const torch::Tensor& cache_valid,
+                                     MemoryReader* memory, torch::Tensor* keys,
+                                     torch::Tensor* values) {
+  const int64_t b = x.size(0), t = x.size(1);
+  const int64_t h = config_.heads, dh = config_.head_dim();
+  torch::Tensor qkv = qkv_->forward(x).view({b, t, 3, h, dh});
+  qkv = qkv.permute({2, 0, 3, 1, 4});  // [3, B, H, T, Dh]
+  torch::Tensor q = qkv[0], k = qkv[1], v = qkv[2];
+  if (knn_) {
+    q = F::normalize(q, F::NormalizeFuncOptions().dim(-1));
+    k = F::normalize(k, F::NormalizeFuncOptions().dim(-1));
+  }
+  *keys = k.detach();
+  *values = v.detach();
+  const int64_t s = cache_k.defined() ? cache_k.size(2) : 0;
+  torch::Tensor all_k = s > 0 ? torch::cat({cache_k, k}, 2) : k;
+  torch::Tensor all_v = s > 0 ? torch::cat({cache_v, v}, 2) : v;
+  const torch::Tensor factor =
+      knn_ ? scale().view({1, h, 1, 1})
+           : torch::full({1, 1, 1, 1}, 1.0f / std::sqrt(float(dh)));
+  torch::Tensor scores = torch::matmul(q, all_k.transpose(-2, -1)) * factor;
+  // ALiBi: query i sits at s + i, key j at j; causal; a lane's cache
+  // counts only when it is of the same document.
+  const torch::Tensor qpos = torch::arange(s, s + t).view({t, 1});
+  const torch::Tensor kpos = torch::arange(s + t).view({1, s + t});
+  const torch::Tensor distance = (qpos - kpos).to(torch::kFloat32);
+  torch::Tensor bias =
+      -slopes_.view({1, h, 1, 1}) * distance.view({1, 1, t, s + t});
+  torch::Tensor masked = (kpos > qpos).view({1, 1, t, s + t});
+  if (s > 0) {
+    const torch::Tensor stale =
+        torch::logical_and((kpos < s).view({1, 1, 1, s + t}),
+                           torch::logical_not(cache_valid).view({b, 1, 1, 1}));
+    masked = torch::logical_or(masked, stale);
+  }
+  scores = torch::where(masked, torch::full({}, kMasked), scores + bias);
+  const torch::Tensor lse = torch::logsumexp(scores, -1);  // [B, H, T]
+  torch::Tensor out =
+      torch::matmul(torch::exp(scores - lse.unsqueeze(-1)), all_v);
+  if (knn_ && memory != nullptr) out = MixMemory(q, out, lse, *memory);
+  return out_->forward(out.transpose(1, 2).reshape({b, t, h * dh}));
+}
+
+torch::Tensor AttentionImpl::MixMemory(const torch::Tensor& q,
+                                       const torch::Tensor& local,
+                                       const torch::Tensor& local_lse,
+                                       MemoryReader& memory) {
+  const int64_t b = q.size(0), h = q.size(1), t = q.size(2), dh = q.size(3);
+  const int k = config_.top_k;
+  const torch::Tensor queries = q.detach().permute({0, 2, 1, 3}).contiguous();
+  const torch::Tensor scale_h = scale();
+  torch::Tensor mem_out, mem_lse, has;
+  if (memory.use_attend()) {
+    AttendParams params;
+    const torch::Tensor sc = scale_h.detach().contiguous();
+    params.scale.assign(sc.data_ptr<float>(), sc.data_ptr<float>() + h);
+    if (config_.age_penalty) {
+      const torch::Tensor a = age_alpha_.detach().contiguous();
+      params.age_alpha.assign(a.data_ptr<float>(), a.data_ptr<float>() + h);
+      params.age_tau = config_.age_tau;
+    }
+    std::vector<torch::Tensor> outs(b), lses(b);
+    std::vector<std::optional<Attended>> got =
+        memory.Attend(queries, k, params);
+    for (int64_t i = 0; i < b; ++i) {
+      if (!got[i]) continue;
+      outs[i] = got[i]->output;
+      lses[i] = got[i]->lse;
+    }
+    mem_out = StackLanes(outs, torch::zeros({t, h, dh})).permute({0, 2, 1, 3});
+    mem_lse = StackLanes(lses, torch::full({t, h}, kMasked)).permute({0, 2, 1});
+    has = torch::isfinite(mem_lse) & (mem_lse > kMasked);
+    mem_lse = torch::where(has, mem_lse, torch::full({}, kMasked));
+  } else {
+    std::vector<torch::Tensor> ks(b), vs(b), ps(b);
+    std::vector<std::optional<Retrieved>> got = memory.Search(queries, k);
+    std::vector<int64_t> newest(b, 0);
+    for (int64_t i = 0; i < b; ++i) {
+      newest[i] = memory.newest(static_cast<int>(i));
+      if (!got[i]) continue;
+      ks[i] = got[i]->keys;
+      vs[i] = got[i]->values;
+      ps[i] = got[i]->positions;
+    }
+    // [B, T, H, K, Dh] -> [B, H, T, K, Dh]
+    const torch::Tensor mk =
+        StackLanes(ks, torch::zeros({t, h, k, dh})).permute({0, 2, 1, 3, 4});
+    const torch::Tensor mv =
+        StackLanes(vs, torch::zeros({t, h, k, dh})).permute({0, 2, 1, 3, 4});
+    const torch::Tensor pos =
+        StackLanes(ps, torch::full({t, h, k}, int64_t{-1}, torch::kInt64))
+            .permute({0, 2, 1, 3});
+    const torch::Tensor valid = pos >= 0;
+    torch::Tensor score = (q.unsqueeze(3) * mk).sum(-1);  // [B, H, T, K]
+    if (config_.age_penalty) {
+      const torch::Tensor top =
+          torch::tensor(newest, torch::kInt64).view({b, 1, 1, 1});
+      const torch::Tensor age = (top - pos).clamp_min(0).to(torch::kFloat32);
+      score = score - age_alpha_.view({1, h, 1, 1}) *
+                          torch::log1p(age / config_.age_tau);
+    }
+    score = torch::where(valid, score * scale_h.view({1, h, 1, 1}),
+                         torch::full({}, kMasked));
+    mem_lse = torch::logsumexp(score, -1);
+    has = valid.any(-1);
+    mem_out =
+        (torch::exp(score - mem_lse.unsqueeze(-1)).unsqueeze(-1) * mv).sum(3);
+  }
+  torch::Tensor weight;
+  if (config_.mix == MemoryMix::kGate) {
+    weight = gate().view({1, h, 1}) * has.to(torch::kFloat32);
+  } else {
+    weight = torch::where(has, torch::sigmoid(mem_lse - local_lse),
+                          torch::zeros({}));
+  }
+  return local + weight.unsqueeze(-1) * (mem_out - local);
+}
+
+BlockImpl::BlockImpl(const ModelConfig& config, bool knn) {
+  const int d = config.d_model;
+  ln1_ = register_module(
+      "ln1", torch::nn::LayerNorm(torch::nn::LayerNormOptions({d})));
+  ln2_ = register_module(
+      "ln2", torch::nn::LayerNorm(torch::nn::LayerNormOptions({d})));
+  attention_ = register_module("attention", Attention(config, knn));
+  up_ = register_module("up", torch::nn::Linear(d, config.ffn));
+  down_ = register_module("down", torch::nn::Linear(config.ffn, d));
+}
+
+torch::Tensor BlockImpl::forward(const torch::Tensor& x,
+                                 const torch::Tensor& cache_k,
+                                 const torch::Tensor& cache_v,
+                                 const torch::Tensor& cache_valid,
+                                 MemoryReader* memory, torch::Tensor* keys,
+                                 torch::Tensor* values) {
+  torch::Tensor y = x + attention_->forward(ln1_->forward(x), cache_k, cache_v,
+                                            cache_valid, memory, keys, values);
+  return y + down_->forward(F::gelu(up_->forward(ln2_->forward(y))));
+}
+
+TransformerImpl::TransformerImpl(const ModelConfig& config) : config_(config) {
+  embed_ = register_module("embed", torch::nn::Embedding(256, config.d_model));
+  for (int l = 0; l < config.layers; ++l) {
+    blocks_.push_back(register_module("block" + std::to_string(l),
+                                      Block(config, l == config.knn_index())));
+  }
+  ln_f_ = register_module(
+      "ln_f",
+      torch::nn::LayerNorm(torch::nn::LayerNormOptions({config.d_model})));
+  head_ = register_module("head", torch::nn::Linear(config.d_model, 256));
+}
+
+torch::Tensor TransformerImpl::forward(const torch::Tensor& tokens,
+                                       XlState& state, MemoryReader* memory) {
+  const int64_t b = tokens.size(0);
+  const bool cached = !state.keys.empty();
+  if (!state.valid.defined()) state.valid = torch::zeros({b}, torch::kBool);
+  torch::Tensor x = embed_->forward(tokens);
+  std::vector<torch::Tensor> keys(blocks_.size()), values(blocks_.size());
+  for (size_t l = 0; l < blocks_.size(); ++l) {
+    x = blocks_[l]->forward(x, cached ? state.keys[l] : torch::Tensor(),
+                            cached ? state.values[l] : torch::Tensor(),
+                            state.valid, memory, &keys[l], &values[l]);
+  }
+  state.keys = std::move(keys);
+  state.values = std::move(values);
+  state.valid = torch::ones({b}, torch::kBool);
+  return head_->forward(ln_f_->forward(x));
+}
+
+}  // namespace knnmem::model

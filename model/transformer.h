@@ -1,0 +1,99 @@
+// The Memorizing Transformer (Wu et al., ICLR 2022), byte level: a decoder
+// of pre-LN blocks with ALiBi positions and a Transformer-XL cache of the
+// previous segment in every layer; one layer (at 2/3 depth by default) also
+// attends to the top-k of the document's memory, with L2-normalised queries
+// and keys, a learned per-head scale, and a per-head gate (or a joint
+// softmax) mixing memory and local attention.
+#ifndef KNNMEM_MODEL_TRANSFORMER_H_
+#define KNNMEM_MODEL_TRANSFORMER_H_
+
+#include <torch/torch.h>
+
+#include <vector>
+
+#include "config.h"
+#include "memory_reader.h"
+
+namespace knnmem::model {
+
+// What carries from one segment to the next, per layer: its keys and values
+// ([lanes, heads, segment, head_dim], detached), and which lanes' caches
+// belong to the document the lane reads now.
+struct XlState {
+  std::vector<torch::Tensor> keys, values;  // empty before the first segment
+  torch::Tensor valid;                      // bool [lanes]
+};
+
+class AttentionImpl : public torch::nn::Module {
+ public:
+  AttentionImpl(const ModelConfig& config, bool knn);
+
+  // x [B, T, D]; cache_* [B, H, S, Dh] or undefined; cache_valid bool [B].
+  // Sets *keys and *values to this segment's [B, H, T, Dh] (the kNN layer's
+  // keys normalised), detached.
+  torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& cache_k,
+                        const torch::Tensor& cache_v,
+                        const torch::Tensor& cache_valid, MemoryReader* memory,
+                        torch::Tensor* keys, torch::Tensor* values);
+
+  // kNN layer: the per-head gate sigmoid(b_h), scale and age penalty alpha.
+  torch::Tensor gate() const { return torch::sigmoid(gate_bias_); }
+  torch::Tensor scale() const { return torch::exp(log_scale_); }
+  torch::Tensor age_alpha() const { return age_alpha_; }
+
+ private:
+  // out_local mixed with the memory's answer, [B, H, T, Dh].
+  torch::Tensor MixMemory(const torch::Tensor& q, const torch::Tensor& local,
+                          const torch::Tensor& local_lse, MemoryReader& memory);
+
+  const ModelConfig config_;
+  const bool knn_;
+  torch::nn::Linear qkv_{nullptr}, out_{nullptr};
+  torch::Tensor slopes_;                             // ALiBi, [H]
+  torch::Tensor gate_bias_, log_scale_, age_alpha_;  // kNN layer only
+};
+TORCH_MODULE(Attention);
+
+class BlockImpl : public torch::nn::Module {
+ public:
+  BlockImpl(const ModelConfig& config, bool knn);
+  torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& cache_k,
+                        const torch::Tensor& cache_v,
+                        const torch::Tensor& cache_valid, MemoryReader* memory,
+                        torch::Tensor* keys, torch::Tensor* values);
+  Attention& attention() { return attention_; }
+
+ private:
+  torch::nn::LayerNorm ln1_{nullptr}, ln2_{nullptr};
+  Attention attention_{nullptr};
+  torch::nn::Linear up_{nullptr}, down_{nullptr};
+};
+TORCH_MODULE(Block);
+
+class TransformerImpl : public torch::nn::Module {
+ public:
+  explicit TransformerImpl(const ModelConfig& config);
+
+  // tokens int64 [B, T] (bytes). Reads and then replaces state's caches
+  // (lanes whose state.valid is false ignore theirs). `memory` may be null
+  // (local attention only). Returns logits [B, T, 256].
+  torch::Tensor forward(const torch::Tensor& tokens, XlState& state,
+                        MemoryReader* memory);
+
+  const ModelConfig& config() const { return config_; }
+  Attention& knn_attention() {
+    return blocks_[config_.knn_index()]->attention();
+  }
+
+ private:
+  const ModelConfig config_;
+  torch::nn::Embedding embed_{nullptr};
+  std::vector<Block> blocks_;
+  torch::nn::LayerNorm ln_f_{nullptr};
+  torch::nn::Linear head_{nullptr};
+};
+TORCH_MODULE(Transformer);
+
+}  // namespace knnmem::model
+
+#endif  // KNNMEM_MODEL_TRANSFORMER_H_
