@@ -19,10 +19,11 @@ build: deps
 run: build
 	$(BUILD)/server/knnmem-server --listen 127.0.0.1:50051 --data-dir ./data
 
-# Tests also need Prometheus (promtool, a real Prometheus server), yamllint
-# and openssl (test certificates).
+# Tests also need Prometheus (promtool, a real Prometheus server), yamllint,
+# openssl (test certificates), clang (fuzzing), and libtorch and gnuplot
+# (the model).
 test-deps:
-	scripts/install-deps monitoring tls fuzz
+	scripts/install-deps monitoring tls fuzz model
 
 # Everything; then the core (unit) and crash tests again under ASan+UBSan;
 # then 60 s of fuzzing.

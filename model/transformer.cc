@@ -14,10 +14,31 @@ using torch::indexing::Slice;
 // attend to has finite gradients (exp(-inf - -inf) would be NaN).
 constexpr float kMasked = -1e30f;
 
-// ALiBi slopes 2^(-8 (h + 1) / H).
-torch::Tensor Slopes(int heads) {
-  torch::Tensor h = torch::arange(1, heads + 1, torch::kFloat32);
-  return torch::pow(2.0f, -8.0f * h / static_cast<float>(heads));
+// Relative positions as in T5 (the paper's choice): a learned bias per head
+// and distance bucket; distances below kExact have a bucket each, larger
+// ones share log-spaced buckets up to kFar.
+constexpr int64_t kExact = 16, kBuckets = 32, kFar = 4096;
+
+torch::Tensor Buckets(const torch::Tensor& distance) {
+  const torch::Tensor d = distance.clamp_min(1).to(torch::kFloat32);
+  const torch::Tensor far =
+      kExact + (torch::log(d / kExact) / std::log(double(kFar) / kExact) *
+                (kBuckets - kExact))
+                   .to(torch::kInt64);
+  return torch::where(distance < kExact, distance, far.clamp_max(kBuckets - 1));
+}
+
+// The bias table starts as ALiBi (slopes 2^(-8 (h + 1) / H) times the
+// bucket's smallest distance): a recency bias that training then reshapes.
+torch::Tensor InitialBias(int heads) {
+  const torch::Tensor slopes = torch::pow(
+      2.0f, -8.0f * torch::arange(1, heads + 1, torch::kFloat32) / heads);
+  torch::Tensor distance = torch::arange(kFar);
+  torch::Tensor first = torch::full({kBuckets}, -1, torch::kInt64);
+  const torch::Tensor bucket = Buckets(distance);
+  for (int64_t d = kFar - 1; d >= 0; --d) first[bucket[d]] = d;
+  first = first.clamp_min(0).to(torch::kFloat32);
+  return -slopes.view({heads, 1}) * first.view({1, kBuckets});
 }
 
 // Stacks per-lane tensors; lanes without one get `empty` (zeros).
@@ -36,7 +57,7 @@ AttentionImpl::AttentionImpl(const ModelConfig& config, bool knn)
   const int d = config.d_model, h = config.heads;
   qkv_ = register_module("qkv", torch::nn::Linear(d, 3 * d));
   out_ = register_module("out", torch::nn::Linear(d, d));
-  slopes_ = register_buffer("slopes", Slopes(h));
+  position_bias_ = register_parameter("position_bias", InitialBias(h));
   if (knn_) {
     gate_bias_ =
         register_parameter("gate_bias", torch::full({h}, config.gate_init));
@@ -71,13 +92,14 @@ torch::Tensor AttentionImpl::forward(const torch::Tensor& x,
       knn_ ? scale().view({1, h, 1, 1})
            : torch::full({1, 1, 1, 1}, 1.0f / std::sqrt(float(dh)));
   torch::Tensor scores = torch::matmul(q, all_k.transpose(-2, -1)) * factor;
-  // ALiBi: query i sits at s + i, key j at j; causal; a lane's cache
-  // counts only when it is of the same document.
+  // Query i sits at s + i, key j at j; causal; a lane's cache counts only
+  // when it is of the same document.
   const torch::Tensor qpos = torch::arange(s, s + t).view({t, 1});
   const torch::Tensor kpos = torch::arange(s + t).view({1, s + t});
-  const torch::Tensor distance = (qpos - kpos).to(torch::kFloat32);
-  torch::Tensor bias =
-      -slopes_.view({1, h, 1, 1}) * distance.view({1, 1, t, s + t});
+  const torch::Tensor bucket = Buckets((qpos - kpos).clamp_min(0));
+  const torch::Tensor bias =
+      position_bias_.index({torch::indexing::Slice(), bucket})
+          .view({1, h, t, s + t});
   torch::Tensor masked = (kpos > qpos).view({1, 1, t, s + t});
   if (s > 0) {
     const torch::Tensor stale =

@@ -1,5 +1,6 @@
 // The Memorizing Transformer (Wu et al., ICLR 2022), byte level: a decoder
-// of pre-LN blocks with ALiBi positions and a Transformer-XL cache of the
+// of pre-LN blocks with T5-style learned relative position biases (started
+// as ALiBi) and a Transformer-XL cache of the
 // previous segment in every layer; one layer (at 2/3 depth by default) also
 // attends to the top-k of the document's memory, with L2-normalised queries
 // and keys, a learned per-head scale, and a per-head gate (or a joint
@@ -49,7 +50,7 @@ class AttentionImpl : public torch::nn::Module {
   const ModelConfig config_;
   const bool knn_;
   torch::nn::Linear qkv_{nullptr}, out_{nullptr};
-  torch::Tensor slopes_;                             // ALiBi, [H]
+  torch::Tensor position_bias_;  // [H, buckets], T5-style relative
   torch::Tensor gate_bias_, log_scale_, age_alpha_;  // kNN layer only
 };
 TORCH_MODULE(Attention);

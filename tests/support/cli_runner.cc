@@ -9,8 +9,12 @@
 namespace knnmem::testing {
 
 CliOutput RunCli(const std::string& args, bool merge_stderr) {
-  const std::string cmd =
-      CliBinary() + " " + args + (merge_stderr ? " 2>&1" : "");
+  return RunBinary(CliBinary(), args, merge_stderr);
+}
+
+CliOutput RunBinary(const std::string& binary, const std::string& args,
+                    bool merge_stderr) {
+  const std::string cmd = binary + " " + args + (merge_stderr ? " 2>&1" : "");
   CliOutput o;
   FILE* p = popen(cmd.c_str(), "r");
   if (p == nullptr) return o;

@@ -14,6 +14,9 @@ struct CliOutput {
 // Runs `knnmem <args>` through the shell; stderr is folded into out when
 // `merge_stderr`.
 CliOutput RunCli(const std::string& args, bool merge_stderr = false);
+// The same for another binary.
+CliOutput RunBinary(const std::string& binary, const std::string& args,
+                    bool merge_stderr);
 
 }  // namespace knnmem::testing
 

@@ -1,0 +1,68 @@
+// knnmem-model: train, evaluate, sample from and benchmark the Memorizing
+// Transformer whose memory lives in knnmem.
+#include <cstdio>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "commands.h"
+
+namespace {
+
+constexpr char kUsage[] = R"(usage: knnmem-model COMMAND [--flag=value ...]
+
+commands:
+  train     --out DIR [--steps N] [--minutes M] [--lanes 8] [--memory 8192]
+            [--lr 1e-3] [--from DIR (retrofit: start from a model trained
+            without memory)] [--checkpoint-every 200] [--data a,b]
+            [--server HOST:PORT] [--layers --d-model --heads --ffn --segment
+            --knn-layer --top-k --mix gate|joint --gate-init --age-penalty]
+            Resumes when DIR already holds a checkpoint.
+  eval      --checkpoint DIR [--memory 0,2048,8192,32768] [--segments 128]
+            [--json FILE] [--png FILE] [--data a,b] [--server HOST:PORT]
+  generate  --checkpoint DIR [--prompt TEXT] [--bytes 400] [--memory 8192]
+            [--temperature 0.8] [--server HOST:PORT]
+  bench     [--checkpoint DIR] [--server HOST:PORT] [--memory 8192]
+            [--segments 32] [--lanes 4]
+            In-process vs remote (loopback) inference tokens per second.
+
+--data: directories or globs (default: this machine's C++ and Python
+standard libraries), split by file into train and validation (--holdout:
+the validation share in per mille, default 50).
+--server: use a knnmem server; without it the server core runs in process.
+)";
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc < 2 || std::strcmp(argv[1], "--help") == 0 ||
+      std::strcmp(argv[1], "help") == 0) {
+    std::fputs(kUsage, argc < 2 ? stderr : stdout);
+    return argc < 2 ? 2 : 0;
+  }
+  const std::string command = argv[1];
+  absl::StatusOr<knnmem::model::CliArgs> args = knnmem::model::CliArgs::Parse(
+      std::vector<std::string>(argv + 2, argv + argc));
+  absl::Status status = args.status();
+  if (status.ok()) {
+    if (command == "train") {
+      status = knnmem::model::TrainCommand(*args);
+    } else if (command == "eval") {
+      status = knnmem::model::EvalCommand(*args);
+    } else if (command == "generate") {
+      status = knnmem::model::GenerateCommand(*args);
+    } else if (command == "bench") {
+      status = knnmem::model::BenchCommand(*args);
+    } else {
+      std::fprintf(stderr, "knnmem-model: unknown command '%s'\n%s",
+                   command.c_str(), kUsage);
+      return 2;
+    }
+  }
+  if (!status.ok()) {
+    std::fprintf(stderr, "knnmem-model %s: %s\n", command.c_str(),
+                 std::string(status.message()).c_str());
+    return absl::IsInvalidArgument(status) ? 2 : 1;
+  }
+  return 0;
+}

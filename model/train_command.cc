@@ -1,0 +1,108 @@
+// knnmem-model train: trains (or resumes, or retrofits memory onto) a
+// model on the corpus, with a progress line and checkpoints.
+#include <csignal>
+#include <cstdio>
+
+#include "absl/strings/str_cat.h"
+#include "checkpoint.h"
+#include "commands.h"
+#include "document_reader.h"
+#include "progress.h"
+#include "status_macros.h"
+#include "trainer.h"
+
+namespace knnmem::model {
+namespace {
+
+volatile std::sig_atomic_t stop_requested = 0;
+void RequestStop(int) { stop_requested = 1; }
+
+}  // namespace
+
+absl::Status TrainCommand(CliArgs& args) {
+  const std::string out = args.String("out", "");
+  if (out.empty()) return absl::InvalidArgumentError("--out: required");
+  const std::string from = args.String("from", "");
+  ASSIGN_OR_RETURN(int64_t steps, args.Int("steps", 2000));
+  ASSIGN_OR_RETURN(double minutes, args.Double("minutes", 0));
+  ASSIGN_OR_RETURN(int64_t lanes, args.Int("lanes", 8));
+  ASSIGN_OR_RETURN(int64_t memory_size, args.Int("memory", 8192));
+  ASSIGN_OR_RETURN(int64_t every, args.Int("checkpoint-every", 200));
+  ASSIGN_OR_RETURN(int64_t seed, args.Int("seed", 1));
+  TrainSettings settings;
+  ASSIGN_OR_RETURN(settings.learning_rate, args.Double("lr", 1e-3));
+  ASSIGN_OR_RETURN(int64_t warmup, args.Int("warmup", 200));
+  settings.warmup = static_cast<int>(warmup);
+  ASSIGN_OR_RETURN(ModelConfig flags_config, ConfigFromFlags(args));
+  ASSIGN_OR_RETURN(std::unique_ptr<Memory> memory, MemoryFromFlags(args));
+  ASSIGN_OR_RETURN(Corpus corpus, CorpusFromFlags(args));
+  RETURN_IF_ERROR(args.CheckAllUsed());
+  if (lanes < 1 || steps < 1 || memory_size < 0 || every < 1) {
+    return absl::InvalidArgumentError(
+        "--lanes, --steps and --checkpoint-every must be positive, --memory "
+        "at least 0");
+  }
+
+  // Resume from --out, or start from --from's weights (the retrofit: a
+  // model trained without memory, now trained with it), or from scratch.
+  const bool resume = HasCheckpoint(out);
+  const std::string source = resume ? out : from;
+  ModelConfig config = flags_config;
+  if (!source.empty()) {
+    ASSIGN_OR_RETURN(config, LoadCheckpointConfig(source));
+  }
+  torch::manual_seed(static_cast<uint64_t>(seed));
+  Transformer model(config);
+  DocumentReader reader(model, memory.get(), static_cast<int>(lanes),
+                        memory_size, false, absl::StrCat("train-", seed));
+  Trainer trainer(model, &reader, settings);
+  TrainState state;
+  if (!source.empty()) {
+    ASSIGN_OR_RETURN(
+        state,
+        LoadCheckpoint(source, model, resume ? &trainer.optimizer() : nullptr));
+    if (!resume) state = TrainState{};  // a retrofit starts its own count
+  }
+  state.memory = memory_size;
+  trainer.set_steps(state.step);
+  SegmentBatcher batches(&corpus.train, static_cast<int>(lanes), config.segment,
+                         static_cast<uint64_t>(seed), true, true);
+  batches.Skip(state.batches);
+  std::fprintf(stderr,
+               "knnmem-model train: %s%zu documents (%.1f MB), %lld lanes x "
+               "%d bytes, memory %lld per head%s, until step %lld\n",
+               resume ? "resuming; " : "", corpus.train.size(),
+               corpus.train_bytes() / 1e6, static_cast<long long>(lanes),
+               config.segment, static_cast<long long>(memory_size),
+               from.empty() ? "" : absl::StrCat(", from ", from).c_str(),
+               static_cast<long long>(steps));
+  std::signal(SIGINT, RequestStop);
+  std::signal(SIGTERM, RequestStop);
+  Progress progress("train", steps);
+  const auto start = std::chrono::steady_clock::now();
+  auto out_of_time = [&] {
+    return minutes > 0 && std::chrono::steady_clock::now() - start >
+                              std::chrono::duration<double>(minutes * 60);
+  };
+  while (state.step < steps && !stop_requested && !out_of_time()) {
+    const StepStats s = trainer.Step(batches.Next());
+    ++state.step;
+    state.batches = batches.calls();
+    state.tokens += s.bytes;
+    progress.Update(state.step, s.bytes, s.loss);
+    if (state.step % every == 0) {
+      RETURN_IF_ERROR(SaveCheckpoint(out, model, &trainer.optimizer(), state));
+    }
+  }
+  progress.Finish();
+  RETURN_IF_ERROR(SaveCheckpoint(out, model, &trainer.optimizer(), state));
+  std::printf(
+      "trained to step %lld (%lld bytes), loss %.4f nats = %.4f bits/byte; "
+      "checkpoint %s; memory failures %lld\n",
+      static_cast<long long>(state.step), static_cast<long long>(state.tokens),
+      progress.loss(), progress.loss() / std::log(2.0), out.c_str(),
+      static_cast<long long>(reader.link().failures()));
+  return absl::OkStatus();
+}
+
+}  // namespace knnmem::model

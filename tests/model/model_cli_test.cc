@@ -1,0 +1,110 @@
+// knnmem-model end to end on a small corpus written here: train, resume,
+// eval (table, JSON, PNG), generate, bench, and flags it refuses.
+#include <gtest/gtest.h>
+
+#include <cstdio>
+#include <fstream>
+#include <random>
+#include <sstream>
+#include <string>
+
+#include "cli_runner.h"
+#include "temp_dir.h"
+
+namespace knnmem::model {
+namespace {
+
+using Outcome = testing::CliOutput;
+
+Outcome Model(const std::string& args) {
+  return testing::RunBinary(KNNMEM_MODEL_BINARY, args, /*merge_stderr=*/true);
+}
+
+std::string Read(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+class ModelCliTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    // Twelve 24 KB "source files" of repetitive code-like text.
+    std::mt19937 rng(5);
+    for (int f = 0; f < 12; ++f) {
+      std::ofstream out(dir_.Sub("doc" + std::to_string(f) + ".txt"));
+      for (int line = 0; out.tellp() < 24000; ++line) {
+        out << "int value_" << rng() % 50 << " = compute(" << line % 17
+            << ");\n";
+      }
+    }
+    shape_ = " --data " + dir_.path() +
+             " --holdout 500 --layers 2 --d-model 32 --heads 2 --segment 32";
+  }
+
+  testing::TempDir dir_;
+  std::string shape_;
+};
+
+TEST_F(ModelCliTest, TrainsResumesEvaluatesGeneratesAndBenchmarks) {
+  const std::string ck = dir_.Sub("ck");
+  Outcome train =
+      Model("train --out " + ck +
+            " --steps 6 --checkpoint-every 3 --lanes 2 --memory 256" + shape_);
+  ASSERT_EQ(train.status, 0) << train.out;
+  EXPECT_NE(train.out.find("trained to step 6"), std::string::npos)
+      << train.out;
+  EXPECT_NE(train.out.find("bits/byte"), std::string::npos) << train.out;
+  // Resumes where it stopped, with the shape it was trained with.
+  Outcome more =
+      Model("train --out " + ck + " --steps 9 --lanes 2 --memory 256" + shape_);
+  ASSERT_EQ(more.status, 0) << more.out;
+  EXPECT_NE(more.out.find("resuming"), std::string::npos) << more.out;
+  EXPECT_NE(more.out.find("trained to step 9"), std::string::npos) << more.out;
+  EXPECT_NE(Read(ck + "/state.txt").find("step=9"), std::string::npos);
+
+  const std::string json = dir_.Sub("eval.json"), png = dir_.Sub("eval.png");
+  Outcome eval =
+      Model("eval --checkpoint " + ck +
+            " --memory 0,256 --segments 4 --lanes 2 --json " + json +
+            " --png " + png + " --data " + dir_.path() + " --holdout 500");
+  ASSERT_EQ(eval.status, 0) << eval.out;
+  EXPECT_NE(eval.out.find("memory 256"), std::string::npos) << eval.out;
+  const std::string rows = Read(json);
+  EXPECT_NE(rows.find("\"memory\": 0,"), std::string::npos) << rows;
+  EXPECT_NE(rows.find("\"memory\": 256,"), std::string::npos) << rows;
+  EXPECT_EQ(Read(png).substr(1, 3), "PNG");
+
+  Outcome gen = Model("generate --checkpoint " + ck +
+                      " --prompt int --bytes 40 --memory 256");
+  ASSERT_EQ(gen.status, 0) << gen.out;
+  EXPECT_EQ(gen.out.rfind("int", 0), 0u) << gen.out;
+  EXPECT_GE(gen.out.size(), 44u) << gen.out;
+
+  Outcome bench =
+      Model("bench --checkpoint " + ck +
+            " --segments 2 --lanes 2 --reps 1 --memory 256 --data " +
+            dir_.path() + " --holdout 500");
+  ASSERT_EQ(bench.status, 0) << bench.out;
+  EXPECT_NE(bench.out.find("remote / in-process"), std::string::npos)
+      << bench.out;
+}
+
+TEST_F(ModelCliTest, BadFlagsAreNamed) {
+  Outcome r = Model("train --out " + dir_.Sub("x") + " --bogus 3" + shape_);
+  EXPECT_EQ(r.status, 2);
+  EXPECT_NE(r.out.find("--bogus"), std::string::npos) << r.out;
+  r = Model("eval --memory 0");
+  EXPECT_EQ(r.status, 2);
+  EXPECT_NE(r.out.find("--checkpoint"), std::string::npos) << r.out;
+  r = Model("train --out " + dir_.Sub("x") + " --mix sometimes" + shape_);
+  EXPECT_EQ(r.status, 2);
+  EXPECT_NE(r.out.find("--mix"), std::string::npos) << r.out;
+  r = Model("fly");
+  EXPECT_EQ(r.status, 2);
+  EXPECT_NE(r.out.find("unknown command"), std::string::npos) << r.out;
+}
+
+}  // namespace
+}  // namespace knnmem::model
