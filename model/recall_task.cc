@@ -5,38 +5,46 @@
 #include "absl/strings/str_cat.h"
 
 namespace knnmem::model {
+namespace {
+
+// Two distinct even offsets in [from, to - 1): room for a question and
+// its answer, or a fact, at each.
+std::pair<int64_t, int64_t> TwoPlaces(std::mt19937_64& rng, int64_t from,
+                                      int64_t to) {
+  std::uniform_int_distribution<int64_t> at(from / 2, (to - 2) / 2);
+  int64_t a = at(rng), b = at(rng);
+  while (b == a) b = at(rng);
+  return {2 * a, 2 * b};
+}
+
+}  // namespace
 
 RecallDocument MakeRecallDocument(std::mt19937_64& rng) {
-  constexpr int kPairs = 16, s = kRecallSegment;
-  std::string letters = "abcdefghijklmnopqrstuvwxyz";
-  std::shuffle(letters.begin(), letters.end(), rng);
-  std::uniform_int_distribution<int> digit('0', '9'), pick(0, kPairs - 1);
-  std::string values;
-  for (int i = 0; i < kPairs; ++i) values += static_cast<char>(digit(rng));
+  constexpr int64_t s = kRecallSegment;
   RecallDocument doc;
-  std::vector<int64_t> last_seen(kPairs);  // segment of each key's last use
-  for (int i = 0; i < kPairs; ++i) {
-    doc.bytes += letters[i];
-    doc.bytes += values[i];
-    last_seen[i] = 0;
-  }
-  while (doc.bytes.size() < 5 * s + 1) {
-    const int i = pick(rng);
-    const int64_t at = static_cast<int64_t>(doc.bytes.size()) + 1;
-    const int64_t segment = at / s;
-    doc.bytes += letters[i];
-    doc.bytes += values[i];
-    (segment - last_seen[i] >= 2 ? doc.far_answers : doc.near_answers)
-        .push_back(at);
-    last_seen[i] = segment;
-  }
-  doc.bytes.resize(5 * s + 1);
-  while (!doc.far_answers.empty() && doc.far_answers.back() >= 5 * s + 1) {
-    doc.far_answers.pop_back();
-  }
-  while (!doc.near_answers.empty() && doc.near_answers.back() >= 5 * s + 1) {
-    doc.near_answers.pop_back();
-  }
+  doc.bytes.resize(4 * s + 1);
+  int letter = std::uniform_int_distribution<int>(0, 25)(rng);
+  for (char& c : doc.bytes) c = static_cast<char>('a' + letter++ % 26);
+  const char digit =
+      static_cast<char>(std::uniform_int_distribution<int>('0', '9')(rng));
+  const char capital =
+      static_cast<char>(std::uniform_int_distribution<int>('A', 'Z')(rng));
+  // Facts in the first half of segment 0, near questions in its second.
+  auto [d, c] = TwoPlaces(rng, 0, s / 2);
+  doc.bytes[d] = digit;
+  doc.bytes[c] = capital;
+  auto ask = [&](int64_t at, char question, char answer,
+                 std::vector<int64_t>& answers) {
+    doc.bytes[at] = question;
+    doc.bytes[at + 1] = answer;
+    answers.push_back(at + 1);
+  };
+  auto [q1, q2] = TwoPlaces(rng, s / 2, s);
+  ask(q1, '?', digit, doc.near_answers);
+  ask(q2, '=', capital, doc.near_answers);
+  auto [f1, f2] = TwoPlaces(rng, 3 * s, 4 * s);
+  ask(f1, '?', digit, doc.far_answers);
+  ask(f2, '=', capital, doc.far_answers);
   return doc;
 }
 

