@@ -201,6 +201,28 @@ INSTANTIATE_TEST_SUITE_P(Mixes, BackendTest,
                                                   : "Joint");
                          });
 
+TEST(AgePenaltyTest, SearchInTheGraphMatchesTheServersAttend) {
+  // With a staleness penalty, the scores recomputed from Search's
+  // neighbours (training) and the server's Attend (inference) use the same
+  // ages and formula, and the penalty changes the answer.
+  ModelConfig c = Tiny();
+  c.age_penalty = true;
+  c.age_tau = 8;
+  torch::manual_seed(5);
+  Transformer model(c);
+  auto memory = InProcessMemory::Create("", 2);
+  ASSERT_TRUE(memory.ok()) << memory.status();
+  const auto no_penalty = Logits(model, memory->get(), true, 1000);
+  {
+    torch::NoGradGuard no_grad;
+    model->knn_attention()->age_alpha().copy_(torch::tensor({0.5f, 2.0f}));
+  }
+  const auto searched = Logits(model, memory->get(), false, 1000);
+  ExpectClose(Logits(model, memory->get(), true, 1000), searched, 1e-4);
+  EXPECT_GT((searched.back() - no_penalty.back()).abs().max().item<float>(),
+            1e-3);
+}
+
 TEST(DegradationTest, AServerKilledMidDocumentLeavesLocalAttention) {
   ModelConfig c = Tiny();
   torch::manual_seed(4);
