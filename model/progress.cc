@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <utility>
@@ -36,13 +37,19 @@ void Progress::Finish() {
 
 void Progress::Draw(bool force) {
   const auto now = std::chrono::steady_clock::now();
-  if (!force && now - last_draw_ < std::chrono::milliseconds(500)) return;
+  // A terminal gets one line redrawn; a log file gets a line per draw.
+  const bool terminal = isatty(STDERR_FILENO);
+  if (!force &&
+      now - last_draw_ < std::chrono::milliseconds(terminal ? 500 : 10000)) {
+    return;
+  }
   last_draw_ = now;
   const double elapsed = std::chrono::duration<double>(now - start_).count();
-  const double left =
+  double left =
       done_ > 0 ? elapsed * static_cast<double>(total_ - done_) / done_ : 0;
-  // A terminal gets one line redrawn; a log file gets a line per draw.
-  const char* end = isatty(STDERR_FILENO) ? "\r" : "\n";
+  if (time_limit_ > 0)
+    left = std::min(left, std::max(0.0, time_limit_ - elapsed));
+  const char* end = terminal ? "\r" : "\n";
   std::fprintf(
       stderr,
       "[%s] %lld/%lld %3.0f%% | %.1fK tok/s | loss %.4f | %.4f "

@@ -1,4 +1,5 @@
-// Progress: one line on stderr, redrawn at most twice a second, for long
+// Progress: one line on stderr (redrawn twice a second on a terminal; a
+// line every 10 s into a file or pipe), for long
 // training and evaluation runs: done / total, tokens per second, the
 // running loss and bits per byte, and the time left.
 #ifndef KNNMEM_MODEL_PROGRESS_H_
@@ -17,6 +18,8 @@ class Progress {
   void Update(int64_t done, int64_t tokens, double loss);
   // Draws the final line and a newline.
   void Finish();
+  // The run also stops after `seconds`: the time left is the lesser.
+  void set_time_limit(double seconds) { time_limit_ = seconds; }
 
   // Exponential moving average of the loss (nats per byte).
   double loss() const { return loss_; }
@@ -32,6 +35,7 @@ class Progress {
   int64_t done_ = 0, tokens_ = 0;
   double loss_ = 0;
   bool has_loss_ = false;
+  double time_limit_ = 0;  // 0: none
 };
 
 }  // namespace knnmem::model

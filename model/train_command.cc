@@ -79,6 +79,7 @@ absl::Status TrainCommand(CliArgs& args) {
   std::signal(SIGINT, RequestStop);
   std::signal(SIGTERM, RequestStop);
   Progress progress("train", steps);
+  progress.set_time_limit(minutes * 60);
   const auto start = std::chrono::steady_clock::now();
   auto out_of_time = [&] {
     return minutes > 0 && std::chrono::steady_clock::now() - start >
