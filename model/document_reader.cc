@@ -13,6 +13,26 @@ MemoryShape ShapeOf(const ModelConfig& c, int64_t capacity) {
 
 }  // namespace
 
+torch::Tensor ForwardAndEvict(Transformer& model, const torch::Tensor& tokens,
+                              XlState& state, MemoryLink* link) {
+  const int knn = model->config().knn_index();
+  torch::Tensor leaving_k, leaving_v, leaving_valid;
+  if (!state.keys.empty()) {
+    leaving_k = state.keys[knn];
+    leaving_v = state.values[knn];
+    leaving_valid = state.valid.clone();
+  }
+  torch::Tensor logits = model->forward(tokens, state, link);
+  if (link != nullptr && leaving_k.defined()) {
+    for (int64_t i = 0; i < leaving_k.size(0); ++i) {
+      if (leaving_valid[i].item<bool>()) {
+        link->Push(static_cast<int>(i), leaving_k[i], leaving_v[i]);
+      }
+    }
+  }
+  return logits;
+}
+
 DocumentReader::DocumentReader(Transformer model, Memory* memory, int lanes,
                                int64_t memory_capacity, bool use_attend,
                                std::string stream_prefix)
@@ -48,25 +68,10 @@ StepResult DocumentReader::Step(
   }
   // Lanes that idle or start a document do not use their old cache.
   if (state_.valid.defined()) state_.valid = state_.valid & active;
-  const int knn = model_->config().knn_index();
-  torch::Tensor leaving_k, leaving_v, leaving_valid;
-  if (!state_.keys.empty()) {
-    leaving_k = state_.keys[knn];
-    leaving_v = state_.values[knn];
-    leaving_valid = state_.valid.clone();
-  }
   StepResult r;
-  r.logits = model_->forward(tokens.narrow(1, 0, t), state_,
+  r.logits = ForwardAndEvict(model_, tokens.narrow(1, 0, t), state_,
                              has_memory_ ? &link_ : nullptr);
   state_.valid = active.clone();
-  // The previous segment's keys and values leave the cache for memory.
-  if (has_memory_ && leaving_k.defined()) {
-    for (int i = 0; i < lanes_; ++i) {
-      if (leaving_valid[i].item<bool>()) {
-        link_.Push(i, leaving_k[i], leaving_v[i]);
-      }
-    }
-  }
   const torch::Tensor targets = tokens.narrow(1, 1, t);
   const torch::Tensor per_byte =
       torch::nn::functional::cross_entropy(

@@ -23,6 +23,13 @@ struct StepResult {
   int64_t bytes = 0;     // how many targets the loss covers
 };
 
+// Runs `model` on `tokens` [lanes, T] from `state`, then pushes into `link`
+// the kNN layer's keys and values that the new segment pushed out of the XL
+// cache (for lanes whose cache was of the same document). `link` null: no
+// memory. Returns the logits.
+torch::Tensor ForwardAndEvict(Transformer& model, const torch::Tensor& tokens,
+                              XlState& state, MemoryLink* link);
+
 class DocumentReader {
  public:
   // `memory` may be null (XL cache only). Stream ids are

@@ -6,6 +6,7 @@
 #include "absl/strings/str_cat.h"
 #include "checkpoint.h"
 #include "commands.h"
+#include "document_reader.h"
 #include "memory_link.h"
 #include "status_macros.h"
 
@@ -30,14 +31,7 @@ class Continuation {
   void Add(char byte) {
     pending_ += byte;
     if (static_cast<int>(pending_.size()) < model_->config().segment) return;
-    const int knn = model_->config().knn_index();
-    torch::Tensor leaving_k, leaving_v;
-    if (!state_.keys.empty()) {
-      leaving_k = state_.keys[knn][0];
-      leaving_v = state_.values[knn][0];
-    }
-    last_ = model_->forward(Tokens(), state_, link_)[0][-1];
-    if (leaving_k.defined()) link_->Push(0, leaving_k, leaving_v);
+    last_ = ForwardAndEvict(model_, Tokens(), state_, link_)[0][-1];
     pending_.clear();
   }
 

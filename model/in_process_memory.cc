@@ -2,7 +2,6 @@
 
 #include <stdlib.h>
 
-#include <cstring>
 #include <filesystem>
 #include <utility>
 
@@ -15,10 +14,11 @@
 namespace knnmem::model {
 namespace {
 
-std::vector<float> FloatsFromBytes(const std::string& bytes) {
-  std::vector<float> out(bytes.size() / sizeof(float));
-  std::memcpy(out.data(), bytes.data(), out.size() * sizeof(float));
-  return out;
+// The float32 rows a SearchResult carries (the streams store float32),
+// read in place.
+absl::Span<const float> FloatsIn(const std::string& bytes) {
+  return {reinterpret_cast<const float*>(bytes.data()),
+          bytes.size() / sizeof(float)};
 }
 
 }  // namespace
@@ -115,44 +115,48 @@ absl::Status InProcessMemory::Append(const std::string& document, int64_t first,
   return store_->Append(cmd).status();
 }
 
+struct InProcessMemory::Queries {
+  StreamSpec spec;
+  std::vector<float> floats;  // [n, heads, key_dim]
+  int64_t n = 0;
+};
+
+absl::StatusOr<InProcessMemory::Queries> InProcessMemory::QueriesOf(
+    const std::string& document, const torch::Tensor& queries) const {
+  ASSIGN_OR_RETURN(StreamSpec spec, SpecOf(document));
+  RETURN_IF_ERROR(CheckRows(queries, "queries", spec.heads, spec.key_dim));
+  const torch::Tensor flat = Flat(queries);
+  const absl::Span<const float> q = FloatsOf(flat);
+  return Queries{spec, std::vector<float>(q.begin(), q.end()), queries.size(0)};
+}
+
 absl::StatusOr<Retrieved> InProcessMemory::Search(const std::string& document,
                                                   const torch::Tensor& queries,
                                                   int k) {
-  ASSIGN_OR_RETURN(StreamSpec spec, SpecOf(document));
-  RETURN_IF_ERROR(CheckRows(queries, "queries", spec.heads, spec.key_dim));
-  const torch::Tensor q = Flat(queries);
-  SearchCommand cmd;
-  cmd.stream_id = document;
-  cmd.spec = spec;
-  const absl::Span<const float> qs = FloatsOf(q);
-  cmd.queries.assign(qs.begin(), qs.end());
+  ASSIGN_OR_RETURN(Queries q, QueriesOf(document, queries));
+  SearchCommand cmd{document, q.spec, 0, std::move(q.floats), {}};
   cmd.options.k = static_cast<uint32_t>(k);
   cmd.options.return_keys = cmd.options.return_values = true;
   ASSIGN_OR_RETURN(SearchResult r, store_->Search(cmd));
-  return MakeRetrieved(q.size(0), shapes_[document], k, FloatsFromBytes(r.keys),
-                       FloatsFromBytes(r.values), r.positions);
+  return MakeRetrieved(q.n, shapes_.at(document), k, FloatsIn(r.keys),
+                       FloatsIn(r.values), r.positions);
 }
 
 absl::StatusOr<Attended> InProcessMemory::Attend(const std::string& document,
                                                  const torch::Tensor& queries,
                                                  int k,
                                                  const AttendParams& params) {
-  ASSIGN_OR_RETURN(StreamSpec spec, SpecOf(document));
-  RETURN_IF_ERROR(CheckRows(queries, "queries", spec.heads, spec.key_dim));
-  const torch::Tensor q = Flat(queries);
-  AttendCommand cmd;
-  cmd.stream_id = document;
-  cmd.spec = spec;
-  const absl::Span<const float> qs = FloatsOf(q);
-  cmd.queries.assign(qs.begin(), qs.end());
-  cmd.k = static_cast<uint32_t>(k);
+  ASSIGN_OR_RETURN(Queries q, QueriesOf(document, queries));
+  AttendCommand cmd{
+      document, q.spec, 0, std::move(q.floats), static_cast<uint32_t>(k),
+      {},       {}};
   cmd.options.scale = params.scale;
   cmd.options.age_alpha = params.age_alpha;
   cmd.options.age_tau = params.age_tau;
   ASSIGN_OR_RETURN(AttendResult r, store_->Attend(cmd));
-  const int64_t n = q.size(0), h = spec.heads;
-  return Attended{FloatTensor(r.output, {n, h, int64_t{spec.value_dim}}),
-                  FloatTensor(r.lse, {n, h})};
+  const int64_t h = q.spec.heads;
+  return Attended{FloatTensor(r.output, {q.n, h, int64_t{q.spec.value_dim}}),
+                  FloatTensor(r.lse, {q.n, h})};
 }
 
 }  // namespace knnmem::model

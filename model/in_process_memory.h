@@ -43,6 +43,10 @@ class InProcessMemory : public Memory {
   InProcessMemory(std::string temp_dir, std::unique_ptr<WorkerPool> pool,
                   std::unique_ptr<MemoryStore> store);
   absl::StatusOr<StreamSpec> SpecOf(const std::string& document) const;
+  // A document's spec and `queries` checked against it, as floats.
+  struct Queries;
+  absl::StatusOr<Queries> QueriesOf(const std::string& document,
+                                    const torch::Tensor& queries) const;
 
   const std::string temp_dir_;  // removed on destruction when not empty
   std::unique_ptr<WorkerPool> pool_;
