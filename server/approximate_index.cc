@@ -103,7 +103,7 @@ class KeyGather {
 struct ApproximateIndex::Head {
   explicit Head(uint32_t dim, uint32_t nlist) : quantizer(dim), lists(nlist) {}
   // Positions, increasing. The keys stay in the layer's blocks, the one
-  // copy: Search gathers them (see ScanList).
+  // copy: Search gathers them (see KeyGather).
   using List = std::vector<int64_t>;
   faiss::IndexFlatIP quantizer;  // nlist centroids once trained
   std::vector<List> lists;
