@@ -11,7 +11,8 @@ namespace knnmem::model {
 
 enum class MemoryMix {
   kGate,   // out = g * memory + (1 - g) * local, g = sigmoid(b_h)
-  kJoint,  // the retrieved pairs join the local softmax
+  kJoint,  // the retrieved pairs join the local softmax, memory's share
+           // weighted by exp(b_h): a learned per-head log-prior
 };
 
 struct ModelConfig {
@@ -24,8 +25,9 @@ struct ModelConfig {
   int knn_layer = -1;
   int top_k = 32;
   MemoryMix mix = MemoryMix::kGate;
-  // The gate's bias at the start: sigmoid(-2) = 0.12, mostly local, so
-  // that untrained retrieval does not drown the local signal.
+  // b_h at the start. Gate: sigmoid(-2) = 0.12, mostly local, so that
+  // untrained retrieval does not drown the local signal. Joint: memory's
+  // softmax mass is scaled by exp(b_h).
   float gate_init = -2.0f;
   // The learned per-head scale of the normalised q.k at the start.
   float scale_init = 10.0f;

@@ -1,5 +1,7 @@
 // knnmem-model: train, evaluate, sample from and benchmark the Memorizing
 // Transformer whose memory lives in knnmem.
+#include <malloc.h>
+
 #include <cstdio>
 #include <cstring>
 #include <string>
@@ -35,6 +37,11 @@ the validation share in per mille, default 50).
 }  // namespace
 
 int main(int argc, char** argv) {
+  // Training allocates and frees tensors of megabytes every step; glibc's
+  // default maps and unmaps each, and the page faults cost a third of a
+  // step. Keep them in the heap (measured: 35 s -> 26 s for 25 steps).
+  mallopt(M_MMAP_THRESHOLD, 32 << 20);
+  mallopt(M_TRIM_THRESHOLD, 1 << 30);
   if (argc < 2 || std::strcmp(argv[1], "--help") == 0 ||
       std::strcmp(argv[1], "help") == 0) {
     std::fputs(kUsage, argc < 2 ? stderr : stdout);

@@ -184,8 +184,11 @@ torch::Tensor AttentionImpl::MixMemory(const torch::Tensor& q,
   if (config_.mix == MemoryMix::kGate) {
     weight = gate().view({1, h, 1}) * has.to(torch::kFloat32);
   } else {
-    weight = torch::where(has, torch::sigmoid(mem_lse - local_lse),
-                          torch::zeros({}));
+    // The retrieved pairs join the local softmax; gate_bias_ is then a
+    // per-head log-prior of memory against the local window.
+    weight = torch::where(
+        has, torch::sigmoid(mem_lse + gate_bias_.view({1, h, 1}) - local_lse),
+        torch::zeros({}));
   }
   return local + weight.unsqueeze(-1) * (mem_out - local);
 }

@@ -167,6 +167,64 @@ TEST(KnnLayerTest, AnEmptyMemoryLeavesTheLocalAnswer) {
                       knn->forward(x, {}, {}, valid, nullptr, &keys, &values)));
 }
 
+// A memory holding one set of (key, value) pairs per head that answers
+// Attend over all of them (no top-k: they are fewer than k).
+class AllPairsMemory : public MemoryReader {
+ public:
+  AllPairsMemory(torch::Tensor keys, torch::Tensor values)
+      : keys_(keys), values_(values) {}  // [H, M, Dh]
+  bool use_attend() const override { return true; }
+  std::vector<std::optional<Retrieved>> Search(const torch::Tensor&,
+                                               int) override {
+    return {};
+  }
+  std::vector<std::optional<Attended>> Attend(
+      const torch::Tensor& queries, int, const AttendParams& params) override {
+    const torch::Tensor scale =
+        torch::tensor(params.scale).view({1, -1, 1});  // [1, H, 1]
+    const torch::Tensor scores =
+        torch::einsum("thd,hmd->thm", {queries[0], keys_}) * scale;
+    const torch::Tensor p = torch::softmax(scores, -1);
+    return {Attended{torch::einsum("thm,hmd->thd", {p, values_}),
+                     torch::logsumexp(scores, -1)}};
+  }
+  int64_t newest(int) const override { return 0; }
+
+ private:
+  torch::Tensor keys_, values_;
+};
+
+// Joint softmax: the retrieved pairs join the local ones, memory's mass
+// weighted by exp(b_h). Oracle: the same layer with the memory's pairs put
+// in its XL cache, twice (b_h = log 2), and no position bias.
+TEST(KnnLayerTest, JointSoftmaxIsOneSoftmaxOverLocalAndMemoryPairs) {
+  torch::manual_seed(4);
+  ModelConfig c = Tiny();
+  c.mix = MemoryMix::kJoint;
+  Attention knn(c, /*knn=*/true);
+  const int64_t t = c.segment, h = c.heads, dh = c.head_dim(), m = 3;
+  torch::NoGradGuard no_grad;
+  knn->named_parameters()["position_bias"].zero_();
+  knn->named_parameters()["gate_bias"].fill_(std::log(2.0f));
+  const torch::Tensor x = torch::randn({1, t, c.d_model});
+  const torch::Tensor mk = torch::randn({h, m, dh});
+  const torch::Tensor mv = torch::randn({h, m, dh});
+  AllPairsMemory memory(mk, mv);
+  torch::Tensor keys, values;
+  const torch::Tensor mixed = knn->forward(
+      x, {}, {}, torch::zeros({1}, torch::kBool), &memory, &keys, &values);
+  const torch::Tensor twice_k = torch::cat({mk, mk}, 1).unsqueeze(0);
+  const torch::Tensor twice_v = torch::cat({mv, mv}, 1).unsqueeze(0);
+  const torch::Tensor oracle =
+      knn->forward(x, twice_k, twice_v, torch::ones({1}, torch::kBool), nullptr,
+                   &keys, &values);
+  EXPECT_TRUE(torch::allclose(mixed, oracle, 1e-4, 1e-5));
+  // And the memory mattered: local attention alone differs.
+  const torch::Tensor local = knn->forward(
+      x, {}, {}, torch::zeros({1}, torch::kBool), nullptr, &keys, &values);
+  EXPECT_GT((mixed - local).abs().max().item<float>(), 1e-2);
+}
+
 class BackendTest : public ::testing::TestWithParam<MemoryMix> {};
 
 TEST_P(BackendTest, SearchAndAttendAndBothBackendsGiveTheSameLogits) {
