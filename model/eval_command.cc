@@ -1,5 +1,6 @@
 // knnmem-model eval: bits per byte on the validation documents at several
-// memory sizes, for one checkpoint: a table, JSON, and a PNG plot.
+// memory sizes, for one checkpoint or several side by side: a table, JSON,
+// and a PNG plot with a line per checkpoint.
 #include <cmath>
 #include <cstdio>
 #include <fstream>
@@ -7,6 +8,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
 #include "checkpoint.h"
 #include "commands.h"
 #include "document_reader.h"
@@ -17,6 +19,7 @@ namespace knnmem::model {
 namespace {
 
 struct EvalRow {
+  std::string checkpoint;
   std::string label;
   int64_t memory = 0;
   double bits_per_byte = 0;
@@ -51,60 +54,94 @@ EvalRow Evaluate(Transformer model, Memory* memory, int64_t memory_size,
     progress.Update(done, r.bytes, r.loss.item<double>());
   }
   progress.Finish();
-  return {label, memory_size,
+  return {"", label, memory_size,
           nats / std::max<int64_t>(1, bytes) / std::log(2.0), bytes};
 }
 
-absl::Status WriteJson(const std::string& path, const std::string& checkpoint,
+absl::Status WriteJson(const std::string& path,
                        const std::vector<EvalRow>& rows) {
   std::vector<std::string> items;
   for (const EvalRow& r : rows) {
-    items.push_back(absl::StrCat("  {\"label\": \"", r.label,
-                                 "\", \"memory\": ", r.memory,
-                                 ", \"bits_per_byte\": ", r.bits_per_byte,
-                                 ", \"bytes\": ", r.bytes, "}"));
+    items.push_back(absl::StrCat(
+        "  {\"checkpoint\": \"", r.checkpoint, "\", \"label\": \"", r.label,
+        "\", \"memory\": ", r.memory, ", \"bits_per_byte\": ", r.bits_per_byte,
+        ", \"bytes\": ", r.bytes, "}"));
   }
   std::ofstream out(path);
-  out << "{\"checkpoint\": \"" << checkpoint << "\", \"rows\": [\n"
-      << absl::StrJoin(items, ",\n") << "\n]}\n";
+  out << "{\"rows\": [\n" << absl::StrJoin(items, ",\n") << "\n]}\n";
   if (!out.flush())
     return absl::InternalError(absl::StrCat("cannot write ", path));
   return absl::OkStatus();
 }
 
-// Bits per byte against memory size (log scale), drawn by gnuplot.
+// Bits per byte against memory size (log scale), a line per checkpoint,
+// drawn by gnuplot.
 absl::Status WritePlot(const std::string& path,
+                       const std::vector<std::string>& checkpoints,
                        const std::vector<EvalRow>& rows) {
-  const std::string data = path + ".dat";
-  {
-    std::ofstream out(data);
+  std::vector<std::string> files, series;
+  for (size_t i = 0; i < checkpoints.size(); ++i) {
+    files.push_back(absl::StrCat(path, ".", i, ".dat"));
+    std::ofstream out(files.back());
     for (const EvalRow& r : rows) {
-      if (r.label.rfind("memory", 0) == 0) {
+      if (r.checkpoint == checkpoints[i] && r.label.rfind("memory", 0) == 0 &&
+          r.label.find("no age") == std::string::npos) {
         out << std::max<int64_t>(r.memory, 256) << " " << r.bits_per_byte
             << "\n";
       }
     }
+    series.push_back(absl::StrCat(
+        "'", files.back(), "' with linespoints title '", checkpoints[i], "'"));
   }
   const std::string script = absl::StrCat(
-      "set terminal png size 640,400; set output '", path,
+      "set terminal png size 720,450; set output '", path,
       "'; set logscale x 2; set xlabel 'memory per head (0 drawn at 256)'; "
-      "set ylabel 'bits per byte'; set grid; plot '",
-      data, "' with linespoints title 'validation'");
+      "set ylabel 'validation bits per byte'; set grid; set key outside "
+      "below; plot ",
+      absl::StrJoin(series, ", "));
   const std::string command = absl::StrCat("gnuplot -e \"", script, "\" 2>&1");
-  if (std::system(command.c_str()) != 0) {
+  const bool ok = std::system(command.c_str()) == 0;
+  for (const std::string& f : files) std::remove(f.c_str());
+  if (!ok) {
     return absl::FailedPreconditionError(
         "--png: gnuplot failed (scripts/install-deps model installs it)");
   }
-  std::remove(data.c_str());
   return absl::OkStatus();
+}
+
+// Every row of one checkpoint: each memory size, and the largest again
+// without the learned age penalty when the model has one.
+absl::StatusOr<std::vector<EvalRow>> EvaluateCheckpoint(
+    const std::string& checkpoint, const std::vector<int64_t>& sizes,
+    Memory* memory, const std::vector<Document>& docs, int lanes,
+    int64_t segments) {
+  ASSIGN_OR_RETURN(ModelConfig config, LoadCheckpointConfig(checkpoint));
+  Transformer model(config);
+  RETURN_IF_ERROR(LoadCheckpoint(checkpoint, model, nullptr).status());
+  std::vector<EvalRow> rows;
+  for (int64_t size : sizes) {
+    rows.push_back(Evaluate(model, memory, size, docs, lanes, segments,
+                            absl::StrCat("memory ", size)));
+  }
+  if (config.age_penalty && !sizes.empty()) {
+    torch::Tensor alpha = model->knn_attention()->age_alpha();
+    torch::NoGradGuard no_grad;
+    alpha.zero_();
+    rows.push_back(
+        Evaluate(model, memory, sizes.back(), docs, lanes, segments,
+                 absl::StrCat("memory ", sizes.back(), " no age penalty")));
+  }
+  for (EvalRow& r : rows) r.checkpoint = checkpoint;
+  return rows;
 }
 
 }  // namespace
 
 absl::Status EvalCommand(CliArgs& args) {
-  const std::string checkpoint = args.String("checkpoint", "");
-  if (checkpoint.empty())
-    return absl::InvalidArgumentError("--checkpoint: required");
+  const std::vector<std::string> checkpoints =
+      absl::StrSplit(args.String("checkpoint", ""), ',', absl::SkipEmpty());
+  if (checkpoints.empty())
+    return absl::InvalidArgumentError("--checkpoint: required (DIR[,DIR...])");
   ASSIGN_OR_RETURN(std::vector<int64_t> sizes,
                    args.Ints("memory", {0, 2048, 8192, 32768}));
   ASSIGN_OR_RETURN(int64_t segments, args.Int("segments", 128));
@@ -114,38 +151,27 @@ absl::Status EvalCommand(CliArgs& args) {
   ASSIGN_OR_RETURN(std::unique_ptr<Memory> memory, MemoryFromFlags(args));
   ASSIGN_OR_RETURN(Corpus corpus, CorpusFromFlags(args));
   RETURN_IF_ERROR(args.CheckAllUsed());
-  ASSIGN_OR_RETURN(ModelConfig config, LoadCheckpointConfig(checkpoint));
-  Transformer model(config);
-  RETURN_IF_ERROR(LoadCheckpoint(checkpoint, model, nullptr).status());
 
   std::vector<EvalRow> rows;
-  for (int64_t size : sizes) {
-    rows.push_back(Evaluate(model, memory.get(), size, corpus.validation,
-                            static_cast<int>(lanes), segments,
-                            absl::StrCat("memory ", size)));
+  for (const std::string& checkpoint : checkpoints) {
+    ASSIGN_OR_RETURN(
+        std::vector<EvalRow> more,
+        EvaluateCheckpoint(checkpoint, sizes, memory.get(), corpus.validation,
+                           static_cast<int>(lanes), segments));
+    rows.insert(rows.end(), more.begin(), more.end());
   }
-  // Staleness: the largest memory again without the learned age penalty.
-  if (config.age_penalty && !sizes.empty()) {
-    torch::Tensor alpha = model->knn_attention()->age_alpha();
-    const torch::Tensor saved = alpha.detach().clone();
-    {
-      torch::NoGradGuard no_grad;
-      alpha.zero_();
-    }
-    rows.push_back(
-        Evaluate(model, memory.get(), sizes.back(), corpus.validation,
-                 static_cast<int>(lanes), segments,
-                 absl::StrCat("memory ", sizes.back(), " no age penalty")));
-    torch::NoGradGuard no_grad;
-    alpha.copy_(saved);
-  }
-  std::printf("\n%-32s %14s %12s\n", "run", "bits/byte", "bytes");
+  // Each row also against the first checkpoint without memory.
+  const double base = rows.front().bits_per_byte;
+  std::printf("\n%-24s %-28s %10s %9s %10s\n", "checkpoint", "run", "bits/byte",
+              "vs first", "bytes");
   for (const EvalRow& r : rows) {
-    std::printf("%-32s %14.4f %12lld\n", r.label.c_str(), r.bits_per_byte,
+    std::printf("%-24s %-28s %10.4f %+8.2f%% %10lld\n", r.checkpoint.c_str(),
+                r.label.c_str(), r.bits_per_byte,
+                100.0 * (r.bits_per_byte / base - 1.0),
                 static_cast<long long>(r.bytes));
   }
-  if (!json.empty()) RETURN_IF_ERROR(WriteJson(json, checkpoint, rows));
-  if (!png.empty()) RETURN_IF_ERROR(WritePlot(png, rows));
+  if (!json.empty()) RETURN_IF_ERROR(WriteJson(json, rows));
+  if (!png.empty()) RETURN_IF_ERROR(WritePlot(png, checkpoints, rows));
   return absl::OkStatus();
 }
 

@@ -20,8 +20,9 @@ commands:
             [--server HOST:PORT] [--layers --d-model --heads --ffn --segment
             --knn-layer --top-k --mix gate|joint --gate-init --age-penalty]
             Resumes when DIR already holds a checkpoint.
-  eval      --checkpoint DIR [--memory 0,2048,8192,32768] [--segments 128]
-            [--json FILE] [--png FILE] [--data a,b] [--server HOST:PORT]
+  eval      --checkpoint DIR[,DIR...] [--memory 0,2048,8192,32768]
+            [--segments 128] [--json FILE] [--png FILE] [--data a,b]
+            [--server HOST:PORT]  Several checkpoints: one table, one plot.
   generate  --checkpoint DIR [--prompt TEXT] [--bytes 400] [--memory 8192]
             [--temperature 0.8] [--server HOST:PORT]
   bench     [--checkpoint DIR] [--server HOST:PORT] [--memory 8192]

@@ -65,15 +65,26 @@ TEST_F(ModelCliTest, TrainsResumesEvaluatesGeneratesAndBenchmarks) {
   EXPECT_NE(Read(ck + "/state.txt").find("step=9"), std::string::npos);
 
   const std::string json = dir_.Sub("eval.json"), png = dir_.Sub("eval.png");
+  // Two checkpoints side by side (the same one twice: evaluation is
+  // deterministic, so both give the same bits per byte).
   Outcome eval =
-      Model("eval --checkpoint " + ck +
+      Model("eval --checkpoint " + ck + "," + ck +
             " --memory 0,256 --segments 4 --lanes 2 --json " + json +
             " --png " + png + " --data " + dir_.path() + " --holdout 500");
   ASSERT_EQ(eval.status, 0) << eval.out;
   EXPECT_NE(eval.out.find("memory 256"), std::string::npos) << eval.out;
   const std::string rows = Read(json);
   EXPECT_NE(rows.find("\"memory\": 0,"), std::string::npos) << rows;
-  EXPECT_NE(rows.find("\"memory\": 256,"), std::string::npos) << rows;
+  const std::string at256 = "\"memory\": 256, \"bits_per_byte\": ";
+  const size_t first = rows.find(at256), second = rows.rfind(at256);
+  ASSERT_NE(first, std::string::npos) << rows;
+  ASSERT_NE(first, second) << rows;
+  auto bits = [&](size_t at) {
+    const size_t from = at + at256.size();
+    return rows.substr(from, rows.find(',', from) - from);
+  };
+  EXPECT_EQ(bits(first), bits(second)) << rows;
+  EXPECT_GT(std::stod(bits(first)), 0.0) << rows;
   EXPECT_EQ(Read(png).substr(1, 3), "PNG");
 
   Outcome gen = Model("generate --checkpoint " + ck +
