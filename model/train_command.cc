@@ -51,6 +51,13 @@ absl::Status TrainCommand(CliArgs& args) {
   if (!source.empty()) {
     ASSIGN_OR_RETURN(config, LoadCheckpointConfig(source));
   }
+  if (!resume && !from.empty()) {
+    // The retrofit keeps the shape it starts from; how memory is read is
+    // the retrofit's to choose (none of it is in the weights).
+    if (args.Has("mix")) config.mix = flags_config.mix;
+    if (args.Has("top-k")) config.top_k = flags_config.top_k;
+    if (args.Has("age-penalty")) config.age_penalty = flags_config.age_penalty;
+  }
   torch::manual_seed(static_cast<uint64_t>(seed));
   Transformer model(config);
   DocumentReader reader(model, memory.get(), static_cast<int>(lanes),
