@@ -57,6 +57,7 @@ absl::Status TrainCommand(CliArgs& args) {
     if (args.Has("mix")) config.mix = flags_config.mix;
     if (args.Has("top-k")) config.top_k = flags_config.top_k;
     if (args.Has("age-penalty")) config.age_penalty = flags_config.age_penalty;
+    if (args.Has("gate-init")) config.gate_init = flags_config.gate_init;
   }
   torch::manual_seed(static_cast<uint64_t>(seed));
   Transformer model(config);
@@ -69,6 +70,13 @@ absl::Status TrainCommand(CliArgs& args) {
         state,
         LoadCheckpoint(source, model, resume ? &trainer.optimizer() : nullptr));
     if (!resume) state = TrainState{};  // a retrofit starts its own count
+  }
+  if (!resume && !from.empty() && args.Has("gate-init")) {
+    // The memory-less model never trained b_h: the retrofit chooses where
+    // memory starts (joint: its softmax mass scaled by exp(b_h)).
+    torch::NoGradGuard no_grad;
+    model->knn_attention()->named_parameters()["gate_bias"].fill_(
+        config.gate_init);
   }
   state.memory = memory_size;
   trainer.set_steps(state.step);

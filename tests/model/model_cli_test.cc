@@ -2,11 +2,13 @@
 // eval (table, JSON, PNG), generate, bench, and flags it refuses.
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <cstdio>
 #include <fstream>
 #include <random>
 #include <sstream>
 #include <string>
+#include <vector>
 
 #include "cli_runner.h"
 #include "temp_dir.h"
@@ -105,16 +107,19 @@ TEST_F(ModelCliTest, TrainsResumesEvaluatesGeneratesAndBenchmarks) {
 // The retrofit: a model trained without memory, trained on with it. Its
 // weights are the memory-less model's (with --lr 0 the two evaluate the
 // same; a fresh model of the same seed does not: the memory-less one
-// trained at a high rate), its shape too, and how it reads memory is its own.
+// trained at a high rate), its shape too, and how it reads memory is its
+// own: here memory starts shut (b_h = -30), where the memory-less model's
+// untrained b_h = 0.4 lets it in.
 TEST_F(ModelCliTest, RetrofitStartsFromAMemorylessModel) {
   const std::string xl = dir_.Sub("xl"), retro = dir_.Sub("retro");
-  Outcome train =
-      Model("train --out " + xl +
-            " --steps 4 --lanes 2 --memory 0 --lr 0.01 --warmup 1" + shape_);
+  Outcome train = Model("train --out " + xl +
+                        " --steps 4 --lanes 2 --memory 0 --lr 0.01 "
+                        "--warmup 1 --gate-init 0.4" +
+                        shape_);
   ASSERT_EQ(train.status, 0) << train.out;
   Outcome retrofit = Model("train --out " + retro + " --from " + xl +
                            " --steps 2 --lanes 2 --memory 256 --lr 0 "
-                           "--age-penalty true --data " +
+                           "--age-penalty true --gate-init -30 --data " +
                            dir_.path() + " --holdout 500");
   ASSERT_EQ(retrofit.status, 0) << retrofit.out;
   EXPECT_NE(retrofit.out.find("from " + xl), std::string::npos) << retrofit.out;
@@ -125,18 +130,21 @@ TEST_F(ModelCliTest, RetrofitStartsFromAMemorylessModel) {
 
   const std::string json = dir_.Sub("retro.json");
   Outcome eval = Model("eval --checkpoint " + xl + "," + retro +
-                       " --memory 0 --segments 3 --lanes 2 --json " + json +
+                       " --memory 0,256 --segments 6 --lanes 2 --json " + json +
                        " --data " + dir_.path() + " --holdout 500");
   ASSERT_EQ(eval.status, 0) << eval.out;
-  const std::string rows = Read(json);
-  const std::string key = "\"bits_per_byte\": ";
-  const size_t first = rows.find(key), second = rows.rfind(key);
-  ASSERT_NE(first, second) << rows;
-  auto bits = [&](size_t at) {
+  // Rows: xl at 0 and 256, retro at 0, 256, and 256 without age penalty.
+  const std::string rows = Read(json), key = "\"bits_per_byte\": ";
+  std::vector<double> bits;
+  for (size_t at = rows.find(key); at != std::string::npos;
+       at = rows.find(key, at + 1)) {
     const size_t from = at + key.size();
-    return std::stod(rows.substr(from, rows.find(',', from) - from));
-  };
-  EXPECT_NEAR(bits(first), bits(second), 1e-6) << rows;
+    bits.push_back(std::stod(rows.substr(from, rows.find(',', from) - from)));
+  }
+  ASSERT_EQ(bits.size(), 5u) << rows;
+  EXPECT_NEAR(bits[2], bits[0], 1e-6) << rows;           // the same weights
+  EXPECT_GT(std::abs(bits[1] - bits[0]), 1e-3) << rows;  // memory let in
+  EXPECT_NEAR(bits[3], bits[2], 1e-6) << rows;           // memory shut
 }
 
 TEST_F(ModelCliTest, BadFlagsAreNamed) {
