@@ -21,6 +21,7 @@ namespace {
 struct EvalRow {
   std::string checkpoint;
   std::string label;
+  bool age_penalty_off = false;  // the "no age penalty" row
   int64_t memory = 0;
   double bits_per_byte = 0;
   int64_t bytes = 0;
@@ -54,8 +55,12 @@ EvalRow Evaluate(Transformer model, Memory* memory, int64_t memory_size,
     progress.Update(done, r.bytes, r.loss.item<double>());
   }
   progress.Finish();
-  return {"", label, memory_size,
-          nats / std::max<int64_t>(1, bytes) / std::log(2.0), bytes};
+  return {"",
+          label,
+          false,
+          memory_size,
+          nats / std::max<int64_t>(1, bytes) / std::log(2.0),
+          bytes};
 }
 
 absl::Status WriteJson(const std::string& path,
@@ -84,8 +89,7 @@ absl::Status WritePlot(const std::string& path,
     files.push_back(absl::StrCat(path, ".", i, ".dat"));
     std::ofstream out(files.back());
     for (const EvalRow& r : rows) {
-      if (r.checkpoint == checkpoints[i] && r.label.rfind("memory", 0) == 0 &&
-          r.label.find("no age") == std::string::npos) {
+      if (r.checkpoint == checkpoints[i] && !r.age_penalty_off) {
         out << std::max<int64_t>(r.memory, 256) << " " << r.bits_per_byte
             << "\n";
       }
@@ -130,6 +134,7 @@ absl::StatusOr<std::vector<EvalRow>> EvaluateCheckpoint(
     rows.push_back(
         Evaluate(model, memory, sizes.back(), docs, lanes, segments,
                  absl::StrCat("memory ", sizes.back(), " no age penalty")));
+    rows.back().age_penalty_off = true;
   }
   for (EvalRow& r : rows) r.checkpoint = checkpoint;
   return rows;
@@ -160,7 +165,7 @@ absl::Status EvalCommand(CliArgs& args) {
                            static_cast<int>(lanes), segments));
     rows.insert(rows.end(), more.begin(), more.end());
   }
-  // Each row also against the first checkpoint without memory.
+  // Each row also against the first row (the first checkpoint, first size).
   const double base = rows.front().bits_per_byte;
   std::printf("\n%-24s %-28s %10s %9s %10s\n", "checkpoint", "run", "bits/byte",
               "vs first", "bytes");

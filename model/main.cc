@@ -17,7 +17,8 @@ commands:
   train     --out DIR [--steps N] [--minutes M] [--lanes 8] [--memory 8192]
             [--lr 1e-3] [--from DIR (retrofit: start from a model trained
             without memory; its shape, with --mix, --top-k,
-            --age-penalty and --gate-init if given)] [--checkpoint-every 200] [--data a,b]
+            --age-penalty and --gate-init if given)]
+            [--checkpoint-every 200] [--data a,b]
             [--server HOST:PORT] [--layers --d-model --heads --ffn --segment
             --knn-layer --top-k --mix gate|joint --gate-init --age-penalty]
             Resumes when DIR already holds a checkpoint.

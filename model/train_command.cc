@@ -51,7 +51,8 @@ absl::Status TrainCommand(CliArgs& args) {
   if (!source.empty()) {
     ASSIGN_OR_RETURN(config, LoadCheckpointConfig(source));
   }
-  if (!resume && !from.empty()) {
+  const bool retrofit = !resume && !from.empty();
+  if (retrofit) {
     // The retrofit keeps the shape it starts from; how memory is read is
     // the retrofit's to choose (none of it is in the weights).
     if (args.Has("mix")) config.mix = flags_config.mix;
@@ -71,7 +72,7 @@ absl::Status TrainCommand(CliArgs& args) {
         LoadCheckpoint(source, model, resume ? &trainer.optimizer() : nullptr));
     if (!resume) state = TrainState{};  // a retrofit starts its own count
   }
-  if (!resume && !from.empty() && args.Has("gate-init")) {
+  if (retrofit && args.Has("gate-init")) {
     // The memory-less model never trained b_h: the retrofit chooses where
     // memory starts (joint: its softmax mass scaled by exp(b_h)).
     torch::NoGradGuard no_grad;
