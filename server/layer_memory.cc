@@ -25,7 +25,9 @@ Block::Block(const StreamSpec& spec, int64_t first_position,
 // first touch of advised memory compacts for huge pages, and on the CI VMs
 // that ran at 0.5 GB/s against 1.9 GB/s for small pages: W-append's Append
 // took 14.9 ms with the advice, 12.0 ms without, and searches were the same
-// (1.09x the bare sgemm at 64K either way).
+// (1.09x the bare sgemm at 64K either way). The 2 MiB alignment stays:
+// plain malloc measured worse in one --quick run (Append 12.95 ms, Attend
+// 1.45x the sgemm against 1.14-1.23x) -- not understood yet.
 char* Block::Allocate(size_t bytes) {
   constexpr size_t kHugePage = size_t{2} << 20;
   if (bytes < kHugePage)
