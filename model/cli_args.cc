@@ -60,6 +60,17 @@ absl::StatusOr<double> CliArgs::Double(const std::string& name,
   return v;
 }
 
+absl::StatusOr<bool> CliArgs::Bool(const std::string& name, bool fallback) {
+  used_.insert(name);
+  auto it = values_.find(name);
+  if (it == values_.end()) return fallback;
+  if (it->second != "true" && it->second != "false") {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--", name, ": '", it->second, "' is not true or false"));
+  }
+  return it->second == "true";
+}
+
 absl::StatusOr<std::vector<int64_t>> CliArgs::Ints(
     const std::string& name, std::vector<int64_t> fallback) {
   used_.insert(name);

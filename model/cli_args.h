@@ -22,6 +22,8 @@ class CliArgs {
   std::string String(const std::string& name, const std::string& fallback);
   absl::StatusOr<int64_t> Int(const std::string& name, int64_t fallback);
   absl::StatusOr<double> Double(const std::string& name, double fallback);
+  // "true" or "false".
+  absl::StatusOr<bool> Bool(const std::string& name, bool fallback);
   // Comma-separated integers, e.g. --memory=0,2048,8192.
   absl::StatusOr<std::vector<int64_t>> Ints(const std::string& name,
                                             std::vector<int64_t> fallback);

@@ -34,7 +34,8 @@ absl::StatusOr<ModelConfig> ConfigFromFlags(CliArgs& args) {
         absl::StrCat("--mix: '", mix, "' (gate or joint)"));
   }
   c.mix = mix == "gate" ? MemoryMix::kGate : MemoryMix::kJoint;
-  c.age_penalty = args.String("age-penalty", "false") == "true";
+  ASSIGN_OR_RETURN(c.age_penalty, args.Bool("age-penalty", c.age_penalty));
+  ASSIGN_OR_RETURN(c.edge_bias, args.Bool("edge-bias", c.edge_bias));
   RETURN_IF_ERROR(ValidateConfig(c));
   return c;
 }

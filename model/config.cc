@@ -29,6 +29,17 @@ Field IntField(int ModelConfig::*member) {
           }};
 }
 
+Field BoolField(bool ModelConfig::*member) {
+  return {[member](const ModelConfig& c) {
+            return std::string(c.*member ? "true" : "false");
+          },
+          [member](absl::string_view v, ModelConfig& c) {
+            if (v != "true" && v != "false") return false;
+            c.*member = v == "true";
+            return true;
+          }};
+}
+
 Field FloatField(float ModelConfig::*member) {
   return {[member](const ModelConfig& c) { return absl::StrCat(c.*member); },
           [member](absl::string_view v, ModelConfig& c) {
@@ -57,15 +68,8 @@ const std::map<std::string, Field>& Fields() {
           c.mix = v == "gate" ? MemoryMix::kGate : MemoryMix::kJoint;
           return true;
         }}},
-      {"age_penalty",
-       {[](const ModelConfig& c) {
-          return std::string(c.age_penalty ? "true" : "false");
-        },
-        [](absl::string_view v, ModelConfig& c) {
-          if (v != "true" && v != "false") return false;
-          c.age_penalty = v == "true";
-          return true;
-        }}},
+      {"age_penalty", BoolField(&ModelConfig::age_penalty)},
+      {"edge_bias", BoolField(&ModelConfig::edge_bias)},
   };
   return *fields;
 }

@@ -35,6 +35,11 @@ struct ModelConfig {
   // on memory scores (alpha starts at 0).
   bool age_penalty = false;
   float age_tau = 1024.0f;
+  // Joint mix: memory's pairs also take the position bias of the farthest
+  // key the local window holds (2 * segment - 1 back), as if they sat just
+  // beyond it. A recency head then leaves memory alone as it leaves far
+  // tokens alone, instead of every head starting with memory at bias 0.
+  bool edge_bias = false;
 
   int head_dim() const { return d_model / heads; }
   int knn_index() const { return knn_layer >= 0 ? knn_layer : 2 * layers / 3; }

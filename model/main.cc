@@ -17,10 +17,11 @@ commands:
   train     --out DIR [--steps N] [--minutes M] [--lanes 8] [--memory 8192]
             [--lr 1e-3] [--from DIR (retrofit: start from a model trained
             without memory; its shape, with --mix, --top-k,
-            --age-penalty and --gate-init if given)]
+            --age-penalty, --edge-bias and --gate-init if given)]
             [--checkpoint-every 200] [--data a,b]
             [--server HOST:PORT] [--layers --d-model --heads --ffn --segment
-            --knn-layer --top-k --mix gate|joint --gate-init --age-penalty]
+            --knn-layer --top-k --mix gate|joint --gate-init
+            --age-penalty true|false --edge-bias true|false]
             Resumes when DIR already holds a checkpoint.
   eval      --checkpoint DIR[,DIR...] [--memory 0,2048,8192,32768]
             [--segments 128] [--json FILE] [--png FILE] [--data a,b]

@@ -58,6 +58,7 @@ absl::Status TrainCommand(CliArgs& args) {
     if (args.Has("mix")) config.mix = flags_config.mix;
     if (args.Has("top-k")) config.top_k = flags_config.top_k;
     if (args.Has("age-penalty")) config.age_penalty = flags_config.age_penalty;
+    if (args.Has("edge-bias")) config.edge_bias = flags_config.edge_bias;
     if (args.Has("gate-init")) config.gate_init = flags_config.gate_init;
   }
   torch::manual_seed(static_cast<uint64_t>(seed));

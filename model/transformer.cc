@@ -185,9 +185,17 @@ torch::Tensor AttentionImpl::MixMemory(const torch::Tensor& q,
     weight = gate().view({1, h, 1}) * has.to(torch::kFloat32);
   } else {
     // The retrieved pairs join the local softmax; gate_bias_ is then a
-    // per-head log-prior of memory against the local window.
+    // per-head log-prior of memory against the local window, plus, with
+    // edge_bias, the position bias of the window's farthest key.
+    torch::Tensor prior = gate_bias_;
+    if (config_.edge_bias) {
+      const int64_t edge =
+          Buckets(torch::tensor(int64_t{2} * config_.segment - 1))
+              .item<int64_t>();
+      prior = prior + position_bias_.select(1, edge);
+    }
     weight = torch::where(
-        has, torch::sigmoid(mem_lse + gate_bias_.view({1, h, 1}) - local_lse),
+        has, torch::sigmoid(mem_lse + prior.view({1, h, 1}) - local_lse),
         torch::zeros({}));
   }
   return local + weight.unsqueeze(-1) * (mem_out - local);

@@ -82,10 +82,12 @@ TEST(ModelConfigTest, RoundTripsAndNamesBadLines) {
   ModelConfig c = Tiny();
   c.mix = MemoryMix::kJoint;
   c.age_penalty = true;
+  c.edge_bias = true;
   absl::StatusOr<ModelConfig> back = ParseConfig(FormatConfig(c));
   ASSERT_TRUE(back.ok()) << back.status();
   EXPECT_EQ(FormatConfig(*back), FormatConfig(c));
   EXPECT_EQ(back->mix, MemoryMix::kJoint);
+  EXPECT_TRUE(back->edge_bias);
   absl::StatusOr<ModelConfig> bad = ParseConfig("layers=3\nmix=sometimes\n");
   ASSERT_FALSE(bad.ok());
   EXPECT_NE(bad.status().message().find("line 2"), std::string::npos);
@@ -223,6 +225,44 @@ TEST(KnnLayerTest, JointSoftmaxIsOneSoftmaxOverLocalAndMemoryPairs) {
   const torch::Tensor local = knn->forward(
       x, {}, {}, torch::zeros({1}, torch::kBool), nullptr, &keys, &values);
   EXPECT_GT((mixed - local).abs().max().item<float>(), 1e-2);
+}
+
+// With edge_bias, memory's prior also takes the position bias of the
+// window's farthest key. Segment 16: the farthest local key is 31 back, T5
+// bucket 16 + floor(log(31 / 16) / log(4096 / 16) * 16) = 17. Oracle: the
+// layer without edge_bias, that bias moved into b_h.
+TEST(KnnLayerTest, EdgeBiasGivesMemoryTheFarthestLocalKeysPositionBias) {
+  torch::manual_seed(6);
+  ModelConfig c = Tiny();
+  c.mix = MemoryMix::kJoint;
+  ModelConfig with_edge = c;
+  with_edge.edge_bias = true;
+  Attention plain(c, /*knn=*/true), edge(with_edge, /*knn=*/true);
+  torch::NoGradGuard no_grad;
+  for (auto& p : edge->named_parameters()) {
+    p.value().copy_(plain->named_parameters()[p.key()]);
+  }
+  const torch::Tensor far = torch::tensor({-1.5f, 0.7f});
+  edge->named_parameters()["position_bias"].zero_();
+  edge->named_parameters()["position_bias"].select(1, 17).copy_(far);
+  edge->named_parameters()["gate_bias"].zero_();
+  plain->named_parameters()["position_bias"].zero_();
+  plain->named_parameters()["gate_bias"].copy_(far);
+  const int64_t h = c.heads, dh = c.head_dim(), m = 5;
+  const torch::Tensor x = torch::randn({1, c.segment, c.d_model});
+  AllPairsMemory memory(torch::randn({h, m, dh}), torch::randn({h, m, dh}));
+  torch::Tensor keys, values;
+  const torch::Tensor none = torch::zeros({1}, torch::kBool);
+  const torch::Tensor got =
+      edge->forward(x, {}, {}, none, &memory, &keys, &values);
+  const torch::Tensor oracle =
+      plain->forward(x, {}, {}, none, &memory, &keys, &values);
+  EXPECT_TRUE(torch::allclose(got, oracle, 1e-4, 1e-5));
+  // The bias mattered: with b_h 0 and no edge bias the answer differs.
+  plain->named_parameters()["gate_bias"].zero_();
+  const torch::Tensor unbiased =
+      plain->forward(x, {}, {}, none, &memory, &keys, &values);
+  EXPECT_GT((got - unbiased).abs().max().item<float>(), 1e-3);
 }
 
 class BackendTest : public ::testing::TestWithParam<MemoryMix> {};
