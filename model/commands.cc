@@ -36,6 +36,7 @@ absl::StatusOr<ModelConfig> ConfigFromFlags(CliArgs& args) {
   c.mix = mix == "gate" ? MemoryMix::kGate : MemoryMix::kJoint;
   ASSIGN_OR_RETURN(c.age_penalty, args.Bool("age-penalty", c.age_penalty));
   ASSIGN_OR_RETURN(c.edge_bias, args.Bool("edge-bias", c.edge_bias));
+  ASSIGN_OR_RETURN(c.memory_scale, args.Bool("memory-scale", c.memory_scale));
   RETURN_IF_ERROR(ValidateConfig(c));
   return c;
 }

@@ -70,6 +70,7 @@ const std::map<std::string, Field>& Fields() {
         }}},
       {"age_penalty", BoolField(&ModelConfig::age_penalty)},
       {"edge_bias", BoolField(&ModelConfig::edge_bias)},
+      {"memory_scale", BoolField(&ModelConfig::memory_scale)},
   };
   return *fields;
 }

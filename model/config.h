@@ -40,6 +40,11 @@ struct ModelConfig {
   // beyond it. A recency head then leaves memory alone as it leaves far
   // tokens alone, instead of every head starting with memory at bias 0.
   bool edge_bias = false;
+  // The kNN layer scales memory's scores by a learned per-head scale of
+  // their own (started at scale_init) instead of the local one: trained
+  // from scratch with one shared scale, early memory's noise pulled it down
+  // to 5-6 (the XL-only model's: 7-17), blurring local attention too.
+  bool memory_scale = false;
 
   int head_dim() const { return d_model / heads; }
   int knn_index() const { return knn_layer >= 0 ? knn_layer : 2 * layers / 3; }

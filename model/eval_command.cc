@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "checkpoint.h"
@@ -25,6 +26,9 @@ struct EvalRow {
   int64_t memory = 0;
   double bits_per_byte = 0;
   int64_t bytes = 0;
+  // The kNN layer's mean mix weight of memory over queries that had
+  // memory, averaged over heads; NaN without memory.
+  double memory_share = std::nan("");
 };
 
 EvalRow Evaluate(Transformer model, Memory* memory, int64_t memory_size,
@@ -32,6 +36,7 @@ EvalRow Evaluate(Transformer model, Memory* memory, int64_t memory_size,
                  const std::string& label) {
   torch::NoGradGuard no_grad;
   model->eval();
+  model->knn_attention()->ResetMemoryShare();
   DocumentReader reader(model, memory, lanes, memory_size, true,
                         absl::StrCat("eval-", memory_size));
   SegmentBatcher batches(&docs, lanes, model->config().segment, 0, false,
@@ -60,7 +65,8 @@ EvalRow Evaluate(Transformer model, Memory* memory, int64_t memory_size,
           false,
           memory_size,
           nats / std::max<int64_t>(1, bytes) / std::log(2.0),
-          bytes};
+          bytes,
+          model->knn_attention()->memory_share().mean().item<double>()};
 }
 
 absl::Status WriteJson(const std::string& path,
@@ -70,7 +76,9 @@ absl::Status WriteJson(const std::string& path,
     items.push_back(absl::StrCat(
         "  {\"checkpoint\": \"", r.checkpoint, "\", \"label\": \"", r.label,
         "\", \"memory\": ", r.memory, ", \"bits_per_byte\": ", r.bits_per_byte,
-        ", \"bytes\": ", r.bytes, "}"));
+        ", \"bytes\": ", r.bytes, ", \"memory_share\": ",
+        std::isnan(r.memory_share) ? "null" : absl::StrCat(r.memory_share),
+        "}"));
   }
   std::ofstream out(path);
   out << "{\"rows\": [\n" << absl::StrJoin(items, ",\n") << "\n]}\n";
@@ -113,6 +121,29 @@ absl::Status WritePlot(const std::string& path,
   return absl::OkStatus();
 }
 
+std::string Floats(const torch::Tensor& t) {
+  const torch::Tensor c = t.detach().to(torch::kFloat32).contiguous();
+  std::vector<std::string> parts;
+  for (int64_t i = 0; i < c.numel(); ++i) {
+    parts.push_back(absl::StrFormat("%.2f", c.data_ptr<float>()[i]));
+  }
+  return absl::StrCat("[", absl::StrJoin(parts, " "), "]");
+}
+
+// What the kNN layer learned, per head: how memory is weighed.
+void PrintKnnLayer(const std::string& checkpoint, Transformer& model) {
+  Attention& knn = model->knn_attention();
+  std::fprintf(
+      stderr,
+      "%s: kNN layer (%s) b_h %s, position bias of memory %s, scale "
+      "%s, memory's scale %s, age alpha %s\n",
+      checkpoint.c_str(),
+      model->config().mix == MemoryMix::kGate ? "gate" : "joint",
+      Floats(knn->named_parameters()["gate_bias"]).c_str(),
+      Floats(knn->memory_position_bias()).c_str(), Floats(knn->scale()).c_str(),
+      Floats(knn->memory_scale()).c_str(), Floats(knn->age_alpha()).c_str());
+}
+
 // Every row of one checkpoint: each memory size, and the largest again
 // without the learned age penalty when the model has one.
 absl::StatusOr<std::vector<EvalRow>> EvaluateCheckpoint(
@@ -122,6 +153,7 @@ absl::StatusOr<std::vector<EvalRow>> EvaluateCheckpoint(
   ASSIGN_OR_RETURN(ModelConfig config, LoadCheckpointConfig(checkpoint));
   Transformer model(config);
   RETURN_IF_ERROR(LoadCheckpoint(checkpoint, model, nullptr).status());
+  PrintKnnLayer(checkpoint, model);
   std::vector<EvalRow> rows;
   for (int64_t size : sizes) {
     rows.push_back(Evaluate(model, memory, size, docs, lanes, segments,
@@ -167,13 +199,16 @@ absl::Status EvalCommand(CliArgs& args) {
   }
   // Each row also against the first row (the first checkpoint, first size).
   const double base = rows.front().bits_per_byte;
-  std::printf("\n%-24s %-28s %10s %9s %10s\n", "checkpoint", "run", "bits/byte",
-              "vs first", "bytes");
+  std::printf("\n%-24s %-28s %10s %9s %10s %10s\n", "checkpoint", "run",
+              "bits/byte", "vs first", "bytes", "mem share");
   for (const EvalRow& r : rows) {
-    std::printf("%-24s %-28s %10.4f %+8.2f%% %10lld\n", r.checkpoint.c_str(),
-                r.label.c_str(), r.bits_per_byte,
+    const std::string share = std::isnan(r.memory_share)
+                                  ? "-"
+                                  : absl::StrFormat("%.3f", r.memory_share);
+    std::printf("%-24s %-28s %10.4f %+8.2f%% %10lld %10s\n",
+                r.checkpoint.c_str(), r.label.c_str(), r.bits_per_byte,
                 100.0 * (r.bits_per_byte / base - 1.0),
-                static_cast<long long>(r.bytes));
+                static_cast<long long>(r.bytes), share.c_str());
   }
   if (!json.empty()) RETURN_IF_ERROR(WriteJson(json, rows));
   if (!png.empty()) RETURN_IF_ERROR(WritePlot(png, checkpoints, rows));

@@ -21,7 +21,8 @@ commands:
             [--checkpoint-every 200] [--data a,b]
             [--server HOST:PORT] [--layers --d-model --heads --ffn --segment
             --knn-layer --top-k --mix gate|joint --gate-init
-            --age-penalty true|false --edge-bias true|false]
+            --age-penalty true|false --edge-bias true|false
+            --memory-scale true|false]
             Resumes when DIR already holds a checkpoint.
   eval      --checkpoint DIR[,DIR...] [--memory 0,2048,8192,32768]
             [--segments 128] [--json FILE] [--png FILE] [--data a,b]

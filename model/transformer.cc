@@ -65,7 +65,12 @@ AttentionImpl::AttentionImpl(const ModelConfig& config, bool knn)
         "log_scale", torch::full({h}, std::log(config.scale_init)));
     age_alpha_ = register_parameter("age_alpha", torch::zeros({h}),
                                     /*requires_grad=*/config.age_penalty);
+    if (config.memory_scale) {
+      memory_log_scale_ = register_parameter(
+          "memory_log_scale", torch::full({h}, std::log(config.scale_init)));
+    }
   }
+  ResetMemoryShare();
 }
 
 torch::Tensor AttentionImpl::forward(const torch::Tensor& x,
@@ -122,7 +127,7 @@ torch::Tensor AttentionImpl::MixMemory(const torch::Tensor& q,
   const int64_t b = q.size(0), h = q.size(1), t = q.size(2), dh = q.size(3);
   const int k = config_.top_k;
   const torch::Tensor queries = q.detach().permute({0, 2, 1, 3}).contiguous();
-  const torch::Tensor scale_h = scale();
+  const torch::Tensor scale_h = memory_scale();
   torch::Tensor mem_out, mem_lse, has;
   if (memory.use_attend()) {
     AttendParams params;
@@ -187,18 +192,36 @@ torch::Tensor AttentionImpl::MixMemory(const torch::Tensor& q,
     // The retrieved pairs join the local softmax; gate_bias_ is then a
     // per-head log-prior of memory against the local window, plus, with
     // edge_bias, the position bias of the window's farthest key.
-    torch::Tensor prior = gate_bias_;
-    if (config_.edge_bias) {
-      const int64_t edge =
-          Buckets(torch::tensor(int64_t{2} * config_.segment - 1))
-              .item<int64_t>();
-      prior = prior + position_bias_.select(1, edge);
-    }
+    const torch::Tensor prior = gate_bias_ + memory_position_bias();
     weight = torch::where(
         has, torch::sigmoid(mem_lse + prior.view({1, h, 1}) - local_lse),
         torch::zeros({}));
   }
+  {
+    torch::NoGradGuard no_grad;
+    const torch::Tensor counted = has.to(torch::kFloat32);
+    share_sum_ += (weight.detach() * counted).sum(std::vector<int64_t>{0, 2});
+    share_count_ += counted.sum(std::vector<int64_t>{0, 2});
+  }
   return local + weight.unsqueeze(-1) * (mem_out - local);
+}
+
+torch::Tensor AttentionImpl::memory_position_bias() const {
+  if (!knn_ || !config_.edge_bias || config_.mix != MemoryMix::kJoint) {
+    return torch::zeros({config_.heads});
+  }
+  const int64_t edge =
+      Buckets(torch::tensor(int64_t{2} * config_.segment - 1)).item<int64_t>();
+  return position_bias_.select(1, edge);
+}
+
+torch::Tensor AttentionImpl::memory_share() const {
+  return share_sum_ / share_count_;
+}
+
+void AttentionImpl::ResetMemoryShare() {
+  share_sum_ = torch::zeros({config_.heads});
+  share_count_ = torch::zeros({config_.heads});
 }
 
 BlockImpl::BlockImpl(const ModelConfig& config, bool knn) {

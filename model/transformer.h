@@ -40,7 +40,21 @@ class AttentionImpl : public torch::nn::Module {
   // kNN layer: the per-head gate sigmoid(b_h), scale and age penalty alpha.
   torch::Tensor gate() const { return torch::sigmoid(gate_bias_); }
   torch::Tensor scale() const { return torch::exp(log_scale_); }
+  // Memory's scores' scale: its own with memory_scale, else scale().
+  torch::Tensor memory_scale() const {
+    return torch::exp(memory_log_scale_.defined() ? memory_log_scale_
+                                                  : log_scale_);
+  }
   torch::Tensor age_alpha() const { return age_alpha_; }
+  // The bias memory's pairs take from their position: with edge_bias, that
+  // of the window's farthest key; else zeros. [H]
+  torch::Tensor memory_position_bias() const;
+
+  // How much the kNN layer read from memory: the mix weight of memory per
+  // head, averaged over the queries that had memory since the last reset
+  // (NaN for a head without any). [H]
+  torch::Tensor memory_share() const;
+  void ResetMemoryShare();
 
  private:
   // out_local mixed with the memory's answer, [B, H, T, Dh].
@@ -52,6 +66,8 @@ class AttentionImpl : public torch::nn::Module {
   torch::nn::Linear qkv_{nullptr}, out_{nullptr};
   torch::Tensor position_bias_;  // [H, buckets], T5-style relative
   torch::Tensor gate_bias_, log_scale_, age_alpha_;  // kNN layer only
+  torch::Tensor memory_log_scale_;         // kNN layer with memory_scale only
+  torch::Tensor share_sum_, share_count_;  // [H], no gradient
 };
 TORCH_MODULE(Attention);
 

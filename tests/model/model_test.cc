@@ -152,6 +152,54 @@ TEST(KnnLayerTest, NormalisesQueriesAndKeysAndGatesPerHead) {
       torch::allclose(mixed, (1 - g) * local + g * memory_part, 1e-4, 1e-5));
 }
 
+// memory_share: the mix weight of memory per head, averaged over queries
+// that had memory. Gate: sigmoid(b_h). Joint: sigmoid(lse_mem + b_h -
+// lse_local), lse_local recomputed here from the layer's projection.
+TEST(KnnLayerTest, MemoryShareIsTheMeanMixWeightOverQueriesWithMemory) {
+  torch::manual_seed(8);
+  ModelConfig c = Tiny();
+  const int64_t t = c.segment, h = c.heads, dh = c.head_dim();
+  const torch::Tensor x = torch::randn({1, t, c.d_model});
+  const torch::Tensor valid = torch::zeros({1}, torch::kBool);
+  torch::NoGradGuard no_grad;
+  torch::Tensor keys, values;
+  {
+    Attention gate(c, /*knn=*/true);
+    FixedMemory memory(torch::randn({t, h, dh}), torch::zeros({t, h}));
+    gate->forward(x, {}, {}, valid, &memory, &keys, &values);
+    const float g = 1.0f / (1.0f + std::exp(-c.gate_init));
+    EXPECT_TRUE(torch::allclose(gate->memory_share(), torch::full({h}, g)));
+    // Queries without memory do not count; none at all: NaN.
+    gate->ResetMemoryShare();
+    FixedMemory empty(
+        torch::randn({t, h, dh}),
+        torch::full({t, h}, -std::numeric_limits<float>::infinity()));
+    gate->forward(x, {}, {}, valid, &empty, &keys, &values);
+    EXPECT_TRUE(torch::isnan(gate->memory_share()).all().item<bool>());
+  }
+  c.mix = MemoryMix::kJoint;
+  c.gate_init = -0.5f;
+  Attention joint(c, /*knn=*/true);
+  joint->named_parameters()["position_bias"].zero_();
+  const float mem_lse = 2.0f;
+  FixedMemory memory(torch::randn({t, h, dh}), torch::full({t, h}, mem_lse));
+  joint->forward(x, {}, {}, valid, &memory, &keys, &values);
+  auto qkv = joint->named_modules()["qkv"]->as<torch::nn::Linear>();
+  const torch::Tensor parts =
+      qkv->forward(x).view({t, 3, h, dh}).permute({1, 2, 0, 3});
+  const torch::Tensor q = parts[0] / parts[0].norm(2, -1, true);
+  const torch::Tensor k = parts[1] / parts[1].norm(2, -1, true);
+  torch::Tensor scores =
+      torch::matmul(q, k.transpose(-2, -1)) * joint->scale().view({h, 1, 1});
+  const torch::Tensor future = torch::ones({t, t}).triu(1).to(torch::kBool);
+  scores = scores.masked_fill(future, -1e30);
+  const torch::Tensor local_lse = torch::logsumexp(scores, -1);  // [H, T]
+  const torch::Tensor expected =
+      torch::sigmoid(mem_lse + c.gate_init - local_lse).mean(-1);
+  EXPECT_TRUE(torch::allclose(joint->memory_share(), expected, 1e-4, 1e-5))
+      << joint->memory_share() << expected;
+}
+
 TEST(KnnLayerTest, AnEmptyMemoryLeavesTheLocalAnswer) {
   torch::manual_seed(2);
   const ModelConfig c = Tiny();
@@ -265,13 +313,58 @@ TEST(KnnLayerTest, EdgeBiasGivesMemoryTheFarthestLocalKeysPositionBias) {
   EXPECT_GT((got - unbiased).abs().max().item<float>(), 1e-3);
 }
 
+// memory_scale: memory's scores get a scale of their own, local ones keep
+// theirs. Oracle: q.(c k) s = (q.k)(c s): memory scale c times the local
+// one equals the shared scale with memory's keys times c.
+TEST(KnnLayerTest, MemoryScaleScalesOnlyMemorysScores) {
+  torch::manual_seed(9);
+  ModelConfig c = Tiny();
+  c.mix = MemoryMix::kJoint;
+  ModelConfig with_own = c;
+  with_own.memory_scale = true;
+  Attention plain(c, /*knn=*/true), own(with_own, /*knn=*/true);
+  torch::NoGradGuard no_grad;
+  for (auto& p : plain->named_parameters()) {
+    own->named_parameters()[p.key()].copy_(p.value());
+  }
+  const torch::Tensor log_scale = torch::tensor({0.3f, -0.8f});
+  plain->named_parameters()["log_scale"].copy_(std::log(10.0f) + log_scale);
+  own->named_parameters()["log_scale"].copy_(std::log(10.0f) + log_scale);
+  own->named_parameters()["memory_log_scale"].copy_(std::log(10.0f * 3.0f) +
+                                                    log_scale);
+  const int64_t h = c.heads, dh = c.head_dim(), m = 5;
+  const torch::Tensor x = torch::randn({1, c.segment, c.d_model});
+  const torch::Tensor mk = torch::randn({h, m, dh});
+  const torch::Tensor mv = torch::randn({h, m, dh});
+  AllPairsMemory memory(mk, mv), tripled(mk * 3.0f, mv);
+  torch::Tensor keys, values;
+  const torch::Tensor none = torch::zeros({1}, torch::kBool);
+  const torch::Tensor got =
+      own->forward(x, {}, {}, none, &memory, &keys, &values);
+  EXPECT_TRUE(torch::allclose(
+      got, plain->forward(x, {}, {}, none, &tripled, &keys, &values), 1e-4,
+      1e-5));
+  EXPECT_GT((got - plain->forward(x, {}, {}, none, &memory, &keys, &values))
+                .abs()
+                .max()
+                .item<float>(),
+            1e-3);
+}
+
 class BackendTest : public ::testing::TestWithParam<MemoryMix> {};
 
 TEST_P(BackendTest, SearchAndAttendAndBothBackendsGiveTheSameLogits) {
   ModelConfig c = Tiny();
   c.mix = GetParam();
+  // Joint: with memory's own scale (not the local one) and the edge bias.
+  c.memory_scale = c.edge_bias = c.mix == MemoryMix::kJoint;
   torch::manual_seed(3);
   Transformer model(c);
+  if (c.memory_scale) {
+    torch::NoGradGuard no_grad;
+    model->knn_attention()->named_parameters()["memory_log_scale"].fill_(
+        std::log(4.0f));
+  }
   auto in_process = InProcessMemory::Create("", 2);
   ASSERT_TRUE(in_process.ok()) << in_process.status();
   testing::TempDir dir;
