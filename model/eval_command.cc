@@ -4,8 +4,11 @@
 #include <cmath>
 #include <cstdio>
 #include <fstream>
+#include <optional>
 #include <vector>
 
+#include "absl/algorithm/container.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
@@ -78,13 +81,72 @@ absl::Status WriteJson(const std::string& path,
         "\", \"memory\": ", r.memory, ", \"bits_per_byte\": ", r.bits_per_byte,
         ", \"bytes\": ", r.bytes, ", \"memory_share\": ",
         std::isnan(r.memory_share) ? "null" : absl::StrCat(r.memory_share),
-        "}"));
+        ", \"age_penalty_off\": ", r.age_penalty_off ? "true" : "false", "}"));
   }
   std::ofstream out(path);
   out << "{\"rows\": [\n" << absl::StrJoin(items, ",\n") << "\n]}\n";
   if (!out.flush())
     return absl::InternalError(absl::StrCat("cannot write ", path));
   return absl::OkStatus();
+}
+
+// The raw text of `"key": value` in one row of WriteJson's output (a
+// string without its quotes); nullopt when absent.
+std::optional<std::string> JsonField(absl::string_view line,
+                                     absl::string_view key) {
+  const std::string tag = absl::StrCat("\"", key, "\": ");
+  size_t at = line.find(tag);
+  if (at == absl::string_view::npos) return std::nullopt;
+  at += tag.size();
+  if (at < line.size() && line[at] == '"') {
+    const size_t end = line.find('"', at + 1);
+    if (end == absl::string_view::npos) return std::nullopt;
+    return std::string(line.substr(at + 1, end - at - 1));
+  }
+  const size_t end = line.find_first_of(",}", at);
+  if (end == absl::string_view::npos) return std::nullopt;
+  return std::string(line.substr(at, end - at));
+}
+
+// Rows back from files WriteJson wrote (eval --rows): to put evaluations
+// run apart into one table and plot.
+absl::StatusOr<std::vector<EvalRow>> ReadJson(const std::string& path) {
+  std::ifstream in(path);
+  if (!in)
+    return absl::NotFoundError(absl::StrCat("--rows: cannot read ", path));
+  std::vector<EvalRow> rows;
+  std::string line;
+  for (int number = 1; std::getline(in, line); ++number) {
+    const std::optional<std::string> checkpoint = JsonField(line, "checkpoint");
+    if (!checkpoint) continue;
+    const std::optional<std::string> label = JsonField(line, "label"),
+                                     memory = JsonField(line, "memory"),
+                                     bits = JsonField(line, "bits_per_byte"),
+                                     bytes = JsonField(line, "bytes");
+    EvalRow r;
+    r.checkpoint = *checkpoint;
+    if (!label || !memory || !bits || !bytes ||
+        !absl::SimpleAtoi(*memory, &r.memory) ||
+        !absl::SimpleAtod(*bits, &r.bits_per_byte) ||
+        !absl::SimpleAtoi(*bytes, &r.bytes)) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "--rows: ", path, " line ", number, ": not a row of eval --json"));
+    }
+    r.label = *label;
+    const std::optional<std::string> share = JsonField(line, "memory_share");
+    if (share && *share != "null" &&
+        !absl::SimpleAtod(*share, &r.memory_share)) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "--rows: ", path, " line ", number, ": bad memory_share"));
+    }
+    r.age_penalty_off = JsonField(line, "age_penalty_off") == "true";
+    rows.push_back(std::move(r));
+  }
+  if (rows.empty()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--rows: ", path, " holds no rows of eval --json"));
+  }
+  return rows;
 }
 
 // Bits per byte against memory size (log scale), a line per checkpoint,
@@ -175,27 +237,44 @@ absl::StatusOr<std::vector<EvalRow>> EvaluateCheckpoint(
 }  // namespace
 
 absl::Status EvalCommand(CliArgs& args) {
-  const std::vector<std::string> checkpoints =
+  std::vector<std::string> checkpoints =
       absl::StrSplit(args.String("checkpoint", ""), ',', absl::SkipEmpty());
-  if (checkpoints.empty())
-    return absl::InvalidArgumentError("--checkpoint: required (DIR[,DIR...])");
-  ASSIGN_OR_RETURN(std::vector<int64_t> sizes,
-                   args.Ints("memory", {0, 2048, 8192, 32768}));
-  ASSIGN_OR_RETURN(int64_t segments, args.Int("segments", 128));
-  ASSIGN_OR_RETURN(int64_t lanes, args.Int("lanes", 6));
+  const std::vector<std::string> saved =
+      absl::StrSplit(args.String("rows", ""), ',', absl::SkipEmpty());
+  if (checkpoints.empty() == saved.empty()) {
+    return absl::InvalidArgumentError(
+        "--checkpoint DIR[,DIR...] or --rows FILE[,FILE...] (one of them)");
+  }
   const std::string json = args.String("json", "");
   const std::string png = args.String("png", "");
-  ASSIGN_OR_RETURN(std::unique_ptr<Memory> memory, MemoryFromFlags(args));
-  ASSIGN_OR_RETURN(Corpus corpus, CorpusFromFlags(args));
-  RETURN_IF_ERROR(args.CheckAllUsed());
-
   std::vector<EvalRow> rows;
-  for (const std::string& checkpoint : checkpoints) {
-    ASSIGN_OR_RETURN(
-        std::vector<EvalRow> more,
-        EvaluateCheckpoint(checkpoint, sizes, memory.get(), corpus.validation,
-                           static_cast<int>(lanes), segments));
-    rows.insert(rows.end(), more.begin(), more.end());
+  if (!saved.empty()) {
+    // Rows evaluated before (perhaps apart, in parallel): table and plot.
+    RETURN_IF_ERROR(args.CheckAllUsed());
+    for (const std::string& file : saved) {
+      ASSIGN_OR_RETURN(std::vector<EvalRow> more, ReadJson(file));
+      for (const EvalRow& r : more) {
+        if (absl::c_find(checkpoints, r.checkpoint) == checkpoints.end()) {
+          checkpoints.push_back(r.checkpoint);
+        }
+      }
+      rows.insert(rows.end(), more.begin(), more.end());
+    }
+  } else {
+    ASSIGN_OR_RETURN(std::vector<int64_t> sizes,
+                     args.Ints("memory", {0, 2048, 8192, 32768}));
+    ASSIGN_OR_RETURN(int64_t segments, args.Int("segments", 128));
+    ASSIGN_OR_RETURN(int64_t lanes, args.Int("lanes", 6));
+    ASSIGN_OR_RETURN(std::unique_ptr<Memory> memory, MemoryFromFlags(args));
+    ASSIGN_OR_RETURN(Corpus corpus, CorpusFromFlags(args));
+    RETURN_IF_ERROR(args.CheckAllUsed());
+    for (const std::string& checkpoint : checkpoints) {
+      ASSIGN_OR_RETURN(
+          std::vector<EvalRow> more,
+          EvaluateCheckpoint(checkpoint, sizes, memory.get(), corpus.validation,
+                             static_cast<int>(lanes), segments));
+      rows.insert(rows.end(), more.begin(), more.end());
+    }
   }
   // Each row also against the first row (the first checkpoint, first size).
   const double base = rows.front().bits_per_byte;

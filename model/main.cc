@@ -27,6 +27,8 @@ commands:
   eval      --checkpoint DIR[,DIR...] [--memory 0,2048,8192,32768]
             [--segments 128] [--json FILE] [--png FILE] [--data a,b]
             [--server HOST:PORT]  Several checkpoints: one table, one plot.
+  eval      --rows FILE[,FILE...] [--json FILE] [--png FILE]
+            The table and plot of rows saved by eval --json, evaluated apart.
   generate  --checkpoint DIR [--prompt TEXT] [--bytes 400] [--memory 8192]
             [--temperature 0.8] [--server HOST:PORT]
   bench     [--checkpoint DIR] [--server HOST:PORT] [--memory 8192]

@@ -88,6 +88,18 @@ TEST_F(ModelCliTest, TrainsResumesEvaluatesGeneratesAndBenchmarks) {
   EXPECT_EQ(bits(first), bits(second)) << rows;
   EXPECT_GT(std::stod(bits(first)), 0.0) << rows;
   EXPECT_EQ(Read(png).substr(1, 3), "PNG");
+  // The same rows again from the JSON alone (evaluations run apart).
+  const std::string again = dir_.Sub("again.json");
+  std::remove(png.c_str());
+  Outcome redraw =
+      Model("eval --rows " + json + " --json " + again + " --png " + png);
+  ASSERT_EQ(redraw.status, 0) << redraw.out;
+  EXPECT_EQ(Read(again), rows);
+  EXPECT_EQ(Read(png).substr(1, 3), "PNG");
+  Outcome bad = Model("eval --rows " + png);
+  EXPECT_NE(bad.status, 0);
+  EXPECT_NE(bad.out.find("no rows of eval --json"), std::string::npos)
+      << bad.out;
 
   Outcome gen = Model("generate --checkpoint " + ck +
                       " --prompt int --bytes 40 --memory 256");
