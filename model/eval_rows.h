@@ -1,0 +1,42 @@
+// EvalRow: one line of knnmem-model eval's table (a checkpoint at one
+// memory size), and its files: JSON rows written and read back (eval --json,
+// eval --rows) and the PNG plot, a line per checkpoint.
+#ifndef KNNMEM_MODEL_EVAL_ROWS_H_
+#define KNNMEM_MODEL_EVAL_ROWS_H_
+
+#include <cmath>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+
+namespace knnmem::model {
+
+struct EvalRow {
+  std::string checkpoint;
+  std::string label;
+  bool age_penalty_off = false;  // the "no age penalty" row
+  int64_t memory = 0;
+  double bits_per_byte = 0;
+  int64_t bytes = 0;
+  // The kNN layer's mean mix weight of memory over queries that had
+  // memory, averaged over heads; NaN without memory.
+  double memory_share = std::nan("");
+};
+
+// One object per row, one row per line.
+absl::Status WriteJson(const std::string& path,
+                       const std::vector<EvalRow>& rows);
+// The rows of a file WriteJson wrote; INVALID_ARGUMENT naming the line
+// otherwise.
+absl::StatusOr<std::vector<EvalRow>> ReadJson(const std::string& path);
+// Bits per byte against memory size (log scale), a line per checkpoint,
+// drawn by gnuplot.
+absl::Status WritePlot(const std::string& path,
+                       const std::vector<std::string>& checkpoints,
+                       const std::vector<EvalRow>& rows);
+
+}  // namespace knnmem::model
+
+#endif  // KNNMEM_MODEL_EVAL_ROWS_H_
