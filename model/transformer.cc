@@ -70,6 +70,9 @@ AttentionImpl::AttentionImpl(const ModelConfig& config, bool knn)
           "memory_log_scale", torch::full({h}, std::log(config.scale_init)));
     }
   }
+  // The farthest local key: the XL cache and the segment, less one.
+  edge_bucket_ =
+      Buckets(torch::tensor(int64_t{2} * config.segment - 1)).item<int64_t>();
   ResetMemoryShare();
 }
 
@@ -210,9 +213,7 @@ torch::Tensor AttentionImpl::memory_position_bias() const {
   if (!knn_ || !config_.edge_bias || config_.mix != MemoryMix::kJoint) {
     return torch::zeros({config_.heads});
   }
-  const int64_t edge =
-      Buckets(torch::tensor(int64_t{2} * config_.segment - 1)).item<int64_t>();
-  return position_bias_.select(1, edge);
+  return position_bias_.select(1, edge_bucket_);
 }
 
 torch::Tensor AttentionImpl::memory_share() const {

@@ -68,6 +68,7 @@ class AttentionImpl : public torch::nn::Module {
   torch::Tensor gate_bias_, log_scale_, age_alpha_;  // kNN layer only
   torch::Tensor memory_log_scale_;         // kNN layer with memory_scale only
   torch::Tensor share_sum_, share_count_;  // [H], no gradient
+  int64_t edge_bucket_ = 0;  // the bucket of the window's farthest key
 };
 TORCH_MODULE(Attention);
 

@@ -244,6 +244,15 @@ class AllPairsMemory : public MemoryReader {
   torch::Tensor keys_, values_;
 };
 
+// Every parameter of `from` that `to` has too (a layer with an option off
+// into the same layer with it on).
+void CopyParameters(Attention& from, Attention& to) {
+  torch::NoGradGuard no_grad;
+  for (auto& p : from->named_parameters()) {
+    to->named_parameters()[p.key()].copy_(p.value());
+  }
+}
+
 // Joint softmax: the retrieved pairs join the local ones, memory's mass
 // weighted by exp(b_h). Oracle: the same layer with the memory's pairs put
 // in its XL cache, twice (b_h = log 2), and no position bias.
@@ -287,9 +296,7 @@ TEST(KnnLayerTest, EdgeBiasGivesMemoryTheFarthestLocalKeysPositionBias) {
   with_edge.edge_bias = true;
   Attention plain(c, /*knn=*/true), edge(with_edge, /*knn=*/true);
   torch::NoGradGuard no_grad;
-  for (auto& p : edge->named_parameters()) {
-    p.value().copy_(plain->named_parameters()[p.key()]);
-  }
+  CopyParameters(plain, edge);
   const torch::Tensor far = torch::tensor({-1.5f, 0.7f});
   edge->named_parameters()["position_bias"].zero_();
   edge->named_parameters()["position_bias"].select(1, 17).copy_(far);
@@ -324,9 +331,7 @@ TEST(KnnLayerTest, MemoryScaleScalesOnlyMemorysScores) {
   with_own.memory_scale = true;
   Attention plain(c, /*knn=*/true), own(with_own, /*knn=*/true);
   torch::NoGradGuard no_grad;
-  for (auto& p : plain->named_parameters()) {
-    own->named_parameters()[p.key()].copy_(p.value());
-  }
+  CopyParameters(plain, own);
   const torch::Tensor log_scale = torch::tensor({0.3f, -0.8f});
   plain->named_parameters()["log_scale"].copy_(std::log(10.0f) + log_scale);
   own->named_parameters()["log_scale"].copy_(std::log(10.0f) + log_scale);
