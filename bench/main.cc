@@ -19,6 +19,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
+#include "bf16_prefilter.h"  // the server's own dispatch, for the header
 #include "data.h"
 #include "knnmem_calls.h"
 #include "large.h"
@@ -27,7 +28,7 @@
 #include "options.h"
 #include "peers.h"
 #include "report.h"
-#include "score_scan.h"  // the server's own dispatch, for the header
+#include "score_scan.h"
 #include "server_child.h"
 #include "sharded_client.h"
 #include "stats.h"
@@ -204,7 +205,12 @@ absl::Status Run(const BenchOptions& options,
     machine.server_command = CommandLine(child->argv());
     // The server's dispatch depends only on the CPU, which it shares with
     // this process.
-    machine.scan_isa = ScanScoresIsa();
+    machine.scan_isa =
+        absl::StrCat(ScanScoresIsa(),
+                     Bf16PrefilterSupported()
+                         ? "; float32 blocks scored by the bfloat16 prefilter "
+                           "(AVX512_BF16) with float32 rescoring"
+                         : "; blocks scored by float32 sgemm (no AVX512_BF16)");
   }
   for (const ServerAddress& s : servers) {
     machine.servers.push_back(ServerLabel(s));

@@ -261,7 +261,7 @@ std::string Report::Table(const Machine& m, const RunSettings& run) const {
   if (!m.server_command.empty()) {
     out << "server command: " << m.server_command << "\n";
   }
-  out << "server score scan ISA: "
+  out << "server scoring: "
       << (m.scan_isa.empty()
               ? "not known (the server does not report it; known only for "
                 "the server this benchmark starts)"

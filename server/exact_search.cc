@@ -4,7 +4,9 @@
 
 #include <algorithm>
 #include <cstring>
+#include <optional>
 
+#include "bf16_prefilter.h"
 #include "score_scan.h"
 #include "top_k.h"
 
@@ -14,6 +16,27 @@ namespace {
 // Queries scored together against one block: bounds the score tile to
 // kQueryTile x kMaxBlockRows floats (1 MiB).
 constexpr uint32_t kQueryTile = 256;
+
+// The prefilter scores 32 queries per register tile; below this many in a
+// tile, sgemm is faster.
+constexpr uint32_t kMinPrefilterQueries = 24;
+
+bool PrefilterSupported() {
+  static const bool supported = Bf16PrefilterSupported();
+  return supported;
+}
+
+bool UsePrefilter(ScoreKernel kernel, uint32_t queries) {
+  switch (kernel) {
+    case ScoreKernel::kAuto:
+      return queries >= kMinPrefilterQueries && PrefilterSupported();
+    case ScoreKernel::kSgemm:
+      return false;
+    case ScoreKernel::kBf16Prefilter:
+      return PrefilterSupported();
+  }
+  return false;
+}
 
 // Copies the stored key or value of every result entry of one (query tile,
 // head) into the output, zero for empty entries.
@@ -101,6 +124,9 @@ absl::StatusOr<SearchResult> ExactSearch(const StreamSpec& spec,
     const float* qbase =
         queries.data() + (static_cast<size_t>(q0) * heads + head) * dk;
     const int lda = static_cast<int>(heads * dk);
+    std::optional<Bf16Prefilter> prefilter;
+    if (UsePrefilter(options.kernel, m)) prefilter.emplace(qbase, lda, m, dk);
+    uint64_t prefiltered_rows = 0;
     for (const auto& block : snapshot.blocks) {
       if (stopped.load(std::memory_order_relaxed)) return;
       if (options.cancelled && options.cancelled()) {
@@ -116,6 +142,17 @@ absl::StatusOr<SearchResult> ExactSearch(const StreamSpec& spec,
       const uint32_t rows = static_cast<uint32_t>(hi - lo);
       const size_t row0 = static_cast<size_t>(lo - block->first_position());
       const char* raw = block->keys(head) + row0 * dk * es;
+      if (prefilter &&
+          prefilter->ScanBlock(raw, spec.storage_dtype, rows, lo, top.data())) {
+        // Filling the 2k buffers takes a few k per query; beyond that, more
+        // than an eighth of the keys through means they are too alike.
+        prefiltered_rows += rows;
+        if (options.kernel == ScoreKernel::kAuto &&
+            prefilter->rescored() > m * (prefiltered_rows / 8 + 4 * k)) {
+          prefilter.reset();
+        }
+        continue;
+      }
       const float* keys;
       if (spec.storage_dtype == DType::kFloat32) {
         keys = reinterpret_cast<const float*>(raw);

@@ -1,8 +1,10 @@
 // Exact top-k inner-product search over one layer's snapshot.
 //
-// For each (query, head), scores every retained key of that head with a
-// blocked float32 GEMM (float16/bfloat16 blocks are widened one block at a
-// time into a per-thread tile) and keeps the k best with a threshold heap.
+// For each (query, head), scores every retained key of that head, block by
+// block, with the bfloat16 prefilter and a float32 rescoring of the few keys
+// it lets through (bf16_prefilter.h), or with a float32 GEMM (float16 and
+// bfloat16 blocks are widened one block at a time into a per-thread tile),
+// and keeps the k best with a threshold buffer (top_k.h).
 #ifndef KNNMEM_SERVER_EXACT_SEARCH_H_
 #define KNNMEM_SERVER_EXACT_SEARCH_H_
 
@@ -30,8 +32,18 @@ struct SearchResult {
   std::string values;  // [queries, heads, k, value_dim] storage dtype, or empty
 };
 
+// How ExactSearch scores a block. kAuto: the bfloat16 prefilter (exact:
+// bf16_prefilter.h) where the CPU has AVX512_BF16 and a query tile is large
+// enough to fill its registers, float32 sgemm otherwise; it also goes back
+// to sgemm for the rest of a tile when the keys are so alike that the
+// prefilter lets more than an eighth of them through.
+enum class ScoreKernel { kAuto, kSgemm, kBf16Prefilter };
+
 struct SearchOptions {
   uint32_t k = 32;
+  // kBf16Prefilter (for tests) is used without the fallback; both forced
+  // kernels give way to sgemm on a CPU without AVX512_BF16.
+  ScoreKernel kernel = ScoreKernel::kAuto;
   bool return_keys = false;
   bool return_values = false;
   // Polled between blocks; when it returns true the search stops early.

@@ -3,7 +3,9 @@
 #include <gtest/gtest.h>
 
 #include <random>
+#include <tuple>
 
+#include "bf16_prefilter.h"
 #include "oracle.h"
 
 namespace knnmem {
@@ -18,16 +20,22 @@ struct Case {
   int64_t appended;
   uint32_t k;
   uint32_t queries;
+  uint32_t key_dim = 40;
 };
 
-class ExactSearchTest : public ::testing::TestWithParam<Case> {};
+class ExactSearchTest
+    : public ::testing::TestWithParam<std::tuple<Case, ScoreKernel>> {};
 
 TEST_P(ExactSearchTest, EqualsBruteForce) {
-  const Case c = GetParam();
+  const Case c = std::get<0>(GetParam());
+  const ScoreKernel kernel = std::get<1>(GetParam());
+  if (kernel == ScoreKernel::kBf16Prefilter && !Bf16PrefilterSupported()) {
+    GTEST_SKIP() << "this CPU lacks AVX512_BF16";
+  }
   StreamSpec spec;
   spec.layers = 1;
   spec.heads = 3;
-  spec.key_dim = 40;
+  spec.key_dim = c.key_dim;
   spec.value_dim = 8;
   spec.capacity = c.capacity;
   spec.storage_dtype = c.dtype;
@@ -65,6 +73,7 @@ TEST_P(ExactSearchTest, EqualsBruteForce) {
   WorkerPool pool(2);
   SearchOptions options;
   options.k = c.k;
+  options.kernel = kernel;
   options.return_keys = true;
   options.return_values = true;
   const SearchResult r =
@@ -96,12 +105,78 @@ TEST_P(ExactSearchTest, EqualsBruteForce) {
 
 INSTANTIATE_TEST_SUITE_P(
     Shapes, ExactSearchTest,
-    ::testing::Values(Case{DType::kFloat32, 100000, 5000, 32, 300},
-                      Case{DType::kFloat16, 100000, 3000, 32, 70},
-                      Case{DType::kBFloat16, 100000, 3000, 32, 70},
-                      Case{DType::kFloat32, 777, 4000, 16, 20},  // evicted
-                      Case{DType::kFloat16, 1000, 10, 32, 5},    // fewer than k
-                      Case{DType::kFloat32, 5, 5, 1, 3}));
+    ::testing::Combine(
+        ::testing::Values(Case{DType::kFloat32, 100000, 5000, 32, 300},
+                          Case{DType::kFloat16, 100000, 3000, 32, 70},
+                          Case{DType::kBFloat16, 100000, 3000, 32, 70},
+                          Case{DType::kFloat32, 777, 4000, 16, 20},  // evicted
+                          Case{DType::kFloat16, 1000, 10, 32,
+                               5},  // fewer than k
+                          Case{DType::kFloat32, 5, 5, 1, 3},
+                          Case{DType::kFloat32, 100000, 3000, 32, 40, 129},
+                          Case{DType::kBFloat16, 100000, 2000, 8, 33, 128}),
+        ::testing::Values(ScoreKernel::kAuto, ScoreKernel::kSgemm,
+                          ScoreKernel::kBf16Prefilter)));
+
+// Keys so alike that the prefilter would let most through: kAuto goes back
+// to sgemm for the rest of the tile. Keys too large for the prefilter's bound
+// are scored in float32 from the start. Both stay exact.
+TEST(ExactSearchFallbackTest, AlikeAndHugeKeysStillEqualBruteForce) {
+  for (const bool alike : {true, false}) {
+    const float scale = alike ? 1.0f : 3e16f;
+    StreamSpec spec;
+    spec.layers = 1;
+    spec.heads = 2;
+    spec.key_dim = 64;
+    spec.value_dim = 4;
+    spec.capacity = 100000;
+    LayerMemory memory(spec);
+    OracleMemory oracle{2, 64, {}};
+    std::mt19937 rng(12);
+    std::normal_distribution<float> normal;
+    const size_t key_elems = spec.heads * spec.key_dim;
+    std::vector<float> base(key_elems);
+    for (float& x : base) x = normal(rng);
+    const int64_t rows = 3000;
+    std::vector<float> k(rows * key_elems), v(rows * spec.heads * 4, 0.0f);
+    for (size_t i = 0; i < k.size(); ++i) {
+      k[i] = alike ? base[i % key_elems] * (1.0f + 1e-3f * normal(rng))
+                   : normal(rng) * scale;
+    }
+    for (int64_t r = 0; r < rows; ++r) {
+      oracle.keys[r].assign(k.begin() + r * key_elems,
+                            k.begin() + (r + 1) * key_elems);
+    }
+    {
+      knnmem::MutexLock lock(&memory.append_mutex());
+      memory.AppendRows(reinterpret_cast<const char*>(k.data()), key_elems * 4,
+                        reinterpret_cast<const char*>(v.data()),
+                        spec.heads * 4 * 4, rows);
+    }
+    std::vector<float> queries(64 * key_elems);
+    for (size_t i = 0; i < queries.size(); ++i) {
+      queries[i] = alike ? base[i % key_elems] + normal(rng) * 0.1f
+                         : normal(rng) * scale;
+    }
+    WorkerPool pool(2);
+    SearchOptions options;
+    options.k = 8;
+    const SearchResult r =
+        ExactSearch(spec, memory.Snapshot(), queries, options, pool).value();
+    // Top scores lie about 2e-3 (alike) or 0.3 scale^2 apart.
+    const double tolerance = alike ? 1e-4 : 1e-4 * scale * scale;
+    for (uint32_t q = 0; q < 64; ++q) {
+      for (uint32_t h = 0; h < spec.heads; ++h) {
+        const size_t at = (size_t{q} * spec.heads + h) * options.k;
+        ASSERT_EQ(CompareWithOracle(oracle, queries.data() + q * key_elems, h,
+                                    options.k, r.scores.data() + at,
+                                    r.positions.data() + at, tolerance),
+                  "")
+            << (alike ? "alike" : "huge") << " query " << q << " head " << h;
+      }
+    }
+  }
+}
 
 }  // namespace
 }  // namespace knnmem
