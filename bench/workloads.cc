@@ -75,11 +75,12 @@ absl::StatusOr<Result> Workloads::MeasureAppendStream() {
   const double first = NowSeconds();
   int64_t sent = 0;
   for (int64_t p = 0; p < sh.entries; p += sh.batch_rows, ++sent) {
-    const v1::AppendRequest req =
+    v1::AppendRequest req =
         MakeAppendRequest(stream, data_, p, sh.batch_rows, DType::kFloat32);
     const double start = NowSeconds();
-    BENCH_RETURN_IF_ERROR(WithContext(
-        pipe->Send(req), absl::StrCat("AppendStream to '", stream, "'")));
+    BENCH_RETURN_IF_ERROR(
+        WithContext(pipe->Send(std::move(req)),
+                    absl::StrCat("AppendStream to '", stream, "'")));
     // Once the window is full each Send first waits for one
     // acknowledgement: its time is the time per batch.
     if (sent >= static_cast<int64_t>(kWindow)) {

@@ -1,17 +1,34 @@
 #include "append_pipeline.h"
 
 #include <grpcpp/grpcpp.h>
+#include <grpcpp/support/proto_buffer_reader.h>
 
 #include <utility>
 
+#include "aliased_message.h"
 #include "memory_client.h"
 
 namespace knnmem {
 
+// A sent batch, kept until acknowledged: gRPC reads its keys and values in
+// place.
+struct AppendPipeline::InFlight {
+  explicit InFlight(v1::AppendRequest r)
+      : request(std::move(r)), buffer(request) {}
+  v1::AppendRequest request;
+  AliasedBuffer buffer;  // after request: points into it
+};
+
 AppendPipeline::AppendPipeline(std::unique_ptr<grpc::ClientContext> context,
-                               v1::Memory::Stub* stub, size_t window)
+                               grpc::Channel* channel, size_t window)
     : context_(std::move(context)),
-      call_(stub->AppendStream(context_.get())),
+      call_(grpc::internal::ClientReaderWriterFactory<grpc::ByteBuffer,
+                                                      grpc::ByteBuffer>::
+                Create(channel,
+                       grpc::internal::RpcMethod(
+                           "/knnmem.v1.Memory/AppendStream",
+                           grpc::internal::RpcMethod::BIDI_STREAMING),
+                       context_.get())),
       window_(window < 1 ? 1 : window) {}
 
 AppendPipeline::~AppendPipeline() {
@@ -21,13 +38,19 @@ AppendPipeline::~AppendPipeline() {
   }
 }
 
-absl::Status AppendPipeline::Send(const v1::AppendRequest& request) {
+absl::Status AppendPipeline::Send(v1::AppendRequest request) {
   if (ended_) return status_;
   while (sent_ - acknowledged_.size() >= window_) {
     absl::Status s = ReadOne();
     if (!s.ok()) return s;
   }
-  if (!call_->Write(request)) return End();  // the call broke: say why
+  auto batch = std::make_unique<InFlight>(std::move(request));
+  if (!batch->buffer.ok()) {
+    return absl::InternalError("AppendStream: a batch could not be serialised");
+  }
+  const bool written = call_->Write(*batch->buffer.buffer());
+  in_flight_.push_back(std::move(batch));
+  if (!written) return End();  // the call broke: say why
   ++sent_;
   return absl::OkStatus();
 }
@@ -44,9 +67,21 @@ absl::Status AppendPipeline::Finish() {
 
 absl::Status AppendPipeline::ReadOne() {
   v1::AppendResponse response;
-  if (!call_->Read(&response)) return End();
+  if (!ReadAck(&response)) return End();
   acknowledged_.push_back(std::move(response));
+  // Acknowledged: the server has the whole batch (the AliasedBuffer's
+  // destructor still waits for gRPC to drop its slices).
+  if (!in_flight_.empty()) in_flight_.pop_front();
   return absl::OkStatus();
+}
+
+bool AppendPipeline::ReadAck(v1::AppendResponse* response) {
+  grpc::ByteBuffer received;
+  if (!call_->Read(&received)) return false;
+  grpc::ProtoBufferReader reader(&received);
+  if (response->ParseFromZeroCopyStream(&reader)) return true;
+  context_->TryCancel();  // End() then reports the cancelled call
+  return false;
 }
 
 absl::Status AppendPipeline::End() {
@@ -54,7 +89,7 @@ absl::Status AppendPipeline::End() {
   ended_ = true;
   // Finish waits until every message the server sent is read: acks of
   // batches stored before the call ended are still on their way.
-  for (v1::AppendResponse response; call_->Read(&response);) {
+  for (v1::AppendResponse response; ReadAck(&response);) {
     acknowledged_.push_back(std::move(response));
     response = v1::AppendResponse();
   }

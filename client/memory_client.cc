@@ -6,6 +6,7 @@
 #include <tuple>
 
 #include "absl/strings/str_cat.h"
+#include "aliased_message.h"
 
 namespace knnmem {
 
@@ -51,6 +52,7 @@ MemoryClient::MemoryClient(std::shared_ptr<grpc::Channel> channel,
     : options_(options),
       channel_(std::move(channel)),
       stub_(v1::Memory::NewStub(channel_)),
+      generic_(std::make_unique<grpc::GenericStub>(channel_)),
       health_(grpc::health::v1::Health::NewStub(channel_)) {}
 
 void MemoryClient::Prepare(grpc::ClientContext& context) const {
@@ -121,13 +123,20 @@ std::unique_ptr<AppendPipeline> MemoryClient::OpenAppendPipeline(
   if (deadline.count() > 0) {
     context->set_deadline(std::chrono::system_clock::now() + deadline);
   }
-  return std::make_unique<AppendPipeline>(std::move(context), stub_.get(),
+  return std::make_unique<AppendPipeline>(std::move(context), channel_.get(),
                                           window);
 }
 
 absl::StatusOr<v1::AppendResponse> MemoryClient::Append(
     const v1::AppendRequest& request) {
-  return Call(stub_.get(), &v1::Memory::Stub::Append, request);
+  // Keys and values go to the transport without a copy (aliased_message.h).
+  grpc::ClientContext ctx;
+  Prepare(ctx);
+  v1::AppendResponse response;
+  absl::Status s = FromGrpc(AliasedUnaryCall(
+      *generic_, ctx, "/knnmem.v1.Memory/Append", request, &response));
+  if (!s.ok()) return s;
+  return response;
 }
 
 absl::StatusOr<v1::AppendResponse> MemoryClient::Append(

@@ -6,6 +6,8 @@
 #ifndef KNNMEM_CLIENT_MEMORY_CLIENT_H_
 #define KNNMEM_CLIENT_MEMORY_CLIENT_H_
 
+#include <grpcpp/generic/generic_stub.h>
+
 #include <chrono>
 #include <cstdint>
 #include <memory>
@@ -133,6 +135,7 @@ class MemoryClient {
   Options options_;
   std::shared_ptr<grpc::Channel> channel_;
   std::unique_ptr<v1::Memory::Stub> stub_;
+  std::unique_ptr<grpc::GenericStub> generic_;  // Append: aliased_message.h
   std::unique_ptr<grpc::health::v1::Health::Stub> health_;
 };
 

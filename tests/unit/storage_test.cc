@@ -1,6 +1,7 @@
 #include "storage.h"
 
 #include <gtest/gtest.h>
+#include <rocksdb/db.h>
 
 #include <map>
 #include <string>
@@ -54,6 +55,36 @@ std::map<std::pair<uint32_t, int64_t>, std::string> ScanAll(const Storage& st,
           return absl::OkStatus();
         }).ok());
   return out;
+}
+
+TEST(StorageTest, ADataDirWithTheOldKeyLayoutIsRefusedByName) {
+  for (const char* old_key : {"Ms1", "I\x01"}) {
+    testing::TempDir dir;
+    {
+      rocksdb::Options options;
+      options.create_if_missing = true;
+      rocksdb::DB* raw = nullptr;
+      ASSERT_TRUE(rocksdb::DB::Open(options, dir.path(), &raw).ok());
+      std::unique_ptr<rocksdb::DB> db(raw);
+      ASSERT_TRUE(db->Put(rocksdb::WriteOptions(), old_key, "x").ok());
+    }
+    auto st = Storage::Open(dir.path());
+    ASSERT_EQ(st.status().code(), absl::StatusCode::kFailedPrecondition)
+        << old_key;
+    EXPECT_NE(st.status().message().find(dir.path()), std::string::npos);
+    EXPECT_NE(st.status().message().find("empty --data-dir"),
+              std::string::npos);
+  }
+  // A data dir of this layout opens again.
+  testing::TempDir dir;
+  {
+    auto st = Storage::Open(dir.path());
+    ASSERT_TRUE(st.ok());
+    ASSERT_TRUE(
+        (*st)->PutStream({"s1", (*st)->NewIncarnation(), Spec()}, 0).ok());
+    ASSERT_TRUE((*st)->PutCentroids(1, 0, "centroids").ok());
+  }
+  EXPECT_TRUE(Storage::Open(dir.path()).ok());
 }
 
 TEST(StorageTest, RowsAndRecordsSurviveReopen) {
