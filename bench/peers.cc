@@ -13,6 +13,7 @@
 #include <functional>
 
 #include "absl/strings/str_cat.h"
+#include "rocksdb_options.h"
 
 namespace knnmem::bench {
 namespace {
@@ -163,12 +164,8 @@ void SgemmPeer::Scores(const BenchData& data, int64_t entries) {
 
 absl::StatusOr<std::unique_ptr<RocksDbPeer>> RocksDbPeer::Open(
     const std::string& dir) {
-  rocksdb::Options options;
-  options.create_if_missing = true;
-  options.compression = rocksdb::kNoCompression;
-  options.IncreaseParallelism(2);
-  options.max_background_jobs = 2;
-  options.write_buffer_size = 64 << 20;
+  // The server's own options, as it runs without a memory budget.
+  const rocksdb::Options options = StorageOptions(size_t{64} << 20, kMemtables);
   rocksdb::DB* raw = nullptr;
   rocksdb::Status s = rocksdb::DB::Open(options, dir, &raw);
   if (!s.ok()) {

@@ -7,6 +7,7 @@
 #include "absl/hash/hash.h"
 #include "absl/strings/str_cat.h"
 #include "approximate_index.h"
+#include "rocksdb_options.h"
 #include "status_macros.h"
 
 namespace knnmem {
@@ -26,12 +27,17 @@ size_t WriteBufferBytes(uint64_t memory_budget_bytes) {
       std::clamp<uint64_t>(memory_budget_bytes / 32, kMin, kDefault));
 }
 
-// What the streams' blocks may take of the budget: what RocksDB's two
-// memtables and its 8 MiB block cache leave, unless they would take more
-// than half (a toy budget: then the streams get all of it).
+int Memtables(uint64_t memory_budget_bytes) {
+  return memory_budget_bytes == 0 ? kMemtables : kBudgetedMemtables;
+}
+
+// What the streams' blocks may take of the budget: what RocksDB's memtables
+// and its 8 MiB block cache leave, unless they would take more than half (a
+// toy budget: then the streams get all of it).
 uint64_t StreamBudget(uint64_t memory_budget_bytes) {
   const uint64_t rocksdb =
-      2 * WriteBufferBytes(memory_budget_bytes) + (uint64_t{8} << 20);
+      Memtables(memory_budget_bytes) * WriteBufferBytes(memory_budget_bytes) +
+      (uint64_t{8} << 20);
   return rocksdb <= memory_budget_bytes / 2 ? memory_budget_bytes - rocksdb
                                             : memory_budget_bytes;
 }
@@ -78,10 +84,10 @@ absl::StatusOr<std::unique_ptr<MemoryStore>> MemoryStore::Open(
   if (options.pool == nullptr) {
     return absl::InvalidArgumentError("MemoryStore needs a worker pool");
   }
-  ASSIGN_OR_RETURN(
-      std::unique_ptr<Storage> storage,
-      Storage::Open(options.data_dir,
-                    WriteBufferBytes(options.memory_budget_bytes)));
+  ASSIGN_OR_RETURN(std::unique_ptr<Storage> storage,
+                   Storage::Open(options.data_dir,
+                                 WriteBufferBytes(options.memory_budget_bytes),
+                                 Memtables(options.memory_budget_bytes)));
   std::unique_ptr<MemoryStore> store(
       new MemoryStore(options, std::move(storage)));
   RETURN_IF_ERROR(store->Recover());

@@ -10,6 +10,7 @@
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
+#include "rocksdb_options.h"
 #include "status_macros.h"
 
 namespace knnmem {
@@ -104,18 +105,9 @@ std::string EncodeRecordValue(const StreamRecord& r) {
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<Storage>> Storage::Open(
-    const std::string& dir, size_t write_buffer_bytes) {
-  rocksdb::Options options;
-  options.create_if_missing = true;
-  // Vectors do not compress; spend no CPU on trying.
-  options.compression = rocksdb::kNoCompression;
-  options.IncreaseParallelism(2);
-  options.max_background_jobs = 2;
-  options.write_buffer_size = write_buffer_bytes;
-  // Tickers only (stall time); no histograms on the write path.
-  options.statistics = rocksdb::CreateDBStatistics();
-  options.statistics->set_stats_level(
-      rocksdb::StatsLevel::kExceptHistogramOrTimers);
+    const std::string& dir, size_t write_buffer_bytes, int memtables) {
+  const rocksdb::Options options =
+      StorageOptions(write_buffer_bytes, memtables);
   rocksdb::DB* raw = nullptr;
   rocksdb::Status s = rocksdb::DB::Open(options, dir, &raw);
   if (!s.ok()) {

@@ -24,6 +24,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "rocksdb_options.h"
 #include "stream_spec.h"
 #include "sync.h"
 
@@ -65,9 +66,11 @@ class Storage {
   // Opens (creating if missing) the database in `dir`. Errors are
   // environmental (permissions, corruption, a second process holding the
   // lock) and name the directory.
-  // `write_buffer_bytes` is RocksDB's memtable size (two can be in RAM).
+  // `write_buffer_bytes` is RocksDB's memtable size, `memtables` how many
+  // can be in RAM at once (rocksdb_options.h).
   static absl::StatusOr<std::unique_ptr<Storage>> Open(
-      const std::string& dir, size_t write_buffer_bytes = size_t{64} << 20);
+      const std::string& dir, size_t write_buffer_bytes = size_t{64} << 20,
+      int memtables = kMemtables);
   ~Storage();
 
   Storage(const Storage&) = delete;
