@@ -1,5 +1,9 @@
 // MemoryStore's background indexer: extends the FAISS tier of APPROXIMATE
 // layers off the request path, one bounded step at a time.
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
 #include <cstdio>
 
 #include "approximate_index.h"
@@ -97,6 +101,11 @@ bool MemoryStore::IndexOnce(Stream& stream,
 }
 
 void MemoryStore::RunIndexer() {
+  // Indexing yields the CPU to requests (nice 19): at normal priority,
+  // Appends to a stream being indexed ran at 0.73 of their plain speed on
+  // two cores. An exact scan of the not yet indexed tail keeps searches
+  // exact meanwhile.
+  setpriority(PRIO_PROCESS, static_cast<id_t>(syscall(SYS_gettid)), 19);
   for (;;) {
     IndexWork work;
     {
