@@ -8,9 +8,12 @@
 #include <algorithm>
 #include <cstring>
 #include <limits>
+#include <optional>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "bf16_list_scan.h"
+#include "bf16_prefilter.h"
 #include "score_scan.h"
 #include "status_macros.h"
 #include "top_k.h"
@@ -41,6 +44,11 @@ std::vector<float> KeysOf(const StreamSpec& spec, const LayerSnapshot& snapshot,
     p = end;
   }
   return out;
+}
+
+bool ListScanSupported() {
+  static const bool supported = Bf16PrefilterSupported();
+  return supported;
 }
 
 // Gathers one head's keys of a list's positions from the blocks that hold
@@ -258,6 +266,11 @@ void ApproximateIndex::Search(const LayerSnapshot& snapshot,
       }
       const KeyGather gather(spec_, snapshot, static_cast<uint32_t>(h));
       std::vector<float> qs, keys(size_t{KeyGather::kRows} * dk), block;
+      // bfloat16 with float32 rescoring where the CPU has it
+      // (bf16_list_scan.h); sgemm and the threshold scan otherwise.
+      std::optional<Bf16ListScan> bf16;
+      if (ListScanSupported()) bf16.emplace(q.data(), n, dk);
+      std::vector<TopK*> tops;
       for (uint32_t l = 0; l < nlist_; ++l) {
         const Head::List& list = head.lists[l];
         const std::vector<uint32_t>& who = probing[l];
@@ -274,9 +287,15 @@ void ApproximateIndex::Search(const LayerSnapshot& snapshot,
             std::lower_bound(list.begin(), list.end(), lo) - list.begin());
         const uint32_t e = static_cast<uint32_t>(
             std::lower_bound(list.begin(), list.end(), hi) - list.begin());
+        tops.clear();
+        for (uint32_t r = 0; r < m; ++r) tops.push_back(&top[who[r]]);
         for (uint32_t c = b; c < e; c += KeyGather::kRows) {
           const uint32_t rows = std::min(KeyGather::kRows, e - c);
           gather.Gather(list.data() + c, rows, keys.data());
+          if (bf16 && bf16->Scan(keys.data(), rows, who.data(), m, tops.data(),
+                                 offset[l] + c)) {
+            continue;
+          }
           block.resize(static_cast<size_t>(m) * rows);
           cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans,
                       static_cast<int>(m), static_cast<int>(rows),

@@ -7,74 +7,18 @@
 #include <cstring>
 #include <limits>
 
+#include "bf16_kernels.h"
+
 namespace knnmem {
 namespace {
 
+using bf16::DotF32;
+using bf16::kLargestNormProduct;
+using bf16::PackRow;
+using bf16::PairOf;
+
 constexpr uint32_t kLanes = 32;     // queries per group: two zmm of float32
 constexpr uint32_t kTileRows = 12;  // keys per register tile: 24 accumulators
-
-// Above this, |q| |k| and the approximate scores could overflow float32.
-constexpr float kLargestNormProduct = 1e30f;
-
-// bfloat16 with round to nearest even, as vcvtne2ps2bf16 rounds (finite x).
-uint32_t ToBf16(float x) {
-  uint32_t u;
-  std::memcpy(&u, &x, sizeof u);
-  u += 0x7fffu + ((u >> 16) & 1u);
-  return u >> 16;
-}
-
-// Elements 2p and 2p + 1 of x as one dword of two bfloat16, zero past dim.
-uint32_t PairOf(const float* x, uint32_t dim, uint32_t p) {
-  const uint32_t i = 2 * p;
-  const uint32_t lo = i < dim ? ToBf16(x[i]) : 0u;
-  const uint32_t hi = i + 1 < dim ? ToBf16(x[i + 1]) : 0u;
-  return lo | hi << 16;
-}
-
-// (GCC 12's _mm512_reduce_add_ps trips -Wuninitialized in its own header.)
-__attribute__((target("avx512f"))) float SumLanes(__m512 v) {
-  alignas(64) float lanes[16];
-  _mm512_store_ps(lanes, v);
-  float sum = 0.0f;
-  for (float x : lanes) sum += x;
-  return sum;
-}
-
-// Packs one float32 row into pairs and returns its squared norm.
-__attribute__((target("avx512f,avx512bf16"))) float PackRow(const float* x,
-                                                            uint32_t dim,
-                                                            uint32_t* out) {
-  __m512 sq = _mm512_setzero_ps();
-  uint32_t i = 0;
-  for (; i + 32 <= dim; i += 32) {
-    const __m512 lo = _mm512_loadu_ps(x + i);
-    const __m512 hi = _mm512_loadu_ps(x + i + 16);
-    sq = _mm512_fmadd_ps(lo, lo, sq);
-    sq = _mm512_fmadd_ps(hi, hi, sq);
-    _mm512_storeu_si512(out + i / 2,
-                        reinterpret_cast<__m512i>(_mm512_cvtne2ps_pbh(hi, lo)));
-  }
-  float tail = 0.0f;
-  for (uint32_t j = i; j < dim; ++j) tail += x[j] * x[j];
-  for (uint32_t p = i / 2; p < (dim + 1) / 2; ++p) out[p] = PairOf(x, dim, p);
-  return SumLanes(sq) + tail;
-}
-
-__attribute__((target("avx512f"))) float DotF32(const float* a, const float* b,
-                                                uint32_t dim) {
-  __m512 sum = _mm512_setzero_ps();
-  uint32_t i = 0;
-  for (; i + 16 <= dim; i += 16) {
-    sum = _mm512_fmadd_ps(_mm512_loadu_ps(a + i), _mm512_loadu_ps(b + i), sum);
-  }
-  if (i < dim) {
-    const __mmask16 tail = static_cast<__mmask16>((1u << (dim - i)) - 1u);
-    sum = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(tail, a + i),
-                          _mm512_maskz_loadu_ps(tail, b + i), sum);
-  }
-  return SumLanes(sum);
-}
 
 // What the hits of one group of 32 queries need.
 struct GroupScan {
@@ -235,8 +179,7 @@ bool Bf16Prefilter::ScanBlock(const char* keys, DType dtype, uint32_t rows,
   const float max_key_norm = std::sqrt(max_sq);
   if (!(max_key_norm * max_query_norm_ <= kLargestNormProduct)) return false;
 
-  // Flushed denormals (inputs, products, sums) add at most 2^-126 per term.
-  const double flushed = 2.0 * dim_ * std::ldexp(1.0, -126);
+  const double flushed = bf16::FlushedBound(dim_);
   float margins[kLanes];
   alignas(64) float thresholds[kLanes];
   for (uint32_t g0 = 0; g0 < m_; g0 += kLanes) {

@@ -8,6 +8,8 @@
 #include <random>
 #include <vector>
 
+#include "bf16_list_scan.h"
+
 namespace knnmem {
 namespace {
 
@@ -36,6 +38,27 @@ float RoundToBf16(float x) {
   u &= 0xffff0000u;
   std::memcpy(&x, &u, sizeof u);
   return x;
+}
+
+// Keys a hair apart around one direction (sd 0.01 per element) and queries
+// near it (sd 0.3): top scores lie closer than bfloat16 can tell apart.
+struct NearTies {
+  std::vector<float> queries, keys;
+};
+NearTies MakeNearTies(uint32_t seed, uint32_t n, uint32_t rows, uint32_t dim) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> normal;
+  std::vector<float> base(dim);
+  for (float& x : base) x = normal(rng);
+  NearTies t{std::vector<float>(size_t{n} * dim),
+             std::vector<float>(size_t{rows} * dim)};
+  for (size_t i = 0; i < t.keys.size(); ++i) {
+    t.keys[i] = base[i % dim] + 0.01f * normal(rng);
+  }
+  for (size_t i = 0; i < t.queries.size(); ++i) {
+    t.queries[i] = base[i % dim] + 0.3f * normal(rng);
+  }
+  return t;
 }
 
 struct Result {
@@ -121,22 +144,10 @@ TEST_F(Bf16PrefilterTest, RescoresFewKeysOfRandomData) {
 // Keys a hair apart: bfloat16 scores alone rank them wrongly, and the
 // prefilter must still return the float32 order.
 TEST_F(Bf16PrefilterTest, NearTiesKeepTheFloat32Order) {
-  std::mt19937 rng(7);
-  std::normal_distribution<float> normal;
   const uint32_t m = 40, rows = 300, dim = 128, k = 16;
-  std::vector<float> base(dim);
-  for (float& x : base) x = normal(rng);
-  std::vector<float> keys(size_t{rows} * dim), queries(m * dim);
-  for (uint32_t r = 0; r < rows; ++r) {
-    for (uint32_t d = 0; d < dim; ++d) {
-      keys[r * dim + d] = base[d] + 0.01f * normal(rng);
-    }
-  }
-  for (uint32_t q = 0; q < m; ++q) {
-    for (uint32_t d = 0; d < dim; ++d) {
-      queries[q * dim + d] = base[d] + 0.3f * normal(rng);
-    }
-  }
+  const NearTies data = MakeNearTies(7, m, rows, dim);
+  const std::vector<float>& keys = data.keys;
+  const std::vector<float>& queries = data.queries;
   const Result got = Prefilter(queries, keys, dim, k, 128);
   uint32_t bf16_wrong = 0;
   std::vector<float> rounded(keys.size());
@@ -178,6 +189,77 @@ TEST_F(Bf16PrefilterTest, TinyValuesAreNotLostToFlushing) {
   }
   const Result got = Prefilter(queries, keys, dim, 2, rows);
   EXPECT_EQ(got.positions[0], (std::vector<int64_t>{1004, 1003}));
+}
+
+// The list scan: keys in the lanes, a few queries (a subset, in any order)
+// per chunk, chunks fed one after another as the approximate tier does.
+std::vector<std::vector<int64_t>> ListScan(const std::vector<float>& queries,
+                                           const std::vector<float>& keys,
+                                           uint32_t dim, uint32_t k,
+                                           uint32_t chunk_rows,
+                                           const std::vector<uint32_t>& who) {
+  const uint32_t n = static_cast<uint32_t>(queries.size() / dim);
+  const uint32_t rows = static_cast<uint32_t>(keys.size() / dim);
+  Bf16ListScan scan(queries.data(), n, dim);
+  std::vector<TopK> top(who.size(), TopK(k));
+  std::vector<TopK*> tops;
+  for (TopK& t : top) tops.push_back(&t);
+  for (uint32_t r0 = 0; r0 < rows; r0 += chunk_rows) {
+    const uint32_t c = std::min(chunk_rows, rows - r0);
+    EXPECT_TRUE(scan.Scan(keys.data() + size_t{r0} * dim, c, who.data(),
+                          static_cast<uint32_t>(who.size()), tops.data(),
+                          1000 + r0));
+  }
+  std::vector<std::vector<int64_t>> out;
+  for (TopK& t : top) {
+    std::vector<float> scores(k);
+    std::vector<int64_t> positions(k);
+    t.Finish(scores.data(), positions.data());
+    positions.resize(std::min<size_t>(k, rows));
+    out.push_back(positions);
+  }
+  return out;
+}
+
+TEST_F(Bf16PrefilterTest, ListScanEqualsBruteForceOverShapes) {
+  std::mt19937 rng(8);
+  std::normal_distribution<float> normal;
+  struct Shape {
+    uint32_t n, rows, dim, k, chunk_rows, m;
+  };
+  // Chunk rows off the 32-key groups, dims off the 16-pair transpose
+  // blocks, query subsets off the 4-query tiles.
+  for (const Shape& s :
+       {Shape{50, 1000, 128, 32, 256, 9}, Shape{20, 300, 40, 8, 77, 4},
+        Shape{10, 100, 33, 5, 32, 1}, Shape{60, 2000, 128, 16, 256, 13},
+        Shape{5, 7, 128, 10, 5, 3}}) {
+    std::vector<float> queries(size_t{s.n} * s.dim),
+        keys(size_t{s.rows} * s.dim);
+    for (float& x : queries) x = normal(rng);
+    for (float& x : keys) x = normal(rng);
+    std::vector<uint32_t> who;
+    for (uint32_t i = 0; i < s.m; ++i) who.push_back((i * 7 + 3) % s.n);
+    const auto got = ListScan(queries, keys, s.dim, s.k, s.chunk_rows, who);
+    for (uint32_t r = 0; r < s.m; ++r) {
+      ASSERT_EQ(got[r], BruteForce(queries.data() + size_t{who[r]} * s.dim,
+                                   keys, s.dim, s.k, 1000))
+          << "rows " << s.rows << " dim " << s.dim << " query " << who[r];
+    }
+  }
+}
+
+TEST_F(Bf16PrefilterTest, ListScanNearTiesKeepTheFloat32Order) {
+  const uint32_t n = 12, rows = 300, dim = 128, k = 16;
+  const NearTies data = MakeNearTies(9, n, rows, dim);
+  const std::vector<float>& keys = data.keys;
+  const std::vector<float>& queries = data.queries;
+  std::vector<uint32_t> who(n);
+  for (uint32_t i = 0; i < n; ++i) who[i] = i;
+  const auto got = ListScan(queries, keys, dim, k, 256, who);
+  for (uint32_t q = 0; q < n; ++q) {
+    ASSERT_EQ(got[q], BruteForce(queries.data() + q * dim, keys, dim, k, 1000))
+        << "query " << q;
+  }
 }
 
 }  // namespace
