@@ -124,10 +124,18 @@ __attribute__((target("avx512f,avx512bf16"))) void ScanGroup(
 
 }  // namespace
 
-bool Bf16PrefilterSupported() {
+bool Bf16CpuSupported() {
   __builtin_cpu_init();
   return __builtin_cpu_supports("avx512f") &&
          __builtin_cpu_supports("avx512bf16");
+}
+
+bool Bf16PrefilterSupported() {
+#if defined(__SANITIZE_THREAD__)
+  return false;
+#else
+  return Bf16CpuSupported();
+#endif
 }
 
 Bf16Prefilter::Bf16Prefilter(const float* queries, size_t stride, uint32_t m,

@@ -26,6 +26,11 @@ bool PrefilterSupported() {
   return supported;
 }
 
+bool CpuSupported() {
+  static const bool supported = Bf16CpuSupported();
+  return supported;
+}
+
 bool UsePrefilter(ScoreKernel kernel, uint32_t queries) {
   switch (kernel) {
     case ScoreKernel::kAuto:
@@ -33,7 +38,7 @@ bool UsePrefilter(ScoreKernel kernel, uint32_t queries) {
     case ScoreKernel::kSgemm:
       return false;
     case ScoreKernel::kBf16Prefilter:
-      return PrefilterSupported();
+      return CpuSupported();
   }
   return false;
 }

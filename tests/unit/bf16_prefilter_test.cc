@@ -95,7 +95,7 @@ Result Prefilter(const std::vector<float>& queries,
 class Bf16PrefilterTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    if (!Bf16PrefilterSupported()) GTEST_SKIP() << "this CPU lacks AVX512_BF16";
+    if (!Bf16CpuSupported()) GTEST_SKIP() << "this CPU lacks AVX512_BF16";
   }
 };
 

@@ -29,7 +29,7 @@ class ExactSearchTest
 TEST_P(ExactSearchTest, EqualsBruteForce) {
   const Case c = std::get<0>(GetParam());
   const ScoreKernel kernel = std::get<1>(GetParam());
-  if (kernel == ScoreKernel::kBf16Prefilter && !Bf16PrefilterSupported()) {
+  if (kernel == ScoreKernel::kBf16Prefilter && !Bf16CpuSupported()) {
     GTEST_SKIP() << "this CPU lacks AVX512_BF16";
   }
   StreamSpec spec;
