@@ -46,11 +46,6 @@ std::vector<float> KeysOf(const StreamSpec& spec, const LayerSnapshot& snapshot,
   return out;
 }
 
-bool ListScanSupported() {
-  static const bool supported = Bf16PrefilterSupported();
-  return supported;
-}
-
 // Gathers one head's keys of a list's positions from the blocks that hold
 // them, as float32 rows for a GEMM: the lists keep positions only, so the
 // blocks' copy (in the storage dtype) is the only copy of a key in RAM.
@@ -269,7 +264,7 @@ void ApproximateIndex::Search(const LayerSnapshot& snapshot,
       // bfloat16 with float32 rescoring where the CPU has it
       // (bf16_list_scan.h); sgemm and the threshold scan otherwise.
       std::optional<Bf16ListScan> bf16;
-      if (ListScanSupported()) bf16.emplace(q.data(), n, dk);
+      if (Bf16PrefilterSupported()) bf16.emplace(q.data(), n, dk);
       std::vector<TopK*> tops;
       for (uint32_t l = 0; l < nlist_; ++l) {
         const Head::List& list = head.lists[l];

@@ -10,6 +10,8 @@
 #include <cstdint>
 #include <cstring>
 
+#include "bf16_prefilter.h"
+
 namespace knnmem::bf16 {
 
 // Above this, |q| |k| and the approximate scores could overflow float32.
@@ -79,6 +81,14 @@ inline __attribute__((target("avx512f"))) float DotF32(const float* a,
 // add at most 2^-126 per term.
 inline double FlushedBound(uint32_t dim) {
   return 2.0 * dim * std::ldexp(1.0, -126);
+}
+
+// How far below a query's k-th best float32 score an approximate score may
+// lie and still belong to a key that beats it (bf16_prefilter.h).
+inline float Margin(double query_norm, double max_key_norm, uint32_t dim) {
+  return static_cast<float>(kBf16RelativeError * query_norm * max_key_norm +
+                            FlushedBound(dim) *
+                                (1.0 + query_norm + max_key_norm));
 }
 
 }  // namespace knnmem::bf16

@@ -96,7 +96,6 @@ struct TileScan {
   TopK* top[kTileQueries];
   float margin[kTileQueries];
   float threshold[kTileQueries];
-  uint64_t* rescored;
 };
 
 __attribute__((noinline)) void TakeHits(TileScan& t, uint32_t key0,
@@ -112,7 +111,6 @@ __attribute__((noinline)) void TakeHits(TileScan& t, uint32_t key0,
       }
       const float exact =
           DotF32(t.query[i], t.keys + size_t{key} * t.dim, t.dim);
-      ++*t.rescored;
       if (exact >= t.top[i]->threshold()) {
         t.top[i]->Push(exact, t.first_index + key);
         t.threshold[i] = t.top[i]->threshold() - t.margin[i];
@@ -187,13 +185,11 @@ bool Bf16ListScan::Scan(const float* keys, uint32_t rows, const uint32_t* who,
                         uint32_t m, TopK* const* top, int64_t first_index) {
   if (rows == 0 || m == 0) return true;
   const uint32_t padded = (rows + kLanes - 1) / kLanes * kLanes;
-  std::vector<uint32_t>& by_row = packed_keys_;  // rows first, then lanes
-  thread_local std::vector<uint32_t> row_pairs;
-  row_pairs.assign(size_t{padded} * pairs_, 0u);
+  row_pairs_.assign(size_t{padded} * pairs_, 0u);
   float max_sq = 0.0f;
   for (uint32_t r = 0; r < rows; ++r) {
     const float sq = PackRow(keys + size_t{r} * dim_, dim_,
-                             row_pairs.data() + size_t{r} * pairs_);
+                             row_pairs_.data() + size_t{r} * pairs_);
     max_sq = std::isnan(sq) ? sq : std::max(max_sq, sq);
   }
   float max_query_norm = 0.0f;
@@ -205,13 +201,12 @@ bool Bf16ListScan::Scan(const float* keys, uint32_t rows, const uint32_t* who,
   if (!(max_key_norm * max_query_norm <= bf16::kLargestNormProduct)) {
     return false;
   }
-  by_row.resize(size_t{padded} * pairs_);
-  ToLanes(row_pairs.data(), padded, pairs_, by_row.data());
+  packed_keys_.resize(size_t{padded} * pairs_);
+  ToLanes(row_pairs_.data(), padded, pairs_, packed_keys_.data());
 
-  const double flushed = bf16::FlushedBound(dim_);
   const uint32_t* zero = packed_queries_.data() + size_t{n_} * pairs_;
   for (uint32_t r0 = 0; r0 < m; r0 += kTileQueries) {
-    TileScan t{keys, rows, dim_, first_index, {}, {}, {}, {}, &rescored_};
+    TileScan t{keys, rows, dim_, first_index, {}, {}, {}, {}};
     const uint32_t* q[kTileQueries];
     for (uint32_t i = 0; i < kTileQueries; ++i) {
       if (r0 + i >= m) {
@@ -223,11 +218,9 @@ bool Bf16ListScan::Scan(const float* keys, uint32_t rows, const uint32_t* who,
         continue;
       }
       const uint32_t id = who[r0 + i];
-      const double qn = norms_[id];
       t.query[i] = queries_ + size_t{id} * dim_;
       t.top[i] = top[r0 + i];
-      t.margin[i] = static_cast<float>(kBf16RelativeError * qn * max_key_norm +
-                                       flushed * (1.0 + qn + max_key_norm));
+      t.margin[i] = bf16::Margin(norms_[id], max_key_norm, dim_);
       q[i] = packed_queries_.data() + size_t{id} * pairs_;
     }
     for (uint32_t g = 0; g < padded / kLanes; ++g) {
@@ -236,7 +229,7 @@ bool Bf16ListScan::Scan(const float* keys, uint32_t rows, const uint32_t* who,
           t.threshold[i] = t.top[i]->threshold() - t.margin[i];
         }
       }
-      ScanTile(by_row.data() + size_t{g} * pairs_ * kLanes, q, pairs_,
+      ScanTile(packed_keys_.data() + size_t{g} * pairs_ * kLanes, q, pairs_,
                g * kLanes, t);
     }
   }

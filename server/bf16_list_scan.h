@@ -28,8 +28,6 @@ class Bf16ListScan {
   bool Scan(const float* keys, uint32_t rows, const uint32_t* who, uint32_t m,
             TopK* const* top, int64_t first_index);
 
-  uint64_t rescored() const { return rescored_; }
-
  private:
   const float* queries_;
   uint32_t n_;
@@ -37,8 +35,8 @@ class Bf16ListScan {
   uint32_t pairs_;
   std::vector<uint32_t> packed_queries_;  // [query][pair]
   std::vector<float> norms_;              // [query]
-  std::vector<uint32_t> packed_keys_;     // [group of 32][pair][32]
-  uint64_t rescored_ = 0;
+  std::vector<uint32_t> row_pairs_;       // one chunk: [row][pair]
+  std::vector<uint32_t> packed_keys_;     // the chunk: [group of 32][pair][32]
 };
 
 }  // namespace knnmem

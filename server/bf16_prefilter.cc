@@ -125,9 +125,12 @@ __attribute__((target("avx512f,avx512bf16"))) void ScanGroup(
 }  // namespace
 
 bool Bf16CpuSupported() {
-  __builtin_cpu_init();
-  return __builtin_cpu_supports("avx512f") &&
-         __builtin_cpu_supports("avx512bf16");
+  static const bool supported = [] {
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx512f") &&
+           __builtin_cpu_supports("avx512bf16");
+  }();
+  return supported;
 }
 
 bool Bf16PrefilterSupported() {
@@ -187,7 +190,6 @@ bool Bf16Prefilter::ScanBlock(const char* keys, DType dtype, uint32_t rows,
   const float max_key_norm = std::sqrt(max_sq);
   if (!(max_key_norm * max_query_norm_ <= kLargestNormProduct)) return false;
 
-  const double flushed = bf16::FlushedBound(dim_);
   float margins[kLanes];
   alignas(64) float thresholds[kLanes];
   for (uint32_t g0 = 0; g0 < m_; g0 += kLanes) {
@@ -198,10 +200,7 @@ bool Bf16Prefilter::ScanBlock(const char* keys, DType dtype, uint32_t rows,
         thresholds[lane] = std::numeric_limits<float>::infinity();
         continue;
       }
-      const double qn = norms_[g0 + lane];
-      const double margin = kBf16RelativeError * qn * max_key_norm +
-                            flushed * (1.0 + qn + max_key_norm);
-      margins[lane] = static_cast<float>(margin);
+      margins[lane] = bf16::Margin(norms_[g0 + lane], max_key_norm, dim_);
       thresholds[lane] = top[g0 + lane].threshold() - margins[lane];
     }
     GroupScan g{queries_ + g0 * stride_,

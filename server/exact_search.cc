@@ -21,24 +21,14 @@ constexpr uint32_t kQueryTile = 256;
 // tile, sgemm is faster.
 constexpr uint32_t kMinPrefilterQueries = 24;
 
-bool PrefilterSupported() {
-  static const bool supported = Bf16PrefilterSupported();
-  return supported;
-}
-
-bool CpuSupported() {
-  static const bool supported = Bf16CpuSupported();
-  return supported;
-}
-
 bool UsePrefilter(ScoreKernel kernel, uint32_t queries) {
   switch (kernel) {
     case ScoreKernel::kAuto:
-      return queries >= kMinPrefilterQueries && PrefilterSupported();
+      return queries >= kMinPrefilterQueries && Bf16PrefilterSupported();
     case ScoreKernel::kSgemm:
       return false;
     case ScoreKernel::kBf16Prefilter:
-      return CpuSupported();
+      return Bf16CpuSupported();
   }
   return false;
 }
