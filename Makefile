@@ -28,9 +28,9 @@ test-deps:
 # Everything; then the core (unit) and crash tests again under ASan+UBSan;
 # then 60 s of fuzzing.
 test: test-deps build
-	ctest --test-dir $(BUILD) --output-on-failure -j$(JOBS)
-	$(MAKE) test-asan SANITIZER_TESTS='-L "unit|crash"' \
-	  SANITIZER_TARGETS='unit_tests crash_oracle knnmem-server knnmem'
+	ctest --test-dir $(BUILD) --output-on-failure --timeout 600 -j$(JOBS)
+	$(MAKE) test-asan SANITIZER_TESTS='-L "unit|crash|faults"' \
+	  SANITIZER_TARGETS='unit_tests crash_oracle faults_tests knnmem-server knnmem'
 	$(MAKE) fuzz FUZZ_SECONDS=60
 
 # Sanitizer builds live in their own build dirs. SANITIZER_TESTS selects
@@ -52,12 +52,12 @@ test-asan: test-deps deps
 	$(call sanitizer_build,build-asan,address$(comma)undefined)
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
 	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-	  ctest --test-dir build-asan --output-on-failure -j$(JOBS) -E deploy_check $(SANITIZER_TESTS)
+	  ctest --test-dir build-asan --output-on-failure --timeout 600 -j$(JOBS) -E deploy_check $(SANITIZER_TESTS)
 
 test-tsan: test-deps deps
 	$(call sanitizer_build,build-tsan,thread)
 	TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 suppressions=$(CURDIR)/tests/tsan.supp" \
-	  ctest --test-dir build-tsan --output-on-failure -j$(JOBS) -E deploy_check $(SANITIZER_TESTS)
+	  ctest --test-dir build-tsan --output-on-failure --timeout 600 -j$(JOBS) -E deploy_check $(SANITIZER_TESTS)
 
 bench: build
 	$(BUILD)/bench/knnmem-bench --json $(BUILD)/bench.json $(BENCH_ARGS)

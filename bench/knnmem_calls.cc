@@ -1,6 +1,7 @@
 #include "knnmem_calls.h"
 
 #include <cmath>
+#include <utility>
 
 #include "absl/strings/str_cat.h"
 
@@ -84,14 +85,13 @@ v1::AttendRequest MakeAttendRequest(const std::string& id,
   return req;
 }
 
-absl::Status AppendChecked(MemoryClient& client,
-                           const v1::AppendRequest& request) {
-  absl::StatusOr<v1::AppendResponse> r = client.Append(request);
+absl::Status AppendChecked(MemoryClient& client, v1::AppendRequest request) {
   const std::string what =
       absl::StrCat("Append to '", request.stream_id(), "' at position ",
                    request.first_position());
-  if (!r.ok()) return WithContext(r.status(), what);
   const int64_t expected = request.first_position() + request.keys().shape(0);
+  absl::StatusOr<v1::AppendResponse> r = client.Append(std::move(request));
+  if (!r.ok()) return WithContext(r.status(), what);
   if (r->next_position() != expected) {
     return absl::DataLossError(absl::StrCat(
         what, ": next_position ", r->next_position(), ", expected ", expected));

@@ -44,8 +44,7 @@ v1::AttendRequest MakeAttendRequest(const std::string& id,
                                     const BenchData& data);
 
 // Sends `request` and checks the acknowledged next position.
-absl::Status AppendChecked(MemoryClient& client,
-                           const v1::AppendRequest& request);
+absl::Status AppendChecked(MemoryClient& client, v1::AppendRequest request);
 // Checks a Search answer's shape (and that float32 scores are returned).
 absl::Status CheckSearchResponse(const v1::SearchResponse& response,
                                  const Shape& shape);

@@ -5,6 +5,7 @@
 #include <cmath>
 #include <random>
 #include <thread>
+#include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -90,7 +91,7 @@ absl::Status Fill(MemoryClient& client, const std::string& id,
         MakeAppendRequest(id, 0, p, k, v, kRows, kHeads, DType::kFloat32);
     BENCH_RETURN_IF_ERROR(req.status());
     const double start = NowSeconds();
-    BENCH_RETURN_IF_ERROR(client.Append(*req).status());
+    BENCH_RETURN_IF_ERROR(client.Append(*std::move(req)).status());
     samples->Add(NowSeconds() - start);
     if ((p / kRows) % 256 == 255) {
       Progress(

@@ -91,11 +91,11 @@ absl::StatusOr<PhaseSamples> RunPhase(ShardedClient& client,
     for (int s = 0; s < config.streams; ++s) {
       appenders.emplace_back([&, s] {
         while (phase.AwaitAppend(s)) {
-          const v1::AppendRequest req =
+          v1::AppendRequest req =
               MakeAppendRequest(ids[s], data, next_position[s],
                                 data.shape.batch_rows, DType::kFloat32);
           const double t0 = NowSeconds();
-          absl::Status st = AppendChecked(*clients[s], req);
+          absl::Status st = AppendChecked(*clients[s], std::move(req));
           if (!st.ok()) {
             phase.Fail(WithContext(st, "W-mixed"));
             return;

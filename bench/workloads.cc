@@ -47,13 +47,12 @@ absl::Status Workloads::Fill(const std::string& stream, int64_t from,
   const int64_t rows = data_.shape.batch_rows;
   MemoryClient& client = client_.For(stream);
   for (int64_t p = from; p < to; p += rows) {
-    const v1::AppendRequest req =
-        MakeAppendRequest(stream, data_, p, rows, wire);
+    v1::AppendRequest req = MakeAppendRequest(stream, data_, p, rows, wire);
     if (request_bytes != nullptr) {
       *request_bytes = static_cast<int64_t>(req.ByteSizeLong());
     }
     const double start = NowSeconds();
-    BENCH_RETURN_IF_ERROR(AppendChecked(client, req));
+    BENCH_RETURN_IF_ERROR(AppendChecked(client, std::move(req)));
     if (samples != nullptr) samples->Add(NowSeconds() - start);
   }
   return absl::OkStatus();

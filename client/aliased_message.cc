@@ -3,7 +3,11 @@
 #include <grpcpp/support/proto_buffer_reader.h>
 #include <grpcpp/support/slice.h>
 
+#include <atomic>
+#include <condition_variable>
+#include <mutex>
 #include <utility>
+#include <vector>
 
 #include "google/protobuf/io/coded_stream.h"
 #include "google/protobuf/io/zero_copy_stream.h"
@@ -56,59 +60,68 @@ class GatherStream final : public google::protobuf::io::ZeroCopyOutputStream {
   int64_t bytes_ = 0;
 };
 
+// What the slices of one serialised message share: the message and the
+// chunks holding protobuf's own bytes. The last slice released frees it.
+struct SharedMessage {
+  std::shared_ptr<const google::protobuf::MessageLite> message;
+  std::vector<std::unique_ptr<char[]>> chunks;
+  std::atomic<int> live_slices{0};
+
+  static void ReleaseSlice(void* p) {
+    auto* self = static_cast<SharedMessage*>(p);
+    if (self->live_slices.fetch_sub(1, std::memory_order_acq_rel) == 1) {
+      delete self;
+    }
+  }
+};
+
 }  // namespace
 
-AliasedBuffer::AliasedBuffer(const google::protobuf::MessageLite& message) {
-  GatherStream gathered(&chunks_);
+absl::StatusOr<grpc::ByteBuffer> SerializeAliased(
+    std::shared_ptr<const google::protobuf::MessageLite> message) {
+  auto shared = std::make_unique<SharedMessage>();
+  shared->message = std::move(message);
+  GatherStream gathered(&shared->chunks);
   {
     google::protobuf::io::CodedOutputStream out(&gathered);
     out.EnableAliasing(true);
-    message.ByteSizeLong();  // caches the sizes the serialiser writes
-    message.SerializeWithCachedSizes(&out);
-    if (out.HadError()) return;
+    shared->message->ByteSizeLong();  // caches the sizes the serialiser writes
+    shared->message->SerializeWithCachedSizes(&out);
+    if (out.HadError()) {
+      return absl::InternalError("the request could not be serialised");
+    }
   }
+  const std::vector<Piece>& pieces = gathered.pieces();
+  if (pieces.empty()) return grpc::ByteBuffer();
+  // Every slice holds a share from here on; the last release deletes.
+  shared->live_slices.store(static_cast<int>(pieces.size()),
+                            std::memory_order_relaxed);
+  SharedMessage* owner = shared.release();
   std::vector<grpc::Slice> slices;
-  slices.reserve(gathered.pieces().size());
-  live_slices_ = static_cast<int>(gathered.pieces().size());
-  for (const Piece& p : gathered.pieces()) {
-    slices.emplace_back(p.data, p.size, &AliasedBuffer::ReleaseSlice, this);
+  slices.reserve(pieces.size());
+  for (const Piece& p : pieces) {
+    slices.emplace_back(p.data, p.size, &SharedMessage::ReleaseSlice, owner);
   }
-  buffer_ = grpc::ByteBuffer(slices.data(), slices.size());
-  ok_ = true;
+  return grpc::ByteBuffer(slices.data(), slices.size());
 }
 
-AliasedBuffer::~AliasedBuffer() { AwaitReleased(); }
-
-void AliasedBuffer::ReleaseSlice(void* self) {
-  auto* b = static_cast<AliasedBuffer*>(self);
-  std::lock_guard<std::mutex> lock(b->mu_);
-  --b->live_slices_;
-  b->released_.notify_all();
-}
-
-void AliasedBuffer::AwaitReleased() {
-  buffer_.Clear();
-  std::unique_lock<std::mutex> lock(mu_);
-  released_.wait(lock, [this] { return live_slices_ == 0; });
-}
-
-grpc::Status AliasedUnaryCall(grpc::GenericStub& stub,
-                              grpc::ClientContext& context,
-                              const std::string& method,
-                              const google::protobuf::MessageLite& request,
-                              google::protobuf::MessageLite* response) {
-  AliasedBuffer send(request);
+grpc::Status AliasedUnaryCall(
+    grpc::GenericStub& stub, grpc::ClientContext& context,
+    const std::string& method,
+    std::shared_ptr<const google::protobuf::MessageLite> request,
+    google::protobuf::MessageLite* response) {
+  absl::StatusOr<grpc::ByteBuffer> send = SerializeAliased(std::move(request));
   if (!send.ok()) {
     return grpc::Status(grpc::StatusCode::INTERNAL,
-                        "the request could not be serialised");
+                        std::string(send.status().message()));
   }
   std::mutex mu;
   std::condition_variable ended;
   bool done = false;
   grpc::Status status;
   grpc::ByteBuffer received;
-  stub.UnaryCall(&context, method, grpc::StubOptions(), send.buffer(),
-                 &received, [&](grpc::Status s) {
+  stub.UnaryCall(&context, method, grpc::StubOptions(), &*send, &received,
+                 [&](grpc::Status s) {
                    std::lock_guard<std::mutex> lock(mu);
                    status = std::move(s);
                    done = true;
@@ -118,7 +131,6 @@ grpc::Status AliasedUnaryCall(grpc::GenericStub& stub,
     std::unique_lock<std::mutex> lock(mu);
     ended.wait(lock, [&done] { return done; });
   }
-  send.AwaitReleased();
   if (status.ok()) {
     grpc::ProtoBufferReader reader(&received);
     if (!response->ParseFromZeroCopyStream(&reader)) {

@@ -10,15 +10,6 @@
 
 namespace knnmem {
 
-// A sent batch, kept until acknowledged: gRPC reads its keys and values in
-// place.
-struct AppendPipeline::InFlight {
-  explicit InFlight(v1::AppendRequest r)
-      : request(std::move(r)), buffer(request) {}
-  v1::AppendRequest request;
-  AliasedBuffer buffer;  // after request: points into it
-};
-
 AppendPipeline::AppendPipeline(std::unique_ptr<grpc::ClientContext> context,
                                grpc::Channel* channel, size_t window)
     : context_(std::move(context)),
@@ -44,13 +35,14 @@ absl::Status AppendPipeline::Send(v1::AppendRequest request) {
     absl::Status s = ReadOne();
     if (!s.ok()) return s;
   }
-  auto batch = std::make_unique<InFlight>(std::move(request));
-  if (!batch->buffer.ok()) {
+  // gRPC reads the keys and values in place and frees the request when it
+  // lets go of it (aliased_message.h).
+  absl::StatusOr<grpc::ByteBuffer> batch = SerializeAliased(
+      std::make_shared<const v1::AppendRequest>(std::move(request)));
+  if (!batch.ok()) {
     return absl::InternalError("AppendStream: a batch could not be serialised");
   }
-  const bool written = call_->Write(*batch->buffer.buffer());
-  in_flight_.push_back(std::move(batch));
-  if (!written) return End();  // the call broke: say why
+  if (!call_->Write(*batch)) return End();  // the call broke: say why
   ++sent_;
   return absl::OkStatus();
 }
@@ -69,9 +61,6 @@ absl::Status AppendPipeline::ReadOne() {
   v1::AppendResponse response;
   if (!ReadAck(&response)) return End();
   acknowledged_.push_back(std::move(response));
-  // Acknowledged: the server has the whole batch (the AliasedBuffer's
-  // destructor still waits for gRPC to drop its slices).
-  if (!in_flight_.empty()) in_flight_.pop_front();
   return absl::OkStatus();
 }
 

@@ -2,14 +2,13 @@
 // `window` batches unacknowledged, so that sending one batch overlaps the
 // server's write of the one before. An acknowledged batch is in the WAL, as
 // with a unary Append. Batches are sent without a copy of their keys and
-// values (aliased_message.h): the pipeline keeps each one until it is
-// acknowledged. Not thread-safe: one pipeline per appending thread.
+// values (aliased_message.h). Not thread-safe: one pipeline per appending
+// thread.
 #ifndef KNNMEM_CLIENT_APPEND_PIPELINE_H_
 #define KNNMEM_CLIENT_APPEND_PIPELINE_H_
 
 #include <chrono>
 #include <cstddef>
-#include <deque>
 #include <memory>
 #include <vector>
 
@@ -57,11 +56,7 @@ class AppendPipeline {
   // Ends the call and keeps its status.
   absl::Status End();
 
-  struct InFlight;
-
   std::unique_ptr<grpc::ClientContext> context_;
-  // Before call_: destroyed after it, when gRPC has let go of every batch.
-  std::deque<std::unique_ptr<InFlight>> in_flight_;
   std::unique_ptr<grpc::ClientReaderWriter<grpc::ByteBuffer, grpc::ByteBuffer>>
       call_;
   const size_t window_;

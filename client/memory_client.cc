@@ -128,13 +128,15 @@ std::unique_ptr<AppendPipeline> MemoryClient::OpenAppendPipeline(
 }
 
 absl::StatusOr<v1::AppendResponse> MemoryClient::Append(
-    const v1::AppendRequest& request) {
+    v1::AppendRequest request) {
   // Keys and values go to the transport without a copy (aliased_message.h).
   grpc::ClientContext ctx;
   Prepare(ctx);
   v1::AppendResponse response;
   absl::Status s = FromGrpc(AliasedUnaryCall(
-      *generic_, ctx, "/knnmem.v1.Memory/Append", request, &response));
+      *generic_, ctx, "/knnmem.v1.Memory/Append",
+      std::make_shared<const v1::AppendRequest>(std::move(request)),
+      &response));
   if (!s.ok()) return s;
   return response;
 }
@@ -147,7 +149,7 @@ absl::StatusOr<v1::AppendResponse> MemoryClient::Append(
       MakeAppendRequest(stream_id, layer, first_position, keys, values, rows,
                         heads, wire_dtype, sync);
   if (!req.ok()) return req.status();
-  return Append(*req);
+  return Append(*std::move(req));
 }
 
 absl::StatusOr<v1::AppendRequest> MakeAppendRequest(

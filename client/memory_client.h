@@ -84,7 +84,9 @@ class MemoryClient {
   absl::Status ResetStream(const std::string& stream_id);
   absl::Status DeleteStream(const std::string& stream_id);
 
-  absl::StatusOr<v1::AppendResponse> Append(const v1::AppendRequest& request);
+  // Takes the request: its keys and values go to the transport in place
+  // (move it in; an lvalue is copied).
+  absl::StatusOr<v1::AppendResponse> Append(v1::AppendRequest request);
   // Appends float32 keys [rows, heads, key_dim] and values
   // [rows, heads, value_dim], sent as `wire_dtype`.
   absl::StatusOr<v1::AppendResponse> Append(
