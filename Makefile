@@ -5,7 +5,7 @@ JOBS ?= 2
 BUILD_TYPE ?= RelWithDebInfo
 comma := ,
 
-.PHONY: all deps test-deps build run test test-asan test-tsan fuzz bench format clean
+.PHONY: all deps test-deps build run check test test-asan test-tsan fuzz bench format clean
 
 all: build
 
@@ -20,14 +20,20 @@ run: build
 	$(BUILD)/server/knnmem-server --listen 127.0.0.1:50051 --data-dir ./data
 
 # Tests also need Prometheus (promtool, a real Prometheus server), yamllint,
-# openssl (test certificates), clang (fuzzing), and libtorch and gnuplot
-# (the model).
+# openssl (test certificates), clang (fuzzing), clang-format, and libtorch
+# and gnuplot (the model).
 test-deps:
-	scripts/install-deps monitoring tls fuzz model
+	scripts/install-deps monitoring tls fuzz model lint
 
-# Everything; then the core (unit) and crash tests again under ASan+UBSan;
-# then 60 s of fuzzing.
-test: test-deps build
+# Checks that keep the architecture true: no include crosses a layer upward
+# (docs/ARCHITECTURE.md), and every C++ file is formatted.
+check: test-deps
+	scripts/check-layers
+	scripts/check-format
+
+# The checks; everything; then the core (unit), crash and fault tests again
+# under ASan+UBSan; then 60 s of fuzzing.
+test: test-deps check build
 	ctest --test-dir $(BUILD) --output-on-failure --timeout 600 -j$(JOBS)
 	$(MAKE) test-asan SANITIZER_TESTS='-L "unit|crash|faults"' \
 	  SANITIZER_TARGETS='unit_tests crash_oracle faults_tests knnmem-server knnmem'

@@ -1,4 +1,4 @@
-#include "knnmem_calls.h"
+#include "bench/knnmem_calls.h"
 
 #include <cmath>
 #include <utility>

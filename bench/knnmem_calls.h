@@ -13,9 +13,9 @@
 #include <string>
 
 #include "absl/status/status.h"
-#include "data.h"
-#include "memory_client.h"
-#include "sharded_client.h"
+#include "bench/data.h"
+#include "client/memory_client.h"
+#include "client/sharded_client.h"
 
 namespace knnmem::bench {
 

@@ -1,4 +1,4 @@
-#include "large.h"
+#include "bench/large.h"
 
 #include <algorithm>
 #include <chrono>
@@ -9,10 +9,10 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
-#include "knnmem_calls.h"
-#include "memory_client.h"
-#include "stats.h"
-#include "status_macros.h"
+#include "bench/knnmem_calls.h"
+#include "bench/stats.h"
+#include "bench/status_macros.h"
+#include "client/memory_client.h"
 
 namespace knnmem::bench {
 namespace {

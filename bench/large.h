@@ -21,8 +21,8 @@
 #include <vector>
 
 #include "absl/status/status.h"
-#include "report.h"
-#include "sharded_client.h"
+#include "bench/report.h"
+#include "client/sharded_client.h"
 
 namespace knnmem::bench {
 

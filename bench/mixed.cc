@@ -1,4 +1,4 @@
-#include "mixed.h"
+#include "bench/mixed.h"
 
 #include <condition_variable>
 #include <mutex>
@@ -8,9 +8,9 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
-#include "knnmem_calls.h"
-#include "stats.h"
-#include "status_macros.h"
+#include "bench/knnmem_calls.h"
+#include "bench/stats.h"
+#include "bench/status_macros.h"
 
 namespace knnmem::bench {
 namespace {

@@ -26,9 +26,9 @@
 #include <vector>
 
 #include "absl/status/status.h"
-#include "data.h"
-#include "report.h"
-#include "sharded_client.h"
+#include "bench/data.h"
+#include "bench/report.h"
+#include "client/sharded_client.h"
 
 namespace knnmem::bench {
 

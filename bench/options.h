@@ -10,7 +10,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
-#include "sharded_client.h"
+#include "client/sharded_client.h"
 
 namespace knnmem::bench {
 

@@ -1,4 +1,4 @@
-#include "peers.h"
+#include "bench/peers.h"
 
 #include <cblas.h>
 #include <faiss/IndexFlat.h>
@@ -13,7 +13,7 @@
 #include <functional>
 
 #include "absl/strings/str_cat.h"
-#include "rocksdb_options.h"
+#include "server/storage/rocksdb_options.h"
 
 namespace knnmem::bench {
 namespace {

@@ -19,8 +19,8 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
-#include "data.h"
-#include "recall.h"
+#include "bench/data.h"
+#include "bench/recall.h"
 
 namespace faiss {
 struct IndexFlatIP;

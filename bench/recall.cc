@@ -1,4 +1,4 @@
-#include "recall.h"
+#include "bench/recall.h"
 
 #include <algorithm>
 #include <limits>

@@ -1,4 +1,4 @@
-#include "streams.h"
+#include "bench/streams.h"
 
 #include <unistd.h>
 
@@ -13,10 +13,10 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
-#include "server_child.h"
-#include "stats.h"
-#include "status_macros.h"
-#include "temp_dir.h"
+#include "base/server_child.h"
+#include "base/temp_dir.h"
+#include "bench/stats.h"
+#include "bench/status_macros.h"
 
 namespace knnmem::bench {
 namespace {

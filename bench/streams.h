@@ -23,8 +23,8 @@
 #include <string>
 
 #include "absl/status/status.h"
-#include "memory_client.h"
-#include "report.h"
+#include "bench/report.h"
+#include "client/memory_client.h"
 
 namespace knnmem::bench {
 

@@ -1,4 +1,4 @@
-#include "workloads.h"
+#include "bench/workloads.h"
 
 #include <memory>
 #include <string>
@@ -7,10 +7,10 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
-#include "knnmem_calls.h"
-#include "peers.h"
-#include "status_macros.h"
-#include "temp_dir.h"
+#include "base/temp_dir.h"
+#include "bench/knnmem_calls.h"
+#include "bench/peers.h"
+#include "bench/status_macros.h"
 
 namespace knnmem::bench {
 namespace {

@@ -31,11 +31,11 @@
 #include <vector>
 
 #include "absl/status/status.h"
-#include "data.h"
-#include "recall.h"
-#include "report.h"
-#include "sharded_client.h"
-#include "stats.h"
+#include "bench/data.h"
+#include "bench/recall.h"
+#include "bench/report.h"
+#include "bench/stats.h"
+#include "client/sharded_client.h"
 
 namespace knnmem::bench {
 

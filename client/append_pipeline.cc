@@ -1,12 +1,12 @@
-#include "append_pipeline.h"
+#include "client/append_pipeline.h"
 
 #include <grpcpp/grpcpp.h>
 #include <grpcpp/support/proto_buffer_reader.h>
 
 #include <utility>
 
-#include "aliased_message.h"
-#include "memory_client.h"
+#include "client/aliased_message.h"
+#include "client/memory_client.h"
 
 namespace knnmem {
 

@@ -19,9 +19,9 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/strip.h"
-#include "memory_client.h"
-#include "random_rows.h"
-#include "sharded_client.h"
+#include "client/memory_client.h"
+#include "client/random_rows.h"
+#include "client/sharded_client.h"
 
 namespace knnmem {
 namespace {

@@ -1,4 +1,4 @@
-#include "memory_client.h"
+#include "client/memory_client.h"
 
 #include <grpcpp/grpcpp.h>
 
@@ -6,7 +6,7 @@
 #include <tuple>
 
 #include "absl/strings/str_cat.h"
-#include "aliased_message.h"
+#include "client/aliased_message.h"
 
 namespace knnmem {
 

@@ -17,10 +17,10 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/types/span.h"
-#include "append_pipeline.h"
+#include "client/append_pipeline.h"
 #include "grpc/health/v1/health.grpc.pb.h"
 #include "knnmem/v1/memory.grpc.pb.h"
-#include "tensor_codec.h"
+#include "proto/tensor_codec.h"
 
 namespace grpc {
 class Channel;

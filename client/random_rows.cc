@@ -1,4 +1,4 @@
-#include "random_rows.h"
+#include "client/random_rows.h"
 
 namespace knnmem {
 

@@ -1,4 +1,4 @@
-#include "sharded_client.h"
+#include "client/sharded_client.h"
 
 #include <set>
 

@@ -15,7 +15,7 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
-#include "memory_client.h"
+#include "client/memory_client.h"
 
 namespace knnmem {
 

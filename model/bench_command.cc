@@ -8,14 +8,14 @@
 #include <filesystem>
 
 #include "absl/strings/str_cat.h"
-#include "checkpoint.h"
-#include "commands.h"
-#include "document_reader.h"
-#include "in_process_memory.h"
-#include "remote_memory.h"
-#include "server_child.h"
-#include "status_macros.h"
-#include "temp_dir.h"
+#include "base/server_child.h"
+#include "base/status_macros.h"
+#include "base/temp_dir.h"
+#include "model/checkpoint.h"
+#include "model/commands.h"
+#include "model/document_reader.h"
+#include "model/in_process_memory.h"
+#include "model/remote_memory.h"
 
 namespace knnmem::model {
 namespace {
@@ -68,12 +68,12 @@ absl::Status BenchCommand(CliArgs& args) {
   if (!checkpoint.empty()) {
     RETURN_IF_ERROR(LoadCheckpoint(checkpoint, model, nullptr).status());
   }
-  std::unique_ptr<bench::TempDir> dir;
-  std::unique_ptr<bench::ServerChild> child;
+  std::unique_ptr<TempDir> dir;
+  std::unique_ptr<ServerChild> child;
   std::string address = server;
   if (address.empty()) {
-    ASSIGN_OR_RETURN(dir, bench::TempDir::Create("knnmem-model-bench-"));
-    ASSIGN_OR_RETURN(child, bench::ServerChild::Start(binary, dir->path()));
+    ASSIGN_OR_RETURN(dir, TempDir::Create("knnmem-model-bench-"));
+    ASSIGN_OR_RETURN(child, ServerChild::Start(binary, dir->path()));
     address = child->address();
   }
   ASSIGN_OR_RETURN(std::unique_ptr<InProcessMemory> local,

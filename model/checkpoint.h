@@ -11,8 +11,8 @@
 #include <string>
 
 #include "absl/status/statusor.h"
-#include "config.h"
-#include "transformer.h"
+#include "model/config.h"
+#include "model/transformer.h"
 
 namespace knnmem::model {
 

@@ -1,4 +1,4 @@
-#include "cli_args.h"
+#include "model/cli_args.h"
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"

@@ -1,12 +1,12 @@
-#include "commands.h"
+#include "model/commands.h"
 
 #include <chrono>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
-#include "in_process_memory.h"
-#include "remote_memory.h"
-#include "status_macros.h"
+#include "base/status_macros.h"
+#include "model/in_process_memory.h"
+#include "model/remote_memory.h"
 
 namespace knnmem::model {
 

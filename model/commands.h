@@ -8,10 +8,10 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
-#include "cli_args.h"
-#include "config.h"
-#include "corpus.h"
-#include "memory.h"
+#include "model/cli_args.h"
+#include "model/config.h"
+#include "model/corpus.h"
+#include "model/memory.h"
 
 namespace knnmem::model {
 

@@ -1,4 +1,4 @@
-#include "corpus.h"
+#include "model/corpus.h"
 
 #include <glob.h>
 #include <sys/stat.h>

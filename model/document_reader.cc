@@ -1,4 +1,4 @@
-#include "document_reader.h"
+#include "model/document_reader.h"
 
 #include <utility>
 

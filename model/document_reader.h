@@ -11,9 +11,9 @@
 #include <string>
 #include <vector>
 
-#include "corpus.h"
-#include "memory_link.h"
-#include "transformer.h"
+#include "model/corpus.h"
+#include "model/memory_link.h"
+#include "model/transformer.h"
 
 namespace knnmem::model {
 

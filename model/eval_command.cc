@@ -10,12 +10,12 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
-#include "checkpoint.h"
-#include "commands.h"
-#include "document_reader.h"
-#include "eval_rows.h"
-#include "progress.h"
-#include "status_macros.h"
+#include "base/status_macros.h"
+#include "model/checkpoint.h"
+#include "model/commands.h"
+#include "model/document_reader.h"
+#include "model/eval_rows.h"
+#include "model/progress.h"
 
 namespace knnmem::model {
 namespace {

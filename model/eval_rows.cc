@@ -1,4 +1,4 @@
-#include "eval_rows.h"
+#include "model/eval_rows.h"
 
 #include <cstdio>
 #include <cstdlib>

@@ -4,11 +4,11 @@
 #include <random>
 
 #include "absl/strings/str_cat.h"
-#include "checkpoint.h"
-#include "commands.h"
-#include "document_reader.h"
-#include "memory_link.h"
-#include "status_macros.h"
+#include "base/status_macros.h"
+#include "model/checkpoint.h"
+#include "model/commands.h"
+#include "model/document_reader.h"
+#include "model/memory_link.h"
 
 namespace knnmem::model {
 namespace {

@@ -1,4 +1,4 @@
-#include "in_process_memory.h"
+#include "model/in_process_memory.h"
 
 #include <stdlib.h>
 
@@ -6,10 +6,10 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
-#include "memory_store.h"
-#include "memory_tensors.h"
-#include "status_macros.h"
-#include "worker_pool.h"
+#include "base/status_macros.h"
+#include "base/worker_pool.h"
+#include "model/memory_tensors.h"
+#include "server/store/memory_store.h"
 
 namespace knnmem::model {
 namespace {

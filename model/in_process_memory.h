@@ -8,7 +8,7 @@
 #include <string>
 
 #include "absl/container/flat_hash_map.h"
-#include "memory.h"
+#include "model/memory.h"
 
 namespace knnmem {
 class MemoryStore;

@@ -1,4 +1,4 @@
-#include "memory_link.h"
+#include "model/memory_link.h"
 
 #include <cstdio>
 #include <string>

@@ -13,8 +13,8 @@
 #include <string>
 #include <vector>
 
-#include "memory.h"
-#include "memory_reader.h"
+#include "model/memory.h"
+#include "model/memory_reader.h"
 
 namespace knnmem::model {
 

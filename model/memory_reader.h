@@ -9,7 +9,7 @@
 #include <optional>
 #include <vector>
 
-#include "memory.h"
+#include "model/memory.h"
 
 namespace knnmem::model {
 

@@ -1,4 +1,4 @@
-#include "memory_tensors.h"
+#include "model/memory_tensors.h"
 
 #include "absl/strings/str_cat.h"
 

@@ -10,7 +10,7 @@
 
 #include "absl/status/status.h"
 #include "absl/types/span.h"
-#include "memory.h"
+#include "model/memory.h"
 
 namespace knnmem::model {
 

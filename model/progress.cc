@@ -1,4 +1,4 @@
-#include "progress.h"
+#include "model/progress.h"
 
 #include <unistd.h>
 

@@ -1,4 +1,4 @@
-#include "recall_task.h"
+#include "model/recall_task.h"
 
 #include <algorithm>
 

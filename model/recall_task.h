@@ -25,7 +25,7 @@
 #include <string>
 #include <vector>
 
-#include "corpus.h"
+#include "model/corpus.h"
 
 namespace knnmem::model {
 

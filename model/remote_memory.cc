@@ -1,11 +1,11 @@
-#include "remote_memory.h"
+#include "model/remote_memory.h"
 
 #include <utility>
 
 #include "absl/strings/str_cat.h"
-#include "memory_client.h"
-#include "memory_tensors.h"
-#include "status_macros.h"
+#include "base/status_macros.h"
+#include "client/memory_client.h"
+#include "model/memory_tensors.h"
 
 namespace knnmem::model {
 RemoteMemory::RemoteMemory(const std::string& address,

@@ -9,7 +9,7 @@
 #include <string>
 
 #include "absl/container/flat_hash_map.h"
-#include "memory.h"
+#include "model/memory.h"
 
 namespace knnmem {
 class MemoryClient;

@@ -4,12 +4,12 @@
 #include <cstdio>
 
 #include "absl/strings/str_cat.h"
-#include "checkpoint.h"
-#include "commands.h"
-#include "document_reader.h"
-#include "progress.h"
-#include "status_macros.h"
-#include "trainer.h"
+#include "base/status_macros.h"
+#include "model/checkpoint.h"
+#include "model/commands.h"
+#include "model/document_reader.h"
+#include "model/progress.h"
+#include "model/trainer.h"
 
 namespace knnmem::model {
 namespace {

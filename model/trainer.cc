@@ -1,4 +1,4 @@
-#include "trainer.h"
+#include "model/trainer.h"
 
 #include <algorithm>
 

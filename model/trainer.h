@@ -11,8 +11,8 @@
 #include <optional>
 #include <vector>
 
-#include "document_reader.h"
-#include "transformer.h"
+#include "model/document_reader.h"
+#include "model/transformer.h"
 
 namespace knnmem::model {
 

@@ -12,8 +12,8 @@
 
 #include <vector>
 
-#include "config.h"
-#include "memory_reader.h"
+#include "model/config.h"
+#include "model/memory_reader.h"
 
 namespace knnmem::model {
 

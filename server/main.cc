@@ -19,12 +19,12 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
 #include "absl/time/time.h"
-#include "auth.h"
-#include "exact_search.h"
-#include "memory_service.h"
-#include "memory_store.h"
-#include "metrics.h"
-#include "server_options.h"
+#include "server/search/exact_search.h"
+#include "server/service/auth.h"
+#include "server/service/memory_service.h"
+#include "server/service/metrics.h"
+#include "server/service/server_options.h"
+#include "server/store/memory_store.h"
 
 namespace {
 

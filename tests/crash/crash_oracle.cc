@@ -26,11 +26,11 @@
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
-#include "memory_client.h"
-#include "memory_store.h"
-#include "oracle.h"
-#include "server_process.h"
-#include "temp_dir.h"
+#include "client/memory_client.h"
+#include "server/store/memory_store.h"
+#include "tests/support/oracle.h"
+#include "tests/support/server_process.h"
+#include "tests/support/temp_dir.h"
 
 namespace knnmem::testing {
 namespace {

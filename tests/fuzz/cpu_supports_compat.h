@@ -1,7 +1,7 @@
-// Force-included (-include) into proto/tensor_codec.cc when the compiler's
+// Force-included (-include) into base/dtype.cc when the compiler's
 // __builtin_cpu_supports does not know "f16c" (clang before 16: "invalid cpu
 // feature string for builtin"; GCC, which the main build uses, knows it).
-// Answers the one question tensor_codec.cc asks with CPUID and XGETBV, as
+// Answers the question dtype.cc asks with CPUID and XGETBV, as
 // GCC does: F16C, and AVX with the YMM state enabled by the OS. Any other
 // feature string answers false, i.e. the portable code path.
 #ifndef KNNMEM_TESTS_FUZZ_CPU_SUPPORTS_COMPAT_H_

@@ -12,7 +12,7 @@
 #include <cstddef>
 #include <cstdint>
 
-#include "stream_spec.h"
+#include "server/spec/stream_spec.h"
 
 namespace knnmem {
 namespace fuzz {

@@ -21,12 +21,12 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
-#include "fuzz_common.h"
 #include "google/protobuf/message_lite.h"
 #include "knnmem/v1/memory.pb.h"
-#include "request_validation.h"
-#include "stream_spec.h"
-#include "tensor_codec.h"
+#include "proto/tensor_codec.h"
+#include "server/service/request_validation.h"
+#include "server/spec/stream_spec.h"
+#include "tests/fuzz/fuzz_common.h"
 
 namespace knnmem {
 namespace fuzz {

@@ -5,7 +5,7 @@
 #include <string>
 #include <vector>
 
-#include "server_fixture.h"
+#include "tests/support/server_fixture.h"
 
 namespace knnmem::testing {
 namespace {

@@ -9,7 +9,7 @@
 #include <thread>
 
 #include "absl/strings/match.h"
-#include "server_fixture.h"
+#include "tests/support/server_fixture.h"
 
 namespace knnmem::testing {
 namespace {

@@ -7,8 +7,8 @@
 #include <fstream>
 #include <regex>
 
-#include "cli_runner.h"
-#include "server_fixture.h"
+#include "tests/support/cli_runner.h"
+#include "tests/support/server_fixture.h"
 
 namespace knnmem::testing {
 namespace {

@@ -5,8 +5,8 @@
 #include <string>
 #include <vector>
 
-#include "http_get.h"
-#include "server_fixture.h"
+#include "tests/support/http_get.h"
+#include "tests/support/server_fixture.h"
 
 namespace knnmem::testing {
 namespace {

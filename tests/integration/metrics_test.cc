@@ -4,8 +4,8 @@
 
 #include <regex>
 
-#include "http_get.h"
-#include "server_fixture.h"
+#include "tests/support/http_get.h"
+#include "tests/support/server_fixture.h"
 
 namespace knnmem::testing {
 namespace {

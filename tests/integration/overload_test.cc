@@ -7,8 +7,8 @@
 #include <thread>
 
 #include "absl/strings/match.h"
-#include "http_get.h"
-#include "server_fixture.h"
+#include "tests/support/http_get.h"
+#include "tests/support/server_fixture.h"
 
 namespace knnmem::testing {
 namespace {

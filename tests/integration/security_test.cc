@@ -8,8 +8,8 @@
 #include <functional>
 
 #include "absl/strings/match.h"
-#include "cli_runner.h"
-#include "server_fixture.h"
+#include "tests/support/cli_runner.h"
+#include "tests/support/server_fixture.h"
 
 namespace knnmem::testing {
 namespace {

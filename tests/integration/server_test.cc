@@ -6,9 +6,9 @@
 #include <atomic>
 #include <thread>
 
-#include "attention_oracle.h"
 #include "grpc/reflection/v1alpha/reflection.grpc.pb.h"
-#include "server_fixture.h"
+#include "tests/support/attention_oracle.h"
+#include "tests/support/server_fixture.h"
 
 namespace knnmem::testing {
 namespace {

@@ -4,9 +4,9 @@
 #include <map>
 #include <set>
 
-#include "cli_runner.h"
-#include "server_fixture.h"
-#include "sharded_client.h"
+#include "client/sharded_client.h"
+#include "tests/support/cli_runner.h"
+#include "tests/support/server_fixture.h"
 
 namespace knnmem::testing {
 namespace {

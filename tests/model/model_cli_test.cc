@@ -10,8 +10,8 @@
 #include <string>
 #include <vector>
 
-#include "cli_runner.h"
-#include "temp_dir.h"
+#include "tests/support/cli_runner.h"
+#include "tests/support/temp_dir.h"
 
 namespace knnmem::model {
 namespace {

@@ -9,13 +9,13 @@
 #include <string>
 #include <vector>
 
-#include "config.h"
-#include "document_reader.h"
-#include "in_process_memory.h"
-#include "remote_memory.h"
-#include "server_process.h"
-#include "temp_dir.h"
-#include "transformer.h"
+#include "model/config.h"
+#include "model/document_reader.h"
+#include "model/in_process_memory.h"
+#include "model/remote_memory.h"
+#include "model/transformer.h"
+#include "tests/support/server_process.h"
+#include "tests/support/temp_dir.h"
 
 namespace knnmem::model {
 namespace {

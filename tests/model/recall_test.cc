@@ -10,12 +10,12 @@
 #include <optional>
 #include <vector>
 
-#include "corpus.h"
-#include "document_reader.h"
-#include "in_process_memory.h"
-#include "recall_task.h"
-#include "trainer.h"
-#include "transformer.h"
+#include "model/corpus.h"
+#include "model/document_reader.h"
+#include "model/in_process_memory.h"
+#include "model/recall_task.h"
+#include "model/trainer.h"
+#include "model/transformer.h"
 
 namespace knnmem::model {
 namespace {

@@ -1,4 +1,4 @@
-#include "attention_oracle.h"
+#include "tests/support/attention_oracle.h"
 
 #include <cmath>
 #include <limits>

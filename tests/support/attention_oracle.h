@@ -6,7 +6,7 @@
 #include <map>
 #include <vector>
 
-#include "oracle.h"
+#include "tests/support/oracle.h"
 
 namespace knnmem::testing {
 

@@ -1,10 +1,10 @@
-#include "cli_runner.h"
+#include "tests/support/cli_runner.h"
 
 #include <sys/wait.h>
 
 #include <cstdio>
 
-#include "server_process.h"
+#include "tests/support/server_process.h"
 
 namespace knnmem::testing {
 

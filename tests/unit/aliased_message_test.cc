@@ -1,4 +1,4 @@
-#include "aliased_message.h"
+#include "client/aliased_message.h"
 
 #include <grpcpp/support/proto_buffer_reader.h>
 #include <gtest/gtest.h>

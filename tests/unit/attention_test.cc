@@ -1,10 +1,10 @@
-#include "attention.h"
+#include "server/search/attention.h"
 
 #include <gtest/gtest.h>
 
 #include <random>
 
-#include "attention_oracle.h"
+#include "tests/support/attention_oracle.h"
 
 namespace knnmem {
 namespace {

@@ -1,4 +1,4 @@
-#include "bf16_prefilter.h"
+#include "server/search/bf16_prefilter.h"
 
 #include <gtest/gtest.h>
 
@@ -8,7 +8,7 @@
 #include <random>
 #include <vector>
 
-#include "bf16_list_scan.h"
+#include "server/approximate/bf16_list_scan.h"
 
 namespace knnmem {
 namespace {

@@ -1,12 +1,12 @@
-#include "exact_search.h"
+#include "server/search/exact_search.h"
 
 #include <gtest/gtest.h>
 
 #include <random>
 #include <tuple>
 
-#include "bf16_prefilter.h"
-#include "oracle.h"
+#include "server/search/bf16_prefilter.h"
+#include "tests/support/oracle.h"
 
 namespace knnmem {
 namespace {

@@ -1,4 +1,4 @@
-#include "layer_memory.h"
+#include "server/memory/layer_memory.h"
 
 #include <gtest/gtest.h>
 

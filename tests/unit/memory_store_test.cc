@@ -1,4 +1,4 @@
-#include "memory_store.h"
+#include "server/store/memory_store.h"
 
 #include <gtest/gtest.h>
 
@@ -6,8 +6,8 @@
 #include <thread>
 
 #include "absl/strings/match.h"
-#include "oracle.h"
-#include "temp_dir.h"
+#include "tests/support/oracle.h"
+#include "tests/support/temp_dir.h"
 
 namespace knnmem {
 namespace {

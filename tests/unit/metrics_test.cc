@@ -1,4 +1,4 @@
-#include "metrics.h"
+#include "server/service/metrics.h"
 
 #include <gtest/gtest.h>
 

@@ -1,4 +1,4 @@
-#include "request_validation.h"
+#include "server/service/request_validation.h"
 
 #include <gtest/gtest.h>
 

@@ -1,4 +1,4 @@
-#include "score_scan.h"
+#include "server/search/score_scan.h"
 
 #include <gtest/gtest.h>
 

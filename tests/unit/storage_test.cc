@@ -1,4 +1,4 @@
-#include "storage.h"
+#include "server/storage/storage.h"
 
 #include <gtest/gtest.h>
 #include <rocksdb/db.h>
@@ -7,7 +7,7 @@
 #include <string>
 #include <vector>
 
-#include "temp_dir.h"
+#include "tests/support/temp_dir.h"
 
 namespace knnmem {
 namespace {

@@ -1,4 +1,4 @@
-#include "stream_spec.h"
+#include "server/spec/stream_spec.h"
 
 #include <gtest/gtest.h>
 

@@ -1,4 +1,4 @@
-#include "tensor_codec.h"
+#include "proto/tensor_codec.h"
 
 #include <gtest/gtest.h>
 

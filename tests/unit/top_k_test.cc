@@ -1,4 +1,4 @@
-#include "top_k.h"
+#include "server/search/top_k.h"
 
 #include <gtest/gtest.h>
 

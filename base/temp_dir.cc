@@ -1,0 +1,33 @@
+#include "base/temp_dir.h"
+
+#include <stdlib.h>
+
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+
+namespace knnmem {
+
+absl::StatusOr<std::unique_ptr<TempDir>> TempDir::Create(
+    const std::string& prefix) {
+  const char* tmp = std::getenv("TMPDIR");
+  std::string pattern = absl::StrCat(
+      tmp != nullptr && *tmp != '\0' ? tmp : "/tmp", "/", prefix, "XXXXXX");
+  std::vector<char> buffer(pattern.begin(), pattern.end());
+  buffer.push_back('\0');
+  if (mkdtemp(buffer.data()) == nullptr) {
+    return absl::UnavailableError(absl::StrCat(
+        "cannot create a temp dir '", pattern, "': ", std::strerror(errno)));
+  }
+  return std::unique_ptr<TempDir>(new TempDir(buffer.data()));
+}
+
+TempDir::~TempDir() {
+  std::error_code ignored;
+  std::filesystem::remove_all(path_, ignored);
+}
+
+}  // namespace knnmem

@@ -1,0 +1,43 @@
+// Admission: bounds the work the server accepts at once, by count and by
+// request bytes, so that a flood gets RESOURCE_EXHAUSTED at once instead of
+// queueing without limit and growing memory.
+#ifndef KNNMEM_SERVER_SERVICE_ADMISSION_H_
+#define KNNMEM_SERVER_SERVICE_ADMISSION_H_
+
+#include <cstddef>
+#include <cstdint>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/status.h"
+#include "base/sync.h"
+
+namespace knnmem {
+
+class Admission {
+ public:
+  // 0 for either limit means unlimited.
+  Admission(size_t max_requests, uint64_t max_bytes)
+      : max_requests_(max_requests), max_bytes_(max_bytes) {}
+
+  // Admits a request of `bytes`, or returns RESOURCE_EXHAUSTED naming the
+  // limit it would pass. A request larger than the byte limit on its own
+  // is admitted when nothing else is in flight, so that any request the
+  // message size allows can run.
+  absl::Status TryAdmit(uint64_t bytes);
+  // Ends an admitted request of `bytes`.
+  void Release(uint64_t bytes);
+
+  size_t requests() const;
+  uint64_t bytes() const;
+
+ private:
+  const size_t max_requests_;
+  const uint64_t max_bytes_;
+  mutable Mutex mu_;
+  size_t requests_ ABSL_GUARDED_BY(mu_) = 0;
+  uint64_t bytes_ ABSL_GUARDED_BY(mu_) = 0;
+};
+
+}  // namespace knnmem
+
+#endif  // KNNMEM_SERVER_SERVICE_ADMISSION_H_

@@ -1,0 +1,347 @@
+#include "server/service/memory_service.h"
+
+#include <chrono>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "base/status_macros.h"
+#include "server/service/append_stream_reactor.h"
+#include "server/service/request_validation.h"
+
+namespace knnmem {
+
+grpc::Status ToGrpc(const absl::Status& s) {
+  if (s.ok()) return grpc::Status::OK;
+  return grpc::Status(static_cast<grpc::StatusCode>(s.code()),
+                      std::string(s.message()));
+}
+
+namespace {
+
+void FillInfo(const StreamState& state, v1::StreamInfo* info) {
+  info->set_stream_id(state.stream_id);
+  SpecToProto(state.spec, info->mutable_spec());
+  for (size_t l = 0; l < state.layers.size(); ++l) {
+    v1::LayerInfo* layer = info->add_layers();
+    layer->set_layer(static_cast<uint32_t>(l));
+    layer->set_first_position(state.layers[l].first_position);
+    layer->set_next_position(state.layers[l].next_position);
+    layer->set_entries(static_cast<uint64_t>(state.layers[l].next_position -
+                                             state.layers[l].first_position));
+    layer->set_indexed_entries(state.layers[l].indexed_entries);
+  }
+  info->set_bytes_in_ram(state.bytes_in_ram);
+  info->set_resident(state.resident);
+  info->set_bytes_on_disk(state.bytes_on_disk);
+}
+
+void SetFloatTensor(const std::vector<float>& values,
+                    std::initializer_list<int64_t> shape, v1::Tensor* t) {
+  t->set_dtype(v1::FLOAT32);
+  for (int64_t d : shape) t->add_shape(d);
+  t->mutable_data()->assign(reinterpret_cast<const char*>(values.data()),
+                            values.size() * sizeof(float));
+}
+
+bool IsWrite(Rpc rpc) {
+  return rpc == Rpc::kCreateStream || rpc == Rpc::kResetStream ||
+         rpc == Rpc::kDeleteStream || rpc == Rpc::kAppend;
+}
+
+}  // namespace
+
+// One call in flight: replies now or after work on the pool, and records
+// the call's method, code and latency in the metrics.
+class MemoryService::Call {
+ public:
+  Call(MemoryService* service, grpc::CallbackServerContext* ctx, Rpc rpc)
+      : service_(service),
+        ctx_(ctx),
+        rpc_(rpc),
+        start_(std::chrono::steady_clock::now()) {}
+
+  grpc::ServerUnaryReactor* Reply(const absl::Status& status) {
+    grpc::ServerUnaryReactor* reactor = ctx_->DefaultReactor();
+    Finish(reactor, status);
+    return reactor;
+  }
+
+  // Admits `request_bytes` of work, runs `work` (returning absl::Status) on
+  // the pool and replies with its status, unless the call was cancelled or
+  // its deadline passed while it was queued. Replies RESOURCE_EXHAUSTED at
+  // once when the server is over its admission limits.
+  template <typename Work>
+  grpc::ServerUnaryReactor* Defer(uint64_t request_bytes, Work work) {
+    absl::Status admitted = service_->admission_.TryAdmit(request_bytes);
+    if (!admitted.ok()) return Reply(admitted);
+    grpc::ServerUnaryReactor* reactor = ctx_->DefaultReactor();
+    service_->pool_->Submit([call = *this, reactor, request_bytes,
+                             work = std::move(work)]() mutable {
+      const absl::Status status =
+          call.ctx_->IsCancelled()
+              ? absl::DeadlineExceededError(
+                    "call cancelled or deadline passed while queued")
+              : work();
+      call.service_->admission_.Release(request_bytes);
+      call.Finish(reactor, status);
+    });
+    return reactor;
+  }
+
+  absl::Status Authorize() const { return service_->Authorize(*ctx_, rpc_); }
+
+ private:
+  void Finish(grpc::ServerUnaryReactor* reactor, const absl::Status& status) {
+    if (service_->metrics_ != nullptr) {
+      service_->metrics_->RecordRequest(
+          rpc_, status.code(),
+          std::chrono::duration<double>(std::chrono::steady_clock::now() -
+                                        start_)
+              .count());
+    }
+    reactor->Finish(ToGrpc(status));
+  }
+
+  MemoryService* service_;
+  grpc::CallbackServerContext* ctx_;
+  Rpc rpc_;
+  std::chrono::steady_clock::time_point start_;
+};
+
+absl::Status MemoryService::Authorize(const grpc::CallbackServerContext& ctx,
+                                      Rpc rpc) const {
+  if (auth_ == nullptr) return absl::OkStatus();
+  const auto& metadata = ctx.client_metadata();
+  auto it = metadata.find("authorization");
+  const absl::string_view value =
+      it == metadata.end()
+          ? absl::string_view()
+          : absl::string_view(it->second.data(), it->second.size());
+  return auth_->Check(value, IsWrite(rpc));
+}
+
+absl::StatusOr<StreamSpec> MemoryService::DataCallSpec(
+    const Call& call, const google::protobuf::Message& request,
+    const std::string& stream_id, absl::string_view fields) const {
+  RETURN_IF_ERROR(call.Authorize());
+  return AuthorizedCallSpec(request, stream_id, fields);
+}
+
+absl::StatusOr<StreamSpec> MemoryService::AuthorizedCallSpec(
+    const google::protobuf::Message& request, const std::string& stream_id,
+    absl::string_view fields) const {
+  RETURN_IF_ERROR(CheckRequestSize(request, fields));
+  RETURN_IF_ERROR(ValidateStreamId(stream_id));
+  return store_->GetSpec(stream_id);
+}
+
+absl::Status MemoryService::CheckRequestSize(
+    const google::protobuf::Message& request, absl::string_view fields) const {
+  const size_t bytes = request.ByteSizeLong();
+  if (bytes <= max_message_bytes_) return absl::OkStatus();
+  return absl::ResourceExhaustedError(
+      absl::StrCat(fields, ": the request is ", bytes,
+                   " bytes, over the server's --max-message-bytes ",
+                   max_message_bytes_, "; send fewer rows per call"));
+}
+
+MemoryService::MemoryService(MemoryStore* store, WorkerPool* pool,
+                             Metrics* metrics, const Limits& limits)
+    : store_(store),
+      pool_(pool),
+      metrics_(metrics),
+      auth_(limits.auth),
+      max_message_bytes_(limits.max_message_bytes),
+      admission_(limits.max_inflight_requests, limits.max_inflight_bytes) {}
+
+grpc::ServerUnaryReactor* MemoryService::CreateStream(
+    grpc::CallbackServerContext* ctx, const v1::CreateStreamRequest* request,
+    v1::CreateStreamResponse* response) {
+  Call call(this, ctx, Rpc::kCreateStream);
+  if (absl::Status a = call.Authorize(); !a.ok()) return call.Reply(a);
+  absl::Status valid = ValidateStreamId(request->stream_id());
+  if (!valid.ok()) return call.Reply(valid);
+  if (!request->has_spec()) {
+    return call.Reply(absl::InvalidArgumentError("spec: missing"));
+  }
+  absl::StatusOr<StreamSpec> spec = SpecFromProto(request->spec());
+  if (!spec.ok()) return call.Reply(spec.status());
+  return call.Defer(
+      request->ByteSizeLong(), [this, request, response, spec = *spec] {
+        bool created = false;
+        ASSIGN_OR_RETURN(
+            StreamState state,
+            store_->CreateStream(request->stream_id(), spec, &created));
+        FillInfo(state, response->mutable_stream());
+        response->set_created(created);
+        return absl::OkStatus();
+      });
+}
+
+grpc::ServerUnaryReactor* MemoryService::GetStream(
+    grpc::CallbackServerContext* ctx, const v1::GetStreamRequest* request,
+    v1::StreamInfo* response) {
+  Call call(this, ctx, Rpc::kGetStream);
+  if (absl::Status a = call.Authorize(); !a.ok()) return call.Reply(a);
+  absl::Status s = ValidateStreamId(request->stream_id());
+  if (s.ok()) {
+    absl::StatusOr<StreamState> state = store_->GetStream(request->stream_id());
+    s = state.status();
+    if (s.ok()) FillInfo(*state, response);
+  }
+  return call.Reply(s);
+}
+
+grpc::ServerUnaryReactor* MemoryService::ListStreams(
+    grpc::CallbackServerContext* ctx, const v1::ListStreamsRequest* request,
+    v1::ListStreamsResponse* response) {
+  Call call(this, ctx, Rpc::kListStreams);
+  if (absl::Status a = call.Authorize(); !a.ok()) return call.Reply(a);
+  constexpr uint32_t kDefaultPage = 1000, kMaxPage = 10000;
+  if (request->page_size() > kMaxPage) {
+    return call.Reply(absl::InvalidArgumentError(absl::StrCat(
+        "page_size: ", request->page_size(), " is more than ", kMaxPage)));
+  }
+  const size_t limit =
+      request->page_size() == 0 ? kDefaultPage : request->page_size();
+  bool more = false;
+  std::vector<StreamState> states =
+      store_->ListStreams(request->page_token(), limit, &more);
+  for (const StreamState& s : states) FillInfo(s, response->add_streams());
+  if (more && !states.empty()) {
+    response->set_next_page_token(states.back().stream_id);
+  }
+  return call.Reply(absl::OkStatus());
+}
+
+grpc::ServerUnaryReactor* MemoryService::ResetStream(
+    grpc::CallbackServerContext* ctx, const v1::ResetStreamRequest* request,
+    v1::ResetStreamResponse* response) {
+  Call call(this, ctx, Rpc::kResetStream);
+  if (absl::Status a = call.Authorize(); !a.ok()) return call.Reply(a);
+  absl::Status valid = ValidateStreamId(request->stream_id());
+  if (!valid.ok()) return call.Reply(valid);
+  return call.Defer(request->ByteSizeLong(), [this, request] {
+    return store_->ResetStream(request->stream_id());
+  });
+}
+
+grpc::ServerUnaryReactor* MemoryService::DeleteStream(
+    grpc::CallbackServerContext* ctx, const v1::DeleteStreamRequest* request,
+    v1::DeleteStreamResponse* response) {
+  Call call(this, ctx, Rpc::kDeleteStream);
+  if (absl::Status a = call.Authorize(); !a.ok()) return call.Reply(a);
+  absl::Status valid = ValidateStreamId(request->stream_id());
+  if (!valid.ok()) return call.Reply(valid);
+  return call.Defer(request->ByteSizeLong(), [this, request] {
+    return store_->DeleteStream(request->stream_id());
+  });
+}
+
+grpc::ServerUnaryReactor* MemoryService::Append(
+    grpc::CallbackServerContext* ctx, const v1::AppendRequest* request,
+    v1::AppendResponse* response) {
+  Call call(this, ctx, Rpc::kAppend);
+  absl::StatusOr<StreamSpec> spec =
+      DataCallSpec(call, *request, request->stream_id(), "keys, values");
+  if (!spec.ok()) return call.Reply(spec.status());
+  // Validation reads every byte (NaN checks): it runs on the pool too.
+  return call.Defer(request->ByteSizeLong(),
+                    [this, request, response, spec = *spec] {
+                      return StoreAppend(*request, spec, response);
+                    });
+}
+
+absl::Status MemoryService::StoreAppend(const v1::AppendRequest& request,
+                                        const StreamSpec& spec,
+                                        v1::AppendResponse* response) {
+  ASSIGN_OR_RETURN(AppendCommand cmd, ValidateAppend(request, spec));
+  ASSIGN_OR_RETURN(AppendResult result, store_->Append(cmd));
+  if (metrics_ != nullptr) {
+    metrics_->AddAppendedVectors(result.stored * spec.heads);
+    metrics_->AddEvictedVectors(result.evicted * spec.heads);
+  }
+  response->set_next_position(result.next_position);
+  response->set_stored(result.stored);
+  return absl::OkStatus();
+}
+
+grpc::ServerBidiReactor<v1::AppendRequest, v1::AppendResponse>*
+MemoryService::AppendStream(grpc::CallbackServerContext* ctx) {
+  return new AppendStreamReactor(this, ctx);
+}
+
+grpc::ServerUnaryReactor* MemoryService::Search(
+    grpc::CallbackServerContext* ctx, const v1::SearchRequest* request,
+    v1::SearchResponse* response) {
+  Call call(this, ctx, Rpc::kSearch);
+  absl::StatusOr<StreamSpec> spec =
+      DataCallSpec(call, *request, request->stream_id(), "queries");
+  if (!spec.ok()) return call.Reply(spec.status());
+  return call.Defer(request->ByteSizeLong(), [this, ctx, request, response,
+                                              spec = *spec] {
+    ASSIGN_OR_RETURN(SearchCommand cmd, ValidateSearch(*request, spec));
+    // Stops between blocks once the deadline passes: frees the workers.
+    cmd.options.cancelled = [ctx] { return ctx->IsCancelled(); };
+    const size_t bytes = SearchResponseBytes(cmd);
+    if (bytes > max_message_bytes_) {
+      return absl::ResourceExhaustedError(absl::StrCat(
+          "queries: the response would be ", bytes,
+          " bytes, over the server's --max-message-bytes ", max_message_bytes_,
+          "; send fewer queries, a smaller k, or omit keys/values"));
+    }
+    ASSIGN_OR_RETURN(SearchResult r, store_->Search(cmd));
+    if (metrics_ != nullptr) metrics_->AddSearchedQueries(r.queries);
+    const int64_t shape[] = {r.queries, r.heads, r.k};
+    v1::Tensor* scores = response->mutable_scores();
+    scores->set_dtype(v1::FLOAT32);
+    for (int64_t d : shape) scores->add_shape(d);
+    scores->mutable_data()->assign(
+        reinterpret_cast<const char*>(r.scores.data()),
+        r.scores.size() * sizeof(float));
+    v1::Tensor* positions = response->mutable_positions();
+    positions->set_dtype(v1::INT64);
+    for (int64_t d : shape) positions->add_shape(d);
+    positions->mutable_data()->assign(
+        reinterpret_cast<const char*>(r.positions.data()),
+        r.positions.size() * sizeof(int64_t));
+    const v1::DType stored = DTypeToProto(spec.storage_dtype);
+    if (request->return_keys()) {
+      v1::Tensor* t = response->mutable_keys();
+      t->set_dtype(stored);
+      for (int64_t d : shape) t->add_shape(d);
+      t->add_shape(spec.key_dim);
+      t->set_data(std::move(r.keys));
+    }
+    if (request->return_values()) {
+      v1::Tensor* t = response->mutable_values();
+      t->set_dtype(stored);
+      for (int64_t d : shape) t->add_shape(d);
+      t->add_shape(spec.value_dim);
+      t->set_data(std::move(r.values));
+    }
+    return absl::OkStatus();
+  });
+}
+
+grpc::ServerUnaryReactor* MemoryService::Attend(
+    grpc::CallbackServerContext* ctx, const v1::AttendRequest* request,
+    v1::AttendResponse* response) {
+  Call call(this, ctx, Rpc::kAttend);
+  absl::StatusOr<StreamSpec> spec =
+      DataCallSpec(call, *request, request->stream_id(), "queries");
+  if (!spec.ok()) return call.Reply(spec.status());
+  return call.Defer(
+      request->ByteSizeLong(), [this, ctx, request, response, spec = *spec] {
+        ASSIGN_OR_RETURN(AttendCommand cmd, ValidateAttend(*request, spec));
+        cmd.cancelled = [ctx] { return ctx->IsCancelled(); };
+        ASSIGN_OR_RETURN(AttendResult r, store_->Attend(cmd));
+        if (metrics_ != nullptr) metrics_->AddSearchedQueries(r.queries);
+        SetFloatTensor(r.output, {r.queries, r.heads, r.value_dim},
+                       response->mutable_output());
+        SetFloatTensor(r.lse, {r.queries, r.heads}, response->mutable_lse());
+        return absl::OkStatus();
+      });
+}
+
+}  // namespace knnmem

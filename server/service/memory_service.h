@@ -1,0 +1,101 @@
+// MemoryService: the gRPC face of MemoryStore (callback API). The only
+// module that sees grpc:: types. Handlers decode and validate on the gRPC
+// thread, run storage and search work on the worker pool, and never block.
+#ifndef KNNMEM_SERVER_SERVICE_MEMORY_SERVICE_H_
+#define KNNMEM_SERVER_SERVICE_MEMORY_SERVICE_H_
+
+#include <cstddef>
+
+#include "base/worker_pool.h"
+#include "knnmem/v1/memory.grpc.pb.h"
+#include "server/service/admission.h"
+#include "server/service/auth.h"
+#include "server/service/metrics.h"
+#include "server/store/memory_store.h"
+
+namespace knnmem {
+
+// absl and gRPC share their code numbering.
+grpc::Status ToGrpc(const absl::Status& s);
+
+class MemoryService final : public v1::Memory::CallbackService {
+ public:
+  struct Limits {
+    // Requests and responses larger than this are refused with
+    // RESOURCE_EXHAUSTED naming the field.
+    size_t max_message_bytes = size_t{256} << 20;
+    // Work admitted at once (0: unlimited); beyond, RESOURCE_EXHAUSTED.
+    size_t max_inflight_requests = 0;
+    uint64_t max_inflight_bytes = 0;
+    // Bearer-token auth; nullptr: off. Must outlive the service.
+    const TokenAuth* auth = nullptr;
+  };
+
+  // `store`, `pool` and `metrics` (nullable) must outlive the service.
+  MemoryService(MemoryStore* store, WorkerPool* pool, Metrics* metrics,
+                const Limits& limits);
+
+  grpc::ServerUnaryReactor* CreateStream(
+      grpc::CallbackServerContext* ctx, const v1::CreateStreamRequest* request,
+      v1::CreateStreamResponse* response) override;
+  grpc::ServerUnaryReactor* GetStream(grpc::CallbackServerContext* ctx,
+                                      const v1::GetStreamRequest* request,
+                                      v1::StreamInfo* response) override;
+  grpc::ServerUnaryReactor* ListStreams(
+      grpc::CallbackServerContext* ctx, const v1::ListStreamsRequest* request,
+      v1::ListStreamsResponse* response) override;
+  grpc::ServerUnaryReactor* ResetStream(
+      grpc::CallbackServerContext* ctx, const v1::ResetStreamRequest* request,
+      v1::ResetStreamResponse* response) override;
+  grpc::ServerUnaryReactor* DeleteStream(
+      grpc::CallbackServerContext* ctx, const v1::DeleteStreamRequest* request,
+      v1::DeleteStreamResponse* response) override;
+  grpc::ServerUnaryReactor* Append(grpc::CallbackServerContext* ctx,
+                                   const v1::AppendRequest* request,
+                                   v1::AppendResponse* response) override;
+  grpc::ServerBidiReactor<v1::AppendRequest, v1::AppendResponse>* AppendStream(
+      grpc::CallbackServerContext* ctx) override;
+  grpc::ServerUnaryReactor* Search(grpc::CallbackServerContext* ctx,
+                                   const v1::SearchRequest* request,
+                                   v1::SearchResponse* response) override;
+  grpc::ServerUnaryReactor* Attend(grpc::CallbackServerContext* ctx,
+                                   const v1::AttendRequest* request,
+                                   v1::AttendResponse* response) override;
+
+ private:
+  class Call;
+  class AppendStreamReactor;
+
+  // OK when auth is off, or the call carries a token allowed to make `rpc`.
+  absl::Status Authorize(const grpc::CallbackServerContext& ctx, Rpc rpc) const;
+
+  // The checks every data-plane call (Append, Search, Attend) makes before
+  // its work: auth, request size, stream id; then the stream's spec.
+  absl::StatusOr<StreamSpec> DataCallSpec(
+      const Call& call, const google::protobuf::Message& request,
+      const std::string& stream_id, absl::string_view fields) const;
+  // DataCallSpec after the call's token has been checked.
+  absl::StatusOr<StreamSpec> AuthorizedCallSpec(
+      const google::protobuf::Message& request, const std::string& stream_id,
+      absl::string_view fields) const;
+  // Validates one Append batch against `spec` and stores it (on the pool).
+  absl::Status StoreAppend(const v1::AppendRequest& request,
+                           const StreamSpec& spec,
+                           v1::AppendResponse* response);
+  // RESOURCE_EXHAUSTED naming `fields` when `request` is over the limit. The
+  // transport accepts up to twice the limit so that such requests reach
+  // this check and get a message that names the field.
+  absl::Status CheckRequestSize(const google::protobuf::Message& request,
+                                absl::string_view fields) const;
+
+  MemoryStore* const store_;
+  WorkerPool* const pool_;
+  Metrics* const metrics_;
+  const TokenAuth* const auth_;
+  const size_t max_message_bytes_;
+  Admission admission_;
+};
+
+}  // namespace knnmem
+
+#endif  // KNNMEM_SERVER_SERVICE_MEMORY_SERVICE_H_

@@ -1,0 +1,61 @@
+// Command-line options of knnmem-server.
+#ifndef KNNMEM_SERVER_SERVICE_SERVER_OPTIONS_H_
+#define KNNMEM_SERVER_SERVICE_SERVER_OPTIONS_H_
+
+#include <cstddef>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+
+namespace knnmem {
+
+struct ServerOptions {
+  std::string listen = "127.0.0.1:50051";
+  std::string data_dir = "./data";
+  int shards = 16;
+  int workers = 0;  // 0: one per core
+  size_t max_message_bytes = size_t{256} << 20;
+  // Admission limits on work in flight (0: unlimited).
+  size_t max_inflight_requests = 1024;
+  uint64_t max_inflight_bytes = uint64_t{1} << 30;
+  // Prometheus metrics endpoint; "none" turns it off.
+  std::string metrics_address = "127.0.0.1:9464";
+  // Allows listening on a non-loopback address without authentication.
+  bool insecure = false;
+  // Bearer tokens ("TOKEN rw|ro" per line); empty: no token auth.
+  std::string auth_token_file;
+  // TLS: PEM files. With tls_client_ca, clients must present a certificate
+  // signed by that CA (mutual TLS).
+  std::string tls_cert;
+  std::string tls_key;
+  std::string tls_client_ca;
+  // Idle TTL of streams whose spec says 0; 0 = never expire.
+  uint32_t stream_ttl_seconds = 0;
+  // RAM the streams' entries may take (0: no limit); see --help.
+  uint64_t memory_budget_bytes = 0;
+  // After SIGTERM: seconds to keep serving while health says NOT_SERVING,
+  // then seconds in-flight calls get to finish.
+  uint32_t drain_seconds = 0;
+  uint32_t grace_seconds = 20;
+  bool help = false;
+};
+
+// Parses `--name=value` or `--name value` arguments (args excludes argv[0]).
+// Unknown flags and malformed values are INVALID_ARGUMENT naming the flag.
+absl::StatusOr<ServerOptions> ParseServerOptions(
+    const std::vector<std::string>& args);
+
+// True when `listen` (HOST:PORT) names a loopback host: localhost,
+// 127.0.0.0/8 or [::1].
+bool IsLoopback(const std::string& listen);
+
+// The text --help prints.
+std::string ServerHelp();
+// "16GiB", "512MiB", "4096", ... as bytes (suffixes B, KiB, MiB, GiB, TiB).
+absl::StatusOr<uint64_t> ParseBytes(absl::string_view text);
+
+}  // namespace knnmem
+
+#endif  // KNNMEM_SERVER_SERVICE_SERVER_OPTIONS_H_

@@ -1,0 +1,147 @@
+// Storage: the source of truth, in RocksDB. The only module that touches it.
+//
+// Records (all integers big-endian so that keys sort numerically):
+//   'M' stream_id                            -> incarnation (8) + EncodeSpec
+//   'C'                                      -> next incarnation (8)
+//   'D' incarnation(8) layer(4) position(8)  -> one token of one layer:
+//        keys [heads, key_dim] then values [heads, value_dim], storage dtype
+// A stream's data is keyed by its incarnation, a number that is never reused:
+// ResetStream and DeleteStream drop a whole incarnation with one range delete
+// in the same atomic batch that rewrites or removes the stream's record, so
+// a crash leaves either the old or the new state, never a mix. FIFO eviction
+// is a range delete of the evicted positions, in the same batch as the append
+// that caused it.
+#ifndef KNNMEM_SERVER_STORAGE_STORAGE_H_
+#define KNNMEM_SERVER_STORAGE_STORAGE_H_
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <utility>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "base/sync.h"
+#include "server/spec/stream_spec.h"
+#include "server/storage/rocksdb_options.h"
+
+namespace rocksdb {
+class DB;
+class Statistics;
+}  // namespace rocksdb
+
+namespace knnmem {
+
+struct StreamRecord {
+  std::string stream_id;
+  uint64_t incarnation = 0;
+  StreamSpec spec;
+};
+
+// Rows of one Append, already in the storage dtype. Row r's keys start at
+// keys + r * key_stride and are heads * key_dim elements; values likewise.
+struct RowBatch {
+  uint64_t incarnation = 0;
+  uint32_t layer = 0;
+  int64_t first_position = 0;
+  size_t rows = 0;
+  const char* keys = nullptr;
+  size_t key_stride = 0;
+  size_t key_row_bytes = 0;
+  const char* values = nullptr;
+  size_t value_stride = 0;
+  size_t value_row_bytes = 0;
+  // Positions [evict_from, evict_before) of this layer are deleted in the
+  // same atomic write. Empty when evict_from >= evict_before.
+  int64_t evict_from = 0;
+  int64_t evict_before = 0;
+  bool sync = false;
+};
+
+class Storage {
+ public:
+  // Opens (creating if missing) the database in `dir`. Errors are
+  // environmental (permissions, corruption, a second process holding the
+  // lock) and name the directory.
+  // `write_buffer_bytes` is RocksDB's memtable size, `memtables` how many
+  // can be in RAM at once (rocksdb_options.h).
+  static absl::StatusOr<std::unique_ptr<Storage>> Open(
+      const std::string& dir, size_t write_buffer_bytes = size_t{64} << 20,
+      int memtables = kMemtables);
+  ~Storage();
+
+  Storage(const Storage&) = delete;
+  Storage& operator=(const Storage&) = delete;
+
+  // A fresh incarnation number, never returned before by this database.
+  // Persisted by the next PutStream.
+  uint64_t NewIncarnation();
+
+  // Writes `record` (create, or reset when `drop_incarnation` != 0: that
+  // incarnation's data is range-deleted in the same batch). A reset is
+  // synced; a create is written through the WAL without fsync (it survives
+  // a crash of the process, as an Append without `sync` does).
+  absl::Status PutStream(const StreamRecord& record, uint64_t drop_incarnation);
+
+  // Removes the stream's record and range-deletes its data. Synced.
+  absl::Status DeleteStream(absl::string_view stream_id, uint64_t incarnation);
+
+  // Writes every row of `batch` (and its eviction) as one atomic WriteBatch
+  // through the WAL; fsyncs when batch.sync. Returns after the write.
+  absl::Status AppendRows(const RowBatch& batch);
+
+  // Calls `fn` for every stream record, in stream_id order.
+  absl::Status LoadStreams(
+      const std::function<absl::Status(StreamRecord)>& fn) const;
+
+  // Calls `fn(layer, position, record)` for every stored token of
+  // `incarnation`, in (layer, position) order.
+  absl::Status ScanStream(
+      uint64_t incarnation,
+      const std::function<absl::Status(uint32_t, int64_t, absl::string_view)>&
+          fn) const;
+
+  // The stored positions [first, next) of one layer of `incarnation`, by two
+  // seeks; {0, 0} when the layer holds nothing.
+  absl::StatusOr<std::pair<int64_t, int64_t>> LayerBounds(uint64_t incarnation,
+                                                          uint32_t layer) const;
+  // Bytes of one stored token's record (key and value) whose value is
+  // `row_bytes` (no compression is configured).
+  static uint64_t RecordBytes(uint64_t row_bytes);
+
+  // The trained centroids of an APPROXIMATE layer (opaque bytes), kept so
+  // that a reload probes the same lists; dropped with the incarnation.
+  // Get returns "" when none were written.
+  absl::Status PutCentroids(uint64_t incarnation, uint32_t layer,
+                            absl::string_view centroids);
+  absl::StatusOr<std::string> GetCentroids(uint64_t incarnation,
+                                           uint32_t layer) const;
+
+  // Compacts the key range of `incarnation` so that deleted data leaves the
+  // disk. Slow: run it in the background.
+  absl::Status CompactIncarnation(uint64_t incarnation);
+
+  // Bytes of live SST files plus memtables, as RocksDB estimates them.
+  uint64_t ApproximateBytesOnDisk() const;
+  // Microseconds writes have been stalled since open.
+  uint64_t WriteStallMicros() const;
+  // Bytes RocksDB estimates compaction still has to rewrite.
+  uint64_t CompactionPendingBytes() const;
+
+ private:
+  Storage(std::unique_ptr<rocksdb::DB> db,
+          std::shared_ptr<rocksdb::Statistics> statistics,
+          uint64_t next_incarnation);
+
+  std::unique_ptr<rocksdb::DB> db_;
+  std::shared_ptr<rocksdb::Statistics> statistics_;
+  Mutex mu_;
+  uint64_t next_incarnation_ ABSL_GUARDED_BY(mu_);
+};
+
+}  // namespace knnmem
+
+#endif  // KNNMEM_SERVER_STORAGE_STORAGE_H_

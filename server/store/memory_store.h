@@ -1,0 +1,246 @@
+// MemoryStore: the server's core. Owns the streams (spread over in-process
+// shards by a hash of the stream id), keeps RocksDB and RAM in step, and
+// answers searches. It takes typed commands that the service layer has
+// already validated against the stream's spec; it knows nothing of gRPC.
+//
+// Every method is thread-safe. Methods that return a Status use the gRPC
+// code space: NOT_FOUND for an unknown stream, ALREADY_EXISTS for a create
+// with a different spec, FAILED_PRECONDITION for a position gap, and the
+// storage's own codes for environmental failures.
+#ifndef KNNMEM_SERVER_STORE_MEMORY_STORE_H_
+#define KNNMEM_SERVER_STORE_MEMORY_STORE_H_
+
+#include <atomic>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "base/clock.h"
+#include "base/sync.h"
+#include "base/worker_pool.h"
+#include "server/search/attention.h"
+#include "server/search/exact_search.h"
+#include "server/spec/stream_spec.h"
+#include "server/storage/storage.h"
+#include "server/store/commands.h"
+#include "server/store/stream.h"
+
+namespace knnmem {
+
+struct LayerState {
+  int64_t first_position = 0;
+  int64_t next_position = 0;
+  // APPROXIMATE: entries in the FAISS tier (the rest are scanned exactly).
+  uint64_t indexed_entries = 0;
+};
+
+struct StreamState {
+  std::string stream_id;
+  StreamSpec spec;
+  std::vector<LayerState> layers;
+  uint64_t bytes_in_ram = 0;   // 0 when not resident
+  uint64_t bytes_on_disk = 0;  // its records in RocksDB (keys and values)
+  bool resident = true;        // entries in RAM (else loaded on next use)
+};
+
+// Server-wide totals, for metrics.
+struct StoreTotals {
+  uint64_t streams = 0;
+  uint64_t resident_streams = 0;
+  uint64_t stored_vectors = 0;  // entries x heads over resident layers
+  uint64_t ram_bytes = 0;       // blocks of resident streams
+};
+
+// Streams moved between RAM and storage for the memory budget.
+struct ResidencyCounters {
+  uint64_t loads = 0;
+  uint64_t unloads = 0;
+  uint64_t refused_appends = 0;  // the active set alone was over budget
+};
+
+class MemoryStore {
+ public:
+  struct Options {
+    std::string data_dir;
+    int shards = 16;
+    WorkerPool* pool = nullptr;  // required; runs search work
+    // Idle TTL for streams whose spec says 0; 0 here means never.
+    uint32_t default_ttl_seconds = 0;
+    // Time source for TTLs; nullptr means the steady clock.
+    const Clock* clock = nullptr;
+    // Bytes of entries the streams may hold in RAM (0: no limit). Past it,
+    // the least recently used idle streams are unloaded (storage keeps
+    // them) and loaded again on their next use.
+    uint64_t memory_budget_bytes = 0;
+    // Called with the seconds each load of a stream took; may be empty.
+    std::function<void(double)> on_load;
+  };
+
+  // Opens the storage in options.data_dir and reads every stream's record;
+  // a stream's entries are loaded into RAM on its first use. Fails when the
+  // storage cannot be opened or is corrupt.
+  static absl::StatusOr<std::unique_ptr<MemoryStore>> Open(
+      const Options& options);
+  ~MemoryStore();
+
+  // Creates `stream_id`. If it exists with an identical spec, returns its
+  // state and created = false; with a different spec, ALREADY_EXISTS.
+  absl::StatusOr<StreamState> CreateStream(const std::string& stream_id,
+                                           const StreamSpec& spec,
+                                           bool* created);
+  absl::StatusOr<StreamState> GetStream(absl::string_view stream_id) const;
+  absl::StatusOr<StreamSpec> GetSpec(absl::string_view stream_id) const;
+  // Up to `limit` streams with id > `after`, sorted by id; *more tells
+  // whether further streams follow.
+  std::vector<StreamState> ListStreams(absl::string_view after, size_t limit,
+                                       bool* more) const;
+  // Drops every entry of the stream and keeps its spec; positions restart
+  // at 0. Durable when it returns.
+  absl::Status ResetStream(absl::string_view stream_id);
+  // Removes the stream; durable when it returns. Disk space is reclaimed by
+  // a background compaction.
+  absl::Status DeleteStream(absl::string_view stream_id);
+
+  // Stores the rows at positions not yet stored: positions already stored are
+  // acknowledged and not stored again (exactly-once retries); a first
+  // position beyond the layer's next position is FAILED_PRECONDITION. The
+  // rows are in the RocksDB WAL (fsynced when cmd.sync) before it returns.
+  absl::StatusOr<AppendResult> Append(const AppendCommand& cmd);
+
+  // Exact top-k per (query, head) over the layer's retained entries.
+  absl::StatusOr<SearchResult> Search(const SearchCommand& cmd) const;
+
+  // Softmax attention over the top-k entries per (query, head).
+  absl::StatusOr<AttendResult> Attend(const AttendCommand& cmd) const;
+
+  // Deletes every stream idle for longer than its TTL (the spec's, else the
+  // default); returns how many. The server calls it periodically.
+  size_t DeleteIdleStreams();
+
+  // Checks that every (stream, layer, head) in RAM equals what RocksDB
+  // holds: the same positions, and byte-identical keys and values.
+  // DATA_LOSS naming the first difference. Reads the whole database: for
+  // tests and offline checks, not the request path.
+  absl::Status VerifyAgainstStorage() const;
+
+  size_t stream_count() const;
+  ResidencyCounters residency() const;
+  // Bytes the resident streams' blocks take (what the budget limits).
+  uint64_t resident_bytes() const;
+  // With a budget: takes `bytes` out of the streams' share of it, the
+  // process's own RAM outside streams (main passes its RSS once serving:
+  // code, threads, gRPC), unless it is over a quarter of the share (a toy
+  // budget, as in tests: then the share stays).
+  void ReserveForServer(uint64_t bytes);
+  // RAM a stream costs while not resident (its spec, id, layer heads and
+  // map entry; W-streams measures 1.3 KiB): counted against the budget for
+  // every stream held.
+  static constexpr int64_t kBytesPerStream = 1536;
+  // Walks every stream: O(streams).
+  StoreTotals Totals() const;
+  const Storage& storage() const { return *storage_; }
+  // Blocks until every background compaction queued so far has finished.
+  void WaitForBackgroundCompactions();
+  // Blocks until the background indexer (APPROXIMATE layers) has nothing
+  // queued or running: every such layer is indexed up to its exact tail.
+  void WaitForIndexing();
+
+ private:
+  struct Shard {
+    // Serializes create/reset/delete in this shard, so lookups under mu are
+    // never blocked by their storage writes.
+    Mutex admin_mu;
+    mutable Mutex mu;
+    absl::flat_hash_map<std::string, std::shared_ptr<Stream>> streams
+        ABSL_GUARDED_BY(mu);
+  };
+
+  MemoryStore(const Options& options, std::unique_ptr<Storage> storage);
+  Shard& ShardOf(absl::string_view stream_id) const;
+  std::shared_ptr<Stream> Find(absl::string_view stream_id) const;
+  absl::StatusOr<std::shared_ptr<Stream>> FindOrNotFound(
+      absl::string_view stream_id) const;
+  // The stream, if it still has the spec a command was validated against.
+  absl::StatusOr<std::shared_ptr<Stream>> FindWithSpec(
+      absl::string_view stream_id, const StreamSpec& spec) const;
+  // Deletes the stream if `condition` holds under its lifecycle lock;
+  // FAILED_PRECONDITION otherwise.
+  absl::Status DeleteStreamIf(
+      absl::string_view stream_id,
+      const std::function<bool(const Stream&)>& condition);
+  // An immutable view of one layer of the stream.
+  absl::StatusOr<LayerSnapshot> Snapshot(absl::string_view stream_id,
+                                         const StreamSpec& spec,
+                                         uint32_t layer) const;
+  absl::Status Recover();
+  absl::StatusOr<AppendResult> AppendResident(Stream& stream,
+                                              const AppendCommand& cmd)
+      ABSL_SHARED_LOCKS_REQUIRED(stream.lifecycle_mutex());
+  StreamState StateOf(const Stream& stream) const;
+
+  // Residency (memory_store_residency.cc). Loads the stream's entries from
+  // storage unless it is resident; NOT_FOUND once it is deleted.
+  absl::Status EnsureResident(const std::shared_ptr<Stream>& stream) const;
+  // Reads the entries of the stream's incarnation into its (empty) layers.
+  absl::Status LoadLayers(Stream& stream) const
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(stream.lifecycle_mutex());
+  // Unloads least recently used idle streams (never `keep`) until `bytes`
+  // more fit in the budget; RESOURCE_EXHAUSTED naming `field` when the
+  // streams in use alone leave no room.
+  absl::Status MakeRoom(uint64_t bytes, const Stream* keep,
+                        absl::string_view field) const;
+  void CompactInBackground(uint64_t incarnation);
+  void RunCompactor();
+  // Queues layers [first_layer, end_layer) of an APPROXIMATE stream for the
+  // indexer, those with enough new entries.
+  void ScheduleIndexing(const std::shared_ptr<Stream>& stream,
+                        uint32_t first_layer, uint32_t end_layer) const;
+  void RunIndexer();
+  // One round for one layer: extends its index by up to a bounded amount;
+  // true when there is more to do.
+  bool IndexOnce(Stream& stream, uint32_t layer);
+
+  WorkerPool* const pool_;
+  const uint32_t default_ttl_seconds_;
+  const uint64_t configured_budget_bytes_;
+  std::atomic<uint64_t> memory_budget_bytes_;  // the streams' share of it
+  std::atomic<int64_t> streams_held_{0};       // streams in the shards' maps
+  const std::function<void(double)> on_load_;
+  mutable std::atomic<int64_t> resident_bytes_{0};
+  mutable std::atomic<uint64_t> loads_{0}, unloads_{0}, refused_appends_{0};
+  mutable Mutex evict_mu_;  // one MakeRoom at a time
+  mutable int64_t untrimmed_bytes_ ABSL_GUARDED_BY(evict_mu_) = 0;
+  SteadyClock steady_clock_;
+  const Clock* const clock_;
+  std::unique_ptr<Storage> storage_;
+  std::vector<std::unique_ptr<Shard>> shards_;
+
+  Mutex compact_mu_;
+  std::vector<uint64_t> compact_queue_ ABSL_GUARDED_BY(compact_mu_);
+  uint64_t compactions_queued_ ABSL_GUARDED_BY(compact_mu_) = 0;
+  uint64_t compactions_done_ ABSL_GUARDED_BY(compact_mu_) = 0;
+  bool stopping_ ABSL_GUARDED_BY(compact_mu_) = false;
+  std::thread compactor_;
+
+  struct IndexWork {
+    std::weak_ptr<Stream> stream;
+    uint32_t layer;
+  };
+  mutable Mutex index_mu_;
+  mutable std::deque<IndexWork> index_queue_ ABSL_GUARDED_BY(index_mu_);
+  bool indexing_ ABSL_GUARDED_BY(index_mu_) = false;
+  bool index_stopping_ ABSL_GUARDED_BY(index_mu_) = false;
+  std::thread indexer_;
+};
+
+}  // namespace knnmem
+
+#endif  // KNNMEM_SERVER_STORE_MEMORY_STORE_H_
