@@ -186,6 +186,10 @@ int main(int argc, char** argv) {
   int port = 0;
   builder.AddListeningPort(options->listen, credentials, &port);
   builder.RegisterService(&service);
+  // gRPC sets SO_REUSEPORT by default: a second server on the same address
+  // would start, and the kernel would split new connections between the
+  // two. Refuse instead.
+  builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
   // Appends and answers are megabytes: a large HTTP/2 window and frames
   // save flow-control round trips on every call.
   builder.AddChannelArgument(GRPC_ARG_HTTP2_STREAM_LOOKAHEAD_BYTES, 16 << 20);
@@ -197,7 +201,9 @@ int main(int argc, char** argv) {
   builder.SetMaxSendMessageSize(static_cast<int>(options->max_message_bytes));
   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
   if (server == nullptr || port == 0) {
-    return Fail(absl::StrCat("cannot listen on ", options->listen));
+    return Fail(absl::StrCat("cannot listen on ", options->listen,
+                             " (in use by another process, or not an address "
+                             "of this host)"));
   }
   if (options->memory_budget_bytes > 0) {
     // The budget bounds the process: what it holds now, serving with no
