@@ -1,5 +1,7 @@
 #include "proto/tensor_codec.h"
 
+#include <string>
+
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -14,10 +16,15 @@ absl::StatusOr<DType> DTypeFromProto(v1::DType dtype, absl::string_view field) {
       return DType::kFloat16;
     case v1::BFLOAT16:
       return DType::kBFloat16;
-    default:
-      return absl::InvalidArgumentError(
-          absl::StrCat(field, ": dtype ", v1::DType_Name(dtype),
-                       " is not a float dtype (FLOAT32, FLOAT16, BFLOAT16)"));
+    default: {
+      // An enum value this build does not know has no name: print it.
+      const std::string name = v1::DType_Name(dtype);
+      return absl::InvalidArgumentError(absl::StrCat(
+          field, ": dtype ",
+          name.empty() ? absl::StrCat(static_cast<int>(dtype), " (unknown)")
+                       : name,
+          " is not a float dtype (FLOAT32, FLOAT16, BFLOAT16)"));
+    }
   }
 }
 

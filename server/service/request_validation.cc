@@ -182,6 +182,10 @@ absl::StatusOr<AppendCommand> ValidateAppend(const v1::AppendRequest& request,
       CheckFloatTensor(request.keys(),
                        {-1, int64_t{spec.heads}, int64_t{spec.key_dim}},
                        "keys"));
+  if (!request.has_values()) {
+    return absl::InvalidArgumentError(
+        "values: missing; send values [rows, heads, value_dim] with the keys");
+  }
   ASSIGN_OR_RETURN(
       std::vector<int64_t> vdims,
       CheckFloatTensor(request.values(),

@@ -40,6 +40,25 @@ TEST(RequestValidationTest, GoodAppendBecomesACommandThatViewsTheRequest) {
   EXPECT_EQ(cmd->keys.data(), r.keys().data().data());
 }
 
+TEST(RequestValidationTest, MissingValuesAreCalledMissing) {
+  v1::AppendRequest r = Append(3);
+  r.clear_values();
+  const absl::Status s = ValidateAppend(r, Spec()).status();
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_TRUE(absl::StartsWith(s.message(), "values: missing")) << s;
+}
+
+TEST(RequestValidationTest, UnknownDTypeIsPrintedByNumber) {
+  v1::AppendRequest r = Append(3);
+  r.mutable_keys()->set_dtype(static_cast<v1::DType>(7));
+  const absl::Status s = ValidateAppend(r, Spec()).status();
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(s.message(),
+            "keys: dtype 7 (unknown) is not a float dtype (FLOAT32, FLOAT16, "
+            "BFLOAT16)")
+      << s;
+}
+
 TEST(RequestValidationTest, SpecDefaultsAndRejections) {
   v1::StreamSpec s;
   s.set_layers(1);
