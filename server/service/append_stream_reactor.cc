@@ -14,11 +14,12 @@ double SecondsSince(std::chrono::steady_clock::time_point start) {
 
 MemoryService::AppendStreamReactor::AppendStreamReactor(
     MemoryService* service, grpc::CallbackServerContext* ctx)
-    : service_(service), ctx_(ctx) {
+    : service_(service), ctx_(ctx), entered_(service->gate_.Enter()) {
   Actions actions;
   {
     MutexLock lock(&mu_);
-    status_ = service_->Authorize(*ctx_, Rpc::kAppend);
+    status_ =
+        entered_ ? service_->Authorize(*ctx_, Rpc::kAppend) : ServerStopping();
     Plan(actions);
   }
   Run(actions);

@@ -23,7 +23,10 @@ class MemoryService::AppendStreamReactor final
 
   void OnReadDone(bool ok) override;
   void OnWriteDone(bool ok) override;
-  void OnDone() override { delete this; }
+  void OnDone() override {
+    if (entered_) service_->gate_.Exit();
+    delete this;
+  }
 
  private:
   struct Batch {
@@ -51,6 +54,7 @@ class MemoryService::AppendStreamReactor final
 
   MemoryService* const service_;
   grpc::CallbackServerContext* const ctx_;
+  const bool entered_;  // let in by the service's gate: OnDone lets it out
 
   Mutex mu_;
   std::unique_ptr<Batch> reading_ ABSL_GUARDED_BY(mu_);  // StartRead's target

@@ -50,6 +50,21 @@ bool IsWrite(Rpc rpc) {
 
 }  // namespace
 
+// The reactor of a unary call that the gate let in: lets it out once gRPC
+// is done with the call (its answer written out), not when it is finished,
+// so that a stopping server does not exit under an answer still being sent.
+class GatedReactor final : public grpc::ServerUnaryReactor {
+ public:
+  explicit GatedReactor(CallGate* gate) : gate_(gate) {}
+  void OnDone() override {
+    gate_->Exit();
+    delete this;
+  }
+
+ private:
+  CallGate* const gate_;
+};
+
 // One call in flight: replies now or after work on the pool, and records
 // the call's method, code and latency in the metrics.
 class MemoryService::Call {
@@ -58,10 +73,11 @@ class MemoryService::Call {
       : service_(service),
         ctx_(ctx),
         rpc_(rpc),
+        entered_(service->gate_.Enter()),
         start_(std::chrono::steady_clock::now()) {}
 
   grpc::ServerUnaryReactor* Reply(const absl::Status& status) {
-    grpc::ServerUnaryReactor* reactor = ctx_->DefaultReactor();
+    grpc::ServerUnaryReactor* reactor = NewReactor();
     Finish(reactor, status);
     return reactor;
   }
@@ -74,7 +90,7 @@ class MemoryService::Call {
   grpc::ServerUnaryReactor* Defer(uint64_t request_bytes, Work work) {
     absl::Status admitted = service_->admission_.TryAdmit(request_bytes);
     if (!admitted.ok()) return Reply(admitted);
-    grpc::ServerUnaryReactor* reactor = ctx_->DefaultReactor();
+    grpc::ServerUnaryReactor* reactor = NewReactor();
     service_->pool_->Submit([call = *this, reactor, request_bytes,
                              work = std::move(work)]() mutable {
       const absl::Status status =
@@ -88,7 +104,12 @@ class MemoryService::Call {
     return reactor;
   }
 
-  absl::Status Authorize() const { return service_->Authorize(*ctx_, rpc_); }
+  // The first check of every handler: the server is not stopping, and the
+  // call's token allows it.
+  absl::Status Authorize() const {
+    if (!entered_) return ServerStopping();
+    return service_->Authorize(*ctx_, rpc_);
+  }
 
  private:
   void Finish(grpc::ServerUnaryReactor* reactor, const absl::Status& status) {
@@ -101,10 +122,15 @@ class MemoryService::Call {
     }
     reactor->Finish(ToGrpc(status));
   }
+  grpc::ServerUnaryReactor* NewReactor() {
+    if (!entered_) return ctx_->DefaultReactor();
+    return new GatedReactor(&service_->gate_);
+  }
 
   MemoryService* service_;
   grpc::CallbackServerContext* ctx_;
   Rpc rpc_;
+  bool entered_;  // let in by the gate: its reactor lets it out
   std::chrono::steady_clock::time_point start_;
 };
 

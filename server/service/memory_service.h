@@ -10,6 +10,7 @@
 #include "knnmem/v1/memory.grpc.pb.h"
 #include "server/service/admission.h"
 #include "server/service/auth.h"
+#include "server/service/call_gate.h"
 #include "server/service/metrics.h"
 #include "server/store/memory_store.h"
 
@@ -62,6 +63,12 @@ class MemoryService final : public v1::Memory::CallbackService {
                                    const v1::AttendRequest* request,
                                    v1::AttendResponse* response) override;
 
+  // From now on a call that reaches a handler is refused with UNAVAILABLE
+  // (the server is stopping: a client retries elsewhere or later).
+  void StopAcceptingCalls() { gate_.Close(); }
+  // Waits until every call let in before StopAcceptingCalls has ended.
+  void AwaitCallsEnded() { gate_.AwaitEmpty(); }
+
  private:
   class Call;
   class AppendStreamReactor;
@@ -94,6 +101,7 @@ class MemoryService final : public v1::Memory::CallbackService {
   const TokenAuth* const auth_;
   const size_t max_message_bytes_;
   Admission admission_;
+  CallGate gate_;
 };
 
 }  // namespace knnmem

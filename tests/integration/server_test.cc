@@ -209,11 +209,11 @@ TEST_F(ServerTest, SigtermDrainsFinishesInFlightCallsAndExitsZero) {
   }
   // A heavy Search (4,096 queries over 20,480 entries x 8 heads) and
   // appends are in flight when SIGTERM arrives.
-  std::atomic<bool> search_ok{false};
+  absl::Status searched = absl::UnknownError("not run");
   std::thread search([&] {
     auto other = MemoryClient::Connect(server_->address());
     std::vector<float> q(4096 * 8 * 128, 0.01f);
-    search_ok = other->Search("drain", 0, q, 4096, 8, 32).ok();
+    searched = other->Search("drain", 0, q, 4096, 8, 32).status();
   });
   std::vector<float> k(64 * 8 * 128, 0.5f), v(64 * 8 * 128, 0.25f);
   auto appender = MemoryClient::Connect(server_->address());
@@ -226,7 +226,7 @@ TEST_F(ServerTest, SigtermDrainsFinishesInFlightCallsAndExitsZero) {
   EXPECT_EQ(health.code(), absl::StatusCode::kUnavailable) << health;
   EXPECT_NE(health.message().find("NOT_SERVING"), std::string::npos) << health;
   search.join();
-  EXPECT_TRUE(search_ok.load());
+  EXPECT_TRUE(searched.ok()) << searched;
   client_.reset();
   appender.reset();
   EXPECT_EQ(server_->Wait(), 0);

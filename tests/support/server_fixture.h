@@ -43,8 +43,7 @@ class ServerFixture : public ::testing::Test {
   // (Re)starts the server on the same data dir and reconnects.
   void StartServer(std::vector<std::string> extra_args = {});
   // Disconnects the client, then stops the server with SIGTERM; returns its
-  // exit status. (A connected idle gRPC client answers the server's GOAWAY
-  // only on its 5 s backup poll, which would make every stop slow.)
+  // exit status.
   int StopServer();
 
   // `rows` normal random rows at `first`, as an Append request sent as

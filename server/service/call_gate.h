@@ -1,0 +1,60 @@
+// CallGate: counts the calls that may touch the store and, once closed,
+// turns new ones away, so that a stopping server can close the store as
+// soon as the calls inside have ended, without waiting for gRPC to close
+// idle client connections.
+#ifndef KNNMEM_SERVER_SERVICE_CALL_GATE_H_
+#define KNNMEM_SERVER_SERVICE_CALL_GATE_H_
+
+#include <cstddef>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/status.h"
+#include "base/sync.h"
+
+namespace knnmem {
+
+// What a call that the closed gate turned away gets.
+inline absl::Status ServerStopping() {
+  return absl::UnavailableError(
+      "the server is stopping; retry on another server or once it restarts");
+}
+
+class CallGate {
+ public:
+  // Lets a call in and counts it; false once Close() ran.
+  bool Enter() {
+    MutexLock lock(&mu_);
+    if (closed_) return false;
+    ++inside_;
+    return true;
+  }
+  // A call that entered has ended.
+  void Exit() {
+    MutexLock lock(&mu_);
+    --inside_;
+  }
+  // No call enters after this returns.
+  void Close() {
+    MutexLock lock(&mu_);
+    closed_ = true;
+  }
+  // Waits until every call that entered has exited.
+  void AwaitEmpty() {
+    MutexLock lock(&mu_);
+    mu_.Await(absl::Condition(
+        +[](size_t* inside) { return *inside == 0; }, &inside_));
+  }
+  size_t inside() const {
+    MutexLock lock(&mu_);
+    return inside_;
+  }
+
+ private:
+  mutable Mutex mu_;
+  bool closed_ ABSL_GUARDED_BY(mu_) = false;
+  size_t inside_ ABSL_GUARDED_BY(mu_) = 0;
+};
+
+}  // namespace knnmem
+
+#endif  // KNNMEM_SERVER_SERVICE_CALL_GATE_H_

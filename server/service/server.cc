@@ -1,0 +1,238 @@
+#include "server/service/server.h"
+
+#include <grpcpp/ext/proto_server_reflection_plugin.h>
+#include <grpcpp/grpcpp.h>
+#include <grpcpp/health_check_service_interface.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdint>
+#include <cstdio>
+#include <fstream>
+#include <iterator>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "base/status_macros.h"
+
+namespace knnmem {
+namespace {
+
+int WorkerCount(const ServerOptions& o) {
+  return o.workers > 0 ? o.workers
+                       : static_cast<int>(
+                             std::max(1u, std::thread::hardware_concurrency()));
+}
+
+absl::StatusOr<std::string> ReadFile(const std::string& path,
+                                     const char* flag) {
+  std::ifstream in(path);
+  if (!in) {
+    return absl::NotFoundError(
+        absl::StrCat(flag, ": cannot read '", path, "'"));
+  }
+  return std::string((std::istreambuf_iterator<char>(in)),
+                     std::istreambuf_iterator<char>());
+}
+
+absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> Credentials(
+    const ServerOptions& o) {
+  if (o.tls_cert.empty()) return grpc::InsecureServerCredentials();
+  grpc::SslServerCredentialsOptions ssl;
+  ASSIGN_OR_RETURN(std::string cert, ReadFile(o.tls_cert, "--tls-cert"));
+  ASSIGN_OR_RETURN(std::string key, ReadFile(o.tls_key, "--tls-key"));
+  ssl.pem_key_cert_pairs.push_back({key, cert});
+  if (!o.tls_client_ca.empty()) {
+    ASSIGN_OR_RETURN(ssl.pem_root_certs,
+                     ReadFile(o.tls_client_ca, "--tls-client-ca"));
+    ssl.client_certificate_request =
+        GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY;
+  }
+  return grpc::SslServerCredentials(ssl);
+}
+
+std::string HostOf(const std::string& address) {
+  return address.substr(0, address.rfind(':'));
+}
+
+}  // namespace
+
+Server::Server(const ServerOptions& options)
+    : options_(options), pool_(WorkerCount(options)) {}
+
+absl::StatusOr<std::unique_ptr<Server>> Server::Start(
+    const ServerOptions& options) {
+  std::unique_ptr<Server> server(new Server(options));
+  RETURN_IF_ERROR(server->Open());
+  return server;
+}
+
+absl::Status Server::Open() {
+  // Metrics first: the store reports each stream load to them.
+  metrics_ = std::make_unique<Metrics>([this] { return Sample(); });
+  const auto start = std::chrono::steady_clock::now();
+  MemoryStore::Options store_options;
+  store_options.data_dir = options_.data_dir;
+  store_options.shards = options_.shards;
+  store_options.pool = &pool_;
+  store_options.default_ttl_seconds = options_.stream_ttl_seconds;
+  store_options.memory_budget_bytes = options_.memory_budget_bytes;
+  Metrics* metrics = metrics_.get();
+  store_options.on_load = [metrics](double seconds) {
+    metrics->ObserveStreamLoad(seconds);
+  };
+  {
+    ASSIGN_OR_RETURN(std::unique_ptr<MemoryStore> store,
+                     MemoryStore::Open(store_options));
+    MutexLock lock(&store_mu_);
+    store_ = std::move(store);
+    core_ = store_.get();
+  }
+  recover_ms_ = std::chrono::duration<double, std::milli>(
+                    std::chrono::steady_clock::now() - start)
+                    .count();
+  streams_recovered_ = core_->stream_count();
+
+  if (options_.metrics_address != "none") {
+    ASSIGN_OR_RETURN(int metrics_port,
+                     metrics_->Serve(options_.metrics_address));
+    metrics_address_ =
+        absl::StrCat(HostOf(options_.metrics_address), ":", metrics_port);
+  }
+  if (!options_.auth_token_file.empty()) {
+    ASSIGN_OR_RETURN(TokenAuth loaded,
+                     TokenAuth::Load(options_.auth_token_file));
+    auth_ = std::move(loaded);
+  }
+  ASSIGN_OR_RETURN(std::shared_ptr<grpc::ServerCredentials> credentials,
+                   Credentials(options_));
+
+  MemoryService::Limits limits;
+  limits.auth = auth_ ? &*auth_ : nullptr;
+  limits.max_message_bytes = options_.max_message_bytes;
+  limits.max_inflight_requests = options_.max_inflight_requests;
+  limits.max_inflight_bytes = options_.max_inflight_bytes;
+  service_ =
+      std::make_unique<MemoryService>(core_, &pool_, metrics_.get(), limits);
+  grpc::EnableDefaultHealthCheckService(true);
+  // Reflection cannot check tokens: it is on only when auth is off.
+  if (!auth_) grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+  grpc::ServerBuilder builder;
+  builder.AddListeningPort(options_.listen, credentials, &port_);
+  builder.RegisterService(service_.get());
+  // gRPC sets SO_REUSEPORT by default: a second server on the same address
+  // would start, and the kernel would split new connections between the
+  // two. Refuse instead.
+  builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
+  // Appends and answers are megabytes: a large HTTP/2 window and frames
+  // save flow-control round trips on every call.
+  builder.AddChannelArgument(GRPC_ARG_HTTP2_STREAM_LOOKAHEAD_BYTES, 16 << 20);
+  builder.AddChannelArgument(GRPC_ARG_HTTP2_MAX_FRAME_SIZE, (16 << 20) - 1);
+  // Twice the limit on the transport: MemoryService refuses what is over the
+  // limit itself, with a message that names the field.
+  builder.SetMaxReceiveMessageSize(static_cast<int>(
+      std::min<size_t>(2 * options_.max_message_bytes, INT32_MAX)));
+  builder.SetMaxSendMessageSize(static_cast<int>(options_.max_message_bytes));
+  grpc_server_ = builder.BuildAndStart();
+  if (grpc_server_ == nullptr || port_ == 0) {
+    return absl::UnavailableError(
+        absl::StrCat("cannot listen on ", options_.listen,
+                     " (in use by another process, or not an address "
+                     "of this host)"));
+  }
+  if (options_.memory_budget_bytes > 0) {
+    // The budget bounds the process: what it holds now, serving with no
+    // stream loaded (less the streams' own bookkeeping, counted per
+    // stream), is not the streams'.
+    const int64_t streams = static_cast<int64_t>(core_->stream_count()) *
+                            MemoryStore::kBytesPerStream;
+    core_->ReserveForServer(static_cast<uint64_t>(std::max<int64_t>(
+        0, static_cast<int64_t>(ResidentMemoryBytes()) - streams)));
+  }
+  reaper_ = std::thread([this] { ReapIdleStreams(); });
+  return absl::OkStatus();
+}
+
+std::string Server::Describe() const {
+  return absl::StrFormat(
+      "serving on %s:%d (metrics on %s, data dir %s, %zu streams recovered "
+      "in %.0f ms, %d workers, %d shards)",
+      HostOf(options_.listen), port_, metrics_address_, options_.data_dir,
+      streams_recovered_, recover_ms_, WorkerCount(options_), options_.shards);
+}
+
+ServerSample Server::Sample() const {
+  ServerSample s;
+  MutexLock lock(&store_mu_);
+  if (store_ == nullptr) return s;  // opening, or closed
+  const StoreTotals totals = store_->Totals();
+  s.streams = totals.streams;
+  s.stored_vectors = totals.stored_vectors;
+  s.ram_bytes = totals.ram_bytes;
+  s.resident_streams = totals.resident_streams;
+  s.memory_budget_bytes = options_.memory_budget_bytes;
+  s.stream_unloads = store_->residency().unloads;
+  s.disk_bytes = store_->storage().ApproximateBytesOnDisk();
+  s.worker_queue_depth = pool_.queue_depth();
+  s.rocksdb_write_stall_micros = store_->storage().WriteStallMicros();
+  s.rocksdb_compaction_pending_bytes =
+      store_->storage().CompactionPendingBytes();
+  return s;
+}
+
+void Server::ReapIdleStreams() {
+  // Idle streams are deleted in the background, once a second.
+  while (!stopping_.WaitForNotificationWithTimeout(absl::Seconds(1))) {
+    const size_t n = core_->DeleteIdleStreams();
+    if (n > 0) {
+      std::printf("knnmem-server: deleted %zu idle stream(s)\n", n);
+      std::fflush(stdout);
+    }
+  }
+}
+
+void Server::Shutdown(absl::Duration drain, absl::Duration grace) {
+  if (shut_down_) return;
+  shut_down_ = true;
+  if (grpc_server_ != nullptr) {
+    grpc_server_->GetHealthCheckService()->SetServingStatus(false);
+    absl::SleepFor(drain);
+    const auto deadline =
+        std::chrono::system_clock::now() + absl::ToChronoSeconds(grace);
+    // gRPC stops accepting calls at once, cancels those still running at
+    // the deadline, and returns only when every idle client connection has
+    // acknowledged its GOAWAY (an idle gRPC client does that on its 5 s
+    // backup poll): nothing here waits for that.
+    grpc_shutdown_ = std::thread([this, deadline] {
+      grpc_server_->Shutdown(deadline);
+      grpc_server_->Wait();
+      grpc_stopped_.Notify();
+    });
+    // A call that reaches a handler from here on is refused; the calls
+    // inside finish by themselves or are cancelled at the deadline.
+    service_->StopAcceptingCalls();
+    service_->AwaitCallsEnded();
+    // Every answer is written to its socket; give the kernel a moment to
+    // send it before the process may exit (closing a socket that has
+    // unread input resets the connection and drops what is unsent). Clients
+    // still talking acknowledge the GOAWAY well within it; idle ones would
+    // only on their 5 s poll.
+    grpc_stopped_.WaitForNotificationWithTimeout(kLinger);
+  }
+  if (reaper_.joinable()) {
+    stopping_.Notify();
+    reaper_.join();
+  }
+  pool_.WaitIdle();            // every task on the pool has finished
+  MutexLock lock(&store_mu_);  // no scrape samples the store from here on
+  core_ = nullptr;
+  store_.reset();  // closes RocksDB: everything acknowledged is durable
+}
+
+Server::~Server() {
+  Shutdown(absl::ZeroDuration(), absl::ZeroDuration());
+  if (grpc_shutdown_.joinable()) grpc_shutdown_.join();
+}
+
+}  // namespace knnmem
