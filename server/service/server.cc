@@ -78,6 +78,7 @@ absl::Status Server::Open() {
   store_options.pool = &pool_;
   store_options.default_ttl_seconds = options_.stream_ttl_seconds;
   store_options.memory_budget_bytes = options_.memory_budget_bytes;
+  store_options.disk_reserve_bytes = options_.disk_reserve_bytes;
   Metrics* metrics = metrics_.get();
   store_options.on_load = [metrics](double seconds) {
     metrics->ObserveStreamLoad(seconds);

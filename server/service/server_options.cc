@@ -83,6 +83,12 @@ Usage: knnmem-server [flags]
                             (RocksDB keeps them) and load again on next use;
                             an Append the streams in use leave no room for
                             gets RESOURCE_EXHAUSTED
+  --disk-reserve=BYTES      disk space kept free on the data dir's disk
+                            (default 128MiB) besides what RocksDB needs to
+                            flush what it holds: a create, reset or append
+                            that would leave less gets RESOURCE_EXHAUSTED
+                            naming the disk, and writes resume once there is
+                            room; reads and deletes go on
   --stream-ttl-seconds=N    delete streams idle (no create, append, search,
                             attend or reset) for N seconds, unless their spec
                             sets its own ttl_seconds (default 0 = never)
@@ -150,12 +156,13 @@ absl::StatusOr<ServerOptions> ParseServerOptions(
       } else {
         o.max_inflight_bytes = v;
       }
-    } else if (name == "memory-budget") {
+    } else if (name == "memory-budget" || name == "disk-reserve") {
       absl::StatusOr<uint64_t> bytes = ParseBytes(value);
       if (!bytes.ok()) {
         return BadValue(name, value, "bytes, like 16GiB, 512MiB or 0 (none)");
       }
-      o.memory_budget_bytes = *bytes;
+      (name == "memory-budget" ? o.memory_budget_bytes : o.disk_reserve_bytes) =
+          *bytes;
     } else if (name == "metrics-address") {
       if (value != "none" && value.rfind(':') == std::string::npos) {
         return BadValue(name, value, "HOST:PORT or none");

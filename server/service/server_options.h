@@ -35,6 +35,8 @@ struct ServerOptions {
   uint32_t stream_ttl_seconds = 0;
   // RAM the streams' entries may take (0: no limit); see --help.
   uint64_t memory_budget_bytes = 0;
+  // Disk space kept free on the data dir's disk (see --help).
+  uint64_t disk_reserve_bytes = uint64_t{128} << 20;
   // After SIGTERM: seconds to keep serving while health says NOT_SERVING,
   // then seconds in-flight calls get to finish.
   uint32_t drain_seconds = 0;

@@ -5,9 +5,13 @@
 #include <rocksdb/slice.h>
 #include <rocksdb/statistics.h>
 #include <rocksdb/write_batch.h>
+#include <sys/statvfs.h>
 
 #include <algorithm>
 #include <cstring>
+#include <filesystem>
+#include <optional>
+#include <system_error>
 
 #include "absl/strings/str_cat.h"
 #include "base/status_macros.h"
@@ -15,6 +19,35 @@
 
 namespace knnmem {
 namespace {
+
+// Bytes the caller may still write on the file system holding `path`, or
+// nothing when it cannot be told.
+std::optional<uint64_t> FreeBytes(const std::string& path) {
+  struct statvfs v;
+  if (statvfs(path.c_str(), &v) != 0) return std::nullopt;
+  return static_cast<uint64_t>(v.f_bavail) * v.f_frsize;
+}
+
+std::string Mib(uint64_t bytes) { return absl::StrCat(bytes >> 20, " MiB"); }
+
+// Opening replays the WAL into memtables and writes them out as table files
+// before it deletes the WAL: it needs about the WAL's size free. Refuses
+// here, with a message, rather than let RocksDB meet a full disk.
+absl::Status CheckRoomToRecover(const std::string& dir) {
+  uint64_t wal = 0;
+  std::error_code error;
+  for (const auto& entry : std::filesystem::directory_iterator(dir, error)) {
+    if (entry.path().extension() == ".log") {
+      wal += entry.file_size(error);
+    }
+  }
+  const std::optional<uint64_t> free = FreeBytes(dir);
+  if (!free || *free >= wal + (uint64_t{1} << 20)) return absl::OkStatus();
+  return absl::FailedPreconditionError(absl::StrCat(
+      "storage: '", dir, "' has ", Mib(*free), " free, and replaying its ",
+      Mib(wal), " of WAL needs about ", Mib(wal + (uint64_t{1} << 20)),
+      ": free some space on that disk and start again"));
+}
 
 // Every key but the rows sorts below the rows ('D'), and rows are appended
 // at ever higher (incarnation, layer, position): a memtable's flush then
@@ -105,7 +138,9 @@ std::string EncodeRecordValue(const StreamRecord& r) {
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<Storage>> Storage::Open(
-    const std::string& dir, size_t write_buffer_bytes, int memtables) {
+    const std::string& dir, size_t write_buffer_bytes, int memtables,
+    uint64_t disk_reserve_bytes) {
+  RETURN_IF_ERROR(CheckRoomToRecover(dir));
   const rocksdb::Options options =
       StorageOptions(write_buffer_bytes, memtables);
   rocksdb::DB* raw = nullptr;
@@ -138,16 +173,35 @@ absl::StatusOr<std::unique_ptr<Storage>> Storage::Open(
     return FromRocks(s.ok() ? rocksdb::Status::Corruption("counter") : s,
                      "reading the incarnation counter");
   }
-  return std::unique_ptr<Storage>(
-      new Storage(std::move(db), options.statistics, next));
+  return std::unique_ptr<Storage>(new Storage(std::move(db), options.statistics,
+                                              next, dir, disk_reserve_bytes));
 }
 
 Storage::Storage(std::unique_ptr<rocksdb::DB> db,
                  std::shared_ptr<rocksdb::Statistics> statistics,
-                 uint64_t next_incarnation)
+                 uint64_t next_incarnation, std::string dir,
+                 uint64_t disk_reserve_bytes)
     : db_(std::move(db)),
+      dir_(std::move(dir)),
+      disk_reserve_bytes_(disk_reserve_bytes),
       statistics_(std::move(statistics)),
       next_incarnation_(next_incarnation) {}
+
+absl::Status Storage::CheckRoom(uint64_t bytes, absl::string_view what) const {
+  const std::optional<uint64_t> free = FreeBytes(dir_);
+  if (!free) return absl::OkStatus();  // cannot tell: RocksDB will
+  uint64_t unflushed = 0;
+  db_->GetIntProperty(rocksdb::DB::Properties::kCurSizeAllMemTables,
+                      &unflushed);
+  const uint64_t need = disk_reserve_bytes_ + unflushed + 2 * bytes;
+  if (*free >= need) return absl::OkStatus();
+  return absl::ResourceExhaustedError(absl::StrCat(
+      "disk: ", what, " refused: '", dir_, "' has ", Mib(*free),
+      " free and this write needs ", Mib(need), " (twice its ", Mib(bytes),
+      ", ", Mib(unflushed), " of memtables not yet flushed, and the reserve ",
+      "of ", Mib(disk_reserve_bytes_),
+      ", --disk-reserve); writes resume once there is room"));
+}
 
 Storage::~Storage() {
   if (db_ != nullptr) db_->Close().PermitUncheckedError();
@@ -160,6 +214,9 @@ uint64_t Storage::NewIncarnation() {
 
 absl::Status Storage::PutStream(const StreamRecord& record,
                                 uint64_t drop_incarnation) {
+  RETURN_IF_ERROR(CheckRoom(kNewStreamRoom, drop_incarnation == 0
+                                                ? "creating a stream"
+                                                : "resetting a stream"));
   rocksdb::WriteBatch batch;
   std::string counter;
   {
@@ -193,6 +250,8 @@ absl::Status Storage::DeleteStream(absl::string_view stream_id,
 }
 
 absl::Status Storage::AppendRows(const RowBatch& b) {
+  RETURN_IF_ERROR(
+      CheckRoom(b.rows * (b.key_row_bytes + b.value_row_bytes), "append"));
   rocksdb::WriteBatch batch(
       b.rows * (b.key_row_bytes + b.value_row_bytes + kDataKeySize + 16) + 64);
   if (b.evict_from < b.evict_before) {

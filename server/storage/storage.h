@@ -11,6 +11,15 @@
 // a crash leaves either the old or the new state, never a mix. FIFO eviction
 // is a range delete of the evicted positions, in the same batch as the append
 // that caused it.
+//
+// Disk space: RocksDB must never meet a full disk (Debian's build asserts
+// in its WAL writer and aborts the process). Before a write of B bytes the
+// disk must have free, besides the reserve, twice B (the WAL, then the
+// table file a flush writes) and the memtables not yet flushed (their
+// table files); otherwise the write is RESOURCE_EXHAUSTED naming the disk,
+// and writes resume by themselves once there is room. So a restart always
+// finds room to replay its WAL, which Open also checks before RocksDB does.
+// Deletes are not checked: they are small and the reserve covers them.
 #ifndef KNNMEM_SERVER_STORAGE_STORAGE_H_
 #define KNNMEM_SERVER_STORAGE_STORAGE_H_
 
@@ -68,9 +77,14 @@ class Storage {
   // lock) and name the directory.
   // `write_buffer_bytes` is RocksDB's memtable size, `memtables` how many
   // can be in RAM at once (rocksdb_options.h).
+  // `disk_reserve_bytes` is kept free on the disk of `dir` (see above).
+  // FAILED_PRECONDITION when the disk has too little room to replay the WAL.
   static absl::StatusOr<std::unique_ptr<Storage>> Open(
       const std::string& dir, size_t write_buffer_bytes = size_t{64} << 20,
-      int memtables = kMemtables);
+      int memtables = kMemtables, uint64_t disk_reserve_bytes = 0);
+  // The room a create or reset checks for: a stream that cannot take one
+  // 512-token segment (8 heads x 128, float32 keys and values) is no use.
+  static constexpr uint64_t kNewStreamRoom = uint64_t{4} << 20;
   ~Storage();
 
   Storage(const Storage&) = delete;
@@ -84,6 +98,7 @@ class Storage {
   // incarnation's data is range-deleted in the same batch). A reset is
   // synced; a create is written through the WAL without fsync (it survives
   // a crash of the process, as an Append without `sync` does).
+  // RESOURCE_EXHAUSTED naming the disk without kNewStreamRoom of room.
   absl::Status PutStream(const StreamRecord& record, uint64_t drop_incarnation);
 
   // Removes the stream's record and range-deletes its data. Synced.
@@ -91,6 +106,7 @@ class Storage {
 
   // Writes every row of `batch` (and its eviction) as one atomic WriteBatch
   // through the WAL; fsyncs when batch.sync. Returns after the write.
+  // RESOURCE_EXHAUSTED naming the disk when it has no room for the rows.
   absl::Status AppendRows(const RowBatch& batch);
 
   // Calls `fn` for every stream record, in stream_id order.
@@ -134,9 +150,15 @@ class Storage {
  private:
   Storage(std::unique_ptr<rocksdb::DB> db,
           std::shared_ptr<rocksdb::Statistics> statistics,
-          uint64_t next_incarnation);
+          uint64_t next_incarnation, std::string dir,
+          uint64_t disk_reserve_bytes);
+
+  // OK when the disk has room for a write of `bytes` (see the top).
+  absl::Status CheckRoom(uint64_t bytes, absl::string_view what) const;
 
   std::unique_ptr<rocksdb::DB> db_;
+  const std::string dir_;
+  const uint64_t disk_reserve_bytes_;
   std::shared_ptr<rocksdb::Statistics> statistics_;
   Mutex mu_;
   uint64_t next_incarnation_ ABSL_GUARDED_BY(mu_);

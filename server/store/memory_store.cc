@@ -87,7 +87,8 @@ absl::StatusOr<std::unique_ptr<MemoryStore>> MemoryStore::Open(
   ASSIGN_OR_RETURN(std::unique_ptr<Storage> storage,
                    Storage::Open(options.data_dir,
                                  WriteBufferBytes(options.memory_budget_bytes),
-                                 Memtables(options.memory_budget_bytes)));
+                                 Memtables(options.memory_budget_bytes),
+                                 options.disk_reserve_bytes));
   std::unique_ptr<MemoryStore> store(
       new MemoryStore(options, std::move(storage)));
   RETURN_IF_ERROR(store->Recover());

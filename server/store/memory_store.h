@@ -80,6 +80,9 @@ class MemoryStore {
     // the least recently used idle streams are unloaded (storage keeps
     // them) and loaded again on their next use.
     uint64_t memory_budget_bytes = 0;
+    // Disk space kept free besides what RocksDB's own flushes need
+    // (storage.h): past it, creates, resets and appends are refused.
+    uint64_t disk_reserve_bytes = 0;
     // Called with the seconds each load of a stream took; may be empty.
     std::function<void(double)> on_load;
   };

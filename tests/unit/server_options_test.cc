@@ -2,6 +2,10 @@
 
 #include <gtest/gtest.h>
 
+#include <string>
+#include <utility>
+#include <vector>
+
 #include "absl/strings/match.h"
 
 namespace knnmem {
@@ -73,13 +77,59 @@ TEST(ServerOptionsTest, BadValuesNameTheFlag) {
             "--workers: missing value");
 }
 
+TEST(ServerOptionsTest, DiskReserveTakesByteUnits) {
+  EXPECT_EQ(ParseServerOptions({})->disk_reserve_bytes, uint64_t{128} << 20);
+  auto o = ParseServerOptions({"--disk-reserve", "1GiB"});
+  ASSERT_TRUE(o.ok()) << o.status();
+  EXPECT_EQ(o->disk_reserve_bytes, uint64_t{1} << 30);
+  EXPECT_EQ(ParseServerOptions({"--disk-reserve=0"})->disk_reserve_bytes, 0u);
+  auto bad = ParseServerOptions({"--disk-reserve=much"});
+  ASSERT_FALSE(bad.ok());
+  EXPECT_TRUE(absl::StrContains(bad.status().message(), "--disk-reserve"))
+      << bad.status();
+}
+
+// Every flag the parser accepts (listed here, not read from the parser) is
+// accepted and documented in --help.
 TEST(ServerOptionsTest, HelpDocumentsEveryFlag) {
   const std::string help = ServerHelp();
-  for (const char* flag :
-       {"--listen", "--data-dir", "--shards", "--workers",
-        "--max-message-bytes", "--metrics-address", "--insecure", "--help"}) {
+  // Each flag with a value it accepts, and the flags it needs beside it.
+  const std::vector<std::pair<std::string, std::vector<std::string>>> flags = {
+      {"--listen", {"127.0.0.1:1"}},
+      {"--data-dir", {"d"}},
+      {"--shards", {"4"}},
+      {"--workers", {"2"}},
+      {"--max-message-bytes", {"4096"}},
+      {"--max-inflight-requests", {"8"}},
+      {"--max-inflight-bytes", {"1024"}},
+      {"--metrics-address", {"none"}},
+      {"--auth-token-file", {"t"}},
+      {"--tls-cert", {"c", "--tls-key", "k"}},
+      {"--tls-key", {"k", "--tls-cert", "c"}},
+      {"--tls-client-ca", {"ca", "--tls-cert", "c", "--tls-key", "k"}},
+      {"--memory-budget", {"1GiB"}},
+      {"--disk-reserve", {"1GiB"}},
+      {"--stream-ttl-seconds", {"5"}},
+      {"--drain-seconds", {"1"}},
+      {"--grace-seconds", {"1"}},
+      {"--insecure", {}},
+      {"--help", {}}};
+  for (const auto& [flag, rest] : flags) {
     EXPECT_NE(help.find(flag), std::string::npos) << flag;
+    std::vector<std::string> args = {flag};
+    args.insert(args.end(), rest.begin(), rest.end());
+    const auto parsed = ParseServerOptions(args);
+    EXPECT_TRUE(parsed.ok()) << flag << ": " << parsed.status();
   }
+  // And nothing else: each "  --name" at the start of a help line is one of
+  // them.
+  size_t documented = 0;
+  for (size_t at = help.find("\n  --"); at != std::string::npos;
+       at = help.find("\n  --", at + 1)) {
+    ++documented;
+  }
+  EXPECT_EQ(documented, flags.size() - 1)  // --tls-key shares --tls-cert's
+      << help;
 }
 
 }  // namespace
