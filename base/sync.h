@@ -65,6 +65,25 @@ class ABSL_LOCKABLE Mutex {
     mu_.Await(absl::Condition(&annotated));
     KNNMEM_TSAN_ACQUIRE(this);
   }
+  // Await, giving up after `timeout`; returns whether `condition` holds.
+  bool AwaitWithTimeout(const absl::Condition& condition,
+                        absl::Duration timeout) {
+    struct Annotated {
+      Mutex* mu;
+      const absl::Condition* condition;
+      bool operator()() const {
+        KNNMEM_TSAN_ACQUIRE(mu);
+        const bool holds = condition->Eval();
+        KNNMEM_TSAN_RELEASE(mu);
+        return holds;
+      }
+    } annotated{this, &condition};
+    KNNMEM_TSAN_RELEASE(this);
+    const bool holds =
+        mu_.AwaitWithTimeout(absl::Condition(&annotated), timeout);
+    KNNMEM_TSAN_ACQUIRE(this);
+    return holds;
+  }
 
  private:
   absl::Mutex mu_;

@@ -70,6 +70,18 @@ class Metrics::SamplingCollectable : public prometheus::Collectable {
                   .Help("Time writes spent stalled by RocksDB.")
                   .Register(*registry_)
                   .Add({});
+    writes_stopped_ =
+        gauge("knnmem_storage_writes_stopped",
+              "1 while a RocksDB background error (a full disk, too many open "
+              "files) stops every write; the server retries once a second.");
+    background_errors_ =
+        &prometheus::BuildCounter()
+             .Name("knnmem_storage_background_errors_total")
+             .Help(
+                 "RocksDB background errors: failed flushes, compactions "
+                 "and WAL writes.")
+             .Register(*registry_)
+             .Add({});
     unloads_ = &prometheus::BuildCounter()
                     .Name("knnmem_stream_unloads_total")
                     .Help("Idle streams unloaded from RAM for the budget.")
@@ -94,6 +106,12 @@ class Metrics::SamplingCollectable : public prometheus::Collectable {
     queue_->Set(static_cast<double>(s.worker_queue_depth));
     pending_->Set(static_cast<double>(s.rocksdb_compaction_pending_bytes));
     rss_->Set(static_cast<double>(ResidentMemoryBytes()));
+    writes_stopped_->Set(s.storage_writes_stopped ? 1 : 0);
+    if (s.storage_background_errors > background_errors_seen_) {
+      background_errors_->Increment(static_cast<double>(
+          s.storage_background_errors - background_errors_seen_));
+      background_errors_seen_ = s.storage_background_errors;
+    }
     if (s.rocksdb_write_stall_micros > stall_micros_) {
       stall_->Increment(
           static_cast<double>(s.rocksdb_write_stall_micros - stall_micros_) /
@@ -108,10 +126,11 @@ class Metrics::SamplingCollectable : public prometheus::Collectable {
   std::function<ServerSample()> sample_;
   mutable Mutex mu_;
   mutable uint64_t stall_micros_ ABSL_GUARDED_BY(mu_) = 0;
+  mutable uint64_t background_errors_seen_ ABSL_GUARDED_BY(mu_) = 0;
   mutable uint64_t unloads_seen_ ABSL_GUARDED_BY(mu_) = 0;
-  prometheus::Gauge *streams_, *stored_, *ram_, *disk_, *budget_, *resident_,
-      *queue_, *pending_, *rss_;
-  prometheus::Counter *stall_, *unloads_;
+  prometheus::Gauge *writes_stopped_, *streams_, *stored_, *ram_, *disk_,
+      *budget_, *resident_, *queue_, *pending_, *rss_;
+  prometheus::Counter *stall_, *unloads_, *background_errors_;
 };
 
 Metrics::Metrics(std::function<ServerSample()> sample)

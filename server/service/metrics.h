@@ -64,6 +64,8 @@ struct ServerSample {
   uint64_t worker_queue_depth = 0;
   uint64_t rocksdb_write_stall_micros = 0;  // cumulative since start
   uint64_t rocksdb_compaction_pending_bytes = 0;
+  uint64_t storage_background_errors = 0;  // cumulative since start
+  bool storage_writes_stopped = false;
 };
 
 class Metrics {

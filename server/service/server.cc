@@ -151,7 +151,7 @@ absl::Status Server::Open() {
     core_->ReserveForServer(static_cast<uint64_t>(std::max<int64_t>(
         0, static_cast<int64_t>(ResidentMemoryBytes()) - streams)));
   }
-  reaper_ = std::thread([this] { ReapIdleStreams(); });
+  maintenance_ = std::thread([this] { Maintain(); });
   return absl::OkStatus();
 }
 
@@ -179,16 +179,29 @@ ServerSample Server::Sample() const {
   s.rocksdb_write_stall_micros = store_->storage().WriteStallMicros();
   s.rocksdb_compaction_pending_bytes =
       store_->storage().CompactionPendingBytes();
+  s.storage_background_errors = store_->storage().background_errors();
+  s.storage_writes_stopped = store_->storage().writes_stopped();
   return s;
 }
 
-void Server::ReapIdleStreams() {
-  // Idle streams are deleted in the background, once a second.
+void Server::Maintain() {
+  // Once a second: idle streams are deleted; after a background error of
+  // the storage, writes are resumed once the cause is gone, and health says
+  // NOT_SERVING while they cannot be.
+  bool serving = true;
   while (!stopping_.WaitForNotificationWithTimeout(absl::Seconds(1))) {
     const size_t n = core_->DeleteIdleStreams();
     if (n > 0) {
       std::printf("knnmem-server: deleted %zu idle stream(s)\n", n);
       std::fflush(stdout);
+    }
+    if (core_->storage().writes_stopped()) {
+      core_->TryResumeWrites().IgnoreError();
+    }
+    const bool writable = !core_->storage().writes_stopped();
+    if (writable != serving && !draining_.load()) {
+      grpc_server_->GetHealthCheckService()->SetServingStatus(writable);
+      serving = writable;
     }
   }
 }
@@ -196,6 +209,7 @@ void Server::ReapIdleStreams() {
 void Server::Shutdown(absl::Duration drain, absl::Duration grace) {
   if (shut_down_) return;
   shut_down_ = true;
+  draining_.store(true);
   if (grpc_server_ != nullptr) {
     grpc_server_->GetHealthCheckService()->SetServingStatus(false);
     absl::SleepFor(drain);
@@ -221,9 +235,9 @@ void Server::Shutdown(absl::Duration drain, absl::Duration grace) {
     // only on their 5 s poll.
     grpc_stopped_.WaitForNotificationWithTimeout(kLinger);
   }
-  if (reaper_.joinable()) {
+  if (maintenance_.joinable()) {
     stopping_.Notify();
-    reaper_.join();
+    maintenance_.join();
   }
   pool_.WaitIdle();            // every task on the pool has finished
   MutexLock lock(&store_mu_);  // no scrape samples the store from here on

@@ -1,11 +1,13 @@
 // Server: one running knnmem server, everything main() used to wire by
 // hand: the worker pool, the store opened on the data dir, metrics and
 // their HTTP endpoint, tokens and TLS, the gRPC server on its port, and the
-// idle-stream reaper. main() keeps what belongs to a process (signals,
-// allocator settings, exit codes); tests can start and stop one in process.
+// maintenance thread (idle streams, recovery from storage errors, health).
+// main() keeps what belongs to a process (signals, allocator settings, exit
+// codes); tests can start and stop one in process.
 #ifndef KNNMEM_SERVER_SERVICE_SERVER_H_
 #define KNNMEM_SERVER_SERVICE_SERVER_H_
 
+#include <atomic>
 #include <memory>
 #include <optional>
 #include <string>
@@ -72,7 +74,8 @@ class Server {
   explicit Server(const ServerOptions& options);
   absl::Status Open();
   ServerSample Sample() const;
-  void ReapIdleStreams();
+  // The maintenance thread: idle streams, storage recovery, health.
+  void Maintain();
 
   // Destroyed in reverse: the gRPC server before the service, the service
   // before the metrics it records in, the metrics (whose scrapes sample the
@@ -92,7 +95,8 @@ class Server {
   double recover_ms_ = 0;
   size_t streams_recovered_ = 0;
   absl::Notification stopping_;
-  std::thread reaper_;
+  std::atomic<bool> draining_{false};  // health is Shutdown's from then on
+  std::thread maintenance_;
   std::thread grpc_shutdown_;  // gRPC's own, which waits for idle clients
   absl::Notification grpc_stopped_;
   bool shut_down_ = false;

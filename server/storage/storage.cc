@@ -1,6 +1,7 @@
 #include "server/storage/storage.h"
 
 #include <rocksdb/db.h>
+#include <rocksdb/listener.h>
 #include <rocksdb/options.h>
 #include <rocksdb/slice.h>
 #include <rocksdb/statistics.h>
@@ -8,6 +9,8 @@
 #include <sys/statvfs.h>
 
 #include <algorithm>
+#include <atomic>
+#include <cstdio>
 #include <cstring>
 #include <filesystem>
 #include <optional>
@@ -137,12 +140,81 @@ std::string EncodeRecordValue(const StreamRecord& r) {
 
 }  // namespace
 
+// Counts and logs RocksDB's background errors, and tells whether one stops
+// writes now. Called on RocksDB's threads.
+class Storage::ErrorListener final : public rocksdb::EventListener {
+ public:
+  explicit ErrorListener(std::string dir) : dir_(std::move(dir)) {}
+
+  void OnBackgroundError(rocksdb::BackgroundErrorReason reason,
+                         rocksdb::Status* error) override {
+    errors_.fetch_add(1);
+    SetStopped(true);
+    std::fprintf(stderr,
+                 "knnmem-server: storage '%s': background error during %s: "
+                 "%s; writes are refused until it is resolved\n",
+                 dir_.c_str(), ReasonName(reason), error->ToString().c_str());
+  }
+  void OnErrorRecoveryEnd(
+      const rocksdb::BackgroundErrorRecoveryInfo& info) override {
+    if (!info.new_bg_error.ok()) return;
+    SetStopped(false);
+    std::fprintf(stderr,
+                 "knnmem-server: storage '%s': recovered from %s; writes "
+                 "resume\n",
+                 dir_.c_str(), info.old_bg_error.ToString().c_str());
+  }
+
+  uint64_t errors() const { return errors_.load(); }
+  bool stopped() const {
+    MutexLock lock(&mu_);
+    return stopped_;
+  }
+  void SetStopped(bool stopped) {
+    MutexLock lock(&mu_);
+    stopped_ = stopped;
+  }
+  bool AwaitResumed(absl::Duration timeout) {
+    MutexLock lock(&mu_);
+    return mu_.AwaitWithTimeout(
+        absl::Condition(
+            +[](bool* stopped) { return !*stopped; }, &stopped_),
+        timeout);
+  }
+
+ private:
+  static const char* ReasonName(rocksdb::BackgroundErrorReason reason) {
+    switch (reason) {
+      case rocksdb::BackgroundErrorReason::kFlush:
+      case rocksdb::BackgroundErrorReason::kManifestWriteNoWAL:
+      case rocksdb::BackgroundErrorReason::kFlushNoWAL:
+        return "a flush";
+      case rocksdb::BackgroundErrorReason::kCompaction:
+        return "a compaction";
+      case rocksdb::BackgroundErrorReason::kWriteCallback:
+        return "a write";
+      case rocksdb::BackgroundErrorReason::kMemTable:
+        return "a memtable insert";
+      case rocksdb::BackgroundErrorReason::kManifestWrite:
+        return "a MANIFEST write";
+    }
+    return "background work";
+  }
+
+  const std::string dir_;
+  std::atomic<uint64_t> errors_{0};
+  mutable Mutex mu_;
+  bool stopped_ ABSL_GUARDED_BY(mu_) = false;
+};
+
 absl::StatusOr<std::unique_ptr<Storage>> Storage::Open(
-    const std::string& dir, size_t write_buffer_bytes, int memtables,
-    uint64_t disk_reserve_bytes) {
+    const std::string& dir, const StorageConfig& config) {
   RETURN_IF_ERROR(CheckRoomToRecover(dir));
-  const rocksdb::Options options =
-      StorageOptions(write_buffer_bytes, memtables);
+  rocksdb::Options options =
+      StorageOptions(config.write_buffer_bytes, config.memtables);
+  if (config.env != nullptr) options.env = config.env;
+  auto errors = std::make_shared<ErrorListener>(dir);
+  options.listeners.push_back(errors);
   rocksdb::DB* raw = nullptr;
   rocksdb::Status s = rocksdb::DB::Open(options, dir, &raw);
   if (!s.ok()) {
@@ -174,26 +246,31 @@ absl::StatusOr<std::unique_ptr<Storage>> Storage::Open(
                      "reading the incarnation counter");
   }
   return std::unique_ptr<Storage>(new Storage(std::move(db), options.statistics,
-                                              next, dir, disk_reserve_bytes));
+                                              std::move(errors), next, dir,
+                                              config.disk_reserve_bytes));
 }
 
 Storage::Storage(std::unique_ptr<rocksdb::DB> db,
                  std::shared_ptr<rocksdb::Statistics> statistics,
+                 std::shared_ptr<ErrorListener> errors,
                  uint64_t next_incarnation, std::string dir,
                  uint64_t disk_reserve_bytes)
-    : db_(std::move(db)),
+    : errors_(std::move(errors)),
+      db_(std::move(db)),
       dir_(std::move(dir)),
       disk_reserve_bytes_(disk_reserve_bytes),
       statistics_(std::move(statistics)),
       next_incarnation_(next_incarnation) {}
 
-absl::Status Storage::CheckRoom(uint64_t bytes, absl::string_view what) const {
+absl::Status Storage::CheckRoom(uint64_t bytes, absl::string_view what,
+                                bool keep_reserve) const {
   const std::optional<uint64_t> free = FreeBytes(dir_);
   if (!free) return absl::OkStatus();  // cannot tell: RocksDB will
   uint64_t unflushed = 0;
   db_->GetIntProperty(rocksdb::DB::Properties::kCurSizeAllMemTables,
                       &unflushed);
-  const uint64_t need = disk_reserve_bytes_ + unflushed + 2 * bytes;
+  const uint64_t need =
+      (keep_reserve ? disk_reserve_bytes_ : 0) + unflushed + 2 * bytes;
   if (*free >= need) return absl::OkStatus();
   return absl::ResourceExhaustedError(absl::StrCat(
       "disk: ", what, " refused: '", dir_, "' has ", Mib(*free),
@@ -240,6 +317,8 @@ absl::Status Storage::PutStream(const StreamRecord& record,
 
 absl::Status Storage::DeleteStream(absl::string_view stream_id,
                                    uint64_t incarnation) {
+  RETURN_IF_ERROR(CheckRoom(kDeleteRoom, "deleting a stream",
+                            /*keep_reserve=*/false));
   rocksdb::WriteBatch batch;
   batch.Delete(MetaKey(stream_id));
   batch.DeleteRange(DataKey(incarnation), DataKey(incarnation + 1));
@@ -388,6 +467,35 @@ absl::Status Storage::CompactIncarnation(uint64_t incarnation) {
   rocksdb::Slice lo(lower), hi(upper);
   return FromRocks(db_->CompactRange(rocksdb::CompactRangeOptions(), &lo, &hi),
                    "compacting");
+}
+
+absl::Status Storage::Flush() {
+  return FromRocks(db_->Flush(rocksdb::FlushOptions()), "flushing memtables");
+}
+
+uint64_t Storage::background_errors() const { return errors_->errors(); }
+
+bool Storage::writes_stopped() const { return errors_->stopped(); }
+
+bool Storage::AwaitWritesResumed(absl::Duration timeout) {
+  return errors_->AwaitResumed(timeout);
+}
+
+absl::Status Storage::TryResume() {
+  if (!errors_->stopped()) return absl::OkStatus();
+  // A flush writes out what the memtables hold: wait for room for it.
+  RETURN_IF_ERROR(CheckRoom(0, "resuming writes", /*keep_reserve=*/false));
+  const rocksdb::Status resumed = db_->Resume();
+  if (resumed.IsBusy()) {
+    return absl::UnavailableError(
+        "storage: RocksDB is recovering from the background error by itself; "
+        "writes resume when it is done");
+  }
+  RETURN_IF_ERROR(FromRocks(resumed, "resuming writes"));
+  errors_->SetStopped(false);
+  std::fprintf(stderr, "knnmem-server: storage '%s': writes resumed\n",
+               dir_.c_str());
+  return absl::OkStatus();
 }
 
 uint64_t Storage::ApproximateBytesOnDisk() const {

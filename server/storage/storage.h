@@ -19,7 +19,13 @@
 // table files); otherwise the write is RESOURCE_EXHAUSTED naming the disk,
 // and writes resume by themselves once there is room. So a restart always
 // finds room to replay its WAL, which Open also checks before RocksDB does.
-// Deletes are not checked: they are small and the reserve covers them.
+// Deletes need only the unflushed memtables and a little more: the reserve
+// covers them.
+//
+// Background errors: a flush, compaction or WAL write that fails (a full
+// disk, too many open files) makes RocksDB refuse every write until the
+// error is cleared. Storage counts and logs them, reports writes_stopped(),
+// and TryResume() clears the error once the disk has room again.
 #ifndef KNNMEM_SERVER_STORAGE_STORAGE_H_
 #define KNNMEM_SERVER_STORAGE_STORAGE_H_
 
@@ -33,16 +39,31 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "absl/time/time.h"
 #include "base/sync.h"
 #include "server/spec/stream_spec.h"
 #include "server/storage/rocksdb_options.h"
 
 namespace rocksdb {
 class DB;
+class Env;
 class Statistics;
 }  // namespace rocksdb
 
 namespace knnmem {
+
+// How Storage::Open sets up RocksDB.
+struct StorageConfig {
+  // RocksDB's memtable size, and how many can be in RAM at once
+  // (rocksdb_options.h).
+  size_t write_buffer_bytes = size_t{64} << 20;
+  int memtables = kMemtables;
+  // Kept free on the disk of the data dir (see the top).
+  uint64_t disk_reserve_bytes = 0;
+  // The file system RocksDB uses; nullptr: the real one. Tests inject
+  // faults here.
+  rocksdb::Env* env = nullptr;
+};
 
 struct StreamRecord {
   std::string stream_id;
@@ -74,17 +95,15 @@ class Storage {
  public:
   // Opens (creating if missing) the database in `dir`. Errors are
   // environmental (permissions, corruption, a second process holding the
-  // lock) and name the directory.
-  // `write_buffer_bytes` is RocksDB's memtable size, `memtables` how many
-  // can be in RAM at once (rocksdb_options.h).
-  // `disk_reserve_bytes` is kept free on the disk of `dir` (see above).
-  // FAILED_PRECONDITION when the disk has too little room to replay the WAL.
+  // lock) and name the directory; FAILED_PRECONDITION when the disk has too
+  // little room to replay the WAL.
   static absl::StatusOr<std::unique_ptr<Storage>> Open(
-      const std::string& dir, size_t write_buffer_bytes = size_t{64} << 20,
-      int memtables = kMemtables, uint64_t disk_reserve_bytes = 0);
+      const std::string& dir, const StorageConfig& config = StorageConfig());
   // The room a create or reset checks for: a stream that cannot take one
   // 512-token segment (8 heads x 128, float32 keys and values) is no use.
   static constexpr uint64_t kNewStreamRoom = uint64_t{4} << 20;
+  // The room a delete checks for, besides the unflushed memtables.
+  static constexpr uint64_t kDeleteRoom = uint64_t{1} << 20;
   ~Storage();
 
   Storage(const Storage&) = delete;
@@ -142,20 +161,39 @@ class Storage {
 
   // Bytes of live SST files plus memtables, as RocksDB estimates them.
   uint64_t ApproximateBytesOnDisk() const;
+
+  // Writes the memtables out as table files and waits; a failure is also a
+  // background error (below).
+  absl::Status Flush();
+  // Background errors since Open, and whether one stops writes now.
+  uint64_t background_errors() const;
+  bool writes_stopped() const;
+  // While writes are stopped: once the disk has room for what RocksDB
+  // holds, asks it to resume (DB::Resume). OK when writes are possible
+  // afterwards; otherwise why they are not.
+  // UNAVAILABLE while RocksDB recovers by itself (it retries a full disk
+  // every 5 s once it has room for its memtables).
+  absl::Status TryResume();
+  // Waits until writes are no longer stopped; false after `timeout`.
+  bool AwaitWritesResumed(absl::Duration timeout);
   // Microseconds writes have been stalled since open.
   uint64_t WriteStallMicros() const;
   // Bytes RocksDB estimates compaction still has to rewrite.
   uint64_t CompactionPendingBytes() const;
 
  private:
+  class ErrorListener;
+
   Storage(std::unique_ptr<rocksdb::DB> db,
           std::shared_ptr<rocksdb::Statistics> statistics,
-          uint64_t next_incarnation, std::string dir,
-          uint64_t disk_reserve_bytes);
+          std::shared_ptr<ErrorListener> errors, uint64_t next_incarnation,
+          std::string dir, uint64_t disk_reserve_bytes);
 
   // OK when the disk has room for a write of `bytes` (see the top).
-  absl::Status CheckRoom(uint64_t bytes, absl::string_view what) const;
+  absl::Status CheckRoom(uint64_t bytes, absl::string_view what,
+                         bool keep_reserve = true) const;
 
+  std::shared_ptr<ErrorListener> errors_;  // outlives db_
   std::unique_ptr<rocksdb::DB> db_;
   const std::string dir_;
   const uint64_t disk_reserve_bytes_;

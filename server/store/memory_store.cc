@@ -79,16 +79,25 @@ StreamState MemoryStore::StateOf(const Stream& stream) const
   return s;
 }
 
+namespace {
+
+StorageConfig StorageConfigOf(const MemoryStore::Options& options) {
+  StorageConfig config;
+  config.write_buffer_bytes = WriteBufferBytes(options.memory_budget_bytes);
+  config.memtables = Memtables(options.memory_budget_bytes);
+  config.disk_reserve_bytes = options.disk_reserve_bytes;
+  return config;
+}
+
+}  // namespace
+
 absl::StatusOr<std::unique_ptr<MemoryStore>> MemoryStore::Open(
     const Options& options) {
   if (options.pool == nullptr) {
     return absl::InvalidArgumentError("MemoryStore needs a worker pool");
   }
   ASSIGN_OR_RETURN(std::unique_ptr<Storage> storage,
-                   Storage::Open(options.data_dir,
-                                 WriteBufferBytes(options.memory_budget_bytes),
-                                 Memtables(options.memory_budget_bytes),
-                                 options.disk_reserve_bytes));
+                   Storage::Open(options.data_dir, StorageConfigOf(options)));
   std::unique_ptr<MemoryStore> store(
       new MemoryStore(options, std::move(storage)));
   RETURN_IF_ERROR(store->Recover());

@@ -150,6 +150,9 @@ class MemoryStore {
   // Walks every stream: O(streams).
   StoreTotals Totals() const;
   const Storage& storage() const { return *storage_; }
+  // After a background error of the storage stopped writes: resumes them
+  // once the cause is gone (Storage::TryResume).
+  absl::Status TryResumeWrites() { return storage_->TryResume(); }
   // Blocks until every background compaction queued so far has finished.
   void WaitForBackgroundCompactions();
   // Blocks until the background indexer (APPROXIMATE layers) has nothing

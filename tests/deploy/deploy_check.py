@@ -37,6 +37,8 @@ CONTRACT = {
     "knnmem_stream_load_seconds": "histogram",
     "knnmem_rocksdb_write_stall_seconds_total": "counter",
     "knnmem_rocksdb_compaction_pending_bytes": "gauge",
+    "knnmem_storage_background_errors_total": "counter",
+    "knnmem_storage_writes_stopped": "gauge",
     "knnmem_process_resident_memory_bytes": "gauge",
 }
 

@@ -60,6 +60,10 @@ TEST_F(MetricsTest, CountersAndGaugesAgreeWithTheWorkDone) {
         "knnmem_rocksdb_compaction_pending_bytes"}) {
     EXPECT_GE(Sample(t, name), 0) << name;
   }
+  for (const char* name : {"knnmem_storage_background_errors_total",
+                           "knnmem_storage_writes_stopped"}) {
+    EXPECT_EQ(Sample(t, name), 0) << name;
+  }
   // No stream id leaks into a label.
   EXPECT_EQ(t.find("\"m\""), std::string::npos);
 }

@@ -12,6 +12,8 @@ TEST(MetricsTest, ScrapeSamplesGaugesAndCountsRequestsByMethodAndCode) {
     ServerSample s;
     s.streams = 3;
     s.rocksdb_write_stall_micros = 2500000;
+    s.storage_background_errors = 2;
+    s.storage_writes_stopped = true;
     return s;
   });
   m.RecordRequest(Rpc::kSearch, absl::StatusCode::kOk, 0.002);
@@ -32,6 +34,9 @@ TEST(MetricsTest, ScrapeSamplesGaugesAndCountsRequestsByMethodAndCode) {
   EXPECT_NE(text.find("knnmem_appended_vectors_total 42"), std::string::npos);
   EXPECT_NE(text.find("knnmem_rocksdb_write_stall_seconds_total 2.5"),
             std::string::npos);
+  EXPECT_NE(text.find("knnmem_storage_background_errors_total 2"),
+            std::string::npos);
+  EXPECT_NE(text.find("knnmem_storage_writes_stopped 1"), std::string::npos);
   // The stall counter only grows by the delta on the next scrape.
   EXPECT_NE(m.Scrape().find("knnmem_rocksdb_write_stall_seconds_total 2.5"),
             std::string::npos);

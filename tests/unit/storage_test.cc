@@ -2,11 +2,16 @@
 
 #include <gtest/gtest.h>
 #include <rocksdb/db.h>
+#include <rocksdb/env.h>
+#include <rocksdb/file_system.h>
 
+#include <atomic>
 #include <map>
+#include <memory>
 #include <string>
 #include <vector>
 
+#include "absl/strings/match.h"
 #include "tests/support/temp_dir.h"
 
 namespace knnmem {
@@ -196,6 +201,68 @@ TEST(StorageTest, SecondOpenOfTheSameDirectoryFailsWithTheDirectoryNamed) {
   ASSERT_FALSE(second.ok());
   EXPECT_NE(second.status().message().find(dir.path()), std::string::npos)
       << second.status();
+}
+
+// A file system whose new table files fail with "no space" while `full` is
+// set: what a flush meets on a full disk.
+class FullDiskFileSystem : public rocksdb::FileSystemWrapper {
+ public:
+  FullDiskFileSystem()
+      : rocksdb::FileSystemWrapper(rocksdb::FileSystem::Default()) {}
+  const char* Name() const override { return "FullDiskFileSystem"; }
+  rocksdb::IOStatus NewWritableFile(
+      const std::string& name, const rocksdb::FileOptions& options,
+      std::unique_ptr<rocksdb::FSWritableFile>* file,
+      rocksdb::IODebugContext* debug) override {
+    if (full.load() && absl::EndsWith(name, ".sst")) {
+      return rocksdb::IOStatus::NoSpace("injected: no space for " + name);
+    }
+    return target()->NewWritableFile(name, options, file, debug);
+  }
+  std::atomic<bool> full{false};
+};
+
+TEST(StorageTest, ABackgroundErrorStopsWritesUntilTheDiskHasRoomAgain) {
+  testing::TempDir dir;
+  auto fs = std::make_shared<FullDiskFileSystem>();
+  std::unique_ptr<rocksdb::Env> env = rocksdb::NewCompositeEnv(fs);
+  StorageConfig config;
+  config.env = env.get();
+  const uint64_t inc = 1;
+  {
+    auto st = Storage::Open(dir.path(), config);
+    ASSERT_TRUE(st.ok()) << st.status();
+    ASSERT_TRUE((*st)->PutStream({"s", inc, Spec()}, 0).ok());
+    ASSERT_TRUE(WriteRows(**st, inc, 0, 0, 5).ok());
+    EXPECT_FALSE((*st)->writes_stopped());
+    fs->full = true;
+    const absl::Status flushed = (*st)->Flush();
+    EXPECT_EQ(flushed.code(), absl::StatusCode::kResourceExhausted) << flushed;
+    EXPECT_TRUE((*st)->writes_stopped());
+    EXPECT_EQ((*st)->background_errors(), 1u);
+    EXPECT_FALSE(WriteRows(**st, inc, 0, 5, 5).ok());
+    // Still full: resuming fails and writes stay stopped.
+    EXPECT_FALSE((*st)->TryResume().ok());
+    EXPECT_TRUE((*st)->writes_stopped());
+    // Room again: resumed (by TryResume, or by RocksDB's own recovery,
+    // which retries every 5 s), and writes go on without a restart.
+    fs->full = false;
+    bool resumed = false;
+    for (int i = 0; i < 4 && !resumed; ++i) {
+      resumed = (*st)->TryResume().ok() ||
+                (*st)->AwaitWritesResumed(absl::Seconds(6));
+    }
+    ASSERT_TRUE(resumed);
+    EXPECT_FALSE((*st)->writes_stopped());
+    ASSERT_TRUE(WriteRows(**st, inc, 0, 5, 5).ok());
+  }
+  // Every row written before and after the error is there.
+  auto st = Storage::Open(dir.path());
+  ASSERT_TRUE(st.ok()) << st.status();
+  auto bounds = (*st)->LayerBounds(inc, 0);
+  ASSERT_TRUE(bounds.ok()) << bounds.status();
+  EXPECT_EQ(bounds->first, 0);
+  EXPECT_EQ(bounds->second, 10);
 }
 
 }  // namespace
