@@ -1,6 +1,7 @@
 // knnmem-server: serves MemoryStore over gRPC until SIGTERM or SIGINT.
 #include <malloc.h>
 #include <signal.h>
+#include <sys/resource.h>
 
 #include <algorithm>
 #include <cstdio>
@@ -21,6 +22,25 @@ namespace {
 int Fail(const std::string& message) {
   std::fprintf(stderr, "knnmem-server: %s\n", message.c_str());
   return 1;
+}
+
+// Raises the soft limit on open descriptors to the hard one: RocksDB's
+// files and every client connection share it, and systemd's default soft
+// limit (1024) ran out at about a thousand idle connections. Logs both.
+void RaiseDescriptorLimit() {
+  struct rlimit limit;
+  if (getrlimit(RLIMIT_NOFILE, &limit) != 0) return;
+  const rlim_t soft = limit.rlim_cur;
+  if (limit.rlim_cur < limit.rlim_max) {
+    limit.rlim_cur = limit.rlim_max;
+    if (setrlimit(RLIMIT_NOFILE, &limit) != 0) limit.rlim_cur = soft;
+  }
+  std::printf(
+      "knnmem-server: open descriptors: soft limit %llu (was %llu), hard "
+      "limit %llu\n",
+      static_cast<unsigned long long>(limit.rlim_cur),
+      static_cast<unsigned long long>(soft),
+      static_cast<unsigned long long>(limit.rlim_max));
 }
 
 }  // namespace
@@ -50,6 +70,7 @@ int main(int argc, char** argv) {
     return 0;
   }
   knnmem::PinBlasToOneThread();
+  RaiseDescriptorLimit();
   if (options->memory_budget_bytes > 0) {
     // glibc gives each busy thread its own arena, and memory freed in one
     // (an unloaded stream) is not reused by another: with a budget, RSS
