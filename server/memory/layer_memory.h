@@ -12,11 +12,14 @@
 // of their positions are older than first_position; until then readers skip
 // the evicted rows.
 //
-// Concurrency: one appender at a time (the caller holds append_mutex()), any
-// number of readers. An appender writes rows beyond the published
-// next_position without a lock and then publishes them under a brief lock, and
-// blocks are never reallocated, so a Snapshot stays valid and immutable for as
-// long as it is held, with no lock held while searching it.
+// Concurrency: one appender at a time (the caller holds append_mutex() from
+// StageRows through Publish, across its storage write), any number of
+// readers. StageRows copies rows beyond the published next_position, into
+// the last block's free rows and into new blocks that no reader can see;
+// Publish makes them visible under a brief lock once the storage write
+// succeeded (dropping the Staged instead discards them). Blocks are never
+// reallocated, so a Snapshot stays valid and immutable for as long as it is
+// held, with no lock held while searching it.
 #ifndef KNNMEM_SERVER_MEMORY_LAYER_MEMORY_H_
 #define KNNMEM_SERVER_MEMORY_LAYER_MEMORY_H_
 

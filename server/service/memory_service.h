@@ -1,6 +1,11 @@
-// MemoryService: the gRPC face of MemoryStore (callback API). The only
-// module that sees grpc:: types. Handlers decode and validate on the gRPC
-// thread, run storage and search work on the worker pool, and never block.
+// MemoryService: the gRPC face of MemoryStore (callback API); with Server,
+// the only code that sees grpc:: types. On the gRPC thread a handler checks
+// the token, the request size and the stream id, and looks up the stream's
+// spec; validation into a command and the store's work then run on the
+// worker pool (Call::Defer), which admits work within the in-flight limits.
+// Exceptions today: GetStream and ListStreams answer on the gRPC thread and
+// read RocksDB there for streams whose entries are not in RAM. Once
+// StopAcceptingCalls ran, calls are answered UNAVAILABLE (CallGate).
 #ifndef KNNMEM_SERVER_SERVICE_MEMORY_SERVICE_H_
 #define KNNMEM_SERVER_SERVICE_MEMORY_SERVICE_H_
 

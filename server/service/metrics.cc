@@ -74,6 +74,10 @@ class Metrics::SamplingCollectable : public prometheus::Collectable {
         gauge("knnmem_storage_writes_stopped",
               "1 while a RocksDB background error (a full disk, too many open "
               "files) stops every write; the server retries once a second.");
+    wal_damaged_ = gauge(
+        "knnmem_storage_wal_damaged",
+        "1 when this start found the WAL damaged (its files were kept aside; "
+        "see the log and --wal-recovery).");
     background_errors_ =
         &prometheus::BuildCounter()
              .Name("knnmem_storage_background_errors_total")
@@ -107,6 +111,7 @@ class Metrics::SamplingCollectable : public prometheus::Collectable {
     pending_->Set(static_cast<double>(s.rocksdb_compaction_pending_bytes));
     rss_->Set(static_cast<double>(ResidentMemoryBytes()));
     writes_stopped_->Set(s.storage_writes_stopped ? 1 : 0);
+    wal_damaged_->Set(s.storage_wal_damaged ? 1 : 0);
     if (s.storage_background_errors > background_errors_seen_) {
       background_errors_->Increment(static_cast<double>(
           s.storage_background_errors - background_errors_seen_));
@@ -128,8 +133,8 @@ class Metrics::SamplingCollectable : public prometheus::Collectable {
   mutable uint64_t stall_micros_ ABSL_GUARDED_BY(mu_) = 0;
   mutable uint64_t background_errors_seen_ ABSL_GUARDED_BY(mu_) = 0;
   mutable uint64_t unloads_seen_ ABSL_GUARDED_BY(mu_) = 0;
-  prometheus::Gauge *writes_stopped_, *streams_, *stored_, *ram_, *disk_,
-      *budget_, *resident_, *queue_, *pending_, *rss_;
+  prometheus::Gauge *writes_stopped_, *wal_damaged_, *streams_, *stored_, *ram_,
+      *disk_, *budget_, *resident_, *queue_, *pending_, *rss_;
   prometheus::Counter *stall_, *unloads_, *background_errors_;
 };
 

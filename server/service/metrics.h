@@ -66,6 +66,7 @@ struct ServerSample {
   uint64_t rocksdb_compaction_pending_bytes = 0;
   uint64_t storage_background_errors = 0;  // cumulative since start
   bool storage_writes_stopped = false;
+  bool storage_wal_damaged = false;  // at this start
 };
 
 class Metrics {

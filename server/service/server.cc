@@ -79,6 +79,7 @@ absl::Status Server::Open() {
   store_options.default_ttl_seconds = options_.stream_ttl_seconds;
   store_options.memory_budget_bytes = options_.memory_budget_bytes;
   store_options.disk_reserve_bytes = options_.disk_reserve_bytes;
+  store_options.wal_recovery = options_.wal_recovery;
   Metrics* metrics = metrics_.get();
   store_options.on_load = [metrics](double seconds) {
     metrics->ObserveStreamLoad(seconds);
@@ -181,6 +182,7 @@ ServerSample Server::Sample() const {
       store_->storage().CompactionPendingBytes();
   s.storage_background_errors = store_->storage().background_errors();
   s.storage_writes_stopped = store_->storage().writes_stopped();
+  s.storage_wal_damaged = store_->storage().wal_damaged_at_open();
   return s;
 }
 

@@ -89,6 +89,15 @@ Usage: knnmem-server [flags]
                             that would leave less gets RESOURCE_EXHAUSTED
                             naming the disk, and writes resume once there is
                             room; reads and deletes go on
+  --wal-recovery=MODE       what start does with a WAL damaged in the middle
+                            (a torn tail, which a crash leaves, is always
+                            dropped): point-in-time (default) replays up to
+                            the damage and drops every later record;
+                            absolute-consistency refuses to start;
+                            skip-any-corrupted replays every intact record.
+                            The damaged files are kept in
+                            DATA_DIR/damaged-wal-SECONDS/ and the server says
+                            so on stderr and in knnmem_storage_wal_damaged
   --stream-ttl-seconds=N    delete streams idle (no create, append, search,
                             attend or reset) for N seconds, unless their spec
                             sets its own ttl_seconds (default 0 = never)
@@ -163,6 +172,14 @@ absl::StatusOr<ServerOptions> ParseServerOptions(
       }
       (name == "memory-budget" ? o.memory_budget_bytes : o.disk_reserve_bytes) =
           *bytes;
+    } else if (name == "wal-recovery") {
+      absl::StatusOr<WalRecovery> mode = ParseWalRecovery(value);
+      if (!mode.ok()) {
+        return BadValue(
+            name, value,
+            "point-in-time, absolute-consistency or skip-any-corrupted");
+      }
+      o.wal_recovery = *mode;
     } else if (name == "metrics-address") {
       if (value != "none" && value.rfind(':') == std::string::npos) {
         return BadValue(name, value, "HOST:PORT or none");

@@ -8,6 +8,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "server/storage/storage.h"
 
 namespace knnmem {
 
@@ -37,6 +38,8 @@ struct ServerOptions {
   uint64_t memory_budget_bytes = 0;
   // Disk space kept free on the data dir's disk (see --help).
   uint64_t disk_reserve_bytes = uint64_t{128} << 20;
+  // What start does with a WAL damaged in the middle (see --help).
+  WalRecovery wal_recovery = WalRecovery::kPointInTime;
   // After SIGTERM: seconds to keep serving while health says NOT_SERVING,
   // then seconds in-flight calls get to finish.
   uint32_t drain_seconds = 0;

@@ -15,8 +15,11 @@
 #include <filesystem>
 #include <optional>
 #include <system_error>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
 #include "base/status_macros.h"
 #include "server/storage/rocksdb_options.h"
 
@@ -138,7 +141,82 @@ std::string EncodeRecordValue(const StreamRecord& r) {
   return v;
 }
 
+rocksdb::WALRecoveryMode RocksRecoveryMode(WalRecovery mode) {
+  switch (mode) {
+    case WalRecovery::kAbsoluteConsistency:
+      return rocksdb::WALRecoveryMode::kAbsoluteConsistency;
+    case WalRecovery::kSkipAnyCorrupted:
+      return rocksdb::WALRecoveryMode::kSkipAnyCorruptedRecords;
+    case WalRecovery::kPointInTime:
+      break;
+  }
+  return rocksdb::WALRecoveryMode::kPointInTimeRecovery;
+}
+
+// True when the WAL in `dir` is damaged beyond a torn tail (see storage.h);
+// DATA_LOSS when it is and `mode` refuses that. A damaged WAL's files are
+// copied aside first.
+absl::StatusOr<bool> CheckWal(const std::string& dir,
+                              const rocksdb::Options& options,
+                              WalRecovery mode) {
+  std::vector<std::filesystem::path> wal;
+  std::error_code error;
+  for (const auto& entry : std::filesystem::directory_iterator(dir, error)) {
+    if (entry.path().extension() == ".log") wal.push_back(entry.path());
+  }
+  if (wal.empty()) return false;
+  rocksdb::Options check = options;
+  check.wal_recovery_mode =
+      rocksdb::WALRecoveryMode::kTolerateCorruptedTailRecords;
+  check.create_if_missing = false;
+  rocksdb::DB* raw = nullptr;
+  const rocksdb::Status replayed =
+      rocksdb::DB::OpenForReadOnly(check, dir, &raw);
+  delete raw;
+  if (!replayed.IsCorruption()) return false;  // other errors: Open says
+  // A new directory each time: one per start that found damage.
+  const std::string stem =
+      absl::StrCat("damaged-wal-", absl::ToUnixSeconds(absl::Now()));
+  std::filesystem::path aside = std::filesystem::path(dir) / stem;
+  for (int n = 2; std::filesystem::exists(aside, error); ++n) {
+    aside = std::filesystem::path(dir) / absl::StrCat(stem, "-", n);
+  }
+  std::filesystem::create_directories(aside, error);
+  for (const auto& file : wal) {
+    std::filesystem::copy_file(file, aside / file.filename(), error);
+  }
+  const bool refuse = mode == WalRecovery::kAbsoluteConsistency;
+  const std::string what = absl::StrCat(
+      "storage '", dir, "': the WAL is damaged (", replayed.ToString(),
+      "); its files are kept in '", aside.string(), "'",
+      error ? absl::StrCat(" (copying failed: ", error.message(), ")") : "");
+  std::fprintf(stderr, "knnmem-server: %s; %s\n", what.c_str(),
+               refuse ? "--wal-recovery absolute-consistency: not opening"
+               : mode == WalRecovery::kSkipAnyCorrupted
+                   ? "replaying every intact record (skip-any-corrupted)"
+                   : "point-in-time recovery drops every record after the "
+                     "damage");
+  if (refuse) {
+    return absl::DataLossError(
+        absl::StrCat(what,
+                     "; start with --wal-recovery point-in-time or "
+                     "skip-any-corrupted to open it anyway"));
+  }
+  return true;
+}
+
 }  // namespace
+
+absl::StatusOr<WalRecovery> ParseWalRecovery(absl::string_view name) {
+  if (name == "point-in-time") return WalRecovery::kPointInTime;
+  if (name == "absolute-consistency") {
+    return WalRecovery::kAbsoluteConsistency;
+  }
+  if (name == "skip-any-corrupted") return WalRecovery::kSkipAnyCorrupted;
+  return absl::InvalidArgumentError(absl::StrCat(
+      "'", name,
+      "' is not point-in-time, absolute-consistency or skip-any-corrupted"));
+}
 
 // Counts and logs RocksDB's background errors, and tells whether one stops
 // writes now. Called on RocksDB's threads.
@@ -213,6 +291,9 @@ absl::StatusOr<std::unique_ptr<Storage>> Storage::Open(
   rocksdb::Options options =
       StorageOptions(config.write_buffer_bytes, config.memtables);
   if (config.env != nullptr) options.env = config.env;
+  ASSIGN_OR_RETURN(const bool wal_damaged,
+                   CheckWal(dir, options, config.wal_recovery));
+  options.wal_recovery_mode = RocksRecoveryMode(config.wal_recovery);
   auto errors = std::make_shared<ErrorListener>(dir);
   options.listeners.push_back(errors);
   rocksdb::DB* raw = nullptr;
@@ -245,9 +326,11 @@ absl::StatusOr<std::unique_ptr<Storage>> Storage::Open(
     return FromRocks(s.ok() ? rocksdb::Status::Corruption("counter") : s,
                      "reading the incarnation counter");
   }
-  return std::unique_ptr<Storage>(new Storage(std::move(db), options.statistics,
-                                              std::move(errors), next, dir,
-                                              config.disk_reserve_bytes));
+  std::unique_ptr<Storage> storage(
+      new Storage(std::move(db), options.statistics, std::move(errors), next,
+                  dir, config.disk_reserve_bytes));
+  storage->wal_damaged_at_open_ = wal_damaged;
+  return storage;
 }
 
 Storage::Storage(std::unique_ptr<rocksdb::DB> db,

@@ -22,6 +22,13 @@
 // Deletes need only the unflushed memtables and a little more: the reserve
 // covers them.
 //
+// A damaged WAL: before RocksDB replays it, Open checks it (a read-only
+// replay that tolerates only a torn tail). If it is damaged, Open says so on
+// stderr, copies the WAL files into DIR/damaged-wal-SECONDS/ for inspection
+// (RocksDB deletes them after the next flush; -2, -3 when several starts in
+// one second found damage), reports wal_damaged_at_open(),
+// and then opens as StorageConfig::wal_recovery says.
+//
 // Background errors: a flush, compaction or WAL write that fails (a full
 // disk, too many open files) makes RocksDB refuse every write until the
 // error is cleared. Storage counts and logs them, reports writes_stopped(),
@@ -52,6 +59,22 @@ class Statistics;
 
 namespace knnmem {
 
+// What Open does with a WAL damaged in the middle (not just a torn tail,
+// which a crash of the process can leave and every mode drops silently).
+enum class WalRecovery {
+  // Replay up to the damage and drop every later record, intact ones too
+  // (RocksDB's point-in-time recovery, the default).
+  kPointInTime,
+  // Refuse to open: DATA_LOSS naming the WAL (RocksDB's absolute
+  // consistency, which also refuses a torn tail).
+  kAbsoluteConsistency,
+  // Skip the damaged records and replay every intact one after them.
+  kSkipAnyCorrupted,
+};
+
+// Parses "point-in-time", "absolute-consistency" or "skip-any-corrupted".
+absl::StatusOr<WalRecovery> ParseWalRecovery(absl::string_view name);
+
 // How Storage::Open sets up RocksDB.
 struct StorageConfig {
   // RocksDB's memtable size, and how many can be in RAM at once
@@ -63,6 +86,7 @@ struct StorageConfig {
   // The file system RocksDB uses; nullptr: the real one. Tests inject
   // faults here.
   rocksdb::Env* env = nullptr;
+  WalRecovery wal_recovery = WalRecovery::kPointInTime;
 };
 
 struct StreamRecord {
@@ -165,6 +189,8 @@ class Storage {
   // Writes the memtables out as table files and waits; a failure is also a
   // background error (below).
   absl::Status Flush();
+  // True when Open found the WAL damaged (see the top).
+  bool wal_damaged_at_open() const { return wal_damaged_at_open_; }
   // Background errors since Open, and whether one stops writes now.
   uint64_t background_errors() const;
   bool writes_stopped() const;
@@ -197,6 +223,7 @@ class Storage {
   std::unique_ptr<rocksdb::DB> db_;
   const std::string dir_;
   const uint64_t disk_reserve_bytes_;
+  bool wal_damaged_at_open_ = false;
   std::shared_ptr<rocksdb::Statistics> statistics_;
   Mutex mu_;
   uint64_t next_incarnation_ ABSL_GUARDED_BY(mu_);

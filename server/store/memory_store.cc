@@ -86,6 +86,7 @@ StorageConfig StorageConfigOf(const MemoryStore::Options& options) {
   config.write_buffer_bytes = WriteBufferBytes(options.memory_budget_bytes);
   config.memtables = Memtables(options.memory_budget_bytes);
   config.disk_reserve_bytes = options.disk_reserve_bytes;
+  config.wal_recovery = options.wal_recovery;
   return config;
 }
 

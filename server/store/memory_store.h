@@ -83,6 +83,8 @@ class MemoryStore {
     // Disk space kept free besides what RocksDB's own flushes need
     // (storage.h): past it, creates, resets and appends are refused.
     uint64_t disk_reserve_bytes = 0;
+    // What opening does with a damaged WAL (storage.h).
+    WalRecovery wal_recovery = WalRecovery::kPointInTime;
     // Called with the seconds each load of a stream took; may be empty.
     std::function<void(double)> on_load;
   };
@@ -118,7 +120,10 @@ class MemoryStore {
   // rows are in the RocksDB WAL (fsynced when cmd.sync) before it returns.
   absl::StatusOr<AppendResult> Append(const AppendCommand& cmd);
 
-  // Exact top-k per (query, head) over the layer's retained entries.
+  // Top-k per (query, head) over the layer's retained entries: exact for
+  // EXACT layers and when cmd.exact; for APPROXIMATE layers, the IVF tier's
+  // candidates over the indexed positions merged with an exact scan of the
+  // rest (approximate_index.h).
   absl::StatusOr<SearchResult> Search(const SearchCommand& cmd) const;
 
   // Softmax attention over the top-k entries per (query, head).

@@ -39,6 +39,7 @@ CONTRACT = {
     "knnmem_rocksdb_compaction_pending_bytes": "gauge",
     "knnmem_storage_background_errors_total": "counter",
     "knnmem_storage_writes_stopped": "gauge",
+    "knnmem_storage_wal_damaged": "gauge",
     "knnmem_process_resident_memory_bytes": "gauge",
 }
 

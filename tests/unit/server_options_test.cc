@@ -109,6 +109,7 @@ TEST(ServerOptionsTest, HelpDocumentsEveryFlag) {
       {"--tls-client-ca", {"ca", "--tls-cert", "c", "--tls-key", "k"}},
       {"--memory-budget", {"1GiB"}},
       {"--disk-reserve", {"1GiB"}},
+      {"--wal-recovery", {"absolute-consistency"}},
       {"--stream-ttl-seconds", {"5"}},
       {"--drain-seconds", {"1"}},
       {"--grace-seconds", {"1"}},

@@ -6,6 +6,9 @@
 #include <rocksdb/file_system.h>
 
 #include <atomic>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
 #include <map>
 #include <memory>
 #include <string>
@@ -201,6 +204,91 @@ TEST(StorageTest, SecondOpenOfTheSameDirectoryFailsWithTheDirectoryNamed) {
   ASSERT_FALSE(second.ok());
   EXPECT_NE(second.status().message().find(dir.path()), std::string::npos)
       << second.status();
+}
+
+// The largest WAL file in `dir`.
+std::string LargestWal(const std::string& dir) {
+  std::string largest;
+  uintmax_t size = 0;
+  for (const auto& e : std::filesystem::directory_iterator(dir)) {
+    if (e.path().extension() == ".log" && e.file_size() > size) {
+      size = e.file_size();
+      largest = e.path().string();
+    }
+  }
+  return largest;
+}
+
+std::string ReadAll(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return std::string((std::istreambuf_iterator<char>(in)),
+                     std::istreambuf_iterator<char>());
+}
+
+TEST(StorageTest, ADamagedWalIsReportedKeptAsideAndRefusedWhenAsked) {
+  testing::TempDir dir;
+  const uint64_t inc = 1;
+  {
+    auto st = Storage::Open(dir.path());
+    ASSERT_TRUE(st.ok()) << st.status();
+    ASSERT_TRUE((*st)->PutStream({"s", inc, Spec()}, 0).ok());
+    for (int b = 0; b < 8; ++b) {
+      ASSERT_TRUE(WriteRows(**st, inc, 0, b * 100, 100).ok());
+    }
+  }  // closed: the rows are in the WAL only
+  const std::string wal = LargestWal(dir.path());
+  ASSERT_FALSE(wal.empty());
+  std::string bytes = ReadAll(wal);
+  ASSERT_GT(bytes.size(), 4000u);
+  for (size_t i = bytes.size() / 4; i < bytes.size() / 4 + 16; ++i) {
+    bytes[i] = static_cast<char>(~bytes[i]);
+  }
+  std::ofstream(wal, std::ios::binary | std::ios::trunc) << bytes;
+
+  StorageConfig strict;
+  strict.wal_recovery = WalRecovery::kAbsoluteConsistency;
+  auto refused = Storage::Open(dir.path(), strict);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.status().code(), absl::StatusCode::kDataLoss);
+  EXPECT_TRUE(absl::StrContains(refused.status().message(), "WAL is damaged"))
+      << refused.status();
+  // The damaged file is kept aside, byte for byte.
+  std::string aside;
+  for (const auto& e : std::filesystem::directory_iterator(dir.path())) {
+    if (absl::StartsWith(e.path().filename().string(), "damaged-wal-")) {
+      aside = (e.path() / std::filesystem::path(wal).filename()).string();
+    }
+  }
+  ASSERT_FALSE(aside.empty());
+  EXPECT_EQ(ReadAll(aside), bytes);
+
+  // Point in time: it opens, says so, and the records after the damage are
+  // gone (what the flag's default costs).
+  auto st = Storage::Open(dir.path());
+  ASSERT_TRUE(st.ok()) << st.status();
+  EXPECT_TRUE((*st)->wal_damaged_at_open());
+  auto bounds = (*st)->LayerBounds(inc, 0);
+  ASSERT_TRUE(bounds.ok()) << bounds.status();
+  EXPECT_LT(bounds->second, 800);
+}
+
+TEST(StorageTest, AnIntactWalIsNotReportedDamaged) {
+  testing::TempDir dir;
+  {
+    auto st = Storage::Open(dir.path());
+    ASSERT_TRUE(st.ok()) << st.status();
+    ASSERT_TRUE((*st)->PutStream({"s", 1, Spec()}, 0).ok());
+    ASSERT_TRUE(WriteRows(**st, 1, 0, 0, 100).ok());
+  }
+  ASSERT_FALSE(LargestWal(dir.path()).empty());
+  StorageConfig strict;
+  strict.wal_recovery = WalRecovery::kAbsoluteConsistency;
+  auto st = Storage::Open(dir.path(), strict);
+  ASSERT_TRUE(st.ok()) << st.status();
+  EXPECT_FALSE((*st)->wal_damaged_at_open());
+  auto bounds = (*st)->LayerBounds(1, 0);
+  ASSERT_TRUE(bounds.ok());
+  EXPECT_EQ(bounds->second, 100);
 }
 
 // A file system whose new table files fail with "no space" while `full` is
