@@ -11,12 +11,26 @@
 //  - with the server down, RAM rebuilt from the data dir equals RocksDB
 //    (MemoryStore::VerifyAgainstStorage).
 //
+// With --disk-faults the data dir is a 64 MiB tmpfs (root only) whose space
+// another writer fills up to a margin while the load runs, and frees again
+// on every other cycle: the server must refuse writes with
+// RESOURCE_EXHAUSTED "disk: ..." (a determinate rejection: nothing stored),
+// never abort, and lose no acknowledged row across the kills.
+//
 //   crash_oracle [--cycles N] [--streams N] [--threads N] [--seed N]
+//                [--disk-faults]
 #include <signal.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <sys/wait.h>
 
 #include <atomic>
+#include <cerrno>
 #include <chrono>
 #include <cstdio>
+#include <cstring>
+#include <fstream>
 #include <map>
 #include <optional>
 #include <random>
@@ -24,6 +38,7 @@
 #include <thread>
 #include <vector>
 
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "client/memory_client.h"
@@ -82,8 +97,23 @@ struct Failure {
 
 class Oracle {
  public:
-  Oracle(int streams, int threads, uint64_t seed)
-      : threads_(threads), rng_(seed), server_(dir_.Sub("data")) {
+  Oracle(int streams, int threads, uint64_t seed, bool disk_faults)
+      : threads_(threads),
+        disk_faults_(disk_faults),
+        rng_(seed),
+        server_(dir_.Sub("data"),
+                disk_faults ? std::vector<std::string>{"--disk-reserve", "4MiB"}
+                            : std::vector<std::string>{}) {
+    if (disk_faults_) {
+      const std::string data = dir_.Sub("data");
+      if (mkdir(data.c_str(), 0755) != 0 ||
+          mount("tmpfs", data.c_str(), "tmpfs", 0, "size=64m") != 0) {
+        throw Failure{absl::StrCat("--disk-faults: cannot mount a tmpfs on ",
+                                   data, " (", std::strerror(errno),
+                                   "); it needs root")};
+      }
+      mounted_ = data;
+    }
     for (int i = 0; i < streams; ++i) {
       Record r;
       r.id = "crash-" + std::to_string(i);
@@ -117,6 +147,13 @@ class Oracle {
     Load(cycle);
   }
 
+  ~Oracle() {
+    if (!mounted_.empty()) {
+      server_.Kill();
+      umount2(mounted_.c_str(), MNT_DETACH);
+    }
+  }
+
   void Report(int cycle) const {
     int64_t acked = 0, indeterminate = 0, present = 0;
     for (const Record& r : records_) {
@@ -126,9 +163,9 @@ class Oracle {
     }
     std::printf(
         "cycle %d: %ld rows acknowledged, %ld indeterminate batches (%ld found "
-        "present), %d rejected; verified\n",
+        "present), %d rejected, %d refused for disk space; verified\n",
         cycle, long(acked), long(indeterminate), long(present),
-        rejected_.load());
+        rejected_.load(), disk_refusals_.load());
     std::fflush(stdout);
   }
 
@@ -150,10 +187,40 @@ class Oracle {
       workers.emplace_back([this, t, cycle, &stop] { Append(t, cycle, stop); });
     }
     std::uniform_int_distribution<int> delay_ms(20, 400);
-    std::this_thread::sleep_for(std::chrono::milliseconds(delay_ms(rng_)));
+    const int delay = delay_ms(rng_);
+    std::thread filler;
+    if (disk_faults_) {
+      const int fill_at =
+          delay * std::uniform_int_distribution<int>(0, 50)(rng_) / 100;
+      const bool free_again = cycle % 2 == 0;
+      filler = std::thread([this, fill_at, free_again, delay] {
+        std::this_thread::sleep_for(std::chrono::milliseconds(fill_at));
+        FillDisk();
+        if (free_again) {
+          std::this_thread::sleep_for(
+              std::chrono::milliseconds((delay - fill_at) / 2));
+          std::remove(Filler().c_str());
+        }
+      });
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(delay));
+    if (disk_faults_) {
+      filler.join();
+      // The server must still be running: it never aborts on a full disk.
+      int status = 0;
+      if (waitpid(server_.pid(), &status, WNOHANG) == server_.pid()) {
+        throw Failure{absl::StrCat(
+            "the server died by itself under a full disk (",
+            WIFSIGNALED(status) ? absl::StrCat("signal ", WTERMSIG(status))
+                                : absl::StrCat("exit ", WEXITSTATUS(status)),
+            ")")};
+      }
+    }
     server_.Kill();
     stop = true;
     for (auto& w : workers) w.join();
+    // The restart must replay the WAL: room again, as an operator would.
+    if (disk_faults_) std::remove(Filler().c_str());
     if (!failure_.empty()) throw Failure{failure_};
     // With the server down: RAM rebuilt from the data dir equals RocksDB.
     WorkerPool pool(1);
@@ -202,6 +269,11 @@ class Oracle {
           }
           r.Accept(b);
           r.acked_rows += b.rows;
+        } else if (disk_faults_ &&
+                   result.status().code() ==
+                       absl::StatusCode::kResourceExhausted &&
+                   absl::StartsWith(result.status().message(), "disk: ")) {
+          ++disk_refusals_;  // refused before anything was written
         } else if (Indeterminate(result.status().code())) {
           r.indeterminate = std::move(b);
           ++r.indeterminate_batches;
@@ -283,6 +355,24 @@ class Oracle {
     }
   }
 
+  std::string Filler() const { return mounted_ + "/filler"; }
+
+  // Fills the data dir's disk up to 2 MiB free: less than the server's
+  // reserve, so it refuses writes, but room for writes already checked.
+  void FillDisk() {
+    std::ofstream out(Filler(), std::ios::binary | std::ios::app);
+    const std::string chunk(1 << 16, 'f');
+    for (;;) {
+      struct statvfs v;
+      if (statvfs(mounted_.c_str(), &v) != 0) return;
+      const uint64_t free = uint64_t{v.f_bavail} * v.f_frsize;
+      if (free <= (uint64_t{2} << 20) + chunk.size()) return;
+      out.write(chunk.data(), static_cast<std::streamsize>(chunk.size()));
+      out.flush();
+      if (!out) return;
+    }
+  }
+
   void Fail(const std::string& what) {
     static std::mutex mu;
     std::lock_guard<std::mutex> lock(mu);
@@ -290,34 +380,42 @@ class Oracle {
   }
 
   const int threads_;
+  const bool disk_faults_;
+  std::string mounted_;  // the tmpfs under --disk-faults
   std::mt19937 rng_;
   TempDir dir_;
   ServerProcess server_;
   std::vector<Record> records_;
   std::atomic<int> rejected_{0};
+  std::atomic<int> disk_refusals_{0};
   std::string failure_;
 };
 
 int Main(int argc, char** argv) {
   int cycles = 20, streams = 24, threads = 4;
   uint64_t seed = 1;
-  for (int i = 1; i + 1 < argc; i += 2) {
+  bool disk_faults = false;
+  for (int i = 1; i < argc; ++i) {
     const std::string flag = argv[i];
-    const bool ok =
-        flag == "--cycles"    ? absl::SimpleAtoi(argv[i + 1], &cycles)
-        : flag == "--streams" ? absl::SimpleAtoi(argv[i + 1], &streams)
-        : flag == "--threads" ? absl::SimpleAtoi(argv[i + 1], &threads)
-        : flag == "--seed"    ? absl::SimpleAtoi(argv[i + 1], &seed)
-                              : false;
+    if (flag == "--disk-faults") {
+      disk_faults = true;
+      continue;
+    }
+    const char* value = i + 1 < argc ? argv[++i] : "";
+    const bool ok = flag == "--cycles"    ? absl::SimpleAtoi(value, &cycles)
+                    : flag == "--streams" ? absl::SimpleAtoi(value, &streams)
+                    : flag == "--threads" ? absl::SimpleAtoi(value, &threads)
+                    : flag == "--seed"    ? absl::SimpleAtoi(value, &seed)
+                                          : false;
     if (!ok) {
       std::fprintf(stderr,
                    "usage: crash_oracle [--cycles N] [--streams N] [--threads "
-                   "N] [--seed N]\n");
+                   "N] [--seed N] [--disk-faults]\n");
       return 2;
     }
   }
-  Oracle oracle(streams, threads, seed);
   try {
+    Oracle oracle(streams, threads, seed, disk_faults);
     for (int c = 0; c < cycles; ++c) {
       oracle.Cycle(c);
       if (c > 0) oracle.Report(c);
