@@ -61,10 +61,13 @@ void MemoryService::AppendStreamReactor::OnWriteDone(bool ok) {
 void MemoryService::AppendStreamReactor::Plan(Actions& actions) {
   if (finished_) return;
   if (!status_.ok()) received_.clear();  // never stored, never acknowledged
+  const size_t unacknowledged = stored_.size() + (writing_ != nullptr ? 1 : 0);
   if (reading_ == nullptr && !read_closed_ && status_.ok() &&
-      received_.empty()) {
+      received_.empty() && unacknowledged < kMaxUnacknowledged) {
     // One batch read ahead of the one being stored: memory per call stays
-    // at two batches, and the transfer overlaps the write.
+    // at two batches, and the transfer overlaps the write. A client that
+    // does not read its acknowledgements is not read from either (HTTP/2
+    // flow control then stops its writes).
     reading_ = std::make_unique<Batch>();
     actions.read = &reading_->request;
   }
@@ -120,6 +123,8 @@ void MemoryService::AppendStreamReactor::StoreBatches() {
       if (!status.ok()) {
         if (status_.ok()) status_ = status;
       } else if (status_.ok()) {  // else the call is over: no more writes
+        // Waiting for its acknowledgement, it keeps no keys or values.
+        batch->request = v1::AppendRequest();
         stored_.push_back(std::move(batch));
       }
       Plan(after);

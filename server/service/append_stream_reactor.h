@@ -44,6 +44,10 @@ class MemoryService::AppendStreamReactor final
     absl::Status status;
   };
 
+  // Stored batches whose acknowledgements the client has not read yet,
+  // beyond which the call is not read from.
+  static constexpr size_t kMaxUnacknowledged = 8;
+
   // Stores the received batches until none is left (a pool task).
   void StoreBatches();
   absl::Status StoreOne(Batch& batch);
