@@ -10,6 +10,7 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
 
 #if defined(__SANITIZE_THREAD__)
 #include <sanitizer/tsan_interface.h>
@@ -49,18 +50,7 @@ class ABSL_LOCKABLE Mutex {
   // Releases the lock until `condition` holds, then holds it again. The
   // condition is evaluated with the lock held, possibly by another thread.
   void Await(const absl::Condition& condition) {
-    // absl evaluates the condition under its lock, in this thread or in
-    // whichever thread unlocks: each evaluation acquires and releases too.
-    struct Annotated {
-      Mutex* mu;
-      const absl::Condition* condition;
-      bool operator()() const {
-        KNNMEM_TSAN_ACQUIRE(mu);
-        const bool holds = condition->Eval();
-        KNNMEM_TSAN_RELEASE(mu);
-        return holds;
-      }
-    } annotated{this, &condition};
+    Annotated annotated{this, &condition};
     KNNMEM_TSAN_RELEASE(this);
     mu_.Await(absl::Condition(&annotated));
     KNNMEM_TSAN_ACQUIRE(this);
@@ -68,16 +58,7 @@ class ABSL_LOCKABLE Mutex {
   // Await, giving up after `timeout`; returns whether `condition` holds.
   bool AwaitWithTimeout(const absl::Condition& condition,
                         absl::Duration timeout) {
-    struct Annotated {
-      Mutex* mu;
-      const absl::Condition* condition;
-      bool operator()() const {
-        KNNMEM_TSAN_ACQUIRE(mu);
-        const bool holds = condition->Eval();
-        KNNMEM_TSAN_RELEASE(mu);
-        return holds;
-      }
-    } annotated{this, &condition};
+    Annotated annotated{this, &condition};
     KNNMEM_TSAN_RELEASE(this);
     const bool holds =
         mu_.AwaitWithTimeout(absl::Condition(&annotated), timeout);
@@ -86,6 +67,20 @@ class ABSL_LOCKABLE Mutex {
   }
 
  private:
+  // A condition as the Await functions hand it to absl, which evaluates it
+  // under its lock, in the waiting thread or in whichever thread unlocks:
+  // each evaluation acquires and releases too.
+  struct Annotated {
+    Mutex* mu;
+    const absl::Condition* condition;
+    bool operator()() const {
+      KNNMEM_TSAN_ACQUIRE(mu);
+      const bool holds = condition->Eval();
+      KNNMEM_TSAN_RELEASE(mu);
+      return holds;
+    }
+  };
+
   absl::Mutex mu_;
 };
 
