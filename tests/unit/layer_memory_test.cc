@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <cstring>
+#include <utility>
 #include <vector>
 
 namespace knnmem {
@@ -96,6 +97,54 @@ TEST(LayerMemoryTest, StartAtRecoversALayerWhoseOldestPositionsWereEvicted) {
   }
   AppendPositions(m, s, 1234, 1284);
   ExpectHolds(m.Snapshot(), s, 1234, 1284);
+}
+
+// Rows of [from, to) as StageRows takes them.
+struct Rows {
+  std::vector<float> keys, values;
+};
+Rows RowsOf(const StreamSpec& s, int64_t from, int64_t to) {
+  Rows r;
+  for (int64_t p = from; p < to; ++p) {
+    for (uint32_t h = 0; h < s.heads; ++h) {
+      for (uint32_t d = 0; d < s.key_dim; ++d) r.keys.push_back(KeyOf(p, h, d));
+      for (uint32_t d = 0; d < s.value_dim; ++d) {
+        r.values.push_back(ValueOf(p, h, d));
+      }
+    }
+  }
+  return r;
+}
+
+// Staged rows are invisible to readers, also a snapshot taken while they
+// are staged, until Publish; dropping the Staged discards them.
+TEST(LayerMemoryTest, StagedRowsStayInvisibleUntilPublished) {
+  const StreamSpec s = Spec(1000);
+  LayerMemory m(s);
+  AppendPositions(m, s, 0, 60);  // part of the first block
+  knnmem::MutexLock lock(&m.append_mutex());
+  {
+    const Rows r = RowsOf(s, 60, 200);  // fills the block and starts more
+    LayerMemory::Staged discarded = m.StageRows(
+        reinterpret_cast<const char*>(r.keys.data()), s.heads * s.key_dim * 4,
+        reinterpret_cast<const char*>(r.values.data()),
+        s.heads * s.value_dim * 4, 140);
+    EXPECT_EQ(discarded.next_position, 200);
+    EXPECT_EQ(m.next_position(), 60);
+    ExpectHolds(m.Snapshot(), s, 0, 60);
+  }  // dropped: never published
+  EXPECT_EQ(m.next_position(), 60);
+  const Rows r = RowsOf(s, 60, 200);
+  LayerMemory::Staged staged = m.StageRows(
+      reinterpret_cast<const char*>(r.keys.data()), s.heads * s.key_dim * 4,
+      reinterpret_cast<const char*>(r.values.data()), s.heads * s.value_dim * 4,
+      140);
+  const LayerSnapshot before = m.Snapshot();
+  ExpectHolds(before, s, 0, 60);
+  m.Publish(std::move(staged));
+  ExpectHolds(m.Snapshot(), s, 0, 200);
+  // The snapshot taken while staged still shows what it showed.
+  ExpectHolds(before, s, 0, 60);
 }
 
 }  // namespace

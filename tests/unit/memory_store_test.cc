@@ -2,8 +2,12 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <functional>
 #include <random>
+#include <string>
 #include <thread>
+#include <vector>
 
 #include "absl/strings/match.h"
 #include "tests/support/oracle.h"
@@ -590,17 +594,30 @@ TEST_F(MemoryStoreTest,
 }
 
 TEST_F(MemoryStoreTest, ListStreamsPagesInIdOrder) {
-  for (int i = 0; i < 25; ++i) Create("p" + std::to_string(100 + i), Spec(4));
+  std::vector<std::string> created;
+  for (int i = 0; i < 25; ++i) {
+    created.push_back("p" + std::to_string(124 - i));  // created out of order
+    Create(created.back(), Spec(4));
+  }
+  std::sort(created.begin(), created.end());
   std::vector<std::string> seen;
+  std::vector<size_t> page_sizes;
   std::string after;
   bool more = true;
-  while (more) {
+  for (int pages = 0; more && pages < 10; ++pages) {
     auto page = store_->ListStreams(after, 10, &more);
+    page_sizes.push_back(page.size());
     for (const auto& s : page) seen.push_back(s.stream_id);
     if (!page.empty()) after = page.back().stream_id;
   }
-  ASSERT_EQ(seen.size(), 25u);
-  EXPECT_TRUE(std::is_sorted(seen.begin(), seen.end()));
+  EXPECT_FALSE(more);
+  // Pages of exactly the size asked for, then the rest; every stream once,
+  // in id order (strictly increasing: no duplicates across pages).
+  EXPECT_EQ(page_sizes, (std::vector<size_t>{10, 10, 5}));
+  EXPECT_EQ(seen, created);
+  EXPECT_EQ(std::adjacent_find(seen.begin(), seen.end(),
+                               std::greater_equal<std::string>()),
+            seen.end());
 }
 
 TEST_F(MemoryStoreTest, SearchesDuringAppendsSeeOnlyRetainedPositions) {
