@@ -39,13 +39,22 @@ std::string Mib(uint64_t bytes) { return absl::StrCat(bytes >> 20, " MiB"); }
 // Opening replays the WAL into memtables and writes them out as table files
 // before it deletes the WAL: it needs about the WAL's size free. Refuses
 // here, with a message, rather than let RocksDB meet a full disk.
+// The WAL files in `dir` (none when it cannot be read).
+std::vector<std::filesystem::path> WalFiles(const std::string& dir) {
+  std::vector<std::filesystem::path> wal;
+  std::error_code error;
+  for (const auto& entry : std::filesystem::directory_iterator(dir, error)) {
+    if (entry.path().extension() == ".log") wal.push_back(entry.path());
+  }
+  return wal;
+}
+
 absl::Status CheckRoomToRecover(const std::string& dir) {
   uint64_t wal = 0;
   std::error_code error;
-  for (const auto& entry : std::filesystem::directory_iterator(dir, error)) {
-    if (entry.path().extension() == ".log") {
-      wal += entry.file_size(error);
-    }
+  for (const auto& file : WalFiles(dir)) {
+    const uintmax_t size = std::filesystem::file_size(file, error);
+    if (!error) wal += size;
   }
   const std::optional<uint64_t> free = FreeBytes(dir);
   if (!free || *free >= wal + (uint64_t{1} << 20)) return absl::OkStatus();
@@ -159,12 +168,9 @@ rocksdb::WALRecoveryMode RocksRecoveryMode(WalRecovery mode) {
 absl::StatusOr<bool> CheckWal(const std::string& dir,
                               const rocksdb::Options& options,
                               WalRecovery mode) {
-  std::vector<std::filesystem::path> wal;
-  std::error_code error;
-  for (const auto& entry : std::filesystem::directory_iterator(dir, error)) {
-    if (entry.path().extension() == ".log") wal.push_back(entry.path());
-  }
+  const std::vector<std::filesystem::path> wal = WalFiles(dir);
   if (wal.empty()) return false;
+  std::error_code error;
   rocksdb::Options check = options;
   check.wal_recovery_mode =
       rocksdb::WALRecoveryMode::kTolerateCorruptedTailRecords;
