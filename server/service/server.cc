@@ -3,6 +3,7 @@
 #include <grpcpp/ext/proto_server_reflection_plugin.h>
 #include <grpcpp/grpcpp.h>
 #include <grpcpp/health_check_service_interface.h>
+#include <grpcpp/resource_quota.h>
 
 #include <algorithm>
 #include <chrono>
@@ -136,6 +137,27 @@ absl::Status Server::Open() {
   builder.SetMaxReceiveMessageSize(static_cast<int>(
       std::min<size_t>(2 * options_.max_message_bytes, INT32_MAX)));
   builder.SetMaxSendMessageSize(static_cast<int>(options_.max_message_bytes));
+  // gRPC buffers a request until all of it has arrived, and opens its
+  // flow-control window to the size the request declares: a slow client
+  // holds that memory, unseen by the service's admission. The quota bounds
+  // the total (past it gRPC resets the streams holding the most), and
+  // connection age bounds how long (a connection gets GOAWAY at its age,
+  // and is closed once its calls had the grace).
+  if (options_.transport_memory_bytes > 0) {
+    grpc::ResourceQuota quota("knnmem-transport");
+    quota.Resize(options_.transport_memory_bytes);
+    builder.SetResourceQuota(quota);
+  }
+  const auto set_ms = [&builder](const char* arg, uint32_t seconds) {
+    if (seconds > 0) {
+      builder.AddChannelArgument(arg, static_cast<int>(std::min<int64_t>(
+                                          int64_t{seconds} * 1000, INT32_MAX)));
+    }
+  };
+  set_ms(GRPC_ARG_MAX_CONNECTION_IDLE_MS, options_.max_connection_idle_seconds);
+  set_ms(GRPC_ARG_MAX_CONNECTION_AGE_MS, options_.max_connection_age_seconds);
+  set_ms(GRPC_ARG_MAX_CONNECTION_AGE_GRACE_MS,
+         options_.max_connection_age_grace_seconds);
   grpc_server_ = builder.BuildAndStart();
   if (grpc_server_ == nullptr || port_ == 0) {
     return absl::UnavailableError(
@@ -191,6 +213,7 @@ void Server::Maintain() {
   // the storage, writes are resumed once the cause is gone, and health says
   // NOT_SERVING while they cannot be.
   bool serving = true;
+  std::string last_resume_error;
   while (!stopping_.WaitForNotificationWithTimeout(absl::Seconds(1))) {
     const size_t n = core_->DeleteIdleStreams();
     if (n > 0) {
@@ -198,7 +221,18 @@ void Server::Maintain() {
       std::fflush(stdout);
     }
     if (core_->storage().writes_stopped()) {
-      core_->TryResumeWrites().IgnoreError();
+      // Said once per distinct reason, not once a second.
+      const absl::Status resumed = core_->TryResumeWrites();
+      if (resumed.ok()) {
+        std::printf("knnmem-server: writes resumed\n");
+        std::fflush(stdout);
+      } else if (resumed.ToString() != last_resume_error) {
+        last_resume_error = resumed.ToString();
+        std::fprintf(stderr, "knnmem-server: writes not resumed yet: %s\n",
+                     last_resume_error.c_str());
+      }
+    } else {
+      last_resume_error.clear();
     }
     const bool writable = !core_->storage().writes_stopped();
     if (writable != serving && !draining_.load()) {

@@ -13,6 +13,23 @@ absl::Status BadValue(absl::string_view flag, absl::string_view value,
       absl::StrCat("--", flag, ": '", value, "' is not ", want));
 }
 
+// The field of a flag given in seconds, or null.
+uint32_t* SecondsFlag(absl::string_view name, ServerOptions* o) {
+  if (name == "stream-ttl-seconds") return &o->stream_ttl_seconds;
+  if (name == "drain-seconds") return &o->drain_seconds;
+  if (name == "grace-seconds") return &o->grace_seconds;
+  if (name == "max-connection-idle-seconds") {
+    return &o->max_connection_idle_seconds;
+  }
+  if (name == "max-connection-age-seconds") {
+    return &o->max_connection_age_seconds;
+  }
+  if (name == "max-connection-age-grace-seconds") {
+    return &o->max_connection_age_grace_seconds;
+  }
+  return nullptr;
+}
+
 }  // namespace
 
 absl::StatusOr<uint64_t> ParseBytes(absl::string_view text) {
@@ -61,6 +78,23 @@ Usage: knnmem-server [flags]
   --max-inflight-bytes=N    request bytes admitted at once (default 1073741824
                             = 1 GiB, 0 = no limit; one request alone is always
                             admitted)
+  --transport-memory=BYTES  memory gRPC may buffer for requests still
+                            arriving (default 1GiB, 0 = no limit; at least
+                            --max-message-bytes): past it gRPC resets the
+                            streams holding the most (the client sees
+                            RESOURCE_EXHAUSTED or UNAVAILABLE). gRPC checks a
+                            request's size only once it has all arrived
+  --max-connection-idle-seconds=N
+                            close connections with no call for N seconds
+                            (GOAWAY; clients reconnect on their next call;
+                            default 900, 0 = never)
+  --max-connection-age-seconds=N
+                            send GOAWAY to connections N seconds old (default
+                            1800, 0 = never); their calls then get
+  --max-connection-age-grace-seconds=N
+                            seconds to finish before the connection is closed
+                            (default 300, 0 = no limit): no call, and no slow
+                            client trickling a request, outlives age + grace
   --metrics-address=HOST:PORT
                             Prometheus metrics endpoint, on its own port
                             (default 127.0.0.1:9464; port 0 picks a free port;
@@ -145,15 +179,10 @@ absl::StatusOr<ServerOptions> ParseServerOptions(
         return BadValue(name, value, "HOST:PORT");
       }
       o.listen = value;
-    } else if (name == "stream-ttl-seconds" || name == "drain-seconds" ||
-               name == "grace-seconds") {
-      uint32_t v = 0;
-      if (!absl::SimpleAtoi(value, &v) || v > (1u << 30)) {
+    } else if (uint32_t* seconds = SecondsFlag(name, &o)) {
+      if (!absl::SimpleAtoi(value, seconds) || *seconds > (1u << 30)) {
         return BadValue(name, value, "a number of seconds");
       }
-      (name == "stream-ttl-seconds" ? o.stream_ttl_seconds
-       : name == "drain-seconds"    ? o.drain_seconds
-                                    : o.grace_seconds) = v;
     } else if (name == "max-inflight-requests" ||
                name == "max-inflight-bytes") {
       uint64_t v = 0;
@@ -165,13 +194,15 @@ absl::StatusOr<ServerOptions> ParseServerOptions(
       } else {
         o.max_inflight_bytes = v;
       }
-    } else if (name == "memory-budget" || name == "disk-reserve") {
+    } else if (name == "memory-budget" || name == "disk-reserve" ||
+               name == "transport-memory") {
       absl::StatusOr<uint64_t> bytes = ParseBytes(value);
       if (!bytes.ok()) {
         return BadValue(name, value, "bytes, like 16GiB, 512MiB or 0 (none)");
       }
-      (name == "memory-budget" ? o.memory_budget_bytes : o.disk_reserve_bytes) =
-          *bytes;
+      (name == "memory-budget"  ? o.memory_budget_bytes
+       : name == "disk-reserve" ? o.disk_reserve_bytes
+                                : o.transport_memory_bytes) = *bytes;
     } else if (name == "wal-recovery") {
       absl::StatusOr<WalRecovery> mode = ParseWalRecovery(value);
       if (!mode.ok()) {
@@ -216,6 +247,13 @@ absl::StatusOr<ServerOptions> ParseServerOptions(
       return absl::InvalidArgumentError(
           absl::StrCat("unknown flag --", name, " (see --help)"));
     }
+  }
+  if (o.transport_memory_bytes != 0 &&
+      o.transport_memory_bytes < o.max_message_bytes) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--transport-memory: ", o.transport_memory_bytes,
+                     " bytes cannot hold one request of --max-message-bytes ",
+                     o.max_message_bytes));
   }
   if (o.tls_cert.empty() != o.tls_key.empty()) {
     return absl::InvalidArgumentError("--tls-cert and --tls-key go together");

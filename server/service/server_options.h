@@ -21,6 +21,14 @@ struct ServerOptions {
   // Admission limits on work in flight (0: unlimited).
   size_t max_inflight_requests = 1024;
   uint64_t max_inflight_bytes = uint64_t{1} << 30;
+  // Memory gRPC's transport may take for requests not yet handed to the
+  // service (a gRPC ResourceQuota; 0: no limit); see --help.
+  uint64_t transport_memory_bytes = uint64_t{1} << 30;
+  // Connections idle (no call) this long get GOAWAY; connections get GOAWAY
+  // at this age, and their calls then get the grace to finish (0: never).
+  uint32_t max_connection_idle_seconds = 900;
+  uint32_t max_connection_age_seconds = 1800;
+  uint32_t max_connection_age_grace_seconds = 300;
   // Prometheus metrics endpoint; "none" turns it off.
   std::string metrics_address = "127.0.0.1:9464";
   // Allows listening on a non-loopback address without authentication.

@@ -140,6 +140,9 @@ absl::Status FromRocks(const rocksdb::Status& s, absl::string_view what) {
     return absl::ResourceExhaustedError(msg);
   }
   if (s.IsCorruption()) return absl::DataLossError(msg);
+  // Descriptors, a failing disk: the server stops writes and resumes them
+  // once the cause is gone (Server::Maintain), so a retry can succeed.
+  if (s.IsIOError()) return absl::UnavailableError(msg);
   return absl::InternalError(msg);
 }
 
@@ -332,32 +335,66 @@ absl::StatusOr<std::unique_ptr<Storage>> Storage::Open(
     return FromRocks(s.ok() ? rocksdb::Status::Corruption("counter") : s,
                      "reading the incarnation counter");
   }
-  std::unique_ptr<Storage> storage(
-      new Storage(std::move(db), options.statistics, std::move(errors), next,
-                  dir, config.disk_reserve_bytes));
+  std::unique_ptr<Storage> storage(new Storage(
+      std::move(db), std::make_unique<rocksdb::Options>(std::move(options)),
+      std::move(errors), next, dir, config.disk_reserve_bytes));
   storage->wal_damaged_at_open_ = wal_damaged;
   return storage;
 }
 
+// A hold on the open database: while any is held, Reopen waits; while
+// Reopen runs (or after it failed), a new one holds nothing and status()
+// says why.
+class Storage::Use {
+ public:
+  explicit Use(const Storage& storage) : storage_(storage) {
+    MutexLock lock(&storage.use_mu_);
+    if (storage.reopening_ || storage.db_ == nullptr) return;
+    ++storage.uses_;
+    db_ = storage.db_.get();
+  }
+  ~Use() {
+    if (db_ == nullptr) return;
+    MutexLock lock(&storage_.use_mu_);
+    --storage_.uses_;
+  }
+  Use(const Use&) = delete;
+  Use& operator=(const Use&) = delete;
+
+  // The database, or null (status() is then UNAVAILABLE).
+  rocksdb::DB* db() const { return db_; }
+  absl::Status status() const {
+    if (db_ != nullptr) return absl::OkStatus();
+    return absl::UnavailableError(
+        absl::StrCat("storage: '", storage_.dir_,
+                     "' is being reopened after a background error; retry"));
+  }
+
+ private:
+  const Storage& storage_;
+  rocksdb::DB* db_ = nullptr;
+};
+
 Storage::Storage(std::unique_ptr<rocksdb::DB> db,
-                 std::shared_ptr<rocksdb::Statistics> statistics,
+                 std::unique_ptr<rocksdb::Options> options,
                  std::shared_ptr<ErrorListener> errors,
                  uint64_t next_incarnation, std::string dir,
                  uint64_t disk_reserve_bytes)
     : errors_(std::move(errors)),
+      options_(std::move(options)),
       db_(std::move(db)),
       dir_(std::move(dir)),
       disk_reserve_bytes_(disk_reserve_bytes),
-      statistics_(std::move(statistics)),
+      statistics_(options_->statistics),
       next_incarnation_(next_incarnation) {}
 
-absl::Status Storage::CheckRoom(uint64_t bytes, absl::string_view what,
+absl::Status Storage::CheckRoom(rocksdb::DB* db, uint64_t bytes,
+                                absl::string_view what,
                                 bool keep_reserve) const {
   const std::optional<uint64_t> free = FreeBytes(dir_);
   if (!free) return absl::OkStatus();  // cannot tell: RocksDB will
   uint64_t unflushed = 0;
-  db_->GetIntProperty(rocksdb::DB::Properties::kCurSizeAllMemTables,
-                      &unflushed);
+  db->GetIntProperty(rocksdb::DB::Properties::kCurSizeAllMemTables, &unflushed);
   const uint64_t need =
       (keep_reserve ? disk_reserve_bytes_ : 0) + unflushed + 2 * bytes;
   if (*free >= need) return absl::OkStatus();
@@ -370,6 +407,7 @@ absl::Status Storage::CheckRoom(uint64_t bytes, absl::string_view what,
 }
 
 Storage::~Storage() {
+  MutexLock lock(&use_mu_);
   if (db_ != nullptr) db_->Close().PermitUncheckedError();
 }
 
@@ -380,9 +418,11 @@ uint64_t Storage::NewIncarnation() {
 
 absl::Status Storage::PutStream(const StreamRecord& record,
                                 uint64_t drop_incarnation) {
-  RETURN_IF_ERROR(CheckRoom(kNewStreamRoom, drop_incarnation == 0
-                                                ? "creating a stream"
-                                                : "resetting a stream"));
+  Use use(*this);
+  RETURN_IF_ERROR(use.status());
+  RETURN_IF_ERROR(CheckRoom(
+      use.db(), kNewStreamRoom,
+      drop_incarnation == 0 ? "creating a stream" : "resetting a stream"));
   rocksdb::WriteBatch batch;
   std::string counter;
   {
@@ -401,12 +441,14 @@ absl::Status Storage::PutStream(const StreamRecord& record,
   // it survives the process (SIGKILL), and thousands of creates a second
   // do not each wait for the disk.
   wo.sync = drop_incarnation != 0;
-  return FromRocks(db_->Write(wo, &batch), "writing stream record");
+  return FromRocks(use.db()->Write(wo, &batch), "writing stream record");
 }
 
 absl::Status Storage::DeleteStream(absl::string_view stream_id,
                                    uint64_t incarnation) {
-  RETURN_IF_ERROR(CheckRoom(kDeleteRoom, "deleting a stream",
+  Use use(*this);
+  RETURN_IF_ERROR(use.status());
+  RETURN_IF_ERROR(CheckRoom(use.db(), kDeleteRoom, "deleting a stream",
                             /*keep_reserve=*/false));
   rocksdb::WriteBatch batch;
   batch.Delete(MetaKey(stream_id));
@@ -414,12 +456,14 @@ absl::Status Storage::DeleteStream(absl::string_view stream_id,
   batch.DeleteRange(CentroidKey(incarnation), CentroidKey(incarnation + 1));
   rocksdb::WriteOptions wo;
   wo.sync = true;
-  return FromRocks(db_->Write(wo, &batch), "deleting stream");
+  return FromRocks(use.db()->Write(wo, &batch), "deleting stream");
 }
 
 absl::Status Storage::AppendRows(const RowBatch& b) {
-  RETURN_IF_ERROR(
-      CheckRoom(b.rows * (b.key_row_bytes + b.value_row_bytes), "append"));
+  Use use(*this);
+  RETURN_IF_ERROR(use.status());
+  RETURN_IF_ERROR(CheckRoom(
+      use.db(), b.rows * (b.key_row_bytes + b.value_row_bytes), "append"));
   rocksdb::WriteBatch batch(
       b.rows * (b.key_row_bytes + b.value_row_bytes + kDataKeySize + 16) + 64);
   if (b.evict_from < b.evict_before) {
@@ -444,13 +488,15 @@ absl::Status Storage::AppendRows(const RowBatch& b) {
   }
   rocksdb::WriteOptions wo;
   wo.sync = b.sync;
-  return FromRocks(db_->Write(wo, &batch), "appending rows");
+  return FromRocks(use.db()->Write(wo, &batch), "appending rows");
 }
 
 absl::Status Storage::LoadStreams(
     const std::function<absl::Status(StreamRecord)>& fn) const {
+  Use use(*this);
+  RETURN_IF_ERROR(use.status());
   std::unique_ptr<rocksdb::Iterator> it(
-      db_->NewIterator(rocksdb::ReadOptions()));
+      use.db()->NewIterator(rocksdb::ReadOptions()));
   const std::string prefix(1, kMetaTag);
   for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix);
        it->Next()) {
@@ -484,7 +530,9 @@ absl::Status Storage::ScanStream(
   ro.iterate_upper_bound = &upper_slice;
   ro.fill_cache = false;
   ro.readahead_size = 4 << 20;
-  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro));
+  Use use(*this);
+  RETURN_IF_ERROR(use.status());
+  std::unique_ptr<rocksdb::Iterator> it(use.db()->NewIterator(ro));
   for (it->Seek(lower); it->Valid(); it->Next()) {
     const rocksdb::Slice k = it->key();
     if (k.size() != kDataKeySize) {
@@ -509,7 +557,9 @@ absl::StatusOr<std::pair<int64_t, int64_t>> Storage::LayerBounds(
   ro.iterate_lower_bound = &lower_slice;
   ro.iterate_upper_bound = &upper_slice;
   ro.fill_cache = false;
-  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro));
+  Use use(*this);
+  RETURN_IF_ERROR(use.status());
+  std::unique_ptr<rocksdb::Iterator> it(use.db()->NewIterator(ro));
   it->Seek(lower);
   if (!it->Valid()) {
     RETURN_IF_ERROR(FromRocks(it->status(), "seeking a layer"));
@@ -534,17 +584,22 @@ uint64_t Storage::RecordBytes(uint64_t row_bytes) {
 
 absl::Status Storage::PutCentroids(uint64_t incarnation, uint32_t layer,
                                    absl::string_view centroids) {
+  Use use(*this);
+  RETURN_IF_ERROR(use.status());
   rocksdb::WriteOptions wo;
-  return FromRocks(db_->Put(wo, CentroidKey(incarnation, layer),
-                            rocksdb::Slice(centroids.data(), centroids.size())),
-                   "writing centroids");
+  return FromRocks(
+      use.db()->Put(wo, CentroidKey(incarnation, layer),
+                    rocksdb::Slice(centroids.data(), centroids.size())),
+      "writing centroids");
 }
 
 absl::StatusOr<std::string> Storage::GetCentroids(uint64_t incarnation,
                                                   uint32_t layer) const {
+  Use use(*this);
+  RETURN_IF_ERROR(use.status());
   std::string value;
-  rocksdb::Status s =
-      db_->Get(rocksdb::ReadOptions(), CentroidKey(incarnation, layer), &value);
+  rocksdb::Status s = use.db()->Get(rocksdb::ReadOptions(),
+                                    CentroidKey(incarnation, layer), &value);
   if (s.IsNotFound()) return std::string();
   RETURN_IF_ERROR(FromRocks(s, "reading centroids"));
   return value;
@@ -554,12 +609,18 @@ absl::Status Storage::CompactIncarnation(uint64_t incarnation) {
   const std::string lower = DataKey(incarnation);
   const std::string upper = DataKey(incarnation + 1);
   rocksdb::Slice lo(lower), hi(upper);
-  return FromRocks(db_->CompactRange(rocksdb::CompactRangeOptions(), &lo, &hi),
-                   "compacting");
+  Use use(*this);
+  RETURN_IF_ERROR(use.status());
+  return FromRocks(
+      use.db()->CompactRange(rocksdb::CompactRangeOptions(), &lo, &hi),
+      "compacting");
 }
 
 absl::Status Storage::Flush() {
-  return FromRocks(db_->Flush(rocksdb::FlushOptions()), "flushing memtables");
+  Use use(*this);
+  RETURN_IF_ERROR(use.status());
+  return FromRocks(use.db()->Flush(rocksdb::FlushOptions()),
+                   "flushing memtables");
 }
 
 uint64_t Storage::background_errors() const { return errors_->errors(); }
@@ -572,26 +633,62 @@ bool Storage::AwaitWritesResumed(absl::Duration timeout) {
 
 absl::Status Storage::TryResume() {
   if (!errors_->stopped()) return absl::OkStatus();
-  // A flush writes out what the memtables hold: wait for room for it.
-  RETURN_IF_ERROR(CheckRoom(0, "resuming writes", /*keep_reserve=*/false));
-  const rocksdb::Status resumed = db_->Resume();
-  if (resumed.IsBusy()) {
-    return absl::UnavailableError(
-        "storage: RocksDB is recovering from the background error by itself; "
-        "writes resume when it is done");
+  rocksdb::Status resumed;
+  {
+    Use use(*this);
+    if (use.db() != nullptr) {
+      // A flush writes out what the memtables hold: wait for room for it.
+      RETURN_IF_ERROR(CheckRoom(use.db(), 0, "resuming writes",
+                                /*keep_reserve=*/false));
+      resumed = use.db()->Resume();
+      if (resumed.IsBusy()) {
+        return absl::UnavailableError(
+            "storage: RocksDB is recovering from the background error by "
+            "itself; writes resume when it is done");
+      }
+    }
   }
-  RETURN_IF_ERROR(FromRocks(resumed, "resuming writes"));
+  if (resumed.severity() >= rocksdb::Status::Severity::kFatalError ||
+      Use(*this).db() == nullptr) {
+    // RocksDB will not resume from a fatal error; or a reopen failed.
+    RETURN_IF_ERROR(Reopen());
+  } else {
+    RETURN_IF_ERROR(FromRocks(resumed, "resuming writes"));
+  }
   errors_->SetStopped(false);
   std::fprintf(stderr, "knnmem-server: storage '%s': writes resumed\n",
                dir_.c_str());
   return absl::OkStatus();
 }
 
+absl::Status Storage::Reopen() {
+  MutexLock lock(&use_mu_);
+  reopening_ = true;
+  use_mu_.Await(absl::Condition(
+      +[](int* uses) { return *uses == 0; }, &uses_));
+  if (db_ != nullptr) {
+    db_->Close().PermitUncheckedError();  // it reports the background error
+    db_.reset();
+  }
+  rocksdb::DB* raw = nullptr;
+  const rocksdb::Status s = rocksdb::DB::Open(*options_, dir_, &raw);
+  reopening_ = false;
+  if (!s.ok()) {
+    return absl::UnavailableError(absl::StrCat(
+        "storage: cannot reopen RocksDB in '", dir_, "': ", s.ToString()));
+  }
+  db_.reset(raw);
+  std::fprintf(stderr, "knnmem-server: storage '%s': reopened\n", dir_.c_str());
+  return absl::OkStatus();
+}
+
 uint64_t Storage::ApproximateBytesOnDisk() const {
+  Use use(*this);
+  if (use.db() == nullptr) return 0;
   uint64_t sst = 0, memtables = 0;
-  db_->GetIntProperty(rocksdb::DB::Properties::kLiveSstFilesSize, &sst);
-  db_->GetIntProperty(rocksdb::DB::Properties::kCurSizeAllMemTables,
-                      &memtables);
+  use.db()->GetIntProperty(rocksdb::DB::Properties::kLiveSstFilesSize, &sst);
+  use.db()->GetIntProperty(rocksdb::DB::Properties::kCurSizeAllMemTables,
+                           &memtables);
   return sst + memtables;
 }
 
@@ -600,9 +697,11 @@ uint64_t Storage::WriteStallMicros() const {
 }
 
 uint64_t Storage::CompactionPendingBytes() const {
+  Use use(*this);
+  if (use.db() == nullptr) return 0;
   uint64_t bytes = 0;
-  db_->GetIntProperty(rocksdb::DB::Properties::kEstimatePendingCompactionBytes,
-                      &bytes);
+  use.db()->GetIntProperty(
+      rocksdb::DB::Properties::kEstimatePendingCompactionBytes, &bytes);
   return bytes;
 }
 

@@ -54,6 +54,7 @@
 namespace rocksdb {
 class DB;
 class Env;
+struct Options;
 class Statistics;
 }  // namespace rocksdb
 
@@ -195,8 +196,11 @@ class Storage {
   uint64_t background_errors() const;
   bool writes_stopped() const;
   // While writes are stopped: once the disk has room for what RocksDB
-  // holds, asks it to resume (DB::Resume). OK when writes are possible
-  // afterwards; otherwise why they are not.
+  // holds, asks it to resume (DB::Resume). Errors RocksDB will not resume
+  // from (a failed WAL creation, as when descriptors ran out, is "fatal" to
+  // it) reopen the database instead: the WAL holds every acknowledged
+  // write. Storage calls made while it reopens get UNAVAILABLE. OK when
+  // writes are possible afterwards; otherwise why they are not.
   // UNAVAILABLE while RocksDB recovers by itself (it retries a full disk
   // every 5 s once it has room for its memtables).
   absl::Status TryResume();
@@ -209,18 +213,29 @@ class Storage {
 
  private:
   class ErrorListener;
+  // Every use of the database holds a Use (storage.cc).
+  class Use;
 
   Storage(std::unique_ptr<rocksdb::DB> db,
-          std::shared_ptr<rocksdb::Statistics> statistics,
+          std::unique_ptr<rocksdb::Options> options,
           std::shared_ptr<ErrorListener> errors, uint64_t next_incarnation,
           std::string dir, uint64_t disk_reserve_bytes);
 
   // OK when the disk has room for a write of `bytes` (see the top).
-  absl::Status CheckRoom(uint64_t bytes, absl::string_view what,
+  absl::Status CheckRoom(rocksdb::DB* db, uint64_t bytes,
+                         absl::string_view what,
                          bool keep_reserve = true) const;
+  // Closes and opens the database again, once no Use is held; new Uses fail
+  // meanwhile rather than wait, so that a caller holding its own lock
+  // across two storage calls cannot deadlock against a reopen.
+  absl::Status Reopen();
 
-  std::shared_ptr<ErrorListener> errors_;  // outlives db_
-  std::unique_ptr<rocksdb::DB> db_;
+  std::shared_ptr<ErrorListener> errors_;            // outlives db_
+  const std::unique_ptr<rocksdb::Options> options_;  // for Reopen
+  mutable Mutex use_mu_;
+  std::unique_ptr<rocksdb::DB> db_ ABSL_GUARDED_BY(use_mu_);  // null: closed
+  mutable int uses_ ABSL_GUARDED_BY(use_mu_) = 0;
+  bool reopening_ ABSL_GUARDED_BY(use_mu_) = false;
   const std::string dir_;
   const uint64_t disk_reserve_bytes_;
   bool wal_damaged_at_open_ = false;

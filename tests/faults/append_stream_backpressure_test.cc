@@ -16,6 +16,8 @@
 
 #include "client/memory_client.h"
 #include "knnmem/v1/memory.grpc.pb.h"
+#include "tests/support/proc_status.h"
+#include "tests/support/server_fixture.h"
 #include "tests/support/server_process.h"
 #include "tests/support/temp_dir.h"
 
@@ -28,29 +30,14 @@ constexpr int kCalls = 4, kBatches = 40;
 // stored and the one read ahead.
 constexpr int kMostStoredBatches = 8 + 2;
 
-// A field of /proc/PID/status in kB ("VmRSS", "VmHWM"), in bytes.
-int64_t StatusBytes(pid_t pid, const std::string& field) {
-  std::ifstream in("/proc/" + std::to_string(pid) + "/status");
-  for (std::string line; std::getline(in, line);) {
-    if (line.rfind(field + ":", 0) == 0) {
-      return std::stoll(line.substr(field.size() + 1)) * 1024;
-    }
-  }
-  return -1;
-}
-
 TEST(AppendStreamBackpressureTest, AClientThatReadsNoAcksIsNotReadFrom) {
   TempDir dir;
   ServerProcess server(dir.Sub("data"));
   ASSERT_TRUE(server.Start()) << server.error();
   {
     auto client = MemoryClient::Connect(server.address());
-    v1::StreamSpec spec;
-    spec.set_layers(1);
-    spec.set_heads(kHeads);
-    spec.set_key_dim(kDim);
-    spec.set_value_dim(kDim);
-    spec.set_capacity(1 << 20);
+    const v1::StreamSpec spec =
+        ServerFixture::MakeSpec(1, kHeads, kDim, kDim, 1 << 20);
     for (int c = 0; c < kCalls; ++c) {
       ASSERT_TRUE(client->CreateStream("s" + std::to_string(c), spec).ok());
     }

@@ -1,10 +1,12 @@
 #include "tests/support/server_process.h"
 
+#include <poll.h>
 #include <signal.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstring>
 #include <regex>
@@ -52,30 +54,55 @@ bool ServerProcess::Start() {
   close(fds[1]);
   stdout_fd_ = fds[0];
   // Read lines until the ready line, or EOF (the server exited).
-  std::string buffer;
-  char chunk[512];
-  for (;;) {
-    const size_t nl = buffer.find('\n');
-    if (nl != std::string::npos) {
-      std::string line = buffer.substr(0, nl);
-      buffer.erase(0, nl + 1);
-      std::smatch m;
-      static const std::regex kReady("serving on (\\S+) \\(metrics on (\\S+),");
-      if (std::regex_search(line, m, kReady)) {
-        address_ = m[1];
-        metrics_address_ = m[2];
-        ready_line_ = line;
-        return true;
-      }
-      continue;
+  std::string line;
+  while (ReadLine(absl::InfiniteFuture(), &line)) {
+    std::smatch m;
+    static const std::regex kReady("serving on (\\S+) \\(metrics on (\\S+),");
+    if (std::regex_search(line, m, kReady)) {
+      address_ = m[1];
+      metrics_address_ = m[2];
+      ready_line_ = line;
+      return true;
     }
-    const ssize_t n = read(stdout_fd_, chunk, sizeof chunk);
-    if (n <= 0) break;
-    buffer.append(chunk, static_cast<size_t>(n));
   }
   const int status = Wait();
   error_ = "server exited with status " + std::to_string(status) +
-           " before it was ready; output: " + buffer;
+           " before it was ready; output: " + output_;
+  return false;
+}
+
+bool ServerProcess::ReadLine(absl::Time deadline, std::string* line) {
+  for (;;) {
+    const size_t nl = output_.find('\n', consumed_);
+    if (nl != std::string::npos) {
+      *line = output_.substr(consumed_, nl - consumed_);
+      consumed_ = nl + 1;
+      return true;
+    }
+    if (stdout_fd_ < 0) return false;
+    pollfd p{stdout_fd_, POLLIN, 0};
+    const int64_t ms =
+        deadline == absl::InfiniteFuture()
+            ? -1
+            : std::max<int64_t>(
+                  0, absl::ToInt64Milliseconds(deadline - absl::Now()));
+    if (poll(&p, 1, static_cast<int>(std::min<int64_t>(ms, 1 << 30))) <= 0) {
+      return false;  // the deadline passed
+    }
+    char chunk[512];
+    const ssize_t n = read(stdout_fd_, chunk, sizeof chunk);
+    if (n <= 0) return false;
+    output_.append(chunk, static_cast<size_t>(n));
+  }
+}
+
+bool ServerProcess::AwaitOutput(const std::string& text,
+                                absl::Duration timeout) {
+  const absl::Time deadline = absl::Now() + timeout;
+  std::string line;
+  while (ReadLine(deadline, &line)) {
+    if (line.find(text) != std::string::npos) return true;
+  }
   return false;
 }
 

@@ -9,6 +9,9 @@
 #include <string>
 #include <vector>
 
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
+
 namespace knnmem::testing {
 
 class ServerProcess {
@@ -35,6 +38,10 @@ class ServerProcess {
   void Signal(int signal);
   int Wait();
 
+  // Reads the server's stdout until a line containing `text` (true), or
+  // until `timeout` passes or the server exits (false).
+  bool AwaitOutput(const std::string& text, absl::Duration timeout);
+
   const std::string& address() const { return address_; }
   pid_t pid() const { return pid_; }
   // HOST:PORT of the Prometheus endpoint.
@@ -43,11 +50,16 @@ class ServerProcess {
   const std::string& ready_line() const { return ready_line_; }
 
  private:
+  // The next line of the server's stdout; false at its end or `deadline`.
+  bool ReadLine(absl::Time deadline, std::string* line);
+
   std::string data_dir_;
   std::vector<std::string> extra_args_;
   std::string listen_;
   pid_t pid_ = -1;
   int stdout_fd_ = -1;
+  std::string output_;  // stdout so far; lines before consumed_ were read
+  size_t consumed_ = 0;
   std::string address_;
   std::string metrics_address_;
   std::string error_;

@@ -91,6 +91,30 @@ TEST(ServerOptionsTest, DiskReserveTakesByteUnits) {
 
 // Every flag the parser accepts (listed here, not read from the parser) is
 // accepted and documented in --help.
+TEST(ServerOptionsTest, TransportMemoryHoldsOneLargestRequest) {
+  auto o = ParseServerOptions(
+      {"--transport-memory", "512MiB", "--max-connection-age-seconds", "0"});
+  ASSERT_TRUE(o.ok()) << o.status();
+  EXPECT_EQ(o->transport_memory_bytes, uint64_t{512} << 20);
+  EXPECT_EQ(o->max_connection_age_seconds, 0u);
+  EXPECT_EQ(o->max_connection_idle_seconds, 900u);      // the default
+  o = ParseServerOptions({"--transport-memory", "0"});  // no limit
+  ASSERT_TRUE(o.ok()) << o.status();
+  o = ParseServerOptions(
+      {"--transport-memory", "64MiB", "--max-message-bytes", "134217728"});
+  ASSERT_FALSE(o.ok());
+  EXPECT_EQ(o.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(o.status().message().find("--transport-memory"), std::string::npos)
+      << o.status();
+  EXPECT_NE(o.status().message().find("--max-message-bytes"), std::string::npos)
+      << o.status();
+  o = ParseServerOptions({"--max-connection-idle-seconds", "soon"});
+  ASSERT_FALSE(o.ok());
+  EXPECT_NE(o.status().message().find("--max-connection-idle-seconds"),
+            std::string::npos)
+      << o.status();
+}
+
 TEST(ServerOptionsTest, HelpDocumentsEveryFlag) {
   const std::string help = ServerHelp();
   // Each flag with a value it accepts, and the flags it needs beside it.
@@ -102,6 +126,10 @@ TEST(ServerOptionsTest, HelpDocumentsEveryFlag) {
       {"--max-message-bytes", {"4096"}},
       {"--max-inflight-requests", {"8"}},
       {"--max-inflight-bytes", {"1024"}},
+      {"--transport-memory", {"1GiB"}},
+      {"--max-connection-idle-seconds", {"60"}},
+      {"--max-connection-age-seconds", {"600"}},
+      {"--max-connection-age-grace-seconds", {"60"}},
       {"--metrics-address", {"none"}},
       {"--auth-token-file", {"t"}},
       {"--tls-cert", {"c", "--tls-key", "k"}},
