@@ -22,6 +22,12 @@ absl::Status Admission::TryAdmit(uint64_t bytes) {
   return absl::OkStatus();
 }
 
+absl::StatusOr<Admission::Ticket> Admission::Admit(uint64_t bytes) {
+  absl::Status admitted = TryAdmit(bytes);
+  if (!admitted.ok()) return admitted;
+  return Ticket(this, bytes);
+}
+
 void Admission::Release(uint64_t bytes) {
   MutexLock lock(&mu_);
   --requests_;

@@ -31,7 +31,18 @@ void MemoryService::AppendStreamReactor::OnReadDone(bool ok) {
     MutexLock lock(&mu_);
     if (ok) {
       reading_->received = std::chrono::steady_clock::now();
-      received_.push_back(std::move(reading_));
+      absl::StatusOr<Admission::Ticket> ticket =
+          service_->admission_.Admit(reading_->request.ByteSizeLong());
+      if (ticket.ok()) {
+        reading_->admitted = *std::move(ticket);
+        received_.push_back(std::move(reading_));
+      } else {
+        if (status_.ok()) status_ = ticket.status();
+        if (service_->metrics_ != nullptr) {
+          service_->metrics_->RecordRequest(Rpc::kAppend, status_.code(), 0);
+        }
+        reading_.reset();
+      }
     } else {
       reading_.reset();
       read_closed_ = true;
@@ -125,6 +136,7 @@ void MemoryService::AppendStreamReactor::StoreBatches() {
       } else if (status_.ok()) {  // else the call is over: no more writes
         // Waiting for its acknowledgement, it keeps no keys or values.
         batch->request = v1::AppendRequest();
+        batch->admitted.Reset();
         stored_.push_back(std::move(batch));
       }
       Plan(after);
@@ -136,18 +148,13 @@ void MemoryService::AppendStreamReactor::StoreBatches() {
 absl::Status MemoryService::AppendStreamReactor::StoreOne(Batch& batch) {
   absl::Status status;
   if (ctx_->IsCancelled()) {
-    status = absl::CancelledError("call cancelled or deadline passed");
+    status = WhyCancelled(*ctx_, "before this batch was stored");
   } else {
     absl::StatusOr<StreamSpec> spec = service_->AuthorizedCallSpec(
         batch.request, batch.request.stream_id(), "keys, values");
     status = spec.status();
     if (status.ok()) {
-      const uint64_t bytes = batch.request.ByteSizeLong();
-      status = service_->admission_.TryAdmit(bytes);
-      if (status.ok()) {
-        status = service_->StoreAppend(batch.request, *spec, &batch.response);
-        service_->admission_.Release(bytes);
-      }
+      status = service_->StoreAppend(batch.request, *spec, &batch.response);
     }
   }
   if (service_->metrics_ != nullptr) {

@@ -33,6 +33,9 @@ class MemoryService::AppendStreamReactor final
     v1::AppendRequest request;
     v1::AppendResponse response;
     std::chrono::steady_clock::time_point received;
+    // From its arrival until it is stored, a batch counts against
+    // --max-inflight-bytes, the one read ahead included.
+    Admission::Ticket admitted;
   };
   // What a reaction or the storing task decided under the lock, done after
   // it is released (gRPC may run a reaction inline from StartRead/Write).

@@ -16,6 +16,15 @@ grpc::Status ToGrpc(const absl::Status& s) {
                       std::string(s.message()));
 }
 
+absl::Status WhyCancelled(const grpc::ServerContextBase& ctx,
+                          absl::string_view when) {
+  if (ctx.deadline() <= std::chrono::system_clock::now()) {
+    return absl::DeadlineExceededError(
+        absl::StrCat("the call's deadline passed ", when));
+  }
+  return absl::CancelledError(absl::StrCat("the call was cancelled ", when));
+}
+
 namespace {
 
 void FillInfo(const StreamState& state, v1::StreamInfo* info) {
@@ -93,11 +102,9 @@ class MemoryService::Call {
     grpc::ServerUnaryReactor* reactor = NewReactor();
     service_->pool_->Submit([call = *this, reactor, request_bytes,
                              work = std::move(work)]() mutable {
-      const absl::Status status =
-          call.ctx_->IsCancelled()
-              ? absl::DeadlineExceededError(
-                    "call cancelled or deadline passed while queued")
-              : work();
+      const absl::Status status = call.ctx_->IsCancelled()
+                                      ? WhyCancelled(*call.ctx_, "while queued")
+                                      : work();
       call.service_->admission_.Release(request_bytes);
       call.Finish(reactor, status);
     });
@@ -112,7 +119,13 @@ class MemoryService::Call {
   }
 
  private:
-  void Finish(grpc::ServerUnaryReactor* reactor, const absl::Status& status) {
+  void Finish(grpc::ServerUnaryReactor* reactor, absl::Status status) {
+    // A search stops between blocks once its call is cancelled, and says
+    // DEADLINE_EXCEEDED: the client may have cancelled it instead.
+    if (status.code() == absl::StatusCode::kDeadlineExceeded &&
+        ctx_->IsCancelled()) {
+      status = WhyCancelled(*ctx_, "while it ran");
+    }
     if (service_->metrics_ != nullptr) {
       service_->metrics_->RecordRequest(
           rpc_, status.code(),

@@ -23,6 +23,11 @@ namespace knnmem {
 
 // absl and gRPC share their code numbering.
 grpc::Status ToGrpc(const absl::Status& s);
+// The status of a call found cancelled `when` ("while queued"):
+// DEADLINE_EXCEEDED when its deadline has passed, else CANCELLED (the
+// client cancelled it), so that the metrics tell the two apart.
+absl::Status WhyCancelled(const grpc::ServerContextBase& ctx,
+                          absl::string_view when);
 
 class MemoryService final : public v1::Memory::CallbackService {
  public:

@@ -1,9 +1,16 @@
 // The real server's Prometheus endpoint, scraped over HTTP, agrees with the
 // work the test did.
+#include <grpcpp/grpcpp.h>
 #include <gtest/gtest.h>
 
+#include <condition_variable>
+#include <mutex>
 #include <regex>
+#include <thread>
+#include <vector>
 
+#include "knnmem/v1/memory.grpc.pb.h"
+#include "proto/tensor_codec.h"
 #include "tests/support/http_get.h"
 #include "tests/support/server_fixture.h"
 
@@ -66,6 +73,74 @@ TEST_F(MetricsTest, CountersAndGaugesAgreeWithTheWorkDone) {
   }
   // No stream id leaks into a label.
   EXPECT_EQ(t.find("\"m\""), std::string::npos);
+}
+
+// A call its client cancels is counted as CANCELLED, not as
+// DEADLINE_EXCEEDED (issue 16): the two call for different fixes.
+TEST_F(MetricsTest, ACallTheClientCancelsIsCountedAsCancelled) {
+  StartServer({"--workers", "1"});  // one worker: a second search queues
+  constexpr int kHeads = 8, kDim = 128, kRows = 512, kBatches = 48;
+  ASSERT_TRUE(
+      client_->CreateStream("c", MakeSpec(1, kHeads, kDim, kDim, 1 << 20))
+          .ok());
+  const std::vector<float> rows(size_t{kRows} * kHeads * kDim, 0.5f);
+  for (int b = 0; b < kBatches; ++b) {
+    ASSERT_TRUE(
+        client_->Append("c", 0, int64_t{b} * kRows, rows, rows, kRows, kHeads)
+            .ok());
+  }
+  // A long search holds the worker: 512 queries over 24K entries per head.
+  std::thread busy([&] {
+    EXPECT_TRUE(client_->Search("c", 0, rows, kRows, kHeads, 32).ok());
+  });
+  // A second one queues behind it; once the queue shows it, the client
+  // cancels it.
+  auto stub = v1::Memory::NewStub(grpc::CreateChannel(
+      server_->address(), grpc::InsecureChannelCredentials()));
+  v1::SearchRequest request;
+  request.set_stream_id("c");
+  request.set_k(1);
+  *request.mutable_queries() =
+      MakeTensor(std::vector<float>(kHeads * kDim, 1.0f), {1, kHeads, kDim},
+                 DType::kFloat32);
+  grpc::ClientContext ctx;
+  v1::SearchResponse response;
+  std::mutex mu;
+  std::condition_variable cv;
+  bool done = false;
+  grpc::Status status;
+  stub->async()->Search(&ctx, &request, &response, [&](grpc::Status s) {
+    std::lock_guard<std::mutex> lock(mu);
+    status = std::move(s);
+    done = true;
+    cv.notify_all();
+  });
+  bool queued = false;
+  for (int i = 0; i < 10000 && !queued; ++i) {
+    queued = Sample(HttpGet(server_->metrics_address(), "/metrics").body,
+                    "knnmem_worker_queue_depth") >= 1;
+  }
+  ASSERT_TRUE(queued) << "the second search never queued";
+  ctx.TryCancel();
+  {
+    std::unique_lock<std::mutex> lock(mu);
+    cv.wait(lock, [&] { return done; });
+  }
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::CANCELLED);
+  busy.join();
+  // The server counts the cancelled call when the worker reaches it, just
+  // after the long search: scrape until it shows.
+  const std::string series =
+      "knnmem_requests_total{code=\"CANCELLED\",method=\"Search\"}";
+  std::string t;
+  for (int i = 0; i < 10000 && Sample(t, series) < 1; ++i) {
+    t = HttpGet(server_->metrics_address(), "/metrics").body;
+  }
+  EXPECT_EQ(Sample(t, series), 1) << t;
+  EXPECT_LE(Sample(t,
+                   "knnmem_requests_total{code=\"DEADLINE_EXCEEDED\","
+                   "method=\"Search\"}"),
+            0);  // -1: no such series
 }
 
 }  // namespace
