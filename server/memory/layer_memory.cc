@@ -68,7 +68,9 @@ void LayerMemory::StartAt(int64_t position) {
 uint32_t BlockRowsAt(int64_t position, uint64_t capacity) {
   const uint64_t span =
       std::min<uint64_t>(static_cast<uint64_t>(position), capacity) / 16;
-  uint32_t rows = kMinBlockRows;
+  // A small ring: blocks of an eighth of it (a power of two, 8 to 64 rows).
+  uint32_t rows = 8;
+  while (rows < kMinBlockRows && uint64_t{rows} * 8 < capacity) rows *= 2;
   while (rows < kMaxBlockRows && uint64_t{rows} * 2 <= span) rows *= 2;
   return rows;
 }

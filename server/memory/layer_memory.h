@@ -45,9 +45,11 @@ inline constexpr uint32_t kMaxBlockRows = 1024;
 // alone, so a layer rebuilt from storage has the same blocks, and answers
 // bit for bit the same: 64 rows up to position 2,048, then doubling at
 // 16 x each power of two up to 1,024 rows, never more than capacity / 16
-// (but at least 64). The unfilled ends of the first and last block are at
-// most ~1/8 of a long layer's RAM and nothing for a short one that fills
-// its blocks.
+// (but at least 64); a capacity under 512 has blocks of an eighth of it
+// (8 to 64 rows, a power of two), so a ring of 64 holding 8 rows takes 8
+// rows of RAM, not 64. The unfilled ends of the first and last block are
+// at most ~1/8 of a layer's RAM and nothing for a short one that fills its
+// blocks.
 uint32_t BlockRowsAt(int64_t position, uint64_t capacity);
 
 // Positions [first_position, first_position + capacity_rows) of every head.

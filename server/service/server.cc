@@ -4,6 +4,7 @@
 #include <grpcpp/grpcpp.h>
 #include <grpcpp/health_check_service_interface.h>
 #include <grpcpp/resource_quota.h>
+#include <malloc.h>
 
 #include <algorithm>
 #include <chrono>
@@ -208,16 +209,39 @@ ServerSample Server::Sample() const {
   return s;
 }
 
+namespace {
+constexpr int64_t kTrimAfterFreeing = int64_t{64} << 20;
+}  // namespace
+
 void Server::Maintain() {
   // Once a second: idle streams are deleted; after a background error of
   // the storage, writes are resumed once the cause is gone, and health says
   // NOT_SERVING while they cannot be.
   bool serving = true;
   std::string last_resume_error;
+  int64_t ram_high = 0;  // the streams' RAM at its highest since a trim
   while (!stopping_.WaitForNotificationWithTimeout(absl::Seconds(1))) {
     const size_t n = core_->DeleteIdleStreams();
     if (n > 0) {
       std::printf("knnmem-server: deleted %zu idle stream(s)\n", n);
+      std::fflush(stdout);
+    }
+    // glibc keeps freed memory for reuse instead of returning it: RSS
+    // stayed at 693 MiB after 10,000 small streams were deleted (39 MiB
+    // after malloc_trim). Once the streams' RAM fell 64 MiB below its high
+    // mark, give the freed memory back; not every tick, as a trim walks
+    // the heap with its lock held (~10 ms with 700 MiB live).
+    const int64_t ram = static_cast<int64_t>(core_->resident_bytes());
+    ram_high = std::max(ram_high, ram);
+    if (ram_high - ram >= kTrimAfterFreeing) {
+      const uint64_t before = ResidentMemoryBytes();
+      malloc_trim(0);
+      ram_high = ram;
+      std::printf(
+          "knnmem-server: returned freed memory to the system (RSS %llu -> "
+          "%llu MiB)\n",
+          static_cast<unsigned long long>(before >> 20),
+          static_cast<unsigned long long>(ResidentMemoryBytes() >> 20));
       std::fflush(stdout);
     }
     if (core_->storage().writes_stopped()) {

@@ -67,6 +67,29 @@ TEST(LayerMemoryTest, AppendsAcrossBlockBoundariesAreReadBackHeadMajor) {
   ExpectHolds(m.Snapshot(), s, 0, 3000);
 }
 
+TEST(LayerMemoryTest, BlockSizesFollowPositionAndCapacity) {
+  EXPECT_EQ(BlockRowsAt(0, 100000), 64u);
+  EXPECT_EQ(BlockRowsAt(2047, 100000), 64u);
+  EXPECT_EQ(BlockRowsAt(4096, 100000), 256u);  // 4096 / 16
+  EXPECT_EQ(BlockRowsAt(1 << 20, 100000), 1024u);
+  EXPECT_EQ(BlockRowsAt(1 << 20, 8192), 512u);  // capacity / 16
+  // Small rings: an eighth of the capacity, 8 to 64 rows.
+  EXPECT_EQ(BlockRowsAt(0, 512), 64u);
+  EXPECT_EQ(BlockRowsAt(0, 100), 16u);
+  EXPECT_EQ(BlockRowsAt(0, 64), 8u);
+  EXPECT_EQ(BlockRowsAt(0, 1), 8u);
+}
+
+TEST(LayerMemoryTest, ASmallRingHoldingFewRowsTakesFewRowsOfRam) {
+  const StreamSpec s = Spec(64);
+  LayerMemory m(s);
+  AppendPositions(m, s, 0, 8);
+  EXPECT_EQ(m.BlockBytes(), 8 * s.RowBytes());  // was 64 rows' worth
+  AppendPositions(m, s, 8, 200);                // wraps the ring three times
+  ExpectHolds(m.Snapshot(), s, 200 - 64, 200);
+  EXPECT_LE(m.BlockBytes(), (64 + 8) * s.RowBytes());
+}
+
 TEST(LayerMemoryTest, FifoKeepsExactlyTheNewestCapacityPositions) {
   const StreamSpec s = Spec(300);
   LayerMemory m(s);
