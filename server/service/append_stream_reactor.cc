@@ -149,6 +149,8 @@ absl::Status MemoryService::AppendStreamReactor::StoreOne(Batch& batch) {
   absl::Status status;
   if (ctx_->IsCancelled()) {
     status = WhyCancelled(*ctx_, "before this batch was stored");
+  } else if (service_->aborting_.load()) {
+    status = ServerStopping();
   } else {
     absl::StatusOr<StreamSpec> spec = service_->AuthorizedCallSpec(
         batch.request, batch.request.stream_id(), "keys, values");

@@ -9,6 +9,7 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
+#include "absl/time/time.h"
 #include "base/sync.h"
 
 namespace knnmem {
@@ -38,11 +39,13 @@ class CallGate {
     MutexLock lock(&mu_);
     closed_ = true;
   }
-  // Waits until every call that entered has exited.
-  void AwaitEmpty() {
+  // Waits until every call that entered has exited; false after `timeout`.
+  bool AwaitEmpty(absl::Duration timeout = absl::InfiniteDuration()) {
     MutexLock lock(&mu_);
-    mu_.Await(absl::Condition(
-        +[](size_t* inside) { return *inside == 0; }, &inside_));
+    return mu_.AwaitWithTimeout(
+        absl::Condition(
+            +[](size_t* inside) { return *inside == 0; }, &inside_),
+        timeout);
   }
   size_t inside() const {
     MutexLock lock(&mu_);

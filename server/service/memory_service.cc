@@ -102,9 +102,10 @@ class MemoryService::Call {
     grpc::ServerUnaryReactor* reactor = NewReactor();
     service_->pool_->Submit([call = *this, reactor, request_bytes,
                              work = std::move(work)]() mutable {
-      const absl::Status status = call.ctx_->IsCancelled()
-                                      ? WhyCancelled(*call.ctx_, "while queued")
-                                      : work();
+      const absl::Status status =
+          call.ctx_->IsCancelled() ? WhyCancelled(*call.ctx_, "while queued")
+          : call.service_->aborting_.load() ? ServerStopping()
+                                            : work();
       call.service_->admission_.Release(request_bytes);
       call.Finish(reactor, status);
     });
@@ -122,9 +123,12 @@ class MemoryService::Call {
   void Finish(grpc::ServerUnaryReactor* reactor, absl::Status status) {
     // A search stops between blocks once its call is cancelled, and says
     // DEADLINE_EXCEEDED: the client may have cancelled it instead.
-    if (status.code() == absl::StatusCode::kDeadlineExceeded &&
-        ctx_->IsCancelled()) {
-      status = WhyCancelled(*ctx_, "while it ran");
+    if (status.code() == absl::StatusCode::kDeadlineExceeded) {
+      if (ctx_->IsCancelled()) {
+        status = WhyCancelled(*ctx_, "while it ran");
+      } else if (service_->aborting_.load()) {
+        status = ServerStopping();
+      }
     }
     if (service_->metrics_ != nullptr) {
       service_->metrics_->RecordRequest(
@@ -321,7 +325,9 @@ grpc::ServerUnaryReactor* MemoryService::Search(
                                               spec = *spec] {
     ASSIGN_OR_RETURN(SearchCommand cmd, ValidateSearch(*request, spec));
     // Stops between blocks once the deadline passes: frees the workers.
-    cmd.options.cancelled = [ctx] { return ctx->IsCancelled(); };
+    cmd.options.cancelled = [this, ctx] {
+      return ctx->IsCancelled() || aborting_.load();
+    };
     const size_t bytes = SearchResponseBytes(cmd);
     if (bytes > max_message_bytes_) {
       return absl::ResourceExhaustedError(absl::StrCat(
@@ -373,7 +379,9 @@ grpc::ServerUnaryReactor* MemoryService::Attend(
   return call.Defer(
       request->ByteSizeLong(), [this, ctx, request, response, spec = *spec] {
         ASSIGN_OR_RETURN(AttendCommand cmd, ValidateAttend(*request, spec));
-        cmd.cancelled = [ctx] { return ctx->IsCancelled(); };
+        cmd.cancelled = [this, ctx] {
+          return ctx->IsCancelled() || aborting_.load();
+        };
         ASSIGN_OR_RETURN(AttendResult r, store_->Attend(cmd));
         if (metrics_ != nullptr) metrics_->AddSearchedQueries(r.queries);
         SetFloatTensor(r.output, {r.queries, r.heads, r.value_dim},

@@ -9,6 +9,7 @@
 #ifndef KNNMEM_SERVER_SERVICE_MEMORY_SERVICE_H_
 #define KNNMEM_SERVER_SERVICE_MEMORY_SERVICE_H_
 
+#include <atomic>
 #include <cstddef>
 
 #include "base/worker_pool.h"
@@ -76,8 +77,18 @@ class MemoryService final : public v1::Memory::CallbackService {
   // From now on a call that reaches a handler is refused with UNAVAILABLE
   // (the server is stopping: a client retries elsewhere or later).
   void StopAcceptingCalls() { gate_.Close(); }
-  // Waits until every call let in before StopAcceptingCalls has ended.
-  void AwaitCallsEnded() { gate_.AwaitEmpty(); }
+  // Waits until every call let in before StopAcceptingCalls has ended;
+  // false after `timeout`.
+  bool AwaitCallsEnded(absl::Duration timeout = absl::InfiniteDuration()) {
+    return gate_.AwaitEmpty(timeout);
+  }
+  // Ends the calls still running with UNAVAILABLE (retry elsewhere), as
+  // soon as each can stop: queued work is not started, searches stop
+  // between blocks, AppendStream calls store no further batch. A write
+  // under way completes.
+  void AbortCalls() { aborting_.store(true); }
+  // Requests admitted and not yet answered.
+  size_t requests_in_flight() const { return admission_.requests(); }
 
  private:
   class Call;
@@ -112,6 +123,7 @@ class MemoryService final : public v1::Memory::CallbackService {
   const size_t max_message_bytes_;
   Admission admission_;
   CallGate gate_;
+  std::atomic<bool> aborting_{false};
 };
 
 }  // namespace knnmem

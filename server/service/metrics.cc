@@ -60,6 +60,9 @@ class Metrics::SamplingCollectable : public prometheus::Collectable {
         gauge("knnmem_resident_streams", "Streams whose entries are in RAM.");
     queue_ = gauge("knnmem_worker_queue_depth",
                    "Tasks waiting for a worker thread.");
+    in_flight_ = gauge("knnmem_requests_in_flight",
+                       "Requests admitted and not yet answered (bounded by "
+                       "--max-inflight-requests).");
     pending_ =
         gauge("knnmem_rocksdb_compaction_pending_bytes",
               "Bytes RocksDB estimates compaction still has to rewrite.");
@@ -108,6 +111,7 @@ class Metrics::SamplingCollectable : public prometheus::Collectable {
       unloads_seen_ = s.stream_unloads;
     }
     queue_->Set(static_cast<double>(s.worker_queue_depth));
+    in_flight_->Set(static_cast<double>(s.requests_in_flight));
     pending_->Set(static_cast<double>(s.rocksdb_compaction_pending_bytes));
     rss_->Set(static_cast<double>(ResidentMemoryBytes()));
     writes_stopped_->Set(s.storage_writes_stopped ? 1 : 0);
@@ -134,7 +138,7 @@ class Metrics::SamplingCollectable : public prometheus::Collectable {
   mutable uint64_t background_errors_seen_ ABSL_GUARDED_BY(mu_) = 0;
   mutable uint64_t unloads_seen_ ABSL_GUARDED_BY(mu_) = 0;
   prometheus::Gauge *writes_stopped_, *wal_damaged_, *streams_, *stored_, *ram_,
-      *disk_, *budget_, *resident_, *queue_, *pending_, *rss_;
+      *disk_, *budget_, *resident_, *queue_, *in_flight_, *pending_, *rss_;
   prometheus::Counter *stall_, *unloads_, *background_errors_;
 };
 

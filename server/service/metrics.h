@@ -14,7 +14,7 @@
 //   knnmem_stream_load_seconds                 histogram (loads from disk)
 //   knnmem_streams, knnmem_stored_vectors, knnmem_ram_bytes,
 //   knnmem_disk_bytes, knnmem_memory_budget_bytes, knnmem_resident_streams,
-//   knnmem_worker_queue_depth,
+//   knnmem_worker_queue_depth, knnmem_requests_in_flight,
 //   knnmem_rocksdb_compaction_pending_bytes,
 //   knnmem_process_resident_memory_bytes     gauges, sampled at scrape time
 #ifndef KNNMEM_SERVER_SERVICE_METRICS_H_
@@ -62,6 +62,7 @@ struct ServerSample {
   uint64_t resident_streams = 0;
   uint64_t stream_unloads = 0;  // cumulative since start
   uint64_t worker_queue_depth = 0;
+  uint64_t requests_in_flight = 0;          // admitted, not yet answered
   uint64_t rocksdb_write_stall_micros = 0;  // cumulative since start
   uint64_t rocksdb_compaction_pending_bytes = 0;
   uint64_t storage_background_errors = 0;  // cumulative since start

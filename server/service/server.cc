@@ -117,8 +117,11 @@ absl::Status Server::Open() {
   limits.max_message_bytes = options_.max_message_bytes;
   limits.max_inflight_requests = options_.max_inflight_requests;
   limits.max_inflight_bytes = options_.max_inflight_bytes;
-  service_ =
-      std::make_unique<MemoryService>(core_, &pool_, metrics_.get(), limits);
+  {
+    MutexLock lock(&store_mu_);  // scrapes read service_ under it
+    service_ =
+        std::make_unique<MemoryService>(core_, &pool_, metrics_.get(), limits);
+  }
   grpc::EnableDefaultHealthCheckService(true);
   // Reflection cannot check tokens: it is on only when auth is off.
   if (!auth_) grpc::reflection::InitProtoReflectionServerBuilderPlugin();
@@ -200,6 +203,8 @@ ServerSample Server::Sample() const {
   s.stream_unloads = store_->residency().unloads;
   s.disk_bytes = store_->storage().ApproximateBytesOnDisk();
   s.worker_queue_depth = pool_.queue_depth();
+  if (service_ != nullptr)
+    s.requests_in_flight = service_->requests_in_flight();
   s.rocksdb_write_stall_micros = store_->storage().WriteStallMicros();
   s.rocksdb_compaction_pending_bytes =
       store_->storage().CompactionPendingBytes();
@@ -273,8 +278,8 @@ void Server::Shutdown(absl::Duration drain, absl::Duration grace) {
   if (grpc_server_ != nullptr) {
     grpc_server_->GetHealthCheckService()->SetServingStatus(false);
     absl::SleepFor(drain);
-    const auto deadline =
-        std::chrono::system_clock::now() + absl::ToChronoSeconds(grace);
+    const auto deadline = std::chrono::system_clock::now() +
+                          absl::ToChronoMilliseconds(grace + kAbortTime);
     // gRPC stops accepting calls at once, cancels those still running at
     // the deadline, and returns only when every idle client connection has
     // acknowledged its GOAWAY (an idle gRPC client does that on its 5 s
@@ -287,7 +292,12 @@ void Server::Shutdown(absl::Duration drain, absl::Duration grace) {
     // A call that reaches a handler from here on is refused; the calls
     // inside finish by themselves or are cancelled at the deadline.
     service_->StopAcceptingCalls();
-    service_->AwaitCallsEnded();
+    if (!service_->AwaitCallsEnded(grace)) {
+      // The grace is over: the calls still running end with UNAVAILABLE
+      // (retry elsewhere) rather than gRPC's CANCELLED at its deadline.
+      service_->AbortCalls();
+      service_->AwaitCallsEnded();
+    }
     // Every answer is written to its socket; give the kernel a moment to
     // send it before the process may exit (closing a socket that has
     // unread input resets the connection and drops what is unsent). Clients

@@ -36,6 +36,9 @@ class Server {
   // How long Shutdown waits, once no call is running, for gRPC to close
   // the connections before it returns anyway.
   static constexpr absl::Duration kLinger = absl::Milliseconds(250);
+  // After the grace, calls still running are told to stop (UNAVAILABLE);
+  // gRPC cancels what is left this much later.
+  static constexpr absl::Duration kAbortTime = absl::Seconds(1);
 
   // Opens the store on options.data_dir, starts the metrics endpoint (unless
   // "none") and serves on options.listen. Errors: the store's (a data dir it
@@ -63,9 +66,10 @@ class Server {
 
   // Stops serving, in order: health reports NOT_SERVING for `drain` while
   // calls are still served; then new calls are refused (UNAVAILABLE) and
-  // the calls in flight get until `grace` to finish, after which gRPC
-  // cancels them; once none is running, the reaper and the worker pool stop
-  // and the store closes, with everything acknowledged durable. Returns
+  // the calls in flight get until `grace` to finish, after which they are
+  // ended with UNAVAILABLE as soon as each can stop (gRPC cancels any left
+  // kAbortTime later); once none is running, the reaper and the worker pool
+  // stop and the store closes, with everything acknowledged durable. Returns
   // then, without waiting for idle client connections to acknowledge the
   // server's GOAWAY. Runs once; later calls return at once.
   void Shutdown(absl::Duration drain, absl::Duration grace);
@@ -82,7 +86,8 @@ class Server {
   // store and the pool) before the store and the pool.
   const ServerOptions options_;
   WorkerPool pool_;
-  // Guards store_ for the metrics sampler, which runs on scrapes.
+  // Guards store_ (and service_ while it is set) for the metrics sampler,
+  // which runs on scrapes.
   mutable Mutex store_mu_;
   std::unique_ptr<MemoryStore> store_ ABSL_GUARDED_BY(store_mu_);
   MemoryStore* core_ = nullptr;  // store_ while open, for the serving path

@@ -32,6 +32,7 @@ CONTRACT = {
     "knnmem_appended_vectors_total": "counter",
     "knnmem_searched_queries_total": "counter",
     "knnmem_worker_queue_depth": "gauge",
+    "knnmem_requests_in_flight": "gauge",
     "knnmem_resident_streams": "gauge",
     "knnmem_stream_unloads_total": "counter",
     "knnmem_stream_load_seconds": "histogram",

@@ -5,9 +5,11 @@
 
 #include <atomic>
 #include <thread>
+#include <vector>
 
 #include "grpc/reflection/v1alpha/reflection.grpc.pb.h"
 #include "tests/support/attention_oracle.h"
+#include "tests/support/http_get.h"
 #include "tests/support/server_fixture.h"
 
 namespace knnmem::testing {
@@ -234,6 +236,64 @@ TEST_F(ServerTest, SigtermDrainsFinishesInFlightCallsAndExitsZero) {
   auto info = client_->GetStream("drain");
   ASSERT_TRUE(info.ok()) << info.status();
   EXPECT_EQ(info->layers(0).next_position(), next + 64);  // the acked append
+}
+
+// Calls still running when the grace ends get UNAVAILABLE (retry
+// elsewhere), not gRPC's CANCELLED (issue 16): the running search stops
+// between blocks, the queued one never starts.
+TEST_F(ServerTest, CallsRunningWhenTheGraceEndsGetUnavailable) {
+  ASSERT_EQ(StopServer(), 0);
+  StartServer({"--workers", "1", "--grace-seconds", "0"});
+  constexpr int kHeads = 8, kDim = 128, kRows = 512, kBatches = 32;
+  ASSERT_TRUE(
+      client_->CreateStream("g", MakeSpec(1, kHeads, kDim, kDim, 1 << 20))
+          .ok());
+  const std::vector<float> rows(size_t{kRows} * kHeads * kDim, 0.5f);
+  for (int b = 0; b < kBatches; ++b) {
+    ASSERT_TRUE(
+        client_->Append("g", 0, int64_t{b} * kRows, rows, rows, kRows, kHeads)
+            .ok());
+  }
+  // The long search holds the one worker; the short one, admitted after
+  // it, queues behind it.
+  const auto await_in_flight = [&](int n) {
+    bool reached = false;
+    for (int i = 0; i < 10000 && !reached; ++i) {
+      reached = Sample(HttpGet(server_->metrics_address(), "/metrics").body,
+                       "knnmem_requests_in_flight") >= n;
+    }
+    return reached;
+  };
+  absl::Status running, queued;
+  std::thread long_search([&] {
+    auto c = MemoryClient::Connect(server_->address());
+    running = c->Search("g", 0, rows, kRows, kHeads, 32).status();
+  });
+  ASSERT_TRUE(await_in_flight(1)) << "the long search never arrived";
+  std::thread short_search([&] {
+    auto c = MemoryClient::Connect(server_->address());
+    queued = c->Search("g", 0, absl::MakeSpan(rows).subspan(0, kHeads * kDim),
+                       1, kHeads, 1)
+                 .status();
+  });
+  if (!await_in_flight(2)) {
+    long_search.join();
+    short_search.join();
+    FAIL() << "the two searches were never in flight together";
+  }
+  server_->Signal(SIGTERM);
+  long_search.join();
+  short_search.join();
+  for (const absl::Status& s : {running, queued}) {
+    EXPECT_EQ(s.code(), absl::StatusCode::kUnavailable) << s;
+    EXPECT_NE(s.message().find("stopping"), std::string::npos) << s;
+  }
+  client_.reset();
+  EXPECT_EQ(server_->Wait(), 0);
+  StartServer();
+  auto info = client_->GetStream("g");
+  ASSERT_TRUE(info.ok()) << info.status();
+  EXPECT_EQ(info->layers(0).next_position(), int64_t{kBatches} * kRows);
 }
 
 TEST_F(ServerTest, DeleteStreamThenGetIsNotFound) {

@@ -1,5 +1,6 @@
 #include "tests/support/server_process.h"
 
+#include <grpc/grpc.h>
 #include <poll.h>
 #include <signal.h>
 #include <sys/prctl.h>
@@ -27,7 +28,24 @@ ServerProcess::~ServerProcess() {
   if (pid_ > 0) Kill();
 }
 
+namespace {
+
+// gRPC shuts itself down when its last object is destroyed, and that
+// shutdown waits up to 10 s for connections still closing (to a server just
+// stopped): a test destroying its last client right after a server stopped
+// stalled for 10 s. Keep gRPC initialised for the life of the test process.
+void KeepGrpcInitialised() {
+  static const bool kept = [] {
+    grpc_init();
+    return true;
+  }();
+  static_cast<void>(kept);
+}
+
+}  // namespace
+
 bool ServerProcess::Start() {
+  KeepGrpcInitialised();
   int fds[2];
   if (pipe(fds) != 0) {
     error_ = "pipe failed";
