@@ -219,56 +219,63 @@ constexpr int64_t kTrimAfterFreeing = int64_t{64} << 20;
 }  // namespace
 
 void Server::Maintain() {
-  // Once a second: idle streams are deleted; after a background error of
-  // the storage, writes are resumed once the cause is gone, and health says
-  // NOT_SERVING while they cannot be.
-  bool serving = true;
-  std::string last_resume_error;
-  int64_t ram_high = 0;  // the streams' RAM at its highest since a trim
+  // Once a second: idle streams are deleted, freed memory goes back to the
+  // system, and storage writes stopped by a background error resume.
   while (!stopping_.WaitForNotificationWithTimeout(absl::Seconds(1))) {
     const size_t n = core_->DeleteIdleStreams();
     if (n > 0) {
       std::printf("knnmem-server: deleted %zu idle stream(s)\n", n);
       std::fflush(stdout);
     }
-    // glibc keeps freed memory for reuse instead of returning it: RSS
-    // stayed at 693 MiB after 10,000 small streams were deleted (39 MiB
-    // after malloc_trim). Once the streams' RAM fell 64 MiB below its high
-    // mark, give the freed memory back; not every tick, as a trim walks
-    // the heap with its lock held (~10 ms with 700 MiB live).
-    const int64_t ram = static_cast<int64_t>(core_->resident_bytes());
-    ram_high = std::max(ram_high, ram);
-    if (ram_high - ram >= kTrimAfterFreeing) {
-      const uint64_t before = ResidentMemoryBytes();
-      malloc_trim(0);
-      ram_high = ram;
-      std::printf(
-          "knnmem-server: returned freed memory to the system (RSS %llu -> "
-          "%llu MiB)\n",
-          static_cast<unsigned long long>(before >> 20),
-          static_cast<unsigned long long>(ResidentMemoryBytes() >> 20));
-      std::fflush(stdout);
-    }
-    if (core_->storage().writes_stopped()) {
-      // Said once per distinct reason, not once a second.
-      const absl::Status resumed = core_->TryResumeWrites();
-      if (resumed.ok()) {
-        std::printf("knnmem-server: writes resumed\n");
-        std::fflush(stdout);
-      } else if (resumed.ToString() != last_resume_error) {
-        last_resume_error = resumed.ToString();
-        std::fprintf(stderr, "knnmem-server: writes not resumed yet: %s\n",
-                     last_resume_error.c_str());
-      }
-    } else {
-      last_resume_error.clear();
-    }
-    const bool writable = !core_->storage().writes_stopped();
-    if (writable != serving && !draining_.load()) {
-      grpc_server_->GetHealthCheckService()->SetServingStatus(writable);
-      serving = writable;
-    }
+    TrimFreedMemory();
+    ResumeWrites();
   }
+}
+
+void Server::TrimFreedMemory() {
+  // glibc keeps freed memory for reuse instead of returning it: RSS stayed
+  // at 693 MiB after 10,000 small streams were deleted (39 MiB after
+  // malloc_trim). Once the streams' RAM fell 64 MiB below its high mark,
+  // give the freed memory back; not every tick, as a trim walks the heap
+  // with its lock held (~10 ms with 700 MiB live).
+  const int64_t ram = static_cast<int64_t>(core_->resident_bytes());
+  ram_high_ = std::max(ram_high_, ram);
+  if (ram_high_ - ram < kTrimAfterFreeing) return;
+  const uint64_t before = ResidentMemoryBytes();
+  malloc_trim(0);
+  ram_high_ = ram;
+  std::printf(
+      "knnmem-server: returned freed memory to the system (RSS %llu -> %llu "
+      "MiB)\n",
+      static_cast<unsigned long long>(before >> 20),
+      static_cast<unsigned long long>(ResidentMemoryBytes() >> 20));
+  std::fflush(stdout);
+}
+
+void Server::ResumeWrites() {
+  // Health says NOT_SERVING from the tick that finds writes stopped until
+  // they resume (the same tick, when the cause is already gone).
+  if (!core_->storage().writes_stopped()) return;
+  SetServing(false, "storage writes stopped");
+  const absl::Status resumed = core_->TryResumeWrites();
+  if (resumed.ok()) {
+    last_resume_error_.clear();
+    SetServing(true, "storage writes resumed");
+  } else if (resumed.ToString() != last_resume_error_) {
+    // Said once per distinct reason, not once a second.
+    last_resume_error_ = resumed.ToString();
+    std::fprintf(stderr, "knnmem-server: writes not resumed yet: %s\n",
+                 last_resume_error_.c_str());
+  }
+}
+
+void Server::SetServing(bool serving, const char* why) {
+  if (serving == serving_ || draining_.load()) return;
+  serving_ = serving;
+  grpc_server_->GetHealthCheckService()->SetServingStatus(serving);
+  std::printf("knnmem-server: health %s (%s)\n",
+              serving ? "SERVING" : "NOT_SERVING", why);
+  std::fflush(stdout);
 }
 
 void Server::Shutdown(absl::Duration drain, absl::Duration grace) {

@@ -78,8 +78,13 @@ class Server {
   explicit Server(const ServerOptions& options);
   absl::Status Open();
   ServerSample Sample() const;
-  // The maintenance thread: idle streams, storage recovery, health.
+  // The maintenance thread: idle streams, freed memory, storage recovery
+  // and health; each once a second.
   void Maintain();
+  void TrimFreedMemory();
+  void ResumeWrites();
+  // Sets health (unless draining, whose NOT_SERVING stays) and says so.
+  void SetServing(bool serving, const char* why);
 
   // Destroyed in reverse: the gRPC server before the service, the service
   // before the metrics it records in, the metrics (whose scrapes sample the
@@ -102,6 +107,10 @@ class Server {
   absl::Notification stopping_;
   std::atomic<bool> draining_{false};  // health is Shutdown's from then on
   std::thread maintenance_;
+  // Used by the maintenance thread only.
+  int64_t ram_high_ = 0;  // the streams' RAM at its highest since a trim
+  bool serving_ = true;
+  std::string last_resume_error_;
   std::thread grpc_shutdown_;  // gRPC's own, which waits for idle clients
   absl::Notification grpc_stopped_;
   bool shut_down_ = false;

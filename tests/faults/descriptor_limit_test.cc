@@ -102,8 +102,14 @@ TEST(DescriptorLimitTest, WritesRecoverOnceConnectionsGiveDescriptorsBack) {
             absl::string_view::npos)
       << failed;
 
+  // Health says NOT_SERVING from the next maintenance tick until the
+  // writes resume, once the connections are gone.
+  ASSERT_TRUE(server.AwaitOutput("health NOT_SERVING (storage writes stopped)",
+                                 absl::Seconds(20)));
   idle.clear();
-  ASSERT_TRUE(server.AwaitOutput("writes resumed", absl::Seconds(20)));
+  ASSERT_TRUE(server.AwaitOutput("health SERVING (storage writes resumed)",
+                                 absl::Seconds(20)));
+  EXPECT_TRUE(client->Health().ok());
   const int64_t acknowledged = position;
   EXPECT_TRUE(append().ok());
   EXPECT_TRUE(append().ok());
