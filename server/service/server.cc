@@ -82,6 +82,7 @@ absl::Status Server::Open() {
   store_options.memory_budget_bytes = options_.memory_budget_bytes;
   store_options.disk_reserve_bytes = options_.disk_reserve_bytes;
   store_options.wal_recovery = options_.wal_recovery;
+  store_options.descriptor_reserve = options_.descriptor_reserve;
   Metrics* metrics = metrics_.get();
   store_options.on_load = [metrics](double seconds) {
     metrics->ObserveStreamLoad(seconds);
@@ -228,6 +229,7 @@ void Server::Maintain() {
       std::fflush(stdout);
     }
     TrimFreedMemory();
+    core_->storage().RefillDescriptorReserve();
     ResumeWrites();
   }
 }

@@ -123,6 +123,10 @@ Usage: knnmem-server [flags]
                             that would leave less gets RESOURCE_EXHAUSTED
                             naming the disk, and writes resume once there is
                             room; reads and deletes go on
+  --descriptor-reserve=N    file descriptors held back for RocksDB (default
+                            64, 0 = none): when connections have taken every
+                            other one, RocksDB opens its files with these
+                            and keeps writing, while new connections wait
   --wal-recovery=MODE       what start does with a WAL damaged in the middle
                             (a torn tail, which a crash leaves, is always
                             dropped): point-in-time (default) replays up to
@@ -230,6 +234,11 @@ absl::StatusOr<ServerOptions> ParseServerOptions(
       if (!absl::SimpleAtoi(value, &o.shards) || o.shards < 1 ||
           o.shards > 4096) {
         return BadValue(name, value, "an integer in [1, 4096]");
+      }
+    } else if (name == "descriptor-reserve") {
+      if (!absl::SimpleAtoi(value, &o.descriptor_reserve) ||
+          o.descriptor_reserve < 0 || o.descriptor_reserve > 4096) {
+        return BadValue(name, value, "an integer in [0, 4096]");
       }
     } else if (name == "workers") {
       if (!absl::SimpleAtoi(value, &o.workers) || o.workers < 0 ||

@@ -48,6 +48,9 @@ struct ServerOptions {
   uint64_t disk_reserve_bytes = uint64_t{128} << 20;
   // What start does with a WAL damaged in the middle (see --help).
   WalRecovery wal_recovery = WalRecovery::kPointInTime;
+  // File descriptors held back for RocksDB, lent to it when connections
+  // took every other one (see --help).
+  int descriptor_reserve = 64;
   // After SIGTERM: seconds to keep serving while health says NOT_SERVING,
   // then seconds in-flight calls get to finish.
   uint32_t drain_seconds = 0;

@@ -300,6 +300,15 @@ absl::StatusOr<std::unique_ptr<Storage>> Storage::Open(
   rocksdb::Options options =
       StorageOptions(config.write_buffer_bytes, config.memtables);
   if (config.env != nullptr) options.env = config.env;
+  std::unique_ptr<DescriptorReserve> reserve;
+  std::unique_ptr<rocksdb::Env> env;
+  if (config.descriptor_reserve > 0) {
+    reserve = std::make_unique<DescriptorReserve>(config.descriptor_reserve);
+    env = rocksdb::NewCompositeEnv(ReservingFileSystem(
+        config.env != nullptr ? config.env->GetFileSystem() : nullptr,
+        reserve.get()));
+    options.env = env.get();
+  }
   ASSIGN_OR_RETURN(const bool wal_damaged,
                    CheckWal(dir, options, config.wal_recovery));
   options.wal_recovery_mode = RocksRecoveryMode(config.wal_recovery);
@@ -335,9 +344,10 @@ absl::StatusOr<std::unique_ptr<Storage>> Storage::Open(
     return FromRocks(s.ok() ? rocksdb::Status::Corruption("counter") : s,
                      "reading the incarnation counter");
   }
-  std::unique_ptr<Storage> storage(new Storage(
-      std::move(db), std::make_unique<rocksdb::Options>(std::move(options)),
-      std::move(errors), next, dir, config.disk_reserve_bytes));
+  std::unique_ptr<Storage> storage(
+      new Storage(std::move(reserve), std::move(env), std::move(db),
+                  std::make_unique<rocksdb::Options>(std::move(options)),
+                  std::move(errors), next, dir, config.disk_reserve_bytes));
   storage->wal_damaged_at_open_ = wal_damaged;
   return storage;
 }
@@ -375,12 +385,16 @@ class Storage::Use {
   rocksdb::DB* db_ = nullptr;
 };
 
-Storage::Storage(std::unique_ptr<rocksdb::DB> db,
+Storage::Storage(std::unique_ptr<DescriptorReserve> reserve,
+                 std::unique_ptr<rocksdb::Env> env,
+                 std::unique_ptr<rocksdb::DB> db,
                  std::unique_ptr<rocksdb::Options> options,
                  std::shared_ptr<ErrorListener> errors,
                  uint64_t next_incarnation, std::string dir,
                  uint64_t disk_reserve_bytes)
-    : errors_(std::move(errors)),
+    : reserve_(std::move(reserve)),
+      env_(std::move(env)),
+      errors_(std::move(errors)),
       options_(std::move(options)),
       db_(std::move(db)),
       dir_(std::move(dir)),
@@ -690,6 +704,10 @@ uint64_t Storage::ApproximateBytesOnDisk() const {
   use.db()->GetIntProperty(rocksdb::DB::Properties::kCurSizeAllMemTables,
                            &memtables);
   return sst + memtables;
+}
+
+int Storage::RefillDescriptorReserve() const {
+  return reserve_ == nullptr ? 0 : reserve_->Refill();
 }
 
 uint64_t Storage::WriteStallMicros() const {

@@ -49,6 +49,7 @@
 #include "absl/time/time.h"
 #include "base/sync.h"
 #include "server/spec/stream_spec.h"
+#include "server/storage/descriptor_reserve.h"
 #include "server/storage/rocksdb_options.h"
 
 namespace rocksdb {
@@ -88,6 +89,8 @@ struct StorageConfig {
   // faults here.
   rocksdb::Env* env = nullptr;
   WalRecovery wal_recovery = WalRecovery::kPointInTime;
+  // File descriptors held back for RocksDB (descriptor_reserve.h; 0: none).
+  int descriptor_reserve = 0;
 };
 
 struct StreamRecord {
@@ -206,6 +209,9 @@ class Storage {
   absl::Status TryResume();
   // Waits until writes are no longer stopped; false after `timeout`.
   bool AwaitWritesResumed(absl::Duration timeout);
+  // Takes back the reserved descriptors lent to RocksDB, as far as free
+  // ones exist; returns how many are held.
+  int RefillDescriptorReserve() const;
   // Microseconds writes have been stalled since open.
   uint64_t WriteStallMicros() const;
   // Bytes RocksDB estimates compaction still has to rewrite.
@@ -216,7 +222,8 @@ class Storage {
   // Every use of the database holds a Use (storage.cc).
   class Use;
 
-  Storage(std::unique_ptr<rocksdb::DB> db,
+  Storage(std::unique_ptr<DescriptorReserve> reserve,
+          std::unique_ptr<rocksdb::Env> env, std::unique_ptr<rocksdb::DB> db,
           std::unique_ptr<rocksdb::Options> options,
           std::shared_ptr<ErrorListener> errors, uint64_t next_incarnation,
           std::string dir, uint64_t disk_reserve_bytes);
@@ -230,7 +237,10 @@ class Storage {
   // across two storage calls cannot deadlock against a reopen.
   absl::Status Reopen();
 
-  std::shared_ptr<ErrorListener> errors_;            // outlives db_
+  // Outlive db_.
+  const std::unique_ptr<DescriptorReserve> reserve_;  // null: none
+  const std::unique_ptr<rocksdb::Env> env_;  // null: the configured one
+  std::shared_ptr<ErrorListener> errors_;
   const std::unique_ptr<rocksdb::Options> options_;  // for Reopen
   mutable Mutex use_mu_;
   std::unique_ptr<rocksdb::DB> db_ ABSL_GUARDED_BY(use_mu_);  // null: closed

@@ -87,6 +87,7 @@ StorageConfig StorageConfigOf(const MemoryStore::Options& options) {
   config.memtables = Memtables(options.memory_budget_bytes);
   config.disk_reserve_bytes = options.disk_reserve_bytes;
   config.wal_recovery = options.wal_recovery;
+  config.descriptor_reserve = options.descriptor_reserve;
   return config;
 }
 

@@ -85,6 +85,8 @@ class MemoryStore {
     uint64_t disk_reserve_bytes = 0;
     // What opening does with a damaged WAL (storage.h).
     WalRecovery wal_recovery = WalRecovery::kPointInTime;
+    // File descriptors held back for RocksDB (StorageConfig).
+    int descriptor_reserve = 0;
     // Called with the seconds each load of a stream took; may be empty.
     std::function<void(double)> on_load;
   };

@@ -58,73 +58,112 @@ TEST(DescriptorLimitTest, ServerRaisesItsSoftLimitToTheHardOne) {
   EXPECT_EQ(server.Stop(), 0);
 }
 
-// With its descriptors exhausted by idle connections, RocksDB cannot create
-// the next WAL and stops writes with an error it will not resume from
-// (DB::Resume refuses a "fatal" one): every Append failed until a restart.
-// Now the server reopens the database once descriptors are back.
-TEST(DescriptorLimitTest, WritesRecoverOnceConnectionsGiveDescriptorsBack) {
-  TempDir dir;
-  // A small memtable: a few batches fill it, and the next needs a new WAL.
-  ServerProcess server(dir.Sub("data"), {"--memory-budget", "256MiB"});
-  ASSERT_TRUE(server.Start()) << server.error();
-  int port = 0;
-  ASSERT_TRUE(absl::SimpleAtoi(
-      server.address().substr(server.address().rfind(':') + 1), &port));
-  auto client = MemoryClient::Connect(server.address());
-  constexpr int kHeads = 8, kDim = 128, kRows = 512;  // 4 MiB per batch
-  const v1::StreamSpec spec =
-      ServerFixture::MakeSpec(1, kHeads, kDim, kDim, 1 << 20);
-  ASSERT_TRUE(client->CreateStream("s", spec).ok());
-  const std::vector<float> rows(size_t{kRows} * kHeads * kDim, 0.25f);
-  int64_t position = 0;
-  const auto append = [&] {
-    absl::Status s =
-        client->Append("s", 0, position, rows, rows, kRows, kHeads).status();
-    if (s.ok()) position += kRows;
-    return s;
-  };
-  ASSERT_TRUE(append().ok());
+// Idle connections take every descriptor the server may open, as many
+// clients would with systemd's 1024 (gRPC 1.51 cannot bound connections).
+class DescriptorExhaustionTest : public ::testing::Test {
+ protected:
+  static constexpr int kHeads = 8, kDim = 128, kRows = 512;  // 4 MiB a batch
 
-  // The server may open 24 more descriptors; idle connections take them.
-  struct rlimit low;
-  low.rlim_cur = low.rlim_max = OpenDescriptors(server.pid()) + 24;
-  ASSERT_EQ(prlimit(server.pid(), RLIMIT_NOFILE, &low, nullptr), 0);
-  std::vector<std::unique_ptr<RawHttp2Client>> idle;
-  for (int i = 0; i < 64; ++i) {
-    auto connection = RawHttp2Client::Connect(port);
-    ASSERT_TRUE(connection.ok()) << connection.status();
-    idle.push_back(*std::move(connection));
+  void Start(std::vector<std::string> args) {
+    // A small memtable: every few batches need a new WAL and table file.
+    args.insert(args.end(), {"--memory-budget", "256MiB"});
+    server_ = std::make_unique<ServerProcess>(dir_.Sub("data"), args);
+    ASSERT_TRUE(server_->Start()) << server_->error();
+    ASSERT_TRUE(absl::SimpleAtoi(
+        server_->address().substr(server_->address().rfind(':') + 1), &port_));
+    client_ = MemoryClient::Connect(server_->address());
+    ASSERT_TRUE(client_
+                    ->CreateStream("s", ServerFixture::MakeSpec(1, kHeads, kDim,
+                                                                kDim, 1 << 20))
+                    .ok());
+    ASSERT_TRUE(Append().ok());
   }
+
+  absl::Status Append() {
+    absl::Status s =
+        client_->Append("s", 0, position_, rows_, rows_, kRows, kHeads)
+            .status();
+    if (s.ok()) position_ += kRows;
+    return s;
+  }
+
+  // The server may open 24 more descriptors; 64 idle connections try to
+  // take them.
+  void Exhaust() {
+    struct rlimit low;
+    low.rlim_cur = low.rlim_max = OpenDescriptors(server_->pid()) + 24;
+    ASSERT_EQ(prlimit(server_->pid(), RLIMIT_NOFILE, &low, nullptr), 0);
+    for (int i = 0; i < 64; ++i) {
+      auto connection = RawHttp2Client::Connect(port_);
+      ASSERT_TRUE(connection.ok()) << connection.status();
+      idle_.push_back(*std::move(connection));
+    }
+  }
+
+  // Every acknowledged row is there, now and after a restart.
+  void ExpectAcknowledgedRowsKept() {
+    auto info = client_->GetStream("s");
+    ASSERT_TRUE(info.ok()) << info.status();
+    EXPECT_EQ(info->layers(0).next_position(), position_);
+    client_.reset();
+    EXPECT_EQ(server_->Stop(), 0);
+    ServerProcess again(dir_.Sub("data"));
+    ASSERT_TRUE(again.Start()) << again.error();
+    auto reread = MemoryClient::Connect(again.address())->GetStream("s");
+    ASSERT_TRUE(reread.ok()) << reread.status();
+    EXPECT_EQ(reread->layers(0).next_position(), position_);
+    EXPECT_EQ(again.Stop(), 0);
+  }
+
+  TempDir dir_;
+  std::unique_ptr<ServerProcess> server_;
+  std::unique_ptr<MemoryClient> client_;
+  std::vector<std::unique_ptr<RawHttp2Client>> idle_;
+  int port_ = 0;
+  int64_t position_ = 0;
+  const std::vector<float> rows_ =
+      std::vector<float>(size_t{kRows} * kHeads * kDim, 0.25f);
+};
+
+// With the default reserve, RocksDB opens its files with reserved
+// descriptors: every Append succeeds while connections hold the rest.
+TEST_F(DescriptorExhaustionTest,
+       TheReserveKeepsWritesGoingWhenConnectionsTakeTheRest) {
+  ASSERT_NO_FATAL_FAILURE(Start({}));
+  ASSERT_NO_FATAL_FAILURE(Exhaust());
+  for (int b = 0; b < 40; ++b) {
+    const absl::Status s = Append();
+    ASSERT_TRUE(s.ok()) << "batch " << b << ": " << s;
+  }
+  idle_.clear();
+  ExpectAcknowledgedRowsKept();
+}
+
+// Without it, RocksDB cannot create the next WAL and stops writes with an
+// error it will not resume from (DB::Resume refuses a "fatal" one): every
+// Append failed until a restart. Now the server reopens the database once
+// descriptors are back.
+TEST_F(DescriptorExhaustionTest,
+       WithoutAReserveWritesRecoverOnceConnectionsGo) {
+  ASSERT_NO_FATAL_FAILURE(Start({"--descriptor-reserve", "0"}));
+  ASSERT_NO_FATAL_FAILURE(Exhaust());
   absl::Status failed;
-  for (int b = 0; b < 40 && failed.ok(); ++b) failed = append();
+  for (int b = 0; b < 40 && failed.ok(); ++b) failed = Append();
   EXPECT_EQ(failed.code(), absl::StatusCode::kUnavailable) << failed;
   EXPECT_NE(failed.message().find("Too many open files"),
             absl::string_view::npos)
       << failed;
-
   // Health says NOT_SERVING from the next maintenance tick until the
   // writes resume, once the connections are gone.
-  ASSERT_TRUE(server.AwaitOutput("health NOT_SERVING (storage writes stopped)",
-                                 absl::Seconds(20)));
-  idle.clear();
-  ASSERT_TRUE(server.AwaitOutput("health SERVING (storage writes resumed)",
-                                 absl::Seconds(20)));
-  EXPECT_TRUE(client->Health().ok());
-  const int64_t acknowledged = position;
-  EXPECT_TRUE(append().ok());
-  EXPECT_TRUE(append().ok());
-  // Nothing acknowledged was lost across the reopen.
-  auto info = client->GetStream("s");
-  ASSERT_TRUE(info.ok()) << info.status();
-  EXPECT_EQ(info->layers(0).next_position(), acknowledged + 2 * kRows);
-  EXPECT_EQ(server.Stop(), 0);
-  // And after a restart on the same data.
-  ServerProcess again(dir.Sub("data"));
-  ASSERT_TRUE(again.Start()) << again.error();
-  auto reread = MemoryClient::Connect(again.address())->GetStream("s");
-  ASSERT_TRUE(reread.ok()) << reread.status();
-  EXPECT_EQ(reread->layers(0).next_position(), acknowledged + 2 * kRows);
-  EXPECT_EQ(again.Stop(), 0);
+  ASSERT_TRUE(server_->AwaitOutput(
+      "health NOT_SERVING (storage writes stopped)", absl::Seconds(20)));
+  idle_.clear();
+  ASSERT_TRUE(server_->AwaitOutput("health SERVING (storage writes resumed)",
+                                   absl::Seconds(20)));
+  EXPECT_TRUE(client_->Health().ok());
+  EXPECT_TRUE(Append().ok());
+  EXPECT_TRUE(Append().ok());
+  ExpectAcknowledgedRowsKept();
 }
 
 }  // namespace

@@ -138,6 +138,7 @@ TEST(ServerOptionsTest, HelpDocumentsEveryFlag) {
       {"--memory-budget", {"1GiB"}},
       {"--disk-reserve", {"1GiB"}},
       {"--wal-recovery", {"absolute-consistency"}},
+      {"--descriptor-reserve", {"16"}},
       {"--stream-ttl-seconds", {"5"}},
       {"--drain-seconds", {"1"}},
       {"--grace-seconds", {"1"}},
