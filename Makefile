@@ -26,10 +26,12 @@ test-deps:
 	scripts/install-deps monitoring tls fuzz model lint
 
 # Checks that keep the architecture true: no include crosses a layer upward
-# (docs/ARCHITECTURE.md), and every C++ file is formatted.
-check: test-deps
+# (docs/ARCHITECTURE.md), every C++ file is formatted, and the lock
+# annotations hold (clang's -Wthread-safety over the server and client).
+check: test-deps deps
 	scripts/check-layers
 	scripts/check-format
+	scripts/check-thread-safety
 
 # The checks; everything; then the core (unit), crash and fault tests again
 # under ASan+UBSan; then 60 s of fuzzing.

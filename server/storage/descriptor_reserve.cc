@@ -12,9 +12,7 @@
 
 namespace knnmem {
 
-DescriptorReserve::DescriptorReserve(int target) : target_(target) {
-  Refill();
-}
+DescriptorReserve::DescriptorReserve(int target) : target_(target) { Refill(); }
 
 DescriptorReserve::~DescriptorReserve() {
   MutexLock lock(&mu_);

@@ -316,10 +316,9 @@ absl::StatusOr<AppendResult> MemoryStore::Append(const AppendCommand& cmd) {
 }
 
 absl::StatusOr<AppendResult> MemoryStore::AppendResident(
-    Stream& s, const AppendCommand& cmd) {
-  Stream* const stream = &s;
-  const StreamSpec& spec = stream->spec();
-  LayerMemory& layer = stream->layer(cmd.layer);
+    Stream& stream, const AppendCommand& cmd) {
+  const StreamSpec& spec = stream.spec();
+  LayerMemory& layer = stream.layer(cmd.layer);
   MutexLock append(&layer.append_mutex());
   // Blocks only: the indexer accounts for the index's bytes itself.
   const int64_t bytes_before = static_cast<int64_t>(layer.BlockBytes());
@@ -350,7 +349,7 @@ absl::StatusOr<AppendResult> MemoryStore::AppendResident(
   }
   const size_t es = ElementSize(spec.storage_dtype);
   RowBatch batch;
-  batch.incarnation = stream->incarnation();
+  batch.incarnation = stream.incarnation();
   batch.layer = cmd.layer;
   batch.first_position = next;
   batch.rows = rows;

@@ -125,7 +125,7 @@ absl::Status MemoryStore::MakeRoom(uint64_t bytes, const Stream* keep,
             [](const auto& a, const auto& b) { return a.first < b.first; });
   // Freed blocks go back to the system once a sixteenth of the budget was
   // freed since the last time, so RSS follows the budget at little cost.
-  auto trim = [this, budget] {
+  auto trim = [this, budget]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(evict_mu_) {
     if (untrimmed_bytes_ >= budget / 16) {
       malloc_trim(0);
       untrimmed_bytes_ = 0;
