@@ -3,6 +3,8 @@
 #include <stdlib.h>
 
 #include <cerrno>
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <vector>
@@ -22,10 +24,20 @@ absl::StatusOr<std::unique_ptr<TempDir>> TempDir::Create(
     return absl::UnavailableError(absl::StrCat(
         "cannot create a temp dir '", pattern, "': ", std::strerror(errno)));
   }
-  return std::unique_ptr<TempDir>(new TempDir(buffer.data()));
+  return std::unique_ptr<TempDir>(new TempDir(Adopt{}, buffer.data()));
+}
+
+TempDir::TempDir(const std::string& prefix) {
+  absl::StatusOr<std::unique_ptr<TempDir>> made = Create(prefix);
+  if (!made.ok()) {
+    std::fprintf(stderr, "%s\n", made.status().ToString().c_str());
+    std::abort();
+  }
+  path_.swap((*made)->path_);  // the emptied one removes nothing
 }
 
 TempDir::~TempDir() {
+  if (path_.empty()) return;
   std::error_code ignored;
   std::filesystem::remove_all(path_, ignored);
 }

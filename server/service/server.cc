@@ -217,6 +217,7 @@ ServerSample Server::Sample() const {
 
 namespace {
 constexpr int64_t kTrimAfterFreeing = int64_t{64} << 20;
+constexpr int64_t kTrimOnceSettled = int64_t{4} << 20;
 }  // namespace
 
 void Server::Maintain() {
@@ -238,11 +239,17 @@ void Server::TrimFreedMemory() {
   // glibc keeps freed memory for reuse instead of returning it: RSS stayed
   // at 693 MiB after 10,000 small streams were deleted (39 MiB after
   // malloc_trim). Once the streams' RAM fell 64 MiB below its high mark,
-  // give the freed memory back; not every tick, as a trim walks the heap
-  // with its lock held (~10 ms with 700 MiB live).
+  // or fell 4 MiB and then held still for a tick, give the freed memory back;
+  // not every tick, as a trim walks the heap with its lock held (~10 ms with
+  // 700 MiB live).
   const int64_t ram = static_cast<int64_t>(core_->resident_bytes());
+  const bool settled = ram == last_ram_;
+  last_ram_ = ram;
   ram_high_ = std::max(ram_high_, ram);
-  if (ram_high_ - ram < kTrimAfterFreeing) return;
+  const int64_t freed = ram_high_ - ram;
+  if (freed < kTrimAfterFreeing && !(settled && freed >= kTrimOnceSettled)) {
+    return;
+  }
   const uint64_t before = ResidentMemoryBytes();
   malloc_trim(0);
   ram_high_ = ram;

@@ -109,6 +109,7 @@ class Server {
   std::thread maintenance_;
   // Used by the maintenance thread only.
   int64_t ram_high_ = 0;  // the streams' RAM at its highest since a trim
+  int64_t last_ram_ = 0;  // and at the last tick
   bool serving_ = true;
   std::string last_resume_error_;
   std::thread grpc_shutdown_;  // gRPC's own, which waits for idle clients

@@ -41,11 +41,11 @@
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "base/temp_dir.h"
 #include "client/memory_client.h"
 #include "server/store/memory_store.h"
 #include "tests/support/oracle.h"
 #include "tests/support/server_process.h"
-#include "tests/support/temp_dir.h"
 
 namespace knnmem::testing {
 namespace {

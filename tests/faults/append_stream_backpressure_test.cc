@@ -14,12 +14,12 @@
 #include <thread>
 #include <vector>
 
+#include "base/temp_dir.h"
 #include "client/memory_client.h"
 #include "knnmem/v1/memory.grpc.pb.h"
 #include "tests/support/proc_status.h"
 #include "tests/support/server_fixture.h"
 #include "tests/support/server_process.h"
-#include "tests/support/temp_dir.h"
 
 namespace knnmem::testing {
 namespace {

@@ -14,12 +14,12 @@
 
 #include "absl/strings/numbers.h"
 #include "absl/time/clock.h"
+#include "base/temp_dir.h"
 #include "client/memory_client.h"
 #include "tests/support/proc_status.h"
 #include "tests/support/raw_http2.h"
 #include "tests/support/server_fixture.h"
 #include "tests/support/server_process.h"
-#include "tests/support/temp_dir.h"
 
 namespace knnmem::testing {
 namespace {

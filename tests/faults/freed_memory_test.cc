@@ -8,11 +8,11 @@
 #include <string>
 #include <vector>
 
+#include "base/temp_dir.h"
 #include "client/memory_client.h"
 #include "tests/support/proc_status.h"
 #include "tests/support/server_fixture.h"
 #include "tests/support/server_process.h"
-#include "tests/support/temp_dir.h"
 
 namespace knnmem::testing {
 namespace {
@@ -38,10 +38,16 @@ TEST(FreedMemoryTest, DeletedStreamsGiveTheirMemoryBack) {
   for (int i = 0; i < kStreams; ++i) {
     ASSERT_TRUE(client->DeleteStream("s" + std::to_string(i)).ok());
   }
+  // A trim may have run halfway through the deletes; the last one runs
+  // once the streams' RAM has settled.
   ASSERT_TRUE(server.AwaitOutput("returned freed memory", absl::Seconds(20)));
 #if !defined(__SANITIZE_ADDRESS__) && !defined(__SANITIZE_THREAD__)
   // (A sanitizer's allocator keeps freed memory in quarantine.)
-  const int64_t after = StatusBytes(server.pid(), "VmRSS");
+  int64_t after = StatusBytes(server.pid(), "VmRSS");
+  for (int i = 0; i < 3 && after - baseline >= (full - baseline) / 4; ++i) {
+    if (!server.AwaitOutput("returned freed memory", absl::Seconds(5))) break;
+    after = StatusBytes(server.pid(), "VmRSS");
+  }
   EXPECT_LT(after - baseline, (full - baseline) / 4)
       << "RSS " << (baseline >> 20) << " MiB at start, " << (full >> 20)
       << " MiB with the streams, " << (after >> 20) << " MiB after deletes";

@@ -9,9 +9,9 @@
 #include <chrono>
 #include <memory>
 
+#include "base/temp_dir.h"
 #include "client/memory_client.h"
 #include "tests/support/server_process.h"
-#include "tests/support/temp_dir.h"
 
 namespace knnmem::testing {
 namespace {

@@ -6,10 +6,10 @@
 
 #include <string>
 
+#include "base/temp_dir.h"
 #include "client/memory_client.h"
 #include "tests/support/cli_runner.h"
 #include "tests/support/server_process.h"
-#include "tests/support/temp_dir.h"
 
 namespace knnmem::testing {
 namespace {

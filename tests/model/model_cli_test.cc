@@ -10,8 +10,8 @@
 #include <string>
 #include <vector>
 
+#include "base/temp_dir.h"
 #include "tests/support/cli_runner.h"
-#include "tests/support/temp_dir.h"
 
 namespace knnmem::model {
 namespace {
@@ -45,7 +45,7 @@ class ModelCliTest : public ::testing::Test {
              " --holdout 500 --layers 2 --d-model 32 --heads 2 --segment 32";
   }
 
-  testing::TempDir dir_;
+  TempDir dir_;
   std::string shape_;
 };
 

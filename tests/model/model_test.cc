@@ -9,13 +9,13 @@
 #include <string>
 #include <vector>
 
+#include "base/temp_dir.h"
 #include "model/config.h"
 #include "model/document_reader.h"
 #include "model/in_process_memory.h"
 #include "model/remote_memory.h"
 #include "model/transformer.h"
 #include "tests/support/server_process.h"
-#include "tests/support/temp_dir.h"
 
 namespace knnmem::model {
 namespace {
@@ -372,7 +372,7 @@ TEST_P(BackendTest, SearchAndAttendAndBothBackendsGiveTheSameLogits) {
   }
   auto in_process = InProcessMemory::Create("", 2);
   ASSERT_TRUE(in_process.ok()) << in_process.status();
-  testing::TempDir dir;
+  TempDir dir;
   testing::ServerProcess server(dir.path());
   ASSERT_TRUE(server.Start()) << server.error();
   RemoteMemory remote(server.address(), std::chrono::seconds(30));
@@ -423,7 +423,7 @@ TEST(DegradationTest, AServerKilledMidDocumentLeavesLocalAttention) {
   ModelConfig c = Tiny();
   torch::manual_seed(4);
   Transformer model(c);
-  testing::TempDir dir;
+  TempDir dir;
   testing::ServerProcess server(dir.path());
   ASSERT_TRUE(server.Start()) << server.error();
   RemoteMemory remote(server.address(), std::chrono::seconds(5));

@@ -18,9 +18,9 @@
 #include <vector>
 
 #include "absl/strings/numbers.h"
+#include "base/temp_dir.h"
 #include "client/memory_client.h"
 #include "tests/support/server_process.h"
-#include "tests/support/temp_dir.h"
 
 namespace knnmem::testing {
 namespace {

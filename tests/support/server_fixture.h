@@ -12,10 +12,10 @@
 #include <string>
 #include <vector>
 
+#include "base/temp_dir.h"
 #include "client/memory_client.h"
 #include "tests/support/oracle.h"
 #include "tests/support/server_process.h"
-#include "tests/support/temp_dir.h"
 
 namespace knnmem::testing {
 

@@ -10,8 +10,8 @@
 #include <vector>
 
 #include "absl/strings/match.h"
+#include "base/temp_dir.h"
 #include "tests/support/oracle.h"
-#include "tests/support/temp_dir.h"
 
 namespace knnmem {
 namespace {
@@ -111,7 +111,7 @@ class MemoryStoreTest : public ::testing::Test {
     }
   }
 
-  testing::TempDir dir_;
+  TempDir dir_;
   FakeClock clock_;
   WorkerPool pool_{2};
   std::unique_ptr<MemoryStore> store_;

@@ -15,7 +15,7 @@
 #include <vector>
 
 #include "absl/strings/match.h"
-#include "tests/support/temp_dir.h"
+#include "base/temp_dir.h"
 
 namespace knnmem {
 namespace {
@@ -67,7 +67,7 @@ std::map<std::pair<uint32_t, int64_t>, std::string> ScanAll(const Storage& st,
 
 TEST(StorageTest, ADataDirWithTheOldKeyLayoutIsRefusedByName) {
   for (const char* old_key : {"Ms1", "I\x01"}) {
-    testing::TempDir dir;
+    TempDir dir;
     {
       rocksdb::Options options;
       options.create_if_missing = true;
@@ -84,7 +84,7 @@ TEST(StorageTest, ADataDirWithTheOldKeyLayoutIsRefusedByName) {
               std::string::npos);
   }
   // A data dir of this layout opens again.
-  testing::TempDir dir;
+  TempDir dir;
   {
     auto st = Storage::Open(dir.path());
     ASSERT_TRUE(st.ok());
@@ -96,7 +96,7 @@ TEST(StorageTest, ADataDirWithTheOldKeyLayoutIsRefusedByName) {
 }
 
 TEST(StorageTest, RowsAndRecordsSurviveReopen) {
-  testing::TempDir dir;
+  TempDir dir;
   uint64_t inc;
   {
     auto st = Storage::Open(dir.path());
@@ -126,7 +126,7 @@ TEST(StorageTest, RowsAndRecordsSurviveReopen) {
 }
 
 TEST(StorageTest, EvictionRangeDeletesOnlyTheEvictedPositionsOfThatLayer) {
-  testing::TempDir dir;
+  TempDir dir;
   auto st = Storage::Open(dir.path());
   ASSERT_TRUE(st.ok());
   const uint64_t inc = (*st)->NewIncarnation();
@@ -149,7 +149,7 @@ TEST(StorageTest, EvictionRangeDeletesOnlyTheEvictedPositionsOfThatLayer) {
 }
 
 TEST(StorageTest, DeleteAndResetDropTheWholeIncarnationOnly) {
-  testing::TempDir dir;
+  TempDir dir;
   auto st = Storage::Open(dir.path());
   ASSERT_TRUE(st.ok());
   const uint64_t a = (*st)->NewIncarnation(), b = (*st)->NewIncarnation();
@@ -174,7 +174,7 @@ TEST(StorageTest, DeleteAndResetDropTheWholeIncarnationOnly) {
 }
 
 TEST(StorageTest, CompactionReclaimsTheSpaceOfADeletedStream) {
-  testing::TempDir dir;
+  TempDir dir;
   auto st = Storage::Open(dir.path());
   ASSERT_TRUE(st.ok());
   const uint64_t inc = (*st)->NewIncarnation();
@@ -197,7 +197,7 @@ TEST(StorageTest, CompactionReclaimsTheSpaceOfADeletedStream) {
 }
 
 TEST(StorageTest, SecondOpenOfTheSameDirectoryFailsWithTheDirectoryNamed) {
-  testing::TempDir dir;
+  TempDir dir;
   auto first = Storage::Open(dir.path());
   ASSERT_TRUE(first.ok());
   auto second = Storage::Open(dir.path());
@@ -226,7 +226,7 @@ std::string ReadAll(const std::string& path) {
 }
 
 TEST(StorageTest, ADamagedWalIsReportedKeptAsideAndRefusedWhenAsked) {
-  testing::TempDir dir;
+  TempDir dir;
   const uint64_t inc = 1;
   {
     auto st = Storage::Open(dir.path());
@@ -273,7 +273,7 @@ TEST(StorageTest, ADamagedWalIsReportedKeptAsideAndRefusedWhenAsked) {
 }
 
 TEST(StorageTest, AnIntactWalIsNotReportedDamaged) {
-  testing::TempDir dir;
+  TempDir dir;
   {
     auto st = Storage::Open(dir.path());
     ASSERT_TRUE(st.ok()) << st.status();
@@ -311,7 +311,7 @@ class FullDiskFileSystem : public rocksdb::FileSystemWrapper {
 };
 
 TEST(StorageTest, ABackgroundErrorStopsWritesUntilTheDiskHasRoomAgain) {
-  testing::TempDir dir;
+  TempDir dir;
   auto fs = std::make_shared<FullDiskFileSystem>();
   std::unique_ptr<rocksdb::Env> env = rocksdb::NewCompositeEnv(fs);
   StorageConfig config;
