@@ -1,7 +1,7 @@
 // ServerChild: a real knnmem-server child process on 127.0.0.1:0.
 //
-// Contract: Start() forks and execs `binary --listen 127.0.0.1:0 --data-dir
-// DIR`, with the child's stdout on a pipe and its stderr inherited, and
+// Contract: Start() runs `binary --listen 127.0.0.1:0 --data-dir DIR` as a
+// Subprocess, with the child's stdout on a pipe and its stderr inherited, and
 // returns once the child printed its ready line ("... serving on HOST:PORT
 // ...", read from the pipe: no sleeping, no polling). If the child exits
 // first, Start() returns UNAVAILABLE with its exit status and output. The
@@ -20,6 +20,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "base/subprocess.h"
 
 namespace knnmem {
 
@@ -37,12 +38,12 @@ class ServerChild {
   ServerChild(const ServerChild&) = delete;
   ServerChild& operator=(const ServerChild&) = delete;
 
-  pid_t pid() const { return pid_; }
+  pid_t pid() const { return process_->pid(); }
   // HOST:PORT from the ready line.
   const std::string& address() const { return address_; }
   const std::string& ready_line() const { return ready_line_; }
   // The argv it was started with, binary first.
-  const std::vector<std::string>& argv() const { return argv_; }
+  const std::vector<std::string>& argv() const { return process_->argv(); }
 
   // OK while the child runs; otherwise UNAVAILABLE with how it ended and
   // everything it printed on stdout (a "signal 15" line there means someone
@@ -52,23 +53,17 @@ class ServerChild {
   absl::Status Stop();
 
  private:
-  ServerChild(pid_t pid, int stdout_fd) : pid_(pid), stdout_fd_(stdout_fd) {}
-  // Reads stdout until the ready line or EOF.
+  explicit ServerChild(std::unique_ptr<Subprocess> process)
+      : process_(std::move(process)) {}
+  // Reads stdout until the ready line or its end.
   absl::Status AwaitReady();
-  // Appends stdout to output_ until EOF (true) or `deadline` (NowSeconds()
-  // scale); closes the pipe either way.
-  bool DrainOutput(double deadline);
-  // Drains stdout (SIGKILL if it stays open past the stop timeout), then
-  // reaps the child; returns the raw wait status.
+  // Reads stdout to its end (SIGKILL if it stays open past the stop
+  // timeout), then reaps the child; returns the raw wait status.
   int Reap();
 
-  pid_t pid_ = -1;
-  int stdout_fd_ = -1;
-  int exit_status_ = -1;  // raw waitpid status once reaped
+  std::unique_ptr<Subprocess> process_;
   std::string address_;
   std::string ready_line_;
-  std::string output_;  // everything read from stdout
-  std::vector<std::string> argv_;
 };
 
 }  // namespace knnmem

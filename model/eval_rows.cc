@@ -8,6 +8,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "base/subprocess.h"
 
 namespace knnmem::model {
 namespace {
@@ -111,8 +112,9 @@ absl::Status WritePlot(const std::string& path,
       "set ylabel 'validation bits per byte'; set grid; set key outside "
       "below; plot ",
       absl::StrJoin(series, ", "));
-  const std::string command = absl::StrCat("gnuplot -e \"", script, "\" 2>&1");
-  const bool ok = std::system(command.c_str()) == 0;
+  absl::StatusOr<CommandResult> plotted =
+      RunCommand({"gnuplot", "-e", script}, /*merge_stderr=*/true);
+  const bool ok = plotted.ok() && plotted->exit_code == 0;
   for (const std::string& f : files) std::remove(f.c_str());
   if (!ok) {
     return absl::FailedPreconditionError(

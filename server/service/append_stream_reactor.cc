@@ -104,7 +104,10 @@ void MemoryService::AppendStreamReactor::Run(const Actions& actions) {
   if (actions.read != nullptr) StartRead(actions.read);
   if (actions.write != nullptr) StartWrite(actions.write);
   if (actions.store) service_->pool_->Submit([this] { StoreBatches(); });
-  if (actions.finish) Finish(ToGrpc(actions.status));
+  if (actions.finish) {
+    if (entered_) service_->gate_.HandOff();
+    Finish(ToGrpc(actions.status));
+  }
 }
 
 void MemoryService::AppendStreamReactor::StoreBatches() {

@@ -137,6 +137,7 @@ class MemoryService::Call {
                                         start_)
               .count());
     }
+    if (entered_) service_->gate_.HandOff();
     reactor->Finish(ToGrpc(status));
   }
   grpc::ServerUnaryReactor* NewReactor() {

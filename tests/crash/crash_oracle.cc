@@ -23,7 +23,6 @@
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
-#include <sys/wait.h>
 
 #include <atomic>
 #include <cerrno>
@@ -213,13 +212,10 @@ class Oracle {
     if (disk_faults_) {
       filler.join();
       // The server must still be running: it never aborts on a full disk.
-      int status = 0;
-      if (waitpid(server_.pid(), &status, WNOHANG) == server_.pid()) {
+      if (!server_.Running()) {
         throw Failure{absl::StrCat(
-            "the server died by itself under a full disk (",
-            WIFSIGNALED(status) ? absl::StrCat("signal ", WTERMSIG(status))
-                                : absl::StrCat("exit ", WEXITSTATUS(status)),
-            ")")};
+            "the server died by itself under a full disk (exit status ",
+            server_.Wait(), ", 128 + N for signal N)")};
       }
     }
     server_.Kill();

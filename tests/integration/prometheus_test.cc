@@ -14,6 +14,7 @@
 #include <fstream>
 #include <regex>
 
+#include "base/subprocess.h"
 #include "tests/support/http_get.h"
 #include "tests/support/server_fixture.h"
 
@@ -46,26 +47,23 @@ class PrometheusProcess {
         "/usr/bin/prometheus", "--config.file=" + config,
         "--storage.tsdb.path=" + dir.Sub("tsdb"),
         "--web.listen-address=" + address_, "--log.level=warn"};
-    const std::string log = dir.Sub("prometheus.log");
-    pid_ = fork();
-    if (pid_ == 0) {
-      freopen(log.c_str(), "w", stdout);
-      freopen(log.c_str(), "a", stderr);
-      std::vector<char*> argv;
-      for (auto& a : args) argv.push_back(a.data());
-      argv.push_back(nullptr);
-      execv(argv[0], argv.data());
-      _exit(127);
-    }
+    SubprocessOptions options;
+    options.output_file = dir.Sub("prometheus.log");
+    options.death_signal = SIGKILL;
+    absl::StatusOr<std::unique_ptr<Subprocess>> started =
+        Subprocess::Start(std::move(args), options);
+    EXPECT_TRUE(started.ok()) << started.status();
+    if (started.ok()) process_ = *std::move(started);
   }
   ~PrometheusProcess() {
-    kill(pid_, SIGTERM);
-    waitpid(pid_, nullptr, 0);
+    if (process_ == nullptr) return;
+    process_->Signal(SIGTERM);
+    process_->Wait();
   }
   const std::string& address() const { return address_; }
 
  private:
-  pid_t pid_ = -1;
+  std::unique_ptr<Subprocess> process_;
   std::string address_;
 };
 
@@ -148,15 +146,12 @@ TEST_F(PrometheusTest, ScrapedRequestCounterAndLatencyHistogramMatchTheLoad) {
 }
 
 TEST_F(PrometheusTest, DashboardAndAlertsUseOnlyMetricsTheServerExports) {
-  const std::string cmd = std::string(KNNMEM_SOURCE_DIR) +
-                          "/tests/deploy/check-deploy.sh http://" +
-                          server_->metrics_address() + "/metrics > " +
-                          dir_.Sub("check.log") + " 2>&1";
-  const int status = std::system(cmd.c_str());
-  std::ifstream log(dir_.Sub("check.log"));
-  const std::string text((std::istreambuf_iterator<char>(log)),
-                         std::istreambuf_iterator<char>());
-  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << text;
+  absl::StatusOr<CommandResult> check = RunCommand(
+      {std::string(KNNMEM_SOURCE_DIR) + "/tests/deploy/check-deploy.sh",
+       "http://" + server_->metrics_address() + "/metrics"},
+      /*merge_stderr=*/true);
+  ASSERT_TRUE(check.ok()) << check.status();
+  EXPECT_EQ(check->exit_code, 0) << check->output;
 }
 
 }  // namespace

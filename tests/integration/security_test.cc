@@ -8,6 +8,7 @@
 #include <functional>
 
 #include "absl/strings/match.h"
+#include "base/subprocess.h"
 #include "tests/support/cli_runner.h"
 #include "tests/support/server_fixture.h"
 
@@ -43,7 +44,10 @@ void MakeCertificates(const TempDir& dir) {
       "sign client1 ca1 ''\n"
       "sign client2 ca2 ''\n";
   std::ofstream(dir.Sub("make.sh")) << script;
-  ASSERT_EQ(std::system(("bash '" + dir.Sub("make.sh") + "'").c_str()), 0);
+  absl::StatusOr<CommandResult> made =
+      RunCommand({"bash", dir.Sub("make.sh")}, /*merge_stderr=*/true);
+  ASSERT_TRUE(made.ok()) << made.status();
+  ASSERT_EQ(made->exit_code, 0) << made->output;
 }
 
 class SecurityTest : public ::testing::Test {

@@ -1,9 +1,10 @@
 #include "tests/support/cli_runner.h"
 
-#include <sys/wait.h>
+#include <utility>
+#include <vector>
 
-#include <cstdio>
-
+#include "absl/strings/str_split.h"
+#include "base/subprocess.h"
 #include "tests/support/server_process.h"
 
 namespace knnmem::testing {
@@ -14,15 +15,18 @@ CliOutput RunCli(const std::string& args, bool merge_stderr) {
 
 CliOutput RunBinary(const std::string& binary, const std::string& args,
                     bool merge_stderr) {
-  const std::string cmd = binary + " " + args + (merge_stderr ? " 2>&1" : "");
+  std::vector<std::string> argv = {binary};
+  for (absl::string_view arg : absl::StrSplit(args, ' ', absl::SkipEmpty())) {
+    argv.emplace_back(arg);
+  }
   CliOutput o;
-  FILE* p = popen(cmd.c_str(), "r");
-  if (p == nullptr) return o;
-  char buf[65536];
-  size_t n;
-  while ((n = fread(buf, 1, sizeof buf, p)) > 0) o.out.append(buf, n);
-  const int st = pclose(p);
-  o.status = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+  absl::StatusOr<CommandResult> run = RunCommand(std::move(argv), merge_stderr);
+  if (!run.ok()) {
+    o.out = run.status().ToString();
+    return o;
+  }
+  o.status = run->exit_code;
+  o.out = std::move(run->output);
   return o;
 }
 

@@ -11,8 +11,9 @@ struct CliOutput {
   std::string out;
 };
 
-// Runs `knnmem <args>` through the shell; stderr is folded into out when
-// `merge_stderr`.
+// Runs `knnmem <args>`, args split at spaces (no shell: no quoting, no
+// redirection); stderr is folded into out when `merge_stderr`. status is the
+// exit status (128 + the signal that killed it).
 CliOutput RunCli(const std::string& args, bool merge_stderr = false);
 // The same for another binary.
 CliOutput RunBinary(const std::string& binary, const std::string& args,

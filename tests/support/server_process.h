@@ -6,11 +6,13 @@
 
 #include <sys/types.h>
 
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "base/subprocess.h"
 
 namespace knnmem::testing {
 
@@ -37,29 +39,28 @@ class ServerProcess {
   // returns its exit status.
   void Signal(int signal);
   int Wait();
+  // True while the server runs (a server that exited is reaped: Wait()
+  // then returns its exit status).
+  bool Running();
 
   // Reads the server's stdout until a line containing `text` (true), or
   // until `timeout` passes or the server exits (false).
   bool AwaitOutput(const std::string& text, absl::Duration timeout);
 
   const std::string& address() const { return address_; }
-  pid_t pid() const { return pid_; }
+  // The running server's pid; -1 before Start and once reaped.
+  pid_t pid() const;
   // HOST:PORT of the Prometheus endpoint.
   const std::string& metrics_address() const { return metrics_address_; }
   const std::string& error() const { return error_; }
   const std::string& ready_line() const { return ready_line_; }
 
  private:
-  // The next line of the server's stdout; false at its end or `deadline`.
-  bool ReadLine(absl::Time deadline, std::string* line);
-
   std::string data_dir_;
   std::vector<std::string> extra_args_;
   std::string listen_;
-  pid_t pid_ = -1;
-  int stdout_fd_ = -1;
-  std::string output_;  // stdout so far; lines before consumed_ were read
-  size_t consumed_ = 0;
+  std::unique_ptr<Subprocess> process_;
+  bool waited_ = false;
   std::string address_;
   std::string metrics_address_;
   std::string error_;
