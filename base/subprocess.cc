@@ -38,9 +38,9 @@ absl::StatusOr<std::unique_ptr<Subprocess>> Subprocess::Start(
     std::vector<std::string> argv, const SubprocessOptions& options) {
   if (!argv.empty()) argv[0] = Resolve(argv[0]);
   if (argv.empty() || access(argv[0].c_str(), X_OK) != 0) {
-    return absl::NotFoundError(
-        absl::StrCat("cannot run '", argv.empty() ? "" : argv[0],
-                     "': ", std::strerror(errno)));
+    return absl::NotFoundError(absl::StrCat("cannot run '",
+                                            argv.empty() ? "" : argv[0],
+                                            "': ", std::strerror(errno)));
   }
   std::vector<char*> args;
   for (std::string& a : argv) args.push_back(a.data());
@@ -73,7 +73,7 @@ absl::StatusOr<std::unique_ptr<Subprocess>> Subprocess::Start(
     // Child: only async-signal-safe calls until execv.
     prctl(PR_SET_PDEATHSIG, options.death_signal);
     if (getppid() != parent) _exit(126);  // the parent died already
-    dup2(out, STDOUT_FILENO);  // dup2 clears O_CLOEXEC on the copy
+    dup2(out, STDOUT_FILENO);             // dup2 clears O_CLOEXEC on the copy
     if (options.merge_stderr || !options.output_file.empty()) {
       dup2(out, STDERR_FILENO);
     }
@@ -190,10 +190,9 @@ absl::StatusOr<CommandResult> RunCommand(std::vector<std::string> argv,
   if (!c.ReadAll(absl::Now() + timeout)) {
     c.Signal(SIGKILL);
     c.Wait();
-    return absl::DeadlineExceededError(
-        absl::StrCat("'", c.argv()[0], "' ran past ",
-                     absl::FormatDuration(timeout), "; killed. Output: ",
-                     c.output()));
+    return absl::DeadlineExceededError(absl::StrCat(
+        "'", c.argv()[0], "' ran past ", absl::FormatDuration(timeout),
+        "; killed. Output: ", c.output()));
   }
   CommandResult result;
   result.exit_code = ExitCode(c.Wait());

@@ -43,7 +43,8 @@ TEST(SubprocessTest, ATimeoutKillsTheChild) {
 }
 
 TEST(SubprocessTest, ReadsLinesUntilADeadlineAndReportsASignal) {
-  auto child = Subprocess::Start({"sh", "-c", "echo one; echo two; exec sleep 60"});
+  auto child =
+      Subprocess::Start({"sh", "-c", "echo one; echo two; exec sleep 60"});
   ASSERT_TRUE(child.ok()) << child.status();
   std::string line;
   ASSERT_TRUE((*child)->ReadLine(absl::InfiniteFuture(), &line));
