@@ -6,24 +6,10 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
+#include "base/stable_hash.h"
 
 namespace knnmem {
 namespace {
-
-// FNV-1a, then a SplitMix64 finaliser: stable across processes, unlike
-// absl::Hash, and well mixed in every bit.
-uint64_t StableHash(const std::string& s) {
-  uint64_t h = 0xcbf29ce484222325ull;
-  for (unsigned char c : s) {
-    h ^= c;
-    h *= 0x100000001b3ull;
-  }
-  h ^= h >> 30;
-  h *= 0xbf58476d1ce4e5b9ull;
-  h ^= h >> 27;
-  h *= 0x94d049bb133111ebull;
-  return h ^ (h >> 31);
-}
 
 absl::Status Bad(absl::string_view entry, absl::string_view why) {
   return absl::InvalidArgumentError(
@@ -86,7 +72,7 @@ absl::StatusOr<std::vector<ServerAddress>> ParseServerList(
 
 uint64_t RendezvousWeight(const std::string& stream_id,
                           const std::string& name) {
-  return StableHash(absl::StrCat(name, "\n", stream_id));
+  return MixedHash64(absl::StrCat(name, "\n", stream_id));
 }
 
 ShardedClient::ShardedClient(std::vector<ServerAddress> servers,

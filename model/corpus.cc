@@ -228,15 +228,6 @@ std::vector<std::string> DefaultSources() {
 size_t Corpus::train_bytes() const { return TotalBytes(train); }
 size_t Corpus::validation_bytes() const { return TotalBytes(validation); }
 
-uint64_t Fnv1a64(absl::string_view text) {
-  uint64_t hash = 0xcbf29ce484222325ULL;
-  for (unsigned char c : text) {
-    hash ^= c;
-    hash *= 0x100000001b3ULL;
-  }
-  return hash;
-}
-
 bool IsValidation(absl::string_view name, uint32_t validation_per_mille) {
   return Fnv1a64(name) % 1000 < validation_per_mille;
 }

@@ -14,6 +14,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "base/stable_hash.h"  // Fnv1a64, which splits the corpus
 
 namespace knnmem::model {
 
@@ -54,9 +55,6 @@ struct Corpus {
   size_t train_bytes() const;
   size_t validation_bytes() const;
 };
-
-// 64-bit FNV-1a of `text`.
-uint64_t Fnv1a64(absl::string_view text);
 
 // Whether the document called `name` is held out for validation.
 bool IsValidation(absl::string_view name, uint32_t validation_per_mille);

@@ -39,8 +39,8 @@ TEST(TokenAuthTest, ReadOnlyTokensMayOnlyRead) {
 TEST(TokenAuthTest, MissingMalformedAndUnknownTokensAreUnauthenticated) {
   const TokenAuth auth = Tokens();
   for (const std::string& header :
-       {std::string(), std::string(kWriter),  // no "Bearer "
-        absl::StrCat("bearer ", kWriter),     // the scheme is case-sensitive
+       {std::string(), std::string(kWriter),    // no "Bearer "
+        absl::StrCat("bearer ", kWriter),       // the scheme is case-sensitive
         absl::StrCat("Bearer ", kWriter, "x"),  // longer
         absl::StrCat("Bearer ", std::string(kWriter).substr(1)),  // shorter
         std::string("Bearer ")}) {
