@@ -110,15 +110,6 @@ float HalfToFloat(uint16_t h) {
   return BitsToFloat(sign | ((exp + 112u) << 23) | (mant << 13));
 }
 
-uint16_t FloatToBFloat16(float f) {
-  const uint32_t x = FloatBits(f);
-  if ((x & 0x7fffffffu) > 0x7f800000u) {  // NaN: keep it quiet and a NaN
-    return static_cast<uint16_t>((x >> 16) | 0x40u);
-  }
-  const uint32_t rounding = 0x7fffu + ((x >> 16) & 1u);
-  return static_cast<uint16_t>((x + rounding) >> 16);
-}
-
 float BFloat16ToFloat(uint16_t b) {
   return BitsToFloat(static_cast<uint32_t>(b) << 16);
 }

@@ -10,6 +10,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <string>
 #include <vector>
 
@@ -33,7 +34,15 @@ const char* DTypeName(DType dtype);
 // becomes infinity.
 uint16_t FloatToHalf(float f);
 float HalfToFloat(uint16_t h);
-uint16_t FloatToBFloat16(float f);
+// Inline: the search kernels convert queries with it.
+inline uint16_t FloatToBFloat16(float f) {
+  uint32_t x;
+  std::memcpy(&x, &f, sizeof x);
+  if ((x & 0x7fffffffu) > 0x7f800000u) {  // NaN: keep it quiet and a NaN
+    return static_cast<uint16_t>((x >> 16) | 0x40u);
+  }
+  return static_cast<uint16_t>((x + 0x7fffu + ((x >> 16) & 1u)) >> 16);
+}
 float BFloat16ToFloat(uint16_t b);
 
 // Converts `count` floats to `dtype` into `out`, which holds

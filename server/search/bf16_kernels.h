@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <cstring>
 
+#include "base/dtype.h"
 #include "server/search/bf16_prefilter.h"
 
 namespace knnmem::bf16 {
@@ -17,19 +18,12 @@ namespace knnmem::bf16 {
 // Above this, |q| |k| and the approximate scores could overflow float32.
 inline constexpr float kLargestNormProduct = 1e30f;
 
-// bfloat16 with round to nearest even, as vcvtne2ps2bf16 rounds (finite x).
-inline uint32_t ToBf16(float x) {
-  uint32_t u;
-  std::memcpy(&u, &x, sizeof u);
-  u += 0x7fffu + ((u >> 16) & 1u);
-  return u >> 16;
-}
-
 // Elements 2p and 2p + 1 of x as one dword of two bfloat16, zero past dim.
 inline uint32_t PairOf(const float* x, uint32_t dim, uint32_t p) {
   const uint32_t i = 2 * p;
-  const uint32_t lo = i < dim ? ToBf16(x[i]) : 0u;
-  const uint32_t hi = i + 1 < dim ? ToBf16(x[i + 1]) : 0u;
+  // Rounded to nearest even, as vcvtne2ps2bf16 rounds.
+  const uint32_t lo = i < dim ? FloatToBFloat16(x[i]) : 0u;
+  const uint32_t hi = i + 1 < dim ? FloatToBFloat16(x[i + 1]) : 0u;
   return lo | hi << 16;
 }
 
