@@ -1,0 +1,157 @@
+// The bench's pure functions: timing statistics, option parsing, ratios and
+// the JSON report.
+#include <google/protobuf/struct.pb.h>
+#include <google/protobuf/util/json_util.h>
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <fstream>
+#include <iterator>
+#include <string>
+
+#include "base/temp_dir.h"
+#include "bench/options.h"
+#include "bench/report.h"
+#include "bench/stats.h"
+
+namespace knnmem::bench {
+namespace {
+
+TEST(BenchStatsTest, MedianAndNearestRankPercentiles) {
+  Samples s;
+  EXPECT_TRUE(std::isnan(s.Median()));
+  EXPECT_TRUE(std::isnan(s.P99()));
+  for (double v : {5.0, 1.0, 3.0}) s.Add(v);
+  EXPECT_EQ(s.Median(), 3.0);
+  s.Add(4.0);
+  EXPECT_EQ(s.Median(), 3.5);  // even count: mean of the middle two
+  EXPECT_EQ(s.Percentile(25), 1.0);
+  EXPECT_EQ(s.Percentile(50), 3.0);   // nearest rank: ceil(0.5 * 4) = 2nd
+  EXPECT_EQ(s.Percentile(51), 4.0);
+  EXPECT_EQ(s.P99(), 5.0);  // fewer than 100 samples: the maximum
+  EXPECT_EQ(s.Total(), 13.0);
+  const Samples doubled = s.Scaled(2);
+  EXPECT_EQ(doubled.Median(), 7.0);
+  EXPECT_EQ(doubled.size(), 4u);
+}
+
+TEST(BenchStatsTest, MeasureTimesEachRunAndStopsAtAnError) {
+  int calls = 0;
+  auto samples = Measure(2, 3, [&] {
+    ++calls;
+    return absl::OkStatus();
+  });
+  ASSERT_TRUE(samples.ok());
+  EXPECT_EQ(calls, 5);  // warm-ups untimed
+  EXPECT_EQ(samples->size(), 3u);
+  auto failed = Measure(0, 3, [] { return absl::InternalError("boom"); });
+  EXPECT_EQ(failed.status().code(), absl::StatusCode::kInternal);
+}
+
+TEST(BenchOptionsTest, ParsesBothFormsAndDefaults) {
+  auto o = ParseBenchOptions(
+      {"--quick", "--reps=5", "--json", "out.json", "--only", "W-large"},
+      "/bin/server");
+  ASSERT_TRUE(o.ok()) << o.status();
+  EXPECT_TRUE(o->quick);
+  EXPECT_EQ(o->EffectiveReps(), 5);
+  EXPECT_EQ(o->json_path, "out.json");
+  EXPECT_EQ(o->only, "W-large");
+  EXPECT_EQ(o->server_binary, "/bin/server");
+  auto quick = ParseBenchOptions({"--quick"}, "s");
+  ASSERT_TRUE(quick.ok());
+  EXPECT_EQ(quick->EffectiveReps(), 3);
+  auto full = ParseBenchOptions({}, "s");
+  ASSERT_TRUE(full.ok());
+  EXPECT_EQ(full->EffectiveReps(), 7);
+}
+
+TEST(BenchOptionsTest, BadFlagsAreNamed) {
+  const std::pair<std::vector<std::string>, std::string> cases[] = {
+      {{"--frobnicate", "1"}, "--frobnicate"},
+      {{"--quick=yes"}, "--quick"},
+      {{"--server", "nohost"}, "--server"},
+      {{"--server", "h:70000"}, "--server"},
+      {{"--json"}, "--json: missing value"},
+      {{"--json="}, "--json: empty value"},
+      {{"--only", "W-nothing"}, "--only"},
+      {{"stray"}, "unexpected argument 'stray'"},
+  };
+  for (const auto& [args, want] : cases) {
+    auto o = ParseBenchOptions(args, "s");
+    ASSERT_FALSE(o.ok()) << want;
+    EXPECT_EQ(o.status().code(), absl::StatusCode::kInvalidArgument);
+    EXPECT_NE(o.status().message().find(want), std::string::npos)
+        << o.status();
+  }
+}
+
+Result Row(const std::string& workload, const std::string& system,
+           double median, const std::string& variant = "") {
+  Result r;
+  r.workload = workload;
+  r.system = system;
+  r.dtype = "float32";
+  r.variant = variant;
+  r.runs = 3;
+  r.median_seconds = median;
+  r.p99_seconds = median * 2;
+  return r;
+}
+
+double RatioOf(const Result& r, const std::string& name) {
+  for (const auto& [n, v] : r.ratios) {
+    if (n == name) return v;
+  }
+  return -1;
+}
+
+TEST(BenchReportTest, RatiosCompareKnnmemWithItsPeersOnTheSameWorkload) {
+  Report report;
+  report.Add(Row("W-search-8K", "knnmem", 2.0));
+  report.Add(Row("W-search-8K", "sgemm", 0.5));
+  report.Add(Row("W-search-8K", "faiss-flat", 6.0, "omp1"));
+  report.Add(Row("W-search-8K", "faiss-hnsw", 1.0));
+  report.ComputeRatios();
+  const Result* k = report.Find("W-search-8K", "knnmem", "float32");
+  ASSERT_NE(k, nullptr);
+  EXPECT_EQ(RatioOf(*k, "knnmem_over_sgemm_time"), 4.0);
+  EXPECT_EQ(RatioOf(*k, "faiss_flat_omp1_over_knnmem_time"), 3.0);
+  EXPECT_EQ(RatioOf(*k, "faiss_hnsw_over_knnmem_time"), 0.5);
+  EXPECT_EQ(RatioOf(*k, "faiss_flat_default_over_knnmem_time"), -1);  // none
+  EXPECT_EQ(report.Find("W-search-8K", "knnmem", "float16"), nullptr);
+  // Computing again does not repeat them.
+  report.ComputeRatios();
+  EXPECT_EQ(report.Find("W-search-8K", "knnmem", "float32")->ratios.size(),
+            3u);
+}
+
+TEST(BenchReportTest, JsonIsValidAndEscapesEveryString) {
+  Report report;
+  const std::string odd = "quote \" backslash \\ newline \n tab \t bell \a";
+  Result r = Row("W-append", "knnmem", 0.25, odd);
+  r.note = odd;
+  r.vectors_per_second = 1e6;
+  report.Add(r);
+  Machine m;
+  m.cpu = "cpu \"x\"";
+  m.cores = 2;
+  TempDir dir;
+  const std::string path = dir.Sub("bench.json");
+  ASSERT_TRUE(report.WriteJson(path, m, RunSettings()).ok());
+  std::ifstream in(path);
+  const std::string text((std::istreambuf_iterator<char>(in)),
+                         std::istreambuf_iterator<char>());
+  google::protobuf::ListValue rows;
+  const auto parsed = google::protobuf::util::JsonStringToMessage(text, &rows);
+  ASSERT_TRUE(parsed.ok()) << parsed.ToString() << "\n" << text;
+  ASSERT_EQ(rows.values_size(), 1);
+  const auto& fields = rows.values(0).struct_value().fields();
+  EXPECT_EQ(fields.at("variant").string_value(), odd);
+  EXPECT_EQ(fields.at("workload").string_value(), "W-append");
+  EXPECT_EQ(fields.at("median_seconds").number_value(), 0.25);
+  EXPECT_EQ(fields.at("vectors_per_second").number_value(), 1e6);
+}
+
+}  // namespace
+}  // namespace knnmem::bench
