@@ -26,7 +26,7 @@ TEST(BenchStatsTest, MedianAndNearestRankPercentiles) {
   s.Add(4.0);
   EXPECT_EQ(s.Median(), 3.5);  // even count: mean of the middle two
   EXPECT_EQ(s.Percentile(25), 1.0);
-  EXPECT_EQ(s.Percentile(50), 3.0);   // nearest rank: ceil(0.5 * 4) = 2nd
+  EXPECT_EQ(s.Percentile(50), 3.0);  // nearest rank: ceil(0.5 * 4) = 2nd
   EXPECT_EQ(s.Percentile(51), 4.0);
   EXPECT_EQ(s.P99(), 5.0);  // fewer than 100 samples: the maximum
   EXPECT_EQ(s.Total(), 13.0);
@@ -81,8 +81,7 @@ TEST(BenchOptionsTest, BadFlagsAreNamed) {
     auto o = ParseBenchOptions(args, "s");
     ASSERT_FALSE(o.ok()) << want;
     EXPECT_EQ(o.status().code(), absl::StatusCode::kInvalidArgument);
-    EXPECT_NE(o.status().message().find(want), std::string::npos)
-        << o.status();
+    EXPECT_NE(o.status().message().find(want), std::string::npos) << o.status();
   }
 }
 
@@ -122,8 +121,7 @@ TEST(BenchReportTest, RatiosCompareKnnmemWithItsPeersOnTheSameWorkload) {
   EXPECT_EQ(report.Find("W-search-8K", "knnmem", "float16"), nullptr);
   // Computing again does not repeat them.
   report.ComputeRatios();
-  EXPECT_EQ(report.Find("W-search-8K", "knnmem", "float32")->ratios.size(),
-            3u);
+  EXPECT_EQ(report.Find("W-search-8K", "knnmem", "float32")->ratios.size(), 3u);
 }
 
 TEST(BenchReportTest, JsonIsValidAndEscapesEveryString) {
