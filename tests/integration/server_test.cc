@@ -222,7 +222,17 @@ TEST_F(ServerTest, SigtermDrainsFinishesInFlightCallsAndExitsZero) {
   std::vector<float> k(64 * 8 * 128, 0.5f), v(64 * 8 * 128, 0.25f);
   auto appender = MemoryClient::Connect(server_->address());
   ASSERT_TRUE(appender->Append("drain", 0, next, k, v, 64, 8).ok());
+  // SIGTERM once the search is in flight (admitted), not before it arrives.
+  bool in_flight = false;
+  for (int i = 0; i < 10000 && !in_flight; ++i) {
+    in_flight = Sample(HttpGet(server_->metrics_address(), "/metrics").body,
+                       "knnmem_requests_in_flight") >= 1;
+  }
   server_->Signal(SIGTERM);
+  if (!in_flight) {
+    search.join();
+    FAIL() << "the search never arrived";
+  }
   // Health goes NOT_SERVING while the server drains.
   absl::Status health;
   for (int i = 0; i < 1000 && (health = client_->Health()).ok(); ++i) {

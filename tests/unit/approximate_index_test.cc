@@ -52,7 +52,7 @@ class ApproximateIndexTest : public ::testing::Test {
 
   // Brute force: the k best positions in [lo, hi) for (query q, head h).
   std::vector<std::pair<float, int64_t>> Exact(uint32_t q, uint32_t h,
-                                                int64_t lo, int64_t hi) const {
+                                               int64_t lo, int64_t hi) const {
     std::vector<std::pair<float, int64_t>> all;
     for (int64_t p = lo; p < hi; ++p) {
       float dot = 0;
