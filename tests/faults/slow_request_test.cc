@@ -79,18 +79,19 @@ TEST(SlowRequestTest, TransportMemoryIsBoundedByTheQuota) {
     });
   }
   for (std::thread& t : threads) t.join();
-  // What did not fit was reset, not buffered: the calls still open hold
-  // about the quota (gRPC reclaims once past it; some of what they sent may
-  // still sit in socket buffers).
-  int64_t held = 0;
+  // What did not fit was reset, not buffered. (How much the open calls
+  // hold cannot be read from the client: what they sent may still sit in
+  // socket buffers, and gRPC reclaims a little past the quota; the server's
+  // peak RSS below is the measure.)
+  int reset = 0;
   for (int c = 0; c < kCalls; ++c) {
     ASSERT_NE(clients[c], nullptr);
     const RawHttp2Client::StreamState state = clients[c]->state(streams[c]);
     std::printf("call %d: sent %zu MiB, %s\n", c, sent[c] >> 20,
                 state.reset ? "reset" : "open");
-    if (!state.reset) held += static_cast<int64_t>(sent[c]);
+    if (state.reset) ++reset;
   }
-  EXPECT_LE(held, kQuota + (int64_t{32} << 20));
+  EXPECT_GE(reset, 1) << "300 MiB against a 128 MiB quota, and nothing reset";
   // (Not under a sanitizer: its shadow memory grows with every byte.)
 #if !defined(__SANITIZE_ADDRESS__) && !defined(__SANITIZE_THREAD__)
   const int64_t grown = StatusBytes(server.pid(), "VmHWM") - baseline;

@@ -160,7 +160,8 @@ bool RawHttp2Client::Poll(absl::Time deadline) {
     return true;  // timed out: the caller checks its deadline
   }
   if (p.revents & POLLOUT) {
-    const ssize_t n = write(fd_, out_.data(), out_.size());
+    // A server that closed the connection: an error, not SIGPIPE.
+    const ssize_t n = send(fd_, out_.data(), out_.size(), MSG_NOSIGNAL);
     if (n > 0) {
       out_.erase(0, static_cast<size_t>(n));
     } else if (n < 0 && errno != EAGAIN && errno != EINTR) {
