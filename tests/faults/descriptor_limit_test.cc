@@ -12,7 +12,6 @@
 #include <string>
 #include <vector>
 
-#include "absl/strings/numbers.h"
 #include "absl/time/clock.h"
 #include "base/temp_dir.h"
 #include "client/memory_client.h"
@@ -69,8 +68,6 @@ class DescriptorExhaustionTest : public ::testing::Test {
     args.insert(args.end(), {"--memory-budget", "256MiB"});
     server_ = std::make_unique<ServerProcess>(dir_.Sub("data"), args);
     ASSERT_TRUE(server_->Start()) << server_->error();
-    ASSERT_TRUE(absl::SimpleAtoi(
-        server_->address().substr(server_->address().rfind(':') + 1), &port_));
     client_ = MemoryClient::Connect(server_->address());
     ASSERT_TRUE(client_
                     ->CreateStream("s", ServerFixture::MakeSpec(1, kHeads, kDim,
@@ -94,7 +91,7 @@ class DescriptorExhaustionTest : public ::testing::Test {
     low.rlim_cur = low.rlim_max = OpenDescriptors(server_->pid()) + 24;
     ASSERT_EQ(prlimit(server_->pid(), RLIMIT_NOFILE, &low, nullptr), 0);
     for (int i = 0; i < 64; ++i) {
-      auto connection = RawHttp2Client::Connect(port_);
+      auto connection = RawHttp2Client::Connect(server_->port());
       ASSERT_TRUE(connection.ok()) << connection.status();
       idle_.push_back(*std::move(connection));
     }
@@ -119,7 +116,6 @@ class DescriptorExhaustionTest : public ::testing::Test {
   std::unique_ptr<ServerProcess> server_;
   std::unique_ptr<MemoryClient> client_;
   std::vector<std::unique_ptr<RawHttp2Client>> idle_;
-  int port_ = 0;
   int64_t position_ = 0;
   const std::vector<float> rows_ =
       std::vector<float>(size_t{kRows} * kHeads * kDim, 0.25f);

@@ -14,7 +14,6 @@
 #include <thread>
 #include <vector>
 
-#include "absl/strings/numbers.h"
 #include "absl/time/clock.h"
 #include "base/temp_dir.h"
 #include "client/memory_client.h"
@@ -27,12 +26,6 @@ namespace knnmem::testing {
 namespace {
 
 constexpr char kAppend[] = "/knnmem.v1.Memory/Append";
-
-int PortOf(const std::string& address) {
-  int port = 0;
-  EXPECT_TRUE(absl::SimpleAtoi(address.substr(address.rfind(':') + 1), &port));
-  return port;
-}
 
 // The server still serves: an Append, then a Search that finds the row.
 void ExpectServes(const std::string& address) {
@@ -69,7 +62,7 @@ TEST(SlowRequestTest, TransportMemoryIsBoundedByTheQuota) {
   std::vector<std::thread> threads;
   for (int c = 0; c < kCalls; ++c) {
     threads.emplace_back([&, c] {
-      auto client = RawHttp2Client::Connect(PortOf(server.address()));
+      auto client = RawHttp2Client::Connect(server.port());
       ASSERT_TRUE(client.ok()) << client.status();
       clients[c] = *std::move(client);
       streams[c] = clients[c]->StartCall(kAppend);
@@ -109,7 +102,7 @@ TEST(SlowRequestTest, ATricklingClientIsShedAtItsConnectionsAgePlusGrace) {
                        {"--max-connection-age-seconds", "1",
                         "--max-connection-age-grace-seconds", "1"});
   ASSERT_TRUE(server.Start()) << server.error();
-  auto client = RawHttp2Client::Connect(PortOf(server.address()));
+  auto client = RawHttp2Client::Connect(server.port());
   ASSERT_TRUE(client.ok()) << client.status();
   RawHttp2Client& h = **client;
   const uint32_t stream = h.StartCall(kAppend);
@@ -140,7 +133,7 @@ TEST(SlowRequestTest, IdleConnectionsAreClosed) {
   TempDir dir;
   ServerProcess server(dir.Sub("data"), {"--max-connection-idle-seconds", "1"});
   ASSERT_TRUE(server.Start()) << server.error();
-  auto client = RawHttp2Client::Connect(PortOf(server.address()));
+  auto client = RawHttp2Client::Connect(server.port());
   ASSERT_TRUE(client.ok()) << client.status();
   RawHttp2Client& h = **client;
   const absl::Time start = absl::Now();

@@ -115,11 +115,8 @@ TEST_F(MetricsTest, ACallTheClientCancelsIsCountedAsCancelled) {
     done = true;
     cv.notify_all();
   });
-  bool queued = false;
-  for (int i = 0; i < 10000 && !queued; ++i) {
-    queued = Sample(HttpGet(server_->metrics_address(), "/metrics").body,
-                    "knnmem_worker_queue_depth") >= 1;
-  }
+  const bool queued = AwaitSampleAtLeast(server_->metrics_address(),
+                                         "knnmem_worker_queue_depth", 1);
   ASSERT_TRUE(queued) << "the second search never queued";
   ctx.TryCancel();
   {
@@ -132,10 +129,8 @@ TEST_F(MetricsTest, ACallTheClientCancelsIsCountedAsCancelled) {
   // after the long search: scrape until it shows.
   const std::string series =
       "knnmem_requests_total{code=\"CANCELLED\",method=\"Search\"}";
-  std::string t;
-  for (int i = 0; i < 10000 && Sample(t, series) < 1; ++i) {
-    t = HttpGet(server_->metrics_address(), "/metrics").body;
-  }
+  EXPECT_TRUE(AwaitSampleAtLeast(server_->metrics_address(), series, 1));
+  const std::string t = HttpGet(server_->metrics_address(), "/metrics").body;
   EXPECT_EQ(Sample(t, series), 1) << t;
   EXPECT_LE(Sample(t,
                    "knnmem_requests_total{code=\"DEADLINE_EXCEEDED\","

@@ -223,11 +223,8 @@ TEST_F(ServerTest, SigtermDrainsFinishesInFlightCallsAndExitsZero) {
   auto appender = MemoryClient::Connect(server_->address());
   ASSERT_TRUE(appender->Append("drain", 0, next, k, v, 64, 8).ok());
   // SIGTERM once the search is in flight (admitted), not before it arrives.
-  bool in_flight = false;
-  for (int i = 0; i < 10000 && !in_flight; ++i) {
-    in_flight = Sample(HttpGet(server_->metrics_address(), "/metrics").body,
-                       "knnmem_requests_in_flight") >= 1;
-  }
+  const bool in_flight = AwaitSampleAtLeast(server_->metrics_address(),
+                                            "knnmem_requests_in_flight", 1);
   server_->Signal(SIGTERM);
   if (!in_flight) {
     search.join();
@@ -269,12 +266,8 @@ TEST_F(ServerTest, CallsRunningWhenTheGraceEndsGetUnavailable) {
   // The long search holds the one worker; the short one, admitted after
   // it, queues behind it.
   const auto await_in_flight = [&](int n) {
-    bool reached = false;
-    for (int i = 0; i < 10000 && !reached; ++i) {
-      reached = Sample(HttpGet(server_->metrics_address(), "/metrics").body,
-                       "knnmem_requests_in_flight") >= n;
-    }
-    return reached;
+    return AwaitSampleAtLeast(server_->metrics_address(),
+                              "knnmem_requests_in_flight", n);
   };
   absl::Status running, queued;
   std::thread long_search([&] {

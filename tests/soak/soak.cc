@@ -20,6 +20,7 @@
 #include "absl/strings/numbers.h"
 #include "base/temp_dir.h"
 #include "client/memory_client.h"
+#include "tests/support/proc_status.h"
 #include "tests/support/server_process.h"
 
 namespace knnmem::testing {
@@ -28,15 +29,6 @@ namespace {
 constexpr int kHeads = 4, kDim = 32, kSegment = 256, kCapacity = 1024, kK = 16;
 
 // Resident set size of `pid` in bytes, from /proc.
-double RssBytes(pid_t pid) {
-  std::ifstream status("/proc/" + std::to_string(pid) + "/status");
-  std::string line;
-  while (std::getline(status, line)) {
-    if (line.rfind("VmRSS:", 0) == 0) return std::stod(line.substr(6)) * 1024;
-  }
-  return 0;
-}
-
 struct Counts {
   std::atomic<long> documents{0}, appends{0}, searches{0}, attends{0},
       errors{0};
@@ -147,7 +139,7 @@ TEST(SoakTest, BoundedLoadHasNoUnexpectedErrorsAndRssIsFlatAfterWarmUp) {
     std::this_thread::sleep_until(
         start + std::chrono::duration_cast<std::chrono::steady_clock::duration>(
                     total * i / samples));
-    rss = RssBytes(server.pid());
+    rss = static_cast<double>(StatusBytes(server.pid(), "VmRSS"));
     if (i > samples / 2 && i <= samples * 3 / 4)
       baseline = std::max(baseline, rss);
     if (i > samples * 3 / 4) last = std::max(last, rss);

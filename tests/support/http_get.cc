@@ -52,4 +52,14 @@ double Sample(const std::string& text, const std::string& series) {
   return std::stod(text.substr(at + series.size() + 2));
 }
 
+bool AwaitSampleAtLeast(const std::string& metrics_address,
+                        const std::string& series, double value) {
+  for (int i = 0; i < 10000; ++i) {
+    if (Sample(HttpGet(metrics_address, "/metrics").body, series) >= value) {
+      return true;
+    }
+  }
+  return false;
+}
+
 }  // namespace knnmem::testing

@@ -19,6 +19,12 @@ HttpResponse HttpGet(const std::string& address, const std::string& path);
 // empty) in a Prometheus text scrape, or -1 when it is absent.
 double Sample(const std::string& text, const std::string& series);
 
+// Scrapes `metrics_address` until `series` is at least `value` (true), or
+// gives up after 10,000 scrapes (false): for state no RPC reports, like a
+// call admitted and running.
+bool AwaitSampleAtLeast(const std::string& metrics_address,
+                        const std::string& series, double value);
+
 }  // namespace knnmem::testing
 
 #endif  // KNNMEM_TESTS_SUPPORT_HTTP_GET_H_

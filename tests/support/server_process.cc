@@ -6,6 +6,8 @@
 #include <regex>
 #include <utility>
 
+#include "absl/strings/numbers.h"
+
 namespace knnmem::testing {
 
 std::string ServerBinary() { return KNNMEM_SERVER_BINARY; }
@@ -83,6 +85,16 @@ bool ServerProcess::AwaitOutput(const std::string& text,
     if (line.find(text) != std::string::npos) return true;
   }
   return false;
+}
+
+int ServerProcess::port() const {
+  int port = 0;
+  const size_t colon = address_.rfind(':');
+  if (colon == std::string::npos ||
+      !absl::SimpleAtoi(address_.substr(colon + 1), &port)) {
+    return 0;
+  }
+  return port;
 }
 
 pid_t ServerProcess::pid() const {

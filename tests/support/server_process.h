@@ -48,6 +48,8 @@ class ServerProcess {
   bool AwaitOutput(const std::string& text, absl::Duration timeout);
 
   const std::string& address() const { return address_; }
+  // The port of address().
+  int port() const;
   // The running server's pid; -1 before Start and once reaped.
   pid_t pid() const;
   // HOST:PORT of the Prometheus endpoint.
