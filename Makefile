@@ -5,7 +5,7 @@ JOBS ?= 2
 BUILD_TYPE ?= RelWithDebInfo
 comma := ,
 
-.PHONY: all deps test-deps build run check test test-asan test-tsan fuzz bench format clean
+.PHONY: all deps test-deps build run check test test-python python-stubs test-asan test-tsan fuzz bench format clean
 
 all: build
 
@@ -33,13 +33,33 @@ check: test-deps deps
 	scripts/check-format
 	scripts/check-thread-safety
 
-# The checks; everything; then the core (unit), crash and fault tests again
-# under ASan+UBSan; then 60 s of fuzzing.
+# The checks; everything; the Python client; then the core (unit), crash and
+# fault tests again under ASan+UBSan; then 60 s of fuzzing.
 test: test-deps check build
 	ctest --test-dir $(BUILD) --output-on-failure --timeout 600 -j$(JOBS)
+	$(MAKE) test-python
 	$(MAKE) test-asan SANITIZER_TESTS='-L "unit|crash|faults"' \
 	  SANITIZER_TARGETS='unit_tests crash_oracle faults_tests knnmem-server knnmem'
 	$(MAKE) fuzz FUZZ_SECONDS=60
+
+# The Python client (client/python), installed as its README shows: a venv
+# over Debian's python3 packages and an offline pip install. Its tests start
+# $(KNNMEM_SERVER) and run $(KNNMEM_CLI); each has a timeout (pyproject.toml).
+PYTHON ?= /usr/bin/python3
+PY_VENV ?= $(BUILD)/python-venv
+KNNMEM_SERVER ?= $(BUILD)/server/knnmem-server
+KNNMEM_CLI ?= $(BUILD)/client/knnmem
+test-python: build
+	scripts/install-deps python tls
+	rm -rf $(PY_VENV)
+	$(PYTHON) -m venv --system-site-packages $(PY_VENV)
+	$(PY_VENV)/bin/pip install --quiet --no-index --no-build-isolation ./client/python
+	KNNMEM_SERVER=$(abspath $(KNNMEM_SERVER)) KNNMEM_CLI=$(abspath $(KNNMEM_CLI)) \
+	  $(PY_VENV)/bin/python -m pytest client/python/tests
+
+# Regenerates the Python client's checked-in stubs from proto/.
+python-stubs:
+	$(PYTHON) client/python/generate_stubs.py
 
 # Sanitizer builds live in their own build dirs. SANITIZER_TESTS selects
 # tests (ctest arguments); SANITIZER_TARGETS, what to build (default: all).
