@@ -129,9 +129,10 @@ class AsyncClient:
                           age_alpha: m.FloatList = None, age_tau: float = 0.0,
                           sync: bool = False, dtype: DTypeLike = None,
                           timeout: Optional[float] = None) -> List[m.StepOutcome]:
+        steps = list(steps)
         request = m.decode_step_request(steps, k, scale, age_alpha, age_tau, sync, dtype)
-        return m.step_outcomes(
-            await self._call("DecodeStep", request, pb.DecodeStepResponse, timeout))
+        response = await self._call("DecodeStep", request, pb.DecodeStepResponse, timeout)
+        return m.step_outcomes(response, len(steps))
 
     async def health(self, *, timeout: Optional[float] = None) -> str:
         return ch.serving_status(await self._call(ch.HEALTH_CHECK, b"", None, timeout))

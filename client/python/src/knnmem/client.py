@@ -162,8 +162,10 @@ class Client:
         knnmem.Error with .code, .message and .index; returned, not raised)
         for a step that failed alone. Raises knnmem.Error only when the whole
         call failed."""
+        steps = list(steps)
         request = m.decode_step_request(steps, k, scale, age_alpha, age_tau, sync, dtype)
-        return m.step_outcomes(self._call("DecodeStep", request, pb.DecodeStepResponse, timeout))
+        response = self._call("DecodeStep", request, pb.DecodeStepResponse, timeout)
+        return m.step_outcomes(response, len(steps))
 
     def health(self, *, timeout: Optional[float] = None) -> str:
         """grpc.health.v1 status of the server: "SERVING", "NOT_SERVING", ..."""

@@ -9,6 +9,7 @@ numpy views (np.frombuffer) of the response bytes: read-only arrays.
 """
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 from typing import Any, Iterable, List, Optional, Sequence, Tuple
 
@@ -43,9 +44,14 @@ def prepare(array: Any, dtype: DTypeLike, field: str) -> WireTensor:
     FLOAT32. With dtype "bfloat16", a uint16 array is taken as bfloat16 bit
     patterns (sent as they are) and anything else is rounded from float32.
     Arrays already in the wire dtype, little-endian and C-contiguous, are not
-    copied.
+    copied. torch tensors are taken as well (bfloat16 ones are sent as
+    BFLOAT16 unless dtype says otherwise), through numpy views of their data.
     """
     want = as_dtype(dtype)
+    torch = sys.modules.get("torch")
+    if torch is not None and isinstance(array, torch.Tensor):
+        from knnmem.torch.tensors import to_numpy  # a view where the layout allows
+        array, want = to_numpy(array, want)
     a = np.asarray(array)
     if a.dtype == np.uint16 and want != DType.BFLOAT16:
         raise invalid_argument(

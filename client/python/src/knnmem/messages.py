@@ -139,7 +139,7 @@ def attend_request(stream_id: str, queries: Any, k: int, layer: int, scale: Floa
     return codec.join([head, *codec.tensor_field(3, codec.prepare(queries, dtype, "queries"))])
 
 
-def _as_step(step: Any) -> Step:
+def as_step(step: Any) -> Step:
     if isinstance(step, Step):
         return step
     if isinstance(step, dict):
@@ -153,7 +153,7 @@ def decode_step_request(steps: Sequence[Any], k: int, scale: FloatList = None,
     chunks: List[codec.Chunk] = [pb.DecodeStepRequest(
         k=k, scale=_floats(scale), age_alpha=_floats(age_alpha), age_tau=age_tau,
         sync=sync).SerializeToString()]
-    for i, step in enumerate(map(_as_step, steps)):
+    for i, step in enumerate(map(as_step, steps)):
         body: List[codec.Chunk] = []
         appends = step.keys is not None or step.values is not None
         if appends and step.first_position is None:
@@ -169,16 +169,19 @@ def decode_step_request(steps: Sequence[Any], k: int, scale: FloatList = None,
     return codec.join(chunks)
 
 
-def neighbours(r: pb.SearchResponse) -> Neighbours:
+def neighbours(r: pb.SearchResponse, bfloat16_bits: bool = False) -> Neighbours:
     return Neighbours(codec.decode(r.scores, "scores"), codec.decode(r.positions, "positions"),
-                      codec.decode_optional(r, "keys"), codec.decode_optional(r, "values"))
+                      codec.decode_optional(r, "keys", bfloat16_bits=bfloat16_bits),
+                      codec.decode_optional(r, "values", bfloat16_bits=bfloat16_bits))
 
 
 def attention(r: pb.AttendResponse) -> Attention:
     return Attention(codec.decode(r.output, "output"), codec.decode(r.lse, "lse"))
 
 
-def step_outcomes(r: pb.DecodeStepResponse) -> List[StepOutcome]:
+def step_outcomes(r: pb.DecodeStepResponse, steps: int) -> List[StepOutcome]:
+    if len(r.results) != steps:
+        raise Error(grpc.StatusCode.DATA_LOSS, f"results: {len(r.results)} for {steps} steps")
     out: List[StepOutcome] = []
     for i, s in enumerate(r.results):
         if s.code != 0:

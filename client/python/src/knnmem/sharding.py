@@ -216,7 +216,7 @@ class ShardedClient:
         any of the steps, all in flight at once; outcomes in step order. A
         call that fails as a whole makes each of its steps a StepError
         naming the server."""
-        steps = [m._as_step(s) for s in steps]
+        steps = [m.as_step(s) for s in steps]
         groups: Dict[int, List[int]] = {}
         for i, s in enumerate(steps):
             groups.setdefault(self.server_index_of(s.stream_id), []).append(i)
@@ -229,9 +229,9 @@ class ShardedClient:
         out: List[Any] = [None] * len(steps)
         for server, indices, future in calls:
             try:
-                outcomes = m.step_outcomes(future.result())
-            except grpc.RpcError as e:
-                error = Error.from_rpc_error(e)
+                outcomes = m.step_outcomes(future.result(), len(indices))
+            except (grpc.RpcError, Error) as e:
+                error = e if isinstance(e, Error) else Error.from_rpc_error(e)
                 outcomes = [m.StepError(error.code, f"{self.servers[server].address}: "
                                         f"{error.message}") for _ in indices]
             for j, (i, outcome) in enumerate(zip(indices, outcomes)):
