@@ -6,40 +6,51 @@ from __future__ import annotations
 
 import faulthandler
 import itertools
+import os
 import re
 import sys
+import threading
 
 import pytest
 
 import knnmem
 from server_process import ServerProcess
 
-try:
-    import pytest_timeout  # noqa: F401  (python3-pytest-timeout)
-    HAVE_TIMEOUT_PLUGIN = True
-except ImportError:
-    HAVE_TIMEOUT_PLUGIN = False
-
 DEFAULT_TIMEOUT = 60.0
 
 
-def pytest_addoption(parser):
-    if not HAVE_TIMEOUT_PLUGIN:
+def pytest_addoption(parser, pluginmanager):
+    if not pluginmanager.hasplugin("timeout"):  # python3-pytest-timeout
         parser.addini("timeout", "seconds per test (faulthandler fallback)",
                       default=str(DEFAULT_TIMEOUT))
 
 
-if not HAVE_TIMEOUT_PLUGIN:
-    @pytest.hookimpl(hookwrapper=True)
-    def pytest_runtest_protocol(item, nextitem):
-        marker = item.get_closest_marker("timeout")
-        seconds = float(marker.args[0]) if marker else float(item.config.getini("timeout"))
-        # Dumps every thread's stack and exits the run if the test hangs.
-        faulthandler.dump_traceback_later(seconds, exit=True, file=sys.stderr)
-        try:
-            yield
-        finally:
-            faulthandler.cancel_dump_traceback_later()
+def _time_out(item, seconds: float) -> None:
+    """Ends a run whose test hangs, printing every thread's stack (as
+    pytest-timeout's thread method does)."""
+    capture = item.config.pluginmanager.getplugin("capturemanager")
+    if capture is not None:
+        capture.suspend_global_capture(in_=True)
+    sys.stderr.write(f"\n+++ Timeout: {item.nodeid} ran over {seconds:g} s +++\n")
+    faulthandler.dump_traceback(file=sys.stderr, all_threads=True)
+    sys.stderr.flush()
+    os._exit(1)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_protocol(item, nextitem):
+    if item.config.pluginmanager.hasplugin("timeout"):
+        yield
+        return
+    marker = item.get_closest_marker("timeout")
+    seconds = float(marker.args[0]) if marker else float(item.config.getini("timeout"))
+    timer = threading.Timer(seconds, _time_out, (item, seconds))
+    timer.daemon = True
+    timer.start()
+    try:
+        yield
+    finally:
+        timer.cancel()
 
 
 def pytest_configure(config):

@@ -64,7 +64,6 @@ class Memory:
         """Oracle top-k: scores [n, heads, k] (-inf past the entries) and the
         indices into the layer's rows ([n, heads, k], -1 past the entries)."""
         s = self.scores(queries, layer)
-        t = s.shape[-1]
         order = np.argsort(-s, axis=-1, kind="stable")[..., :k]
         top = np.take_along_axis(s, order, axis=-1)
         pad = k - order.shape[-1]

@@ -28,9 +28,15 @@ def cli_binary() -> str:
     return os.environ.get("KNNMEM_CLI", str(REPO / "build/client/knnmem"))
 
 
+# Looked up here, not in the child: between fork and exec the child may only
+# call what takes no lock another thread could have held (dlopen takes some).
+_prctl = ctypes.CDLL(None, use_errno=True).prctl
+_PR_SET_PDEATHSIG = 1
+
+
 def _die_with_parent() -> None:
-    # PR_SET_PDEATHSIG: a test run that dies takes its servers with it.
-    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)
+    # A test run that dies takes its servers with it.
+    _prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
 def run_binary(argv: Sequence[str], **kwargs) -> subprocess.Popen:

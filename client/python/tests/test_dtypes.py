@@ -6,7 +6,6 @@ C++ codec itself through a server round trip: float32 appended into a
 float16 or bfloat16 stream is converted by the server, and the stored bits
 (read back with return_keys) must equal the Python encoding.
 """
-import math
 import struct
 
 import numpy as np

@@ -113,10 +113,11 @@ def decode(tensor: pb.Tensor, field_name: str, *,
     widened to float32 (exact), or with bfloat16_bits a uint16 view of its bit
     patterns.
     """
-    dtype = DType(tensor.dtype) if tensor.dtype in DType._value2member_map_ else None
-    if dtype is None:
+    try:
+        dtype = DType(tensor.dtype)
+    except ValueError:
         raise Error(grpc.StatusCode.INTERNAL,
-                    f"{field_name}: response has dtype {tensor.dtype}")
+                    f"{field_name}: response has dtype {tensor.dtype}") from None
     shape = tuple(tensor.shape)
     data = tensor.data
     count = int(np.prod(shape, dtype=np.int64)) if shape else 0
