@@ -6,7 +6,9 @@ array: no Python loop per element.
 - float32 -> bfloat16: the upper 16 bits, rounded to nearest even; a NaN stays
   a quiet NaN ((bits >> 16) | 0x40), as FloatToBFloat16.
 - float32 -> float16: IEEE round to nearest even (numpy's conversion); overflow
-  becomes infinity; a NaN becomes sign | 0x7e00, as the scalar FloatToHalf.
+  becomes infinity; a NaN becomes sign | 0x7e00, as the scalar FloatToHalf
+  (the C++ F16C path keeps a NaN's top payload bits instead; no NaN reaches
+  the server's storage, which refuses them).
 - bfloat16 -> float32 and float16 -> float32 are exact.
 """
 from __future__ import annotations
