@@ -25,17 +25,6 @@ float BitsToFloat(uint32_t u) {
   return f;
 }
 
-bool HasF16c() {
-  // CPUID leaf 1, ECX bit 29 (clang-14 knows no "f16c" for
-  // __builtin_cpu_supports), and the OS saving AVX state.
-  static const bool has = [] {
-    unsigned a = 0, b = 0, c = 0, d = 0;
-    return __get_cpuid(1, &a, &b, &c, &d) != 0 && (c & bit_F16C) != 0 &&
-           __builtin_cpu_supports("avx");
-  }();
-  return has;
-}
-
 // Bulk binary16 conversions with F16C; used only when the CPU has it.
 __attribute__((target("avx,f16c"))) void FloatsToHalvesF16c(const float* in,
                                                             size_t count,
@@ -61,6 +50,17 @@ __attribute__((target("avx,f16c"))) void HalvesToFloatsF16c(const uint16_t* in,
 }
 
 }  // namespace
+
+bool CpuHasF16c() {
+  // CPUID leaf 1, ECX bit 29 (clang-14 knows no "f16c" for
+  // __builtin_cpu_supports), and the OS saving AVX state.
+  static const bool has = [] {
+    unsigned a = 0, b = 0, c = 0, d = 0;
+    return __get_cpuid(1, &a, &b, &c, &d) != 0 && (c & bit_F16C) != 0 &&
+           __builtin_cpu_supports("avx");
+  }();
+  return has;
+}
 
 size_t ElementSize(DType dtype) { return dtype == DType::kFloat32 ? 4 : 2; }
 
@@ -122,7 +122,7 @@ void EncodeFloats(const float* in, size_t count, DType dtype, void* out) {
       return;
     case DType::kFloat16: {
       auto* o = static_cast<uint16_t*>(out);
-      if (HasF16c()) {
+      if (CpuHasF16c()) {
         FloatsToHalvesF16c(in, count, o);
       } else {
         for (size_t i = 0; i < count; ++i) o[i] = FloatToHalf(in[i]);
@@ -145,7 +145,7 @@ void DecodeFloats(const void* in, size_t count, DType dtype, float* out) {
       return;
     case DType::kFloat16: {
       const auto* i16 = static_cast<const uint16_t*>(in);
-      if (HasF16c()) {
+      if (CpuHasF16c()) {
         HalvesToFloatsF16c(i16, count, out);
       } else {
         for (size_t i = 0; i < count; ++i) out[i] = HalfToFloat(i16[i]);

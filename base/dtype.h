@@ -26,6 +26,10 @@ enum class DType : int {
   kBFloat16 = 3,  // upper half of binary32, round to nearest even
 };
 
+// True when this CPU has F16C and the OS saves AVX state (CPUID: clang
+// before 16 knows no "f16c" for __builtin_cpu_supports). Cached.
+bool CpuHasF16c();
+
 // Bytes per element: 4 or 2.
 size_t ElementSize(DType dtype);
 // "float32", "float16" or "bfloat16".

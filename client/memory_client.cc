@@ -232,6 +232,43 @@ absl::StatusOr<Attention> MemoryClient::Attend(
   return DecodeAttention(*resp);
 }
 
+absl::StatusOr<v1::DecodeStepResponse> MemoryClient::DecodeStep(
+    const v1::DecodeStepRequest& request) {
+  return Call(stub_.get(), &v1::Memory::Stub::DecodeStep, request);
+}
+
+absl::StatusOr<std::vector<StepOutput>> MemoryClient::DecodeStep(
+    absl::Span<const StepInput> steps, const StepParams& params) {
+  absl::StatusOr<v1::DecodeStepRequest> req =
+      MakeDecodeStepRequest(steps, params);
+  if (!req.ok()) return req.status();
+  absl::StatusOr<v1::DecodeStepResponse> resp = DecodeStep(*req);
+  if (!resp.ok()) return resp.status();
+  if (resp->results_size() != req->steps_size()) {
+    return absl::DataLossError(absl::StrCat("results: ", resp->results_size(),
+                                            " for ", req->steps_size(),
+                                            " steps"));
+  }
+  std::vector<StepOutput> out;
+  out.reserve(steps.size());
+  for (const v1::StreamStepResult& r : resp->results()) {
+    out.push_back(DecodeStepResult(r));
+  }
+  return out;
+}
+
+void MemoryClient::StartDecodeStep(const v1::DecodeStepRequest& request,
+                                   v1::DecodeStepResponse* response,
+                                   std::function<void(absl::Status)> done) {
+  auto* context = new grpc::ClientContext();
+  Prepare(*context);
+  stub_->async()->DecodeStep(context, &request, response,
+                             [context, done = std::move(done)](grpc::Status s) {
+                               delete context;
+                               done(FromGrpc(s));
+                             });
+}
+
 absl::Status MemoryClient::Health() {
   absl::StatusOr<grpc::health::v1::HealthCheckResponse> resp =
       Call(health_.get(), &grpc::health::v1::Health::Stub::Check,
@@ -287,27 +324,7 @@ absl::StatusOr<Neighbours> DecodeNeighbours(const v1::SearchResponse& r) {
 namespace knnmem {
 
 absl::StatusOr<Attention> DecodeAttention(const v1::AttendResponse& r) {
-  const v1::Tensor& out = r.output();
-  const v1::Tensor& lse = r.lse();
-  if (out.dtype() != v1::FLOAT32 || lse.dtype() != v1::FLOAT32 ||
-      out.shape_size() != 3 || lse.shape_size() != 2) {
-    return absl::DataLossError(
-        "output/lse: response is not float32 [n, heads, value_dim] / [n, "
-        "heads]");
-  }
-  Attention a;
-  a.queries = out.shape(0);
-  a.heads = out.shape(1);
-  a.value_dim = out.shape(2);
-  if (lse.shape(0) != a.queries || lse.shape(1) != a.heads ||
-      static_cast<int64_t>(out.data().size()) !=
-          a.queries * a.heads * a.value_dim * 4 ||
-      static_cast<int64_t>(lse.data().size()) != a.queries * a.heads * 4) {
-    return absl::DataLossError("output/lse: malformed response tensors");
-  }
-  a.output = UnpackFloats(out.data(), DType::kFloat32);
-  a.lse = UnpackFloats(lse.data(), DType::kFloat32);
-  return a;
+  return DecodeAttentionTensors(r.output(), r.lse());
 }
 
 }  // namespace knnmem

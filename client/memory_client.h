@@ -10,6 +10,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -18,6 +19,7 @@
 #include "absl/status/statusor.h"
 #include "absl/types/span.h"
 #include "client/append_pipeline.h"
+#include "client/decode_step.h"
 #include "grpc/health/v1/health.grpc.pb.h"
 #include "knnmem/v1/memory.grpc.pb.h"
 #include "proto/tensor_codec.h"
@@ -42,15 +44,6 @@ struct Neighbours {
   // [.., value_dim]), when requested.
   std::vector<float> keys;
   std::vector<float> values;
-};
-
-// Decoded Attend results.
-struct Attention {
-  int64_t queries = 0;
-  int64_t heads = 0;
-  int64_t value_dim = 0;
-  std::vector<float> output;  // [queries, heads, value_dim]
-  std::vector<float> lse;     // [queries, heads]; -inf for an empty memory
 };
 
 class MemoryClient {
@@ -119,6 +112,21 @@ class MemoryClient {
                                    absl::Span<const float> scale = {},
                                    absl::Span<const float> age_alpha = {},
                                    float age_tau = 0);
+
+  // One generation step of many streams (decode_step.h): per step an
+  // optional append, then its queries attended. Fails as a whole only for
+  // what concerns every step (transport, auth, k, size); otherwise each
+  // step's StepOutput carries its own status, in the order of `steps`.
+  absl::StatusOr<v1::DecodeStepResponse> DecodeStep(
+      const v1::DecodeStepRequest& request);
+  absl::StatusOr<std::vector<StepOutput>> DecodeStep(
+      absl::Span<const StepInput> steps, const StepParams& params);
+  // Starts a DecodeStep without waiting: `done` runs on a gRPC thread with
+  // the call's status once `response` is filled. `request` and `response`
+  // must outlive the call.
+  void StartDecodeStep(const v1::DecodeStepRequest& request,
+                       v1::DecodeStepResponse* response,
+                       std::function<void(absl::Status)> done);
 
   // OK when grpc.health.v1 reports SERVING; UNAVAILABLE (or the transport
   // error) otherwise.

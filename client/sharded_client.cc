@@ -2,6 +2,7 @@
 
 #include <set>
 
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
@@ -151,6 +152,82 @@ absl::Status ShardedClient::DeleteStream(const std::string& stream_id) {
     pins_.erase(stream_id);
   }
   return s;
+}
+
+absl::StatusOr<std::vector<StepOutput>> ShardedClient::DecodeStep(
+    absl::Span<const StepInput> steps, const StepParams& params) {
+  // Per server: its steps' indices into `steps`, its request and answer.
+  struct ServerCall {
+    std::vector<size_t> steps;
+    v1::DecodeStepRequest request;
+    v1::DecodeStepResponse response;
+    absl::Status status;
+  };
+  std::vector<ServerCall> calls(clients_.size());
+  for (size_t i = 0; i < steps.size(); ++i) {
+    calls[ServerIndexOf(steps[i].stream_id)].steps.push_back(i);
+  }
+  for (ServerCall& call : calls) {
+    if (call.steps.empty()) continue;
+    std::vector<StepInput> mine;
+    mine.reserve(call.steps.size());
+    for (size_t i : call.steps) mine.push_back(steps[i]);
+    absl::StatusOr<v1::DecodeStepRequest> request =
+        MakeDecodeStepRequest(mine, params);
+    if (!request.ok()) return request.status();
+    call.request = *std::move(request);
+  }
+  // One call per server, all in flight at once.
+  absl::Mutex mu;
+  size_t pending = 0;
+  for (const ServerCall& call : calls) pending += call.steps.empty() ? 0 : 1;
+  for (size_t s = 0; s < calls.size(); ++s) {
+    ServerCall& call = calls[s];
+    if (call.steps.empty()) continue;
+    clients_[s]->StartDecodeStep(call.request, &call.response,
+                                 [&mu, &pending, &call](absl::Status status) {
+                                   absl::MutexLock lock(&mu);
+                                   call.status = std::move(status);
+                                   --pending;
+                                 });
+  }
+  {
+    absl::MutexLock lock(&mu);
+    mu.Await(absl::Condition(
+        +[](size_t* p) { return *p == 0; }, &pending));
+  }
+  std::vector<StepOutput> out(steps.size());
+  for (size_t s = 0; s < calls.size(); ++s) {
+    ServerCall& call = calls[s];
+    absl::Status status = call.status;
+    if (status.ok() &&
+        call.response.results_size() != static_cast<int>(call.steps.size())) {
+      status = absl::DataLossError(
+          absl::StrCat("results: ", call.response.results_size(), " for ",
+                       call.steps.size(), " steps"));
+    }
+    for (size_t j = 0; j < call.steps.size(); ++j) {
+      StepOutput& o = out[call.steps[j]];
+      if (!status.ok()) {
+        // The server failed the whole call: each of its steps says so.
+        o.status = absl::Status(
+            status.code(),
+            absl::StrCat(servers_[s].address, ": ", status.message()));
+        continue;
+      }
+      o = DecodeStepResult(call.response.results(static_cast<int>(j)));
+      // The message names the step by its index in the server's call:
+      // name the caller's instead.
+      const std::string theirs = absl::StrCat("steps[", j, "]");
+      if (!o.status.ok() && absl::StartsWith(o.status.message(), theirs)) {
+        o.status = absl::Status(
+            o.status.code(),
+            absl::StrCat("steps[", call.steps[j], "]",
+                         o.status.message().substr(theirs.size())));
+      }
+    }
+  }
+  return out;
 }
 
 }  // namespace knnmem

@@ -72,6 +72,13 @@ class ShardedClient {
   absl::StatusOr<std::vector<v1::StreamInfo>> ListStreams();
   // Deletes the stream where it lives and forgets its pin.
   absl::Status DeleteStream(const std::string& stream_id);
+  // One decode step of streams on any servers (decode_step.h): one
+  // DecodeStep call per server, all in flight at once; the results in the
+  // order of `steps`. A server that fails the whole call (down, say) fails
+  // only its own steps, with its address in the message. Messages name
+  // steps by their index in `steps`.
+  absl::StatusOr<std::vector<StepOutput>> DecodeStep(
+      absl::Span<const StepInput> steps, const StepParams& params);
 
  private:
   size_t RendezvousIndex(const std::string& stream_id) const;

@@ -7,6 +7,7 @@
 #include <optional>
 
 #include "server/search/bf16_prefilter.h"
+#include "server/search/few_query_scan.h"
 #include "server/search/score_scan.h"
 #include "server/search/top_k.h"
 
@@ -26,11 +27,27 @@ bool UsePrefilter(ScoreKernel kernel, uint32_t queries) {
     case ScoreKernel::kAuto:
       return queries >= kMinPrefilterQueries && Bf16PrefilterSupported();
     case ScoreKernel::kSgemm:
+    case ScoreKernel::kFewQueries:
       return false;
     case ScoreKernel::kBf16Prefilter:
       return Bf16CpuSupported();
   }
   return false;
+}
+
+// The streaming scan's instruction set when it scores a tile of `queries`,
+// else kNone (the prefilter or sgemm scores it).
+FewQueryIsa FewQueryIsaFor(ScoreKernel kernel, uint32_t queries) {
+  static const FewQueryIsa cpu = FewQueryIsaOfCpu();
+  switch (kernel) {
+    case ScoreKernel::kAuto:
+    case ScoreKernel::kFewQueries:
+      return queries <= kMaxFewQueries ? cpu : FewQueryIsa::kNone;
+    case ScoreKernel::kSgemm:
+    case ScoreKernel::kBf16Prefilter:
+      return FewQueryIsa::kNone;
+  }
+  return FewQueryIsa::kNone;
 }
 
 // Copies the stored key or value of every result entry of one (query tile,
@@ -119,8 +136,11 @@ absl::StatusOr<SearchResult> ExactSearch(const StreamSpec& spec,
     const float* qbase =
         queries.data() + (static_cast<size_t>(q0) * heads + head) * dk;
     const int lda = static_cast<int>(heads * dk);
+    const FewQueryIsa streaming = FewQueryIsaFor(options.kernel, m);
     std::optional<Bf16Prefilter> prefilter;
-    if (UsePrefilter(options.kernel, m)) prefilter.emplace(qbase, lda, m, dk);
+    if (streaming == FewQueryIsa::kNone && UsePrefilter(options.kernel, m)) {
+      prefilter.emplace(qbase, lda, m, dk);
+    }
     uint64_t prefiltered_rows = 0;
     for (const auto& block : snapshot.blocks) {
       if (stopped.load(std::memory_order_relaxed)) return;
@@ -137,6 +157,11 @@ absl::StatusOr<SearchResult> ExactSearch(const StreamSpec& spec,
       const uint32_t rows = static_cast<uint32_t>(hi - lo);
       const size_t row0 = static_cast<size_t>(lo - block->first_position());
       const char* raw = block->keys(head) + row0 * dk * es;
+      if (streaming != FewQueryIsa::kNone) {
+        ScanFewQueries(streaming, qbase, lda, m, dk, raw, spec.storage_dtype,
+                       rows, lo, top.data());
+        continue;
+      }
       if (prefilter &&
           prefilter->ScanBlock(raw, spec.storage_dtype, rows, lo, top.data())) {
         // Filling the 2k buffers takes a few k per query; beyond that, more

@@ -1,7 +1,8 @@
 // Exact top-k inner-product search over one layer's snapshot.
 //
 // For each (query, head), scores every retained key of that head, block by
-// block, with the bfloat16 prefilter and a float32 rescoring of the few keys
+// block, with the streaming scan for a few queries (few_query_scan.h), the
+// bfloat16 prefilter and a float32 rescoring of the few keys
 // it lets through (bf16_prefilter.h), or with a float32 GEMM (float16 and
 // bfloat16 blocks are widened one block at a time into a per-thread tile),
 // and keeps the k best with a threshold buffer (top_k.h).
@@ -32,17 +33,21 @@ struct SearchResult {
   std::string values;  // [queries, heads, k, value_dim] storage dtype, or empty
 };
 
-// How ExactSearch scores a block. kAuto: the bfloat16 prefilter (exact:
+// How ExactSearch scores a block. kAuto: with at most kMaxFewQueries
+// queries (a decode step), the streaming scan (few_query_scan.h) where the
+// CPU has AVX2 or AVX-512; with more, the bfloat16 prefilter (exact:
 // bf16_prefilter.h) where the CPU has AVX512_BF16 and a query tile is large
 // enough to fill its registers, float32 sgemm otherwise; it also goes back
 // to sgemm for the rest of a tile when the keys are so alike that the
 // prefilter lets more than an eighth of them through.
-enum class ScoreKernel { kAuto, kSgemm, kBf16Prefilter };
+enum class ScoreKernel { kAuto, kSgemm, kBf16Prefilter, kFewQueries };
 
 struct SearchOptions {
   uint32_t k = 32;
-  // kBf16Prefilter (for tests) is used without the fallback; both forced
-  // kernels give way to sgemm on a CPU without AVX512_BF16.
+  // kBf16Prefilter (for tests) is used without the fallback; it gives way
+  // to sgemm on a CPU without AVX512_BF16. kFewQueries (for tests) uses the
+  // streaming scan for tiles of up to kMaxFewQueries queries, sgemm for
+  // larger ones and on a CPU without AVX2.
   ScoreKernel kernel = ScoreKernel::kAuto;
   bool return_keys = false;
   bool return_values = false;

@@ -1,8 +1,10 @@
 #include "server/service/memory_service.h"
 
+#include <algorithm>
 #include <chrono>
 #include <utility>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/strings/str_cat.h"
 #include "base/status_macros.h"
 #include "server/service/append_stream_reactor.h"
@@ -390,6 +392,118 @@ grpc::ServerUnaryReactor* MemoryService::Attend(
         SetFloatTensor(r.lse, {r.queries, r.heads}, response->mutable_lse());
         return absl::OkStatus();
       });
+}
+
+grpc::ServerUnaryReactor* MemoryService::DecodeStep(
+    grpc::CallbackServerContext* ctx, const v1::DecodeStepRequest* request,
+    v1::DecodeStepResponse* response) {
+  Call call(this, ctx, Rpc::kDecodeStep);
+  if (absl::Status a = call.Authorize(); !a.ok()) return call.Reply(a);
+  // Steps that append need a token that may write.
+  const bool appends = std::any_of(
+      request->steps().begin(), request->steps().end(),
+      [](const v1::StreamStep& s) { return s.has_keys() || s.has_values(); });
+  if (appends) {
+    if (absl::Status a = Authorize(*ctx, Rpc::kAppend); !a.ok()) {
+      return call.Reply(a);
+    }
+  }
+  if (absl::Status s = CheckRequestSize(*request, "steps"); !s.ok()) {
+    return call.Reply(s);
+  }
+  if (absl::Status s = ValidateDecodeStepCall(*request); !s.ok()) {
+    return call.Reply(s);
+  }
+  return call.Defer(request->ByteSizeLong(), [this, ctx, request, response] {
+    return RunDecodeStep(ctx, *request, response);
+  });
+}
+
+absl::Status MemoryService::RunDecodeStep(grpc::CallbackServerContext* ctx,
+                                          const v1::DecodeStepRequest& request,
+                                          v1::DecodeStepResponse* response) {
+  const int n = request.steps_size();
+  std::vector<absl::Status> failed(n);
+  std::vector<StepCommand> commands;
+  std::vector<int> command_step;  // commands[j] is steps[command_step[j]]
+  absl::flat_hash_map<std::pair<absl::string_view, uint32_t>, int> seen;
+  for (int i = 0; i < n; ++i) {
+    const v1::StreamStep& step = request.steps(i);
+    auto [it, first] = seen.emplace(
+        std::make_pair(absl::string_view(step.stream_id()), step.layer()), i);
+    if (!first) {
+      failed[i] = absl::InvalidArgumentError(
+          absl::StrCat("steps[", i, "].stream_id: stream '", step.stream_id(),
+                       "' layer ", step.layer(), " is also steps[", it->second,
+                       "]; send each (stream, layer) once per call"));
+      continue;
+    }
+    absl::Status valid = ValidateStreamId(step.stream_id());
+    absl::StatusOr<StreamSpec> spec =
+        valid.ok() ? store_->GetSpec(step.stream_id()) : valid;
+    if (!spec.ok()) {
+      failed[i] = InStep(i, spec.status());
+      continue;
+    }
+    absl::StatusOr<StepCommand> cmd = ValidateStep(request, i, *spec);
+    if (!cmd.ok()) {
+      failed[i] = cmd.status();
+      continue;
+    }
+    if (cmd->attend) {
+      cmd->attend->cancelled = [this, ctx] {
+        return ctx->IsCancelled() || aborting_.load();
+      };
+    }
+    commands.push_back(*std::move(cmd));
+    command_step.push_back(i);
+  }
+  const size_t bytes = DecodeStepResponseBytes(commands);
+  if (bytes > max_message_bytes_) {
+    return absl::ResourceExhaustedError(absl::StrCat(
+        "steps: the response would be ", bytes,
+        " bytes, over the server's --max-message-bytes ", max_message_bytes_,
+        "; send fewer steps or queries per call"));
+  }
+  std::vector<StepResult> results = store_->DecodeStep(commands);
+  for (int i = 0; i < n; ++i) response->add_results();
+  uint64_t queries = 0, appended = 0, evicted = 0;
+  for (size_t j = 0; j < results.size(); ++j) {
+    StepResult& r = results[j];
+    if (r.status.code() == absl::StatusCode::kDeadlineExceeded) {
+      return r.status;  // the call was cancelled or ran out of time
+    }
+    const int i = command_step[j];
+    if (!r.status.ok()) {
+      failed[i] = InStep(i, r.status);
+      continue;
+    }
+    const uint32_t heads = commands[j].append ? commands[j].append->spec.heads
+                                              : commands[j].attend->spec.heads;
+    appended += r.appended.stored * heads;
+    evicted += r.appended.evicted * heads;
+    v1::StreamStepResult* out = response->mutable_results(i);
+    out->set_next_position(r.next_position);
+    if (commands[j].attend) {
+      const AttendResult& a = r.attended;
+      queries += a.queries;
+      SetFloatTensor(a.output, {a.queries, a.heads, a.value_dim},
+                     out->mutable_output());
+      SetFloatTensor(a.lse, {a.queries, a.heads}, out->mutable_lse());
+    }
+  }
+  for (int i = 0; i < n; ++i) {
+    if (failed[i].ok()) continue;
+    v1::StreamStepResult* out = response->mutable_results(i);
+    out->set_code(static_cast<int32_t>(failed[i].code()));
+    out->set_message(std::string(failed[i].message()));
+  }
+  if (metrics_ != nullptr) {
+    metrics_->AddSearchedQueries(queries);
+    metrics_->AddAppendedVectors(appended);
+    metrics_->AddEvictedVectors(evicted);
+  }
+  return absl::OkStatus();
 }
 
 }  // namespace knnmem

@@ -73,6 +73,9 @@ class MemoryService final : public v1::Memory::CallbackService {
   grpc::ServerUnaryReactor* Attend(grpc::CallbackServerContext* ctx,
                                    const v1::AttendRequest* request,
                                    v1::AttendResponse* response) override;
+  grpc::ServerUnaryReactor* DecodeStep(
+      grpc::CallbackServerContext* ctx, const v1::DecodeStepRequest* request,
+      v1::DecodeStepResponse* response) override;
 
   // From now on a call that reaches a handler is refused with UNAVAILABLE
   // (the server is stopping: a client retries elsewhere or later).
@@ -110,6 +113,12 @@ class MemoryService final : public v1::Memory::CallbackService {
   absl::Status StoreAppend(const v1::AppendRequest& request,
                            const StreamSpec& spec,
                            v1::AppendResponse* response);
+  // Validates every step of a DecodeStep, runs the valid ones on the store
+  // and fills the response (on the pool). Fails the call only when it
+  // was cancelled or its answer would be over the message size limit.
+  absl::Status RunDecodeStep(grpc::CallbackServerContext* ctx,
+                             const v1::DecodeStepRequest& request,
+                             v1::DecodeStepResponse* response);
   // RESOURCE_EXHAUSTED naming `fields` when `request` is over the limit. The
   // transport accepts up to twice the limit so that such requests reach
   // this check and get a message that names the field.

@@ -19,8 +19,8 @@ namespace knnmem {
 
 const char* RpcName(Rpc rpc) {
   static const char* const kNames[kRpcCount] = {
-      "CreateStream", "GetStream", "ListStreams", "ResetStream",
-      "DeleteStream", "Append",    "Search",      "Attend"};
+      "CreateStream", "GetStream", "ListStreams", "ResetStream", "DeleteStream",
+      "Append",       "Search",    "Attend",      "DecodeStep"};
   return kNames[static_cast<int>(rpc)];
 }
 

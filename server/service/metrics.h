@@ -48,8 +48,9 @@ enum class Rpc : int {
   kAppend,
   kSearch,
   kAttend,
+  kDecodeStep,
 };
-inline constexpr int kRpcCount = 8;
+inline constexpr int kRpcCount = 9;
 const char* RpcName(Rpc rpc);
 
 // Values read at each scrape.

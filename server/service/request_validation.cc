@@ -40,28 +40,40 @@ absl::Status CheckFinite(const v1::Tensor& t, absl::string_view field,
   return absl::OkStatus();
 }
 
+absl::Status CheckK(uint32_t k) {
+  if (k < 1 || k > kMaxK) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("k: ", k, " must be in [1, ", kMaxK, "]"));
+  }
+  return absl::OkStatus();
+}
+
+// Queries [n, heads, key_dim], finite, n >= 1 (`queries` null: unset);
+// returns them as float32.
+absl::StatusOr<std::vector<float>> ValidateQueryTensor(
+    const v1::Tensor* queries, const StreamSpec& spec) {
+  if (queries == nullptr || queries->shape_size() == 0 ||
+      queries->data().empty()) {
+    return absl::InvalidArgumentError(
+        "queries: empty; send at least one query");
+  }
+  RETURN_IF_ERROR(
+      CheckFloatTensor(
+          *queries, {-1, int64_t{spec.heads}, int64_t{spec.key_dim}}, "queries")
+          .status());
+  RETURN_IF_ERROR(CheckFinite(*queries, "queries"));
+  return TensorToFloats(*queries, "queries");
+}
+
 // The checks Search and Attend share; returns the queries as float32.
 template <typename Request>
 absl::StatusOr<std::vector<float>> ValidateQueries(const Request& request,
                                                    const StreamSpec& spec) {
   RETURN_IF_ERROR(ValidateStreamId(request.stream_id()));
   RETURN_IF_ERROR(CheckLayer(request.layer(), spec));
-  if (request.k() < 1 || request.k() > kMaxK) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("k: ", request.k(), " must be in [1, ", kMaxK, "]"));
-  }
-  if (!request.has_queries() || request.queries().shape_size() == 0 ||
-      request.queries().data().empty()) {
-    return absl::InvalidArgumentError(
-        "queries: empty; send at least one query");
-  }
-  RETURN_IF_ERROR(
-      CheckFloatTensor(request.queries(),
-                       {-1, int64_t{spec.heads}, int64_t{spec.key_dim}},
-                       "queries")
-          .status());
-  RETURN_IF_ERROR(CheckFinite(request.queries(), "queries"));
-  return TensorToFloats(request.queries(), "queries");
+  RETURN_IF_ERROR(CheckK(request.k()));
+  return ValidateQueryTensor(
+      request.has_queries() ? &request.queries() : nullptr, spec);
 }
 
 // Expands a per-head parameter given as 0, 1 or `heads` values.
@@ -87,7 +99,101 @@ absl::StatusOr<std::vector<float>> PerHead(
   return std::vector<float>(values.begin(), values.end());
 }
 
+// Attend's scale and age penalty (shared by Attend and DecodeStep),
+// expanded to one value per head of `spec`.
+template <typename Request>
+absl::StatusOr<AttendOptions> ValidateAttendOptions(const Request& request,
+                                                    const StreamSpec& spec) {
+  AttendOptions options;
+  ASSIGN_OR_RETURN(options.scale,
+                   PerHead(request.scale(), spec.heads,
+                           1.0f / std::sqrt(static_cast<float>(spec.key_dim)),
+                           0.0f, kMaxScale, /*lo_open=*/true, "scale"));
+  if (!request.age_alpha().empty()) {
+    ASSIGN_OR_RETURN(
+        options.age_alpha,
+        PerHead(request.age_alpha(), spec.heads, 0.0f, -kMaxAgeAlpha,
+                kMaxAgeAlpha, /*lo_open=*/false, "age_alpha"));
+    const float tau = request.age_tau();
+    if (!(tau >= kMinAgeTau && tau <= kMaxAgeTau)) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("age_tau: ", tau, " must be in [", kMinAgeTau, ", ",
+                       kMaxAgeTau, "] with age_alpha"));
+    }
+    options.age_tau = tau;
+  }
+  return options;
+}
+
+// An Append's rows (shared by Append and DecodeStep); `keys` and `values`
+// null when unset. The command views the tensors' bytes.
+absl::StatusOr<AppendCommand> ValidateRows(const std::string& stream_id,
+                                           uint32_t layer,
+                                           int64_t first_position,
+                                           const v1::Tensor* keys,
+                                           const v1::Tensor* values, bool sync,
+                                           const StreamSpec& spec) {
+  RETURN_IF_ERROR(ValidateStreamId(stream_id));
+  RETURN_IF_ERROR(CheckLayer(layer, spec));
+  if (first_position < 0 || first_position >= kMaxPosition) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "first_position: ", first_position, " must be in [0, 2^62)"));
+  }
+  if (keys == nullptr || keys->shape_size() == 0 || keys->data().empty()) {
+    return absl::InvalidArgumentError(
+        "keys: empty batch; send at least one row");
+  }
+  ASSIGN_OR_RETURN(
+      std::vector<int64_t> kdims,
+      CheckFloatTensor(*keys, {-1, int64_t{spec.heads}, int64_t{spec.key_dim}},
+                       "keys"));
+  if (values == nullptr) {
+    return absl::InvalidArgumentError(
+        "values: missing; send values [rows, heads, value_dim] with the keys");
+  }
+  ASSIGN_OR_RETURN(
+      std::vector<int64_t> vdims,
+      CheckFloatTensor(*values,
+                       {kdims[0], int64_t{spec.heads}, int64_t{spec.value_dim}},
+                       "values"));
+  if (values->dtype() != keys->dtype()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "values.dtype: ", v1::DType_Name(values->dtype()),
+        " differs from keys.dtype ", v1::DType_Name(keys->dtype())));
+  }
+  if (first_position + kdims[0] > kMaxPosition) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("first_position: ", first_position, " + ", kdims[0],
+                     " rows passes the largest position 2^62"));
+  }
+  // Values must also fit the storage dtype (float16 tops out at 65504).
+  const float bound = std::min(kMaxAbsValue, LargestFinite(spec.storage_dtype));
+  const std::string why =
+      bound < kMaxAbsValue
+          ? absl::StrCat(", the largest the stream's ",
+                         DTypeName(spec.storage_dtype), " storage holds")
+          : std::string();
+  RETURN_IF_ERROR(CheckFinite(*keys, "keys", bound, why));
+  RETURN_IF_ERROR(CheckFinite(*values, "values", bound, why));
+  AppendCommand cmd;
+  cmd.stream_id = stream_id;
+  cmd.spec = spec;
+  cmd.layer = layer;
+  cmd.first_position = first_position;
+  cmd.rows = static_cast<size_t>(kdims[0]);
+  cmd.dtype = static_cast<DType>(keys->dtype());
+  cmd.keys = keys->data();
+  cmd.values = values->data();
+  cmd.sync = sync;
+  return cmd;
+}
+
 }  // namespace
+
+absl::Status InStep(int i, const absl::Status& s) {
+  if (s.ok()) return s;
+  return absl::Status(s.code(), absl::StrCat("steps[", i, "].", s.message()));
+}
 
 absl::StatusOr<AttendCommand> ValidateAttend(const v1::AttendRequest& request,
                                              const StreamSpec& spec) {
@@ -97,22 +203,65 @@ absl::StatusOr<AttendCommand> ValidateAttend(const v1::AttendRequest& request,
   cmd.spec = spec;
   cmd.layer = request.layer();
   cmd.k = request.k();
-  ASSIGN_OR_RETURN(cmd.options.scale,
-                   PerHead(request.scale(), spec.heads,
-                           1.0f / std::sqrt(static_cast<float>(spec.key_dim)),
-                           0.0f, kMaxScale, /*lo_open=*/true, "scale"));
-  if (!request.age_alpha().empty()) {
-    ASSIGN_OR_RETURN(
-        cmd.options.age_alpha,
-        PerHead(request.age_alpha(), spec.heads, 0.0f, -kMaxAgeAlpha,
-                kMaxAgeAlpha, /*lo_open=*/false, "age_alpha"));
-    const float tau = request.age_tau();
-    if (!(tau >= kMinAgeTau && tau <= kMaxAgeTau)) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("age_tau: ", tau, " must be in [", kMinAgeTau, ", ",
-                       kMaxAgeTau, "] with age_alpha"));
+  ASSIGN_OR_RETURN(cmd.options, ValidateAttendOptions(request, spec));
+  return cmd;
+}
+
+absl::Status ValidateDecodeStepCall(const v1::DecodeStepRequest& request) {
+  if (request.steps().empty()) {
+    return absl::InvalidArgumentError("steps: empty; send at least one step");
+  }
+  if (request.steps_size() > kMaxSteps) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "steps: ", request.steps_size(), " steps, more than ", kMaxSteps));
+  }
+  return CheckK(request.k());
+}
+
+absl::StatusOr<StepCommand> ValidateStep(const v1::DecodeStepRequest& request,
+                                         int i, const StreamSpec& spec) {
+  const v1::StreamStep& step = request.steps(i);
+  StepCommand cmd;
+  const bool has_rows = step.has_keys() || step.has_values();
+  const bool has_queries = step.has_queries();
+  if (!has_rows && !has_queries) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("steps[", i,
+                     "].queries: unset, and no rows to append; "
+                     "send queries, keys and values, or both"));
+  }
+  if (has_rows) {
+    absl::StatusOr<AppendCommand> append = ValidateRows(
+        step.stream_id(), step.layer(), step.first_position(),
+        step.has_keys() ? &step.keys() : nullptr,
+        step.has_values() ? &step.values() : nullptr, request.sync(), spec);
+    if (!append.ok()) return InStep(i, append.status());
+    cmd.append = *std::move(append);
+  }
+  if (has_queries) {
+    AttendCommand attend;
+    attend.stream_id = step.stream_id();
+    attend.spec = spec;
+    attend.layer = step.layer();
+    attend.k = request.k();
+    if (absl::Status s = CheckLayer(step.layer(), spec); !s.ok()) {
+      return InStep(i, s);
     }
-    cmd.options.age_tau = request.age_tau();
+    absl::StatusOr<std::vector<float>> queries =
+        ValidateQueryTensor(&step.queries(), spec);
+    if (!queries.ok()) return InStep(i, queries.status());
+    attend.queries = *std::move(queries);
+    // The call's fields, checked against this step's stream (heads vary).
+    absl::StatusOr<AttendOptions> options =
+        ValidateAttendOptions(request, spec);
+    if (!options.ok()) {
+      return absl::Status(
+          options.status().code(),
+          absl::StrCat(options.status().message(), " (steps[", i, "]: stream '",
+                       step.stream_id(), "' has ", spec.heads, " heads)"));
+    }
+    attend.options = *std::move(options);
+    cmd.attend = std::move(attend);
   }
   return cmd;
 }
@@ -165,62 +314,10 @@ void SpecToProto(const StreamSpec& spec, v1::StreamSpec* out) {
 
 absl::StatusOr<AppendCommand> ValidateAppend(const v1::AppendRequest& request,
                                              const StreamSpec& spec) {
-  RETURN_IF_ERROR(ValidateStreamId(request.stream_id()));
-  RETURN_IF_ERROR(CheckLayer(request.layer(), spec));
-  if (request.first_position() < 0 ||
-      request.first_position() >= kMaxPosition) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "first_position: ", request.first_position(), " must be in [0, 2^62)"));
-  }
-  if (!request.has_keys() || request.keys().shape_size() == 0 ||
-      request.keys().data().empty()) {
-    return absl::InvalidArgumentError(
-        "keys: empty batch; send at least one row");
-  }
-  ASSIGN_OR_RETURN(
-      std::vector<int64_t> kdims,
-      CheckFloatTensor(request.keys(),
-                       {-1, int64_t{spec.heads}, int64_t{spec.key_dim}},
-                       "keys"));
-  if (!request.has_values()) {
-    return absl::InvalidArgumentError(
-        "values: missing; send values [rows, heads, value_dim] with the keys");
-  }
-  ASSIGN_OR_RETURN(
-      std::vector<int64_t> vdims,
-      CheckFloatTensor(request.values(),
-                       {kdims[0], int64_t{spec.heads}, int64_t{spec.value_dim}},
-                       "values"));
-  if (request.values().dtype() != request.keys().dtype()) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "values.dtype: ", v1::DType_Name(request.values().dtype()),
-        " differs from keys.dtype ", v1::DType_Name(request.keys().dtype())));
-  }
-  if (request.first_position() + kdims[0] > kMaxPosition) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("first_position: ", request.first_position(), " + ",
-                     kdims[0], " rows passes the largest position 2^62"));
-  }
-  // Values must also fit the storage dtype (float16 tops out at 65504).
-  const float bound = std::min(kMaxAbsValue, LargestFinite(spec.storage_dtype));
-  const std::string why =
-      bound < kMaxAbsValue
-          ? absl::StrCat(", the largest the stream's ",
-                         DTypeName(spec.storage_dtype), " storage holds")
-          : std::string();
-  RETURN_IF_ERROR(CheckFinite(request.keys(), "keys", bound, why));
-  RETURN_IF_ERROR(CheckFinite(request.values(), "values", bound, why));
-  AppendCommand cmd;
-  cmd.stream_id = request.stream_id();
-  cmd.spec = spec;
-  cmd.layer = request.layer();
-  cmd.first_position = request.first_position();
-  cmd.rows = static_cast<size_t>(kdims[0]);
-  cmd.dtype = static_cast<DType>(request.keys().dtype());
-  cmd.keys = request.keys().data();
-  cmd.values = request.values().data();
-  cmd.sync = request.sync();
-  return cmd;
+  return ValidateRows(
+      request.stream_id(), request.layer(), request.first_position(),
+      request.has_keys() ? &request.keys() : nullptr,
+      request.has_values() ? &request.values() : nullptr, request.sync(), spec);
 }
 
 absl::StatusOr<SearchCommand> ValidateSearch(const v1::SearchRequest& request,
@@ -235,6 +332,18 @@ absl::StatusOr<SearchCommand> ValidateSearch(const v1::SearchRequest& request,
   cmd.options.return_values = request.return_values();
   cmd.exact = request.exact();
   return cmd;
+}
+
+size_t DecodeStepResponseBytes(absl::Span<const StepCommand> steps) {
+  size_t bytes = 64;
+  for (const StepCommand& step : steps) {
+    bytes += 64;
+    if (!step.attend) continue;
+    const StreamSpec& spec = step.attend->spec;
+    const size_t pairs = step.attend->queries.size() / spec.key_dim;
+    bytes += pairs * (spec.value_dim + 1) * sizeof(float);
+  }
+  return bytes;
 }
 
 size_t SearchResponseBytes(const SearchCommand& cmd) {

@@ -6,6 +6,7 @@
 #define KNNMEM_SERVER_SERVICE_REQUEST_VALIDATION_H_
 
 #include "absl/status/statusor.h"
+#include "absl/types/span.h"
 #include "knnmem/v1/memory.pb.h"
 #include "proto/tensor_codec.h"
 #include "server/spec/stream_spec.h"
@@ -35,6 +36,25 @@ absl::StatusOr<SearchCommand> ValidateSearch(const v1::SearchRequest& request,
 // age_alpha is set. Expands both to one value per head.
 absl::StatusOr<AttendCommand> ValidateAttend(const v1::AttendRequest& request,
                                              const StreamSpec& spec);
+
+// The checks of a DecodeStep that concern the whole call: 1 to kMaxSteps
+// steps, k in [1, kMaxK].
+absl::Status ValidateDecodeStepCall(const v1::DecodeStepRequest& request);
+
+// Checks steps[i] of a DecodeStep against its stream's spec: rows as an
+// Append's (if keys or values are set), queries as an Attend's (if set),
+// at least one of the two, and the call's scale and age penalty against
+// the stream's heads. Messages name "steps[i].FIELD". The command views
+// the request's bytes: it must not outlive `request`.
+absl::StatusOr<StepCommand> ValidateStep(const v1::DecodeStepRequest& request,
+                                         int i, const StreamSpec& spec);
+
+// Puts "steps[i]." before a message that starts with a field of the step
+// (a failure of steps[i] alone). OK stays OK.
+absl::Status InStep(int i, const absl::Status& s);
+
+// Bytes a DecodeStepResponse for `steps` will take (a close upper bound).
+size_t DecodeStepResponseBytes(absl::Span<const StepCommand> steps);
 
 // Bytes a SearchResponse for `cmd` will take on the wire (a close upper
 // bound), to refuse answers over the message size limit before computing them.

@@ -20,6 +20,8 @@ inline constexpr uint32_t kMaxHeads = 256;
 inline constexpr uint32_t kMaxDim = 4096;
 inline constexpr uint64_t kMaxCapacity = uint64_t{1} << 32;
 inline constexpr uint32_t kMaxK = 2048;
+// Steps (streams) in one DecodeStep call.
+inline constexpr int kMaxSteps = 4096;
 inline constexpr size_t kMaxStreamIdLength = 128;
 // Largest magnitude of a key, value or query element: with it, no inner
 // product of up to kMaxDim elements overflows float32.

@@ -7,9 +7,11 @@
 #include <cstddef>
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <string>
 #include <vector>
 
+#include "absl/status/status.h"
 #include "absl/strings/string_view.h"
 #include "base/dtype.h"
 #include "server/search/attention.h"
@@ -59,6 +61,20 @@ struct AttendCommand {
   uint32_t k = 32;
   AttendOptions options;
   std::function<bool()> cancelled;  // see SearchOptions::cancelled
+};
+
+// One stream's part of a validated DecodeStep: its rows are appended
+// first, then its queries attended.
+struct StepCommand {
+  std::optional<AppendCommand> append;
+  std::optional<AttendCommand> attend;
+};
+
+struct StepResult {
+  absl::Status status;
+  int64_t next_position = 0;  // the layer's, after the append
+  AppendResult appended;      // zero without rows
+  AttendResult attended;      // empty without queries
 };
 
 }  // namespace knnmem

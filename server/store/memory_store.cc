@@ -407,6 +407,11 @@ absl::StatusOr<AttendResult> MemoryStore::Attend(
     const AttendCommand& cmd) const {
   ASSIGN_OR_RETURN(LayerSnapshot snapshot,
                    Snapshot(cmd.stream_id, cmd.spec, cmd.layer));
+  return AttendOn(snapshot, cmd);
+}
+
+absl::StatusOr<AttendResult> MemoryStore::AttendOn(
+    const LayerSnapshot& snapshot, const AttendCommand& cmd) const {
   SearchOptions search;
   search.k = cmd.k;
   search.cancelled = cmd.cancelled;
@@ -416,6 +421,44 @@ absl::StatusOr<AttendResult> MemoryStore::Attend(
           ? TieredSearch(cmd.spec, snapshot, cmd.queries, search, *pool_)
           : ExactSearch(cmd.spec, snapshot, cmd.queries, search, *pool_));
   return knnmem::Attend(cmd.spec, snapshot, top, cmd.options, *pool_);
+}
+
+std::vector<StepResult> MemoryStore::DecodeStep(
+    absl::Span<const StepCommand> steps) {
+  std::vector<StepResult> results(steps.size());
+  pool_->ParallelFor(steps.size(),
+                     [&](size_t i) { results[i] = RunStep(steps[i]); });
+  return results;
+}
+
+StepResult MemoryStore::RunStep(const StepCommand& step) {
+  StepResult r;
+  if (step.append) {
+    absl::StatusOr<AppendResult> appended = Append(*step.append);
+    if (!appended.ok()) {
+      r.status = appended.status();
+      return r;
+    }
+    r.appended = *appended;
+    r.next_position = appended->next_position;
+  }
+  if (step.attend) {
+    const AttendCommand& cmd = *step.attend;
+    absl::StatusOr<LayerSnapshot> snapshot =
+        Snapshot(cmd.stream_id, cmd.spec, cmd.layer);
+    if (!snapshot.ok()) {
+      r.status = snapshot.status();
+      return r;
+    }
+    r.next_position = snapshot->next_position;
+    absl::StatusOr<AttendResult> attended = AttendOn(*snapshot, cmd);
+    if (!attended.ok()) {
+      r.status = attended.status();
+      return r;
+    }
+    r.attended = *std::move(attended);
+  }
+  return r;
 }
 
 size_t MemoryStore::stream_count() const {

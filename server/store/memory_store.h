@@ -23,6 +23,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "absl/types/span.h"
 #include "base/clock.h"
 #include "base/sync.h"
 #include "base/worker_pool.h"
@@ -131,6 +132,12 @@ class MemoryStore {
   // Softmax attention over the top-k entries per (query, head).
   absl::StatusOr<AttendResult> Attend(const AttendCommand& cmd) const;
 
+  // A decode step of many streams: for each step its Append (if any), then
+  // its Attend (if any), the steps in parallel on the pool (and each
+  // search in parallel over heads). A step that fails (unknown stream,
+  // position gap, ...) fails alone: results[i].status is steps[i]'s.
+  std::vector<StepResult> DecodeStep(absl::Span<const StepCommand> steps);
+
   // Deletes every stream idle for longer than its TTL (the spec's, else the
   // default); returns how many. The server calls it periodically.
   size_t DeleteIdleStreams();
@@ -194,6 +201,10 @@ class MemoryStore {
                                          const StreamSpec& spec,
                                          uint32_t layer) const;
   absl::Status Recover();
+  StepResult RunStep(const StepCommand& step);
+  // Attend over `snapshot`, a view of the command's layer.
+  absl::StatusOr<AttendResult> AttendOn(const LayerSnapshot& snapshot,
+                                        const AttendCommand& cmd) const;
   absl::StatusOr<AppendResult> AppendResident(Stream& stream,
                                               const AppendCommand& cmd)
       ABSL_SHARED_LOCKS_REQUIRED(stream.lifecycle_mutex());

@@ -26,8 +26,9 @@ enum class Rpc : uint8_t {
   kAppend = 5,
   kSearch = 6,
   kAttend = 7,
+  kDecodeStep = 8,
 };
-inline constexpr uint8_t kRpcCount = 8;
+inline constexpr uint8_t kRpcCount = 9;
 
 inline constexpr size_t kHeaderBytes = 3;
 

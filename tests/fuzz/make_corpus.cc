@@ -571,6 +571,59 @@ v1::Tensor F32(std::vector<float> values, int64_t rows, uint32_t heads,
 }
 
 // Reproducers of the known bugs; each is as small as the bug allows.
+void WriteDecodeSteps(CorpusWriter& w, Values& v) {
+  for (size_t i = 0; i < kSpecCount; ++i) {
+    const StreamSpec& spec = kSpecs[i];
+    {
+      // Three steps: ask only, append one token then ask, append only.
+      v1::DecodeStepRequest req;
+      req.set_k(32);
+      for (int s = 0; s < 3; ++s) {
+        v1::StreamStep* step = req.add_steps();
+        step->set_stream_id(absl::StrCat(IdOf(i), "-", s));
+        step->set_layer(spec.layers - 1);
+        if (s < 2) {
+          *step->mutable_queries() =
+              Rows(v, 1, spec.heads, spec.key_dim, DType::kFloat32);
+        }
+        if (s > 0) {
+          step->set_first_position(s);
+          *step->mutable_keys() =
+              Rows(v, 1, spec.heads, spec.key_dim, spec.storage_dtype);
+          *step->mutable_values() =
+              Rows(v, 1, spec.heads, spec.value_dim, spec.storage_dtype);
+        }
+      }
+      w.Write(absl::StrCat("decode-s", i, "-3-steps"), Rpc::kDecodeStep, i, 0,
+              req);
+    }
+    {
+      v1::DecodeStepRequest req;
+      req.set_k(8);
+      for (uint32_t h = 0; h < spec.heads; ++h) {
+        req.add_scale(0.1f * static_cast<float>(h + 1));
+      }
+      req.add_age_alpha(0.5f);
+      req.set_age_tau(8.0f);
+      v1::StreamStep* step = req.add_steps();
+      step->set_stream_id(IdOf(i));
+      *step->mutable_queries() =
+          Rows(v, 2, spec.heads, spec.key_dim, DType::kFloat16);
+      w.Write(absl::StrCat("decode-s", i, "-scale-age"), Rpc::kDecodeStep, i, 0,
+              req);
+    }
+  }
+  {
+    v1::DecodeStepRequest req;
+    req.set_k(4);
+    w.Write("decode-bad-no-steps", Rpc::kDecodeStep, 1, 0, req);
+    req.add_steps()->set_stream_id("fuzz-s1");
+    w.Write("decode-bad-empty-step", Rpc::kDecodeStep, 1, 0, req);
+    req.set_k(0);
+    w.Write("decode-bad-k-0", Rpc::kDecodeStep, 1, 0, req);
+  }
+}
+
 void WriteCrashInputs(CorpusWriter& w) {
   // Finite float32 rows that overflow the storage dtype: spec 1 stores
   // float16 (max 65504), spec 2 bfloat16 (FLT_MAX rounds up to Inf).
@@ -681,6 +734,7 @@ int main(int argc, char** argv) {
   WriteAppends(w, v);
   WriteSearches(w, v);
   WriteAttends(w, v);
+  WriteDecodeSteps(w, v);
   if (w.failed()) return 1;
   std::printf("make_corpus: %zu files, %zu bytes in %s\n", w.files(), w.bytes(),
               argv[1]);

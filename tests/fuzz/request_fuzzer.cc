@@ -844,6 +844,92 @@ void FuzzAttend(const v1::AttendRequest& req, size_t spec_index) {
   CheckAttendResult(spec, snap, *top, o, Attend(spec, snap, *top, o, Pool()));
 }
 
+// Every step is checked against the spec, as if each stream had it: a step
+// validates exactly as the Append and the Attend it stands for (the same
+// status, the same commands), and its errors name "steps[i]." and a field.
+void FuzzDecodeStep(const v1::DecodeStepRequest& req, size_t spec_index) {
+  const StreamSpec& spec = kSpecs[spec_index];
+  const absl::Status call = ValidateDecodeStepCall(req);
+  if (!call.ok()) return CheckValidationError(call, {"steps", "k"});
+  FUZZ_CHECK(req.steps_size() >= 1 && req.steps_size() <= kMaxSteps);
+  constexpr int kStepsChecked = 16;  // bounds the time of one input
+  for (int i = 0; i < std::min(req.steps_size(), kStepsChecked); ++i) {
+    const v1::StreamStep& step = req.steps(i);
+    // The service checks the id (and finds the spec) before the step.
+    if (!ValidateStreamId(step.stream_id()).ok()) continue;
+    const std::string prefix = absl::StrCat("steps[", i, "].");
+    absl::StatusOr<StepCommand> cmd = ValidateStep(req, i, spec);
+    const bool rows = step.has_keys() || step.has_values();
+    v1::AppendRequest append;
+    append.set_stream_id(step.stream_id());
+    append.set_layer(step.layer());
+    append.set_first_position(step.first_position());
+    if (step.has_keys()) *append.mutable_keys() = step.keys();
+    if (step.has_values()) *append.mutable_values() = step.values();
+    append.set_sync(req.sync());
+    v1::AttendRequest attend;
+    attend.set_stream_id(step.stream_id());
+    attend.set_layer(step.layer());
+    if (step.has_queries()) *attend.mutable_queries() = step.queries();
+    attend.set_k(req.k());
+    *attend.mutable_scale() = req.scale();
+    *attend.mutable_age_alpha() = req.age_alpha();
+    attend.set_age_tau(req.age_tau());
+    absl::StatusOr<AppendCommand> append_cmd =
+        rows ? ValidateAppend(append, spec)
+             : absl::StatusOr<AppendCommand>(AppendCommand());
+    absl::StatusOr<AttendCommand> attend_cmd =
+        step.has_queries() ? ValidateAttend(attend, spec)
+                           : absl::StatusOr<AttendCommand>(AttendCommand());
+    if (!cmd.ok()) {
+      FUZZ_CHECK(cmd.status().code() == absl::StatusCode::kInvalidArgument,
+                 cmd.status().ToString());
+      if (!rows && !step.has_queries()) {
+        FUZZ_CHECK(absl::StartsWith(cmd.status().message(), prefix),
+                   cmd.status().message());
+        continue;
+      }
+      // The first failing twin, with the step's prefix on step fields; the
+      // call's scale and age fields keep their own names.
+      const absl::Status& twin =
+          !append_cmd.ok() ? append_cmd.status() : attend_cmd.status();
+      FUZZ_CHECK(!twin.ok(),
+                 "step failed, twins passed: ", cmd.status().ToString());
+      const std::string& message = std::string(cmd.status().message());
+      FUZZ_CHECK(message == prefix + std::string(twin.message()) ||
+                     absl::StartsWith(message, twin.message()),
+                 "step: ", message, ", twin: ", twin.message());
+      continue;
+    }
+    FUZZ_CHECK(append_cmd.ok() && attend_cmd.ok(),
+               "step passed, twin: ", append_cmd.status().ToString(), " ",
+               attend_cmd.status().ToString());
+    FUZZ_CHECK(cmd->append.has_value() == rows);
+    FUZZ_CHECK(cmd->attend.has_value() == step.has_queries());
+    if (cmd->append) {
+      const AppendCommand& a = *cmd->append;
+      FUZZ_CHECK(a.stream_id == append_cmd->stream_id &&
+                 a.layer == append_cmd->layer &&
+                 a.first_position == append_cmd->first_position &&
+                 a.rows == append_cmd->rows && a.dtype == append_cmd->dtype &&
+                 a.keys.data() == step.keys().data().data() &&
+                 a.values.data() == step.values().data().data() &&
+                 a.keys.size() == append_cmd->keys.size() &&
+                 a.values.size() == append_cmd->values.size() &&
+                 a.sync == req.sync() && a.spec == spec);
+    }
+    if (cmd->attend) {
+      const AttendCommand& a = *cmd->attend;
+      FUZZ_CHECK(a.stream_id == attend_cmd->stream_id &&
+                 a.layer == attend_cmd->layer && a.k == attend_cmd->k &&
+                 a.queries == attend_cmd->queries && a.spec == spec &&
+                 a.options.scale == attend_cmd->options.scale &&
+                 a.options.age_alpha == attend_cmd->options.age_alpha &&
+                 a.options.age_tau == attend_cmd->options.age_tau);
+    }
+  }
+}
+
 template <typename Message>
 bool Parse(const uint8_t* data, size_t size, Message& m) {
   return m.ParseFromArray(data, static_cast<int>(size));
@@ -909,6 +995,11 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     case Rpc::kAttend: {
       v1::AttendRequest req;
       if (Parse(body, body_size, req)) FuzzAttend(req, spec_index);
+      break;
+    }
+    case Rpc::kDecodeStep: {
+      v1::DecodeStepRequest req;
+      if (Parse(body, body_size, req)) FuzzDecodeStep(req, spec_index);
       break;
     }
   }

@@ -106,6 +106,27 @@ EveryRpc() {
        [row](MemoryClient& c) {
          return c.Attend("t", 0, row, 1, 1, 1).status();
        }},
+      {"DecodeStep",
+       [row](MemoryClient& c) {
+         StepInput step;
+         step.stream_id = "t";
+         step.heads = 1;
+         step.key_dim = step.value_dim = 4;
+         step.queries = row;
+         auto r = c.DecodeStep({&step, 1}, StepParams());
+         return r.ok() ? (*r)[0].status : r.status();
+       }},
+      // A step that appends needs a token that may write.
+      {"DecodeStep with rows",
+       [row](MemoryClient& c) {
+         StepInput step;
+         step.stream_id = "t";
+         step.heads = 1;
+         step.key_dim = step.value_dim = 4;
+         step.queries = step.keys = step.values = row;
+         auto r = c.DecodeStep({&step, 1}, StepParams());
+         return r.ok() ? (*r)[0].status : r.status();
+       }},
       {"ResetStream", [](MemoryClient& c) { return c.ResetStream("t"); }},
       {"DeleteStream", [](MemoryClient& c) { return c.DeleteStream("t"); }},
   };
@@ -113,7 +134,7 @@ EveryRpc() {
 
 bool IsWrite(const std::string& rpc) {
   return rpc == "CreateStream" || rpc == "Append" || rpc == "ResetStream" ||
-         rpc == "DeleteStream";
+         rpc == "DeleteStream" || rpc == "DecodeStep with rows";
 }
 
 TEST_F(SecurityTest, TokensGuardEveryRpcButHealthAndReadOnlyTokensCannotWrite) {

@@ -13,16 +13,10 @@ namespace {
 
 TEST(ShardingTest, ThreeServersEachHoldTheirStreamsAndFailAlone) {
   TempDir dir;
-  std::vector<std::unique_ptr<ServerProcess>> servers;
-  std::vector<ServerAddress> list;
-  for (int i = 0; i < 3; ++i) {
-    servers.push_back(
-        std::make_unique<ServerProcess>(dir.Sub("shard" + std::to_string(i))));
-    ASSERT_TRUE(servers.back()->Start()) << servers.back()->error();
-    // Named shards: placement depends on the names, not on the free ports
-    // this run happened to get.
-    list.push_back({"shard-" + std::to_string(i), servers.back()->address()});
-  }
+  Shards shards = StartShards(dir, 3);
+  ASSERT_FALSE(HasFailure());
+  std::vector<std::unique_ptr<ServerProcess>>& servers = shards.servers;
+  const std::vector<ServerAddress>& list = shards.list;
   auto client = std::make_unique<ShardedClient>(list, MemoryClient::Options());
   const v1::StreamSpec spec = ServerFixture::MakeSpec(1, 2, 8, 8, 100);
   std::vector<float> k(5 * 2 * 8, 0.5f), v(5 * 2 * 8, 0.25f);

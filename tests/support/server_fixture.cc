@@ -55,6 +55,19 @@ ServerFixture::RandomBatch ServerFixture::MakeRandomBatch(
   return b;
 }
 
+Shards StartShards(const TempDir& dir, int n) {
+  Shards shards;
+  for (int i = 0; i < n; ++i) {
+    shards.servers.push_back(
+        std::make_unique<ServerProcess>(dir.Sub("shard" + std::to_string(i))));
+    EXPECT_TRUE(shards.servers.back()->Start())
+        << shards.servers.back()->error();
+    shards.list.push_back(
+        {"shard-" + std::to_string(i), shards.servers.back()->address()});
+  }
+  return shards;
+}
+
 void ServerFixture::Record(const RandomBatch& b, const v1::AppendResponse& ack,
                            DType storage, Written* written) {
   auto round = [&](const std::vector<float>& x) {

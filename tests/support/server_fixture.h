@@ -14,6 +14,7 @@
 
 #include "base/temp_dir.h"
 #include "client/memory_client.h"
+#include "client/sharded_client.h"
 #include "tests/support/oracle.h"
 #include "tests/support/server_process.h"
 
@@ -28,6 +29,15 @@ struct Written {
   int value_dim = 0;
   uint64_t capacity = 0;
 };
+
+// `n` real servers, in dir/shard0.., named "shard-0".. in `list`: with
+// named shards, placement depends on the names, not on the free ports a run
+// happened to get. A server that fails to start fails the test.
+struct Shards {
+  std::vector<std::unique_ptr<ServerProcess>> servers;
+  std::vector<ServerAddress> list;
+};
+Shards StartShards(const TempDir& dir, int n);
 
 class ServerFixture : public ::testing::Test {
  public:

@@ -114,9 +114,16 @@ INSTANTIATE_TEST_SUITE_P(
                                5},  // fewer than k
                           Case{DType::kFloat32, 5, 5, 1, 3},
                           Case{DType::kFloat32, 100000, 3000, 32, 40, 129},
-                          Case{DType::kBFloat16, 100000, 2000, 8, 33, 128}),
+                          Case{DType::kBFloat16, 100000, 2000, 8, 33, 128},
+                          // Decode shapes: a few queries.
+                          Case{DType::kFloat32, 100000, 3000, 32, 1, 128},
+                          Case{DType::kFloat16, 100000, 3000, 32, 1, 128},
+                          Case{DType::kBFloat16, 100000, 3000, 32, 2, 64},
+                          Case{DType::kFloat32, 1000, 5000, 8, 3, 40},
+                          Case{DType::kFloat16, 100000, 2000, 16, 8, 129}),
         ::testing::Values(ScoreKernel::kAuto, ScoreKernel::kSgemm,
-                          ScoreKernel::kBf16Prefilter)));
+                          ScoreKernel::kBf16Prefilter,
+                          ScoreKernel::kFewQueries)));
 
 // Keys so alike that the prefilter would let most through: kAuto goes back
 // to sgemm for the rest of the tile. Keys too large for the prefilter's bound

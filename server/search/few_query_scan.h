@@ -1,0 +1,42 @@
+// FewQueryScan: the exact scores of a few queries (a decode step asks one
+// per head) against a block of keys, as one streaming read of the keys.
+//
+// With so few queries a search is bound by the bytes of keys it reads, not
+// by arithmetic, and a GEMM call only adds its fixed cost and, for float16
+// and bfloat16 keys, a float32 copy of every block (written, then read
+// again). Here each key row is loaded once, widened in registers (F16C for
+// float16, a shift for bfloat16), and multiplied with every query while it
+// is there; the scores of 256 rows at a time go through ScanScores' running
+// threshold into the queries' TopKs. Several rows are in flight at once
+// when there are fewer queries, so that the FMA chains overlap.
+#ifndef KNNMEM_SERVER_SEARCH_FEW_QUERY_SCAN_H_
+#define KNNMEM_SERVER_SEARCH_FEW_QUERY_SCAN_H_
+
+#include <cstddef>
+#include <cstdint>
+
+#include "base/dtype.h"
+#include "server/search/top_k.h"
+
+namespace knnmem {
+
+// Queries per scan at most: beyond, the GEMM (or the bfloat16 prefilter)
+// amortises its costs and wins.
+inline constexpr uint32_t kMaxFewQueries = 8;
+
+// The instruction sets of the scan; kNone: this CPU has neither.
+enum class FewQueryIsa { kNone, kAvx2, kAvx512 };
+// The best this CPU runs: AVX-512F, else AVX2 with FMA and F16C, else kNone.
+FewQueryIsa FewQueryIsaOfCpu();
+
+// Scores `rows` keys of `dtype` (row-major, `dim` elements per row) against
+// `m` (1..kMaxFewQueries) float32 queries, query i at queries + i * stride,
+// and pushes (score, first_position + row) into top[i] as ScanScores does.
+// `isa` must not be kNone and this CPU must run it.
+void ScanFewQueries(FewQueryIsa isa, const float* queries, size_t stride,
+                    uint32_t m, uint32_t dim, const char* keys, DType dtype,
+                    uint32_t rows, int64_t first_position, TopK* top);
+
+}  // namespace knnmem
+
+#endif  // KNNMEM_SERVER_SEARCH_FEW_QUERY_SCAN_H_

@@ -1,0 +1,80 @@
+#include "server/search/few_query_scan.h"
+
+#include <gtest/gtest.h>
+
+#include <random>
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "tests/support/oracle.h"
+
+namespace knnmem {
+namespace {
+
+using testing::CompareWithOracle;
+using testing::OracleMemory;
+
+bool CpuRuns(FewQueryIsa isa) {
+  const FewQueryIsa cpu = FewQueryIsaOfCpu();
+  return isa == FewQueryIsa::kAvx2 ? cpu != FewQueryIsa::kNone
+                                   : cpu == FewQueryIsa::kAvx512;
+}
+
+// Each instruction set, dtype, query count and dimension (full vectors
+// and tails) against the double-precision brute force: the keys are one
+// head's rows, so the oracle sees them as [1, dim] entries.
+TEST(FewQueryScanTest, EveryKernelEqualsBruteForce) {
+  if (FewQueryIsaOfCpu() == FewQueryIsa::kNone) {
+    GTEST_SKIP() << "this CPU has neither AVX2+FMA+F16C nor AVX-512";
+  }
+  std::mt19937 rng(5);
+  std::normal_distribution<float> normal;
+  for (const FewQueryIsa isa : {FewQueryIsa::kAvx2, FewQueryIsa::kAvx512}) {
+    if (!CpuRuns(isa)) continue;
+    for (const DType dtype :
+         {DType::kFloat32, DType::kFloat16, DType::kBFloat16}) {
+      for (const uint32_t dim : {8u, 40u, 128u, 131u}) {
+        for (uint32_t m = 1; m <= kMaxFewQueries; ++m) {
+          const uint32_t rows = 700 + m;  // chunks of 256 and a ragged end
+          const uint32_t k = 10;
+          std::vector<float> keys(size_t{rows} * dim);
+          for (float& x : keys) x = normal(rng);
+          const std::string stored = PackFloats(keys, dtype);
+          const std::vector<float> rounded = UnpackFloats(stored, dtype);
+          OracleMemory oracle{1, static_cast<int>(dim), {}};
+          const int64_t first = 1000;
+          for (uint32_t r = 0; r < rows; ++r) {
+            oracle.keys[first + r].assign(rounded.begin() + r * dim,
+                                          rounded.begin() + (r + 1) * dim);
+          }
+          const size_t stride = dim + 3;  // queries need not be packed
+          std::vector<float> queries(m * stride);
+          for (float& x : queries) x = normal(rng);
+          std::vector<TopK> top(m, TopK(k));
+          // Two calls: the second block continues the running thresholds.
+          const uint32_t split = rows / 3;
+          ScanFewQueries(isa, queries.data(), stride, m, dim, stored.data(),
+                         dtype, split, first, top.data());
+          ScanFewQueries(isa, queries.data(), stride, m, dim,
+                         stored.data() + size_t{split} * dim * ElementSize(dtype),
+                         dtype, rows - split, first + split, top.data());
+          for (uint32_t q = 0; q < m; ++q) {
+            std::vector<float> scores(k);
+            std::vector<int64_t> positions(k);
+            top[q].Finish(scores.data(), positions.data());
+            ASSERT_EQ(CompareWithOracle(oracle, queries.data() + q * stride, 0,
+                                        k, scores.data(), positions.data(),
+                                        1e-4),
+                      "")
+                << "isa " << static_cast<int>(isa) << " " << DTypeName(dtype)
+                << " dim " << dim << " m " << m << " query " << q;
+          }
+        }
+      }
+    }
+  }
+}
+
+}  // namespace
+}  // namespace knnmem
