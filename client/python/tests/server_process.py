@@ -41,12 +41,13 @@ def _die_with_parent() -> None:
 
 def run_binary(argv: Sequence[str], **kwargs) -> subprocess.Popen:
     """Popen, retried while the binary is being relinked (ETXTBSY, a
-    half-written file, or a moment without one)."""
+    half-written file, a moment without one or without its x bit)."""
     for attempt in range(20):
         try:
             return subprocess.Popen(list(argv), preexec_fn=_die_with_parent, **kwargs)
         except OSError as e:
-            if e.errno not in (errno.ETXTBSY, errno.ENOEXEC, errno.ENOENT) or attempt == 19:
+            if e.errno not in (errno.ETXTBSY, errno.ENOEXEC, errno.ENOENT, errno.EACCES) \
+                    or attempt == 19:
                 raise
             time.sleep(0.5)
     raise AssertionError("unreachable")
