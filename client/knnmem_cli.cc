@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -44,11 +45,17 @@ Commands:
   search STREAM [--layer L] (--random N [--seed S] | --queries FILE) [--k K]
                 [--with-keys] [--with-values] [--exact]
          --exact scans an APPROXIMATE stream exhaustively.
+  decode STREAM... [--layer L] [--k K] [--seed S] [--append]
+         One generation step of every STREAM in one call (per server): each
+         asks one random query per head (seed S + its index); with --append,
+         each first appends one random row at its layer's next position.
+         Prints each stream's status, next position and lse per head; exits
+         1 when any stream failed.
   info STREAM
   list
   reset STREAM
   delete STREAM
-  where STREAM     the server a stream lives on
+  where STREAM...  the server each stream lives on
   health           every server must be SERVING
 
 --server defaults to 127.0.0.1:50051. --servers routes each stream by
@@ -69,7 +76,7 @@ class Args {
  public:
   Args(int argc, char** argv) {
     static const std::set<std::string> kBool = {
-        "json", "sync", "with-keys", "with-values", "exact", "help"};
+        "json", "sync", "with-keys", "with-values", "exact", "help", "append"};
     for (int i = 1; i < argc; ++i) {
       std::string a = argv[i];
       if (a.size() > 2 && a.compare(0, 2, "--") == 0) {
@@ -361,6 +368,109 @@ int Append(MemoryClient& client, Args& args, bool json) {
   return 0;
 }
 
+int Decode(ShardedClient& client, Args& args, bool json) {
+  const std::vector<std::string> ids(args.positional().begin() + 1,
+                                     args.positional().end());
+  if (ids.empty()) throw UsageError{"missing STREAM"};
+  const uint32_t layer =
+      static_cast<uint32_t>(args.Int("layer", 0, 0, 1 << 20));
+  StepParams params;
+  params.k = static_cast<uint32_t>(args.Int("k", 32, 1, 1 << 20));
+  const uint64_t seed =
+      static_cast<uint64_t>(args.Int("seed", 0, 0, INT64_MAX));
+  const bool append = args.Bool("append");
+  args.CheckAllUsed();
+  // Shapes (and next positions) first; a stream that is not found fails
+  // alone, as it would in the call.
+  std::vector<StepOutput> out(ids.size());
+  std::vector<std::vector<float>> queries(ids.size()), keys(ids.size()),
+      values(ids.size());
+  std::vector<StepInput> steps;
+  std::vector<size_t> asked;  // steps[j] is ids[asked[j]]
+  for (size_t i = 0; i < ids.size(); ++i) {
+    absl::StatusOr<v1::StreamInfo> info = client.For(ids[i]).GetStream(ids[i]);
+    if (!info.ok()) {
+      out[i].status = info.status();
+      continue;
+    }
+    StepInput step;
+    step.stream_id = ids[i];
+    step.layer = layer;
+    step.heads = info->spec().heads();
+    step.key_dim = info->spec().key_dim();
+    step.value_dim = info->spec().value_dim();
+    queries[i] = RandomUniform(seed + i, step.heads * step.key_dim);
+    step.queries = queries[i];
+    if (append && layer < static_cast<uint32_t>(info->layers_size())) {
+      step.first_position = info->layers(layer).next_position();
+      keys[i] = RandomUniform(seed + 1000003 + i, step.heads * step.key_dim);
+      values[i] =
+          RandomUniform(seed + 2000003 + i, step.heads * step.value_dim);
+      step.keys = keys[i];
+      step.values = values[i];
+    }
+    steps.push_back(step);
+    asked.push_back(i);
+  }
+  if (!steps.empty()) {
+    absl::StatusOr<std::vector<StepOutput>> r =
+        client.DecodeStep(steps, params);
+    if (!r.ok()) return Fail(r.status());
+    for (size_t j = 0; j < asked.size(); ++j) {
+      out[asked[j]] = std::move((*r)[j]);
+      // The client names the step by its index in its own list.
+      absl::Status& st = out[asked[j]].status;
+      const std::string theirs = absl::StrCat("steps[", j, "]");
+      if (!st.ok() && absl::StartsWith(st.message(), theirs)) {
+        st = absl::Status(
+            st.code(),
+            absl::StrCat(ids[asked[j]], st.message().substr(theirs.size())));
+      }
+    }
+  }
+  int failed = 0;
+  std::string json_out = "[";
+  if (!json) {
+    std::printf("%-32s %-20s %14s  %s\n", "stream", "status", "next_position",
+                "lse per head");
+  }
+  for (size_t i = 0; i < ids.size(); ++i) {
+    const StepOutput& o = out[i];
+    const std::string code = absl::StatusCodeToString(o.status.code());
+    if (!o.status.ok()) {
+      ++failed;
+      std::fprintf(stderr, "knnmem: %s: %s: %s\n", ids[i].c_str(), code.c_str(),
+                   std::string(o.status.message()).c_str());
+    }
+    if (json) {
+      absl::StrAppend(
+          &json_out, i ? "," : "", "{\"stream_id\":", JsonString(ids[i]),
+          ",\"code\":", JsonString(code),
+          ",\"message\":", JsonString(std::string(o.status.message())),
+          ",\"next_position\":", o.next_position, ",\"lse\":[");
+      for (size_t h = 0; h < o.attention.lse.size(); ++h) {
+        absl::StrAppend(&json_out, h ? "," : "", JsonFloat(o.attention.lse[h]));
+      }
+      json_out += "],\"output\":[";
+      for (size_t d = 0; d < o.attention.output.size(); ++d) {
+        absl::StrAppend(&json_out, d ? "," : "",
+                        JsonFloat(o.attention.output[d]));
+      }
+      json_out += "]}";
+      continue;
+    }
+    std::string lse;
+    for (float x : o.attention.lse) {
+      absl::StrAppend(&lse, lse.empty() ? "" : " ", absl::StrFormat("%.4f", x));
+    }
+    std::printf("%-32s %-20s %14s  %s\n", ids[i].c_str(), code.c_str(),
+                o.status.ok() ? std::to_string(o.next_position).c_str() : "-",
+                lse.c_str());
+  }
+  if (json) std::printf("%s]\n", json_out.c_str());
+  return failed == 0 ? 0 : 1;
+}
+
 int Search(MemoryClient& client, Args& args, bool json) {
   const std::string& id = StreamArg(args);
   const uint32_t layer =
@@ -503,16 +613,21 @@ int Run(int argc, char** argv) {
     std::printf(json ? "{\"status\":\"SERVING\"}\n" : "SERVING\n");
     return 0;
   }
+  if (cmd == "decode") return Decode(sharded, args, json);
   if (cmd == "where") {
-    const std::string& id = StreamArg(args);
+    StreamArg(args);
     args.CheckAllUsed();
-    const ServerAddress& at = sharded.ServerOf(id);
-    if (json) {
-      std::printf("{\"stream_id\":%s,\"server\":%s,\"address\":%s}\n",
-                  JsonString(id).c_str(), JsonString(at.name).c_str(),
-                  JsonString(at.address).c_str());
-    } else {
-      std::printf("%s %s\n", at.name.c_str(), at.address.c_str());
+    // One line (or JSON object) per stream, in the order given.
+    for (size_t i = 1; i < args.positional().size(); ++i) {
+      const std::string& id = args.positional()[i];
+      const ServerAddress& at = sharded.ServerOf(id);
+      if (json) {
+        std::printf("{\"stream_id\":%s,\"server\":%s,\"address\":%s}\n",
+                    JsonString(id).c_str(), JsonString(at.name).c_str(),
+                    JsonString(at.address).c_str());
+      } else {
+        std::printf("%s %s\n", at.name.c_str(), at.address.c_str());
+      }
     }
     return 0;
   }

@@ -3,10 +3,12 @@
 #include <gtest/gtest.h>
 #include <sys/wait.h>
 
+#include <cmath>
 #include <cstdio>
 #include <fstream>
 #include <regex>
 
+#include "tests/support/attention_oracle.h"
 #include "tests/support/cli_runner.h"
 #include "tests/support/server_fixture.h"
 
@@ -106,6 +108,62 @@ TEST_F(CliTest, CreateAppendTenThousandRandomRowsAndSearchMatchesBruteForce) {
   EXPECT_NE(table.out.find("position"), std::string::npos);
   EXPECT_NE(table.out.find(std::to_string(static_cast<int64_t>(positions[0]))),
             std::string::npos);
+}
+
+TEST_F(CliTest, DecodeAsksEveryStreamInOneCallAndEachFailsAlone) {
+  const std::string& addr = server_->address();
+  for (const char* id : {"a", "b"}) {
+    ASSERT_EQ(RunCli(addr, std::string("create ") + id +
+                               " --layers 1 --heads 2 --key-dim 8 "
+                               "--value-dim 4 --capacity 1000")
+                  .status,
+              0);
+    ASSERT_EQ(RunCli(addr, std::string("append ") + id +
+                               " --random 300 "
+                               "--seed 1")
+                  .status,
+              0);
+  }
+  // One stream: output and lse against the oracle of what the CLI stored
+  // and asked (its documented generator).
+  Output one = RunCli(addr, "--json decode a --seed 5 --k 4");
+  ASSERT_EQ(one.status, 0) << one.out;
+  const std::vector<double> lse = JsonArray(one.out, "lse");
+  const std::vector<double> output = JsonArray(one.out, "output");
+  ASSERT_EQ(lse.size(), 2u);
+  ASSERT_EQ(output.size(), 2u * 4);
+  OracleMemory oracle{2, 8, {}};
+  std::map<int64_t, std::vector<float>> values;
+  const std::vector<float> k = SplitMixUniform(1, 300 * 2 * 8);
+  const std::vector<float> v = SplitMixUniform(2, 300 * 2 * 4);
+  for (int64_t p = 0; p < 300; ++p) {
+    oracle.keys[p].assign(k.begin() + p * 16, k.begin() + (p + 1) * 16);
+    values[p].assign(v.begin() + p * 8, v.begin() + (p + 1) * 8);
+  }
+  const std::vector<float> q = SplitMixUniform(5, 2 * 8);
+  for (int h = 0; h < 2; ++h) {
+    const OracleAttention want = AttendOracle(oracle, values, 4, q.data(), h, 4,
+                                              1.0 / std::sqrt(8.0), 0, 1);
+    EXPECT_NEAR(lse[h], want.lse, 1e-4);
+    for (int d = 0; d < 4; ++d) {
+      EXPECT_NEAR(output[h * 4 + d], want.output[d], 1e-5);
+    }
+  }
+  // Three streams, the middle one missing: the others answer (and append
+  // with --append), the missing one is reported and the exit status is 1.
+  Output three = RunCli(addr, "decode a nosuch b --append --seed 5", true);
+  EXPECT_EQ(three.status, 1) << three.out;
+  EXPECT_NE(three.out.find("nosuch: NOT_FOUND"), std::string::npos)
+      << three.out;
+  EXPECT_TRUE(std::regex_search(three.out, std::regex("\\na +OK +301 ")))
+      << three.out;
+  EXPECT_TRUE(std::regex_search(three.out, std::regex("\\nb +OK +301 ")))
+      << three.out;
+  // `where` answers for every stream given, in order.
+  Output where = RunCli(addr, "where a b nosuch");
+  ASSERT_EQ(where.status, 0);
+  EXPECT_EQ(where.out, addr + " " + addr + "\n" + addr + " " + addr + "\n" +
+                           addr + " " + addr + "\n");
 }
 
 TEST_F(CliTest, CreatesAnApproximateStreamAndSearchesItExactly) {
