@@ -22,6 +22,7 @@
 #include "base/server_child.h"
 #include "base/temp_dir.h"
 #include "bench/data.h"
+#include "bench/decode.h"
 #include "bench/knnmem_calls.h"
 #include "bench/large.h"
 #include "bench/mixed.h"
@@ -254,6 +255,18 @@ absl::Status Run(const BenchOptions& options,
     large.seed = kSeed;
     large.stream_prefix = StreamPrefix();
     status = RunLarge(*client, large, report, &streams);
+  }
+  if (status.ok() && (options.only.empty() || options.only == "W-decode")) {
+    DecodeConfig decode;
+    decode.shapes = DefaultDecodeShapes(options.quick);
+    decode.steps = options.quick ? 10 : 30;
+    if (options.quick) {  // 64K entries: train on 16K keys, as knnmem does
+      decode.nlist = 256;
+      decode.nprobe = 8;
+    }
+    decode.seed = kSeed;
+    decode.stream_prefix = StreamPrefix();
+    status = RunDecode(*client, decode, report, &streams);
   }
   for (const std::string& id : streams) {
     machine.placement.emplace_back(id, client->ServerIndexOf(id));

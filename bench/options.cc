@@ -33,7 +33,7 @@ Usage: knnmem-bench [flags]
                           timed once at 64K, a smaller W-mixed
   --reps N                measured runs per op after one warm-up (default 7,
                           3 with --quick)
-  --only WORKLOAD         run only W-streams or only W-large
+  --only WORKLOAD         run only W-streams, W-large or W-decode
   --help                  print this text and exit
 
 Workloads (8 heads x 128 key_dim x 128 value_dim, k = 32, 512 rows or
@@ -54,6 +54,13 @@ queries per call, keys and queries L2-normalised):
   W-large       an APPROXIMATE stream of 1,048,576 entries per head (131,072
                 with --quick) on keys that cluster: recall@32 and speed of
                 the FAISS tier against exact search of the same data
+  W-decode      the serving shape: B streams (1 to 128) x 1 query per head,
+                one DecodeStep per step, at 1K to 256K entries per head in
+                float32, float16 and bfloat16, EXACT and APPROXIMATE; with
+                and without a one-token append per stream; against B
+                separate Attend calls, the read-bandwidth floor of the key
+                bytes, and FAISS Flat, IVF-Flat and HNSW per (stream, head)
+                (--quick: 1K to 64K, B up to 32)
 
 Progress goes to stderr, the table to stdout. Exit status: 0 on success, 1
 when the server or an RPC fails, 2 for a usage error.
@@ -133,9 +140,9 @@ absl::StatusOr<BenchOptions> ParseBenchOptions(
     } else if (name == "json") {
       o.json_path = value;
     } else if (name == "only") {
-      if (value != "W-streams" && value != "W-large") {
-        return absl::InvalidArgumentError(
-            absl::StrCat("--only: '", value, "' is not W-streams or W-large"));
+      if (value != "W-streams" && value != "W-large" && value != "W-decode") {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "--only: '", value, "' is not W-streams, W-large or W-decode"));
       }
       o.only = value;
     } else {  // reps

@@ -192,9 +192,9 @@ void Report::ComputeRatios() {
     r.ratios.emplace_back(name, num / den);
   };
   for (Result& r : results_) {
-    // W-streams and W-large rows carry their own ratios.
+    // W-streams, W-large and W-decode rows carry their own ratios.
     if (r.system != "knnmem" || r.workload == "W-streams" ||
-        r.workload == "W-large") {
+        r.workload == "W-large" || r.workload == "W-decode") {
       continue;
     }
     r.ratios.clear();

@@ -23,6 +23,7 @@ AttendResult Attend(const StreamSpec& spec, const LayerSnapshot& snapshot,
   const uint32_t tasks = (top.queries + kQueriesPerTask - 1) / kQueriesPerTask;
   pool.ParallelFor(tasks, [&](size_t task) {
     std::vector<float> logits(k), value(dv);
+    std::vector<const char*> rows(k);
     const uint32_t q0 = static_cast<uint32_t>(task) * kQueriesPerTask;
     const uint32_t q1 = std::min(top.queries, q0 + kQueriesPerTask);
     for (uint32_t q = q0; q < q1; ++q) {
@@ -53,14 +54,25 @@ AttendResult Attend(const StreamSpec& spec, const LayerSnapshot& snapshot,
         }
         float* out = r.output.data() + (size_t{q} * heads + h) * dv;
         const float inv = static_cast<float>(1.0 / sum);
+        // The rows are scattered and cold (a decode step reads each once):
+        // ask for all of them before the first is used.
         for (uint32_t j = 0; j < n; ++j) {
           const Block& b = snapshot.BlockOf(positions[j]);
-          const char* row =
+          rows[j] =
               b.values(h) +
               static_cast<size_t>(positions[j] - b.first_position()) * dv * es;
-          DecodeFloats(row, dv, spec.storage_dtype, value.data());
+          for (size_t line = 0; line < dv * es; line += 64) {
+            __builtin_prefetch(rows[j] + line);
+          }
+        }
+        for (uint32_t j = 0; j < n; ++j) {
+          const float* v = reinterpret_cast<const float*>(rows[j]);
+          if (spec.storage_dtype != DType::kFloat32) {
+            DecodeFloats(rows[j], dv, spec.storage_dtype, value.data());
+            v = value.data();
+          }
           const float p = logits[j] * inv;
-          for (uint32_t d = 0; d < dv; ++d) out[d] += p * value[d];
+          for (uint32_t d = 0; d < dv; ++d) out[d] += p * v[d];
         }
         r.lse[size_t{q} * heads + h] =
             max_logit + static_cast<float>(std::log(sum));

@@ -40,6 +40,9 @@ float TailDot(const float* query, const char* row, uint32_t from,
   return s;
 }
 
+// How far ahead of the rows being scored their lines are asked for.
+constexpr size_t kPrefetchBytes = 4096;
+
 // Rows in flight per step: with fewer queries, more rows, so that about
 // four independent FMA chains hide the FMA latency.
 constexpr int RowsInFlight(int m) { return m == 1 ? 4 : m == 2 ? 2 : 1; }
@@ -92,6 +95,11 @@ KNNMEM_AVX512 void ScoresAvx512(const float* q, size_t stride, uint32_t dim,
   uint32_t r = 0;
   for (; r + R <= rows; r += R) {
     const char* row = keys + r * row_bytes;
+    if (kPrefetchBytes > 0) {
+      for (size_t line = 0; line < R * row_bytes; line += 64) {
+        _mm_prefetch(row + kPrefetchBytes + line, _MM_HINT_T0);
+      }
+    }
     __m512 acc[R][M];
 #pragma GCC unroll 8
     for (int i = 0; i < R; ++i) {
@@ -104,8 +112,8 @@ KNNMEM_AVX512 void ScoresAvx512(const float* q, size_t stride, uint32_t dim,
         const __m512 k = Load16<D>(row + i * row_bytes + c * kBytes<D>);
 #pragma GCC unroll 8
         for (int j = 0; j < M; ++j) {
-          acc[i][j] =
-              _mm512_fmadd_ps(k, _mm512_loadu_ps(q + j * stride + c), acc[i][j]);
+          acc[i][j] = _mm512_fmadd_ps(k, _mm512_loadu_ps(q + j * stride + c),
+                                      acc[i][j]);
         }
       }
     }
@@ -134,7 +142,8 @@ KNNMEM_AVX2 inline __m256 Load8(const char* p) {
   if constexpr (D == DType::kFloat32) {
     return _mm256_loadu_ps(reinterpret_cast<const float*>(p));
   } else if constexpr (D == DType::kFloat16) {
-    return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+    return _mm256_cvtph_ps(
+        _mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
   } else {
     return _mm256_castsi256_ps(_mm256_slli_epi32(
         _mm256_cvtepu16_epi32(
@@ -171,8 +180,8 @@ KNNMEM_AVX2 void ScoresAvx2(const float* q, size_t stride, uint32_t dim,
         const __m256 k = Load8<D>(row + i * row_bytes + c * kBytes<D>);
 #pragma GCC unroll 8
         for (int j = 0; j < M; ++j) {
-          acc[i][j] =
-              _mm256_fmadd_ps(k, _mm256_loadu_ps(q + j * stride + c), acc[i][j]);
+          acc[i][j] = _mm256_fmadd_ps(k, _mm256_loadu_ps(q + j * stride + c),
+                                      acc[i][j]);
         }
       }
     }

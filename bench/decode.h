@@ -1,0 +1,66 @@
+// W-decode: the serving shape. B streams x E entries per (layer, head),
+// 8 heads x 128, k = 32; per step every stream asks one query per head, all
+// in one DecodeStep call. Rows per shape and B:
+//   knnmem  "exact B=32" (or "approximate ..."): the step's latency (median
+//           and p99 over the steps), stream-tokens/s (B / median), the key
+//           bytes a step reads and its ratio to the floor;
+//           "... +append": each stream first appends one token in the same
+//           call (p99 against the plain step's);
+//           "... sequential": B Attend calls one after the other (the
+//           batched call's speed-up over them);
+//   floor   those key bytes / the read bandwidth of this machine, measured
+//           in the same run by a streaming read of as many bytes on every
+//           core (knnmem's server is idle meanwhile);
+//   faiss-flat / faiss-ivf / faiss-hnsw: one index per (stream, head) in
+//           this process, each searched with its one query, in parallel.
+//
+// Contract: keys and queries are drawn near 1,024 random centres per head
+// (centre + noise, L2-normalised), values uniform; each row is a function
+// of (seed, stream, position), so peers rebuild what the server holds. The
+// streams are created through `client`, filled with 512-row Appends sent in
+// the storage dtype, listed in *created and deleted after their shape. The
+// peers hold at most 2 GiB of float32 keys: with more streams than fit, the
+// B searches of a step cycle over the streams held (each larger than the
+// L3 cache, so every search still streams from RAM).
+#ifndef KNNMEM_BENCH_DECODE_H_
+#define KNNMEM_BENCH_DECODE_H_
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "base/dtype.h"
+#include "bench/report.h"
+#include "client/sharded_client.h"
+
+namespace knnmem::bench {
+
+struct DecodeShape {
+  int64_t entries = 8192;  // per (layer, head)
+  DType dtype = DType::kFloat32;
+  bool approximate = false;
+  std::vector<int> streams = {1, 8, 32};  // the Bs measured (ascending)
+  bool with_append = true;    // also the "+append" rows
+  bool sequential = true;     // also B separate Attend calls (largest B)
+  bool peers = true;          // the FAISS rows
+};
+
+struct DecodeConfig {
+  std::vector<DecodeShape> shapes;
+  int steps = 20;  // timed steps per row, after 3 untimed
+  uint32_t nlist = 1024, nprobe = 32;  // APPROXIMATE shapes and faiss-ivf
+  uint64_t seed = 1;
+  std::string stream_prefix;
+};
+
+// The shapes `make bench` measures (about 10 GB of RAM at most), or a few
+// small ones with `quick`.
+std::vector<DecodeShape> DefaultDecodeShapes(bool quick);
+
+absl::Status RunDecode(ShardedClient& client, const DecodeConfig& config,
+                       Report& report, std::vector<std::string>* created);
+
+}  // namespace knnmem::bench
+
+#endif  // KNNMEM_BENCH_DECODE_H_
