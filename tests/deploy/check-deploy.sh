@@ -10,12 +10,15 @@
 #   - every Grafana dashboard JSON parses and is well-formed
 #   - every metric the dashboard and the alert rules use is in the server's
 #     metrics contract (tests/deploy/deploy_check.py)
-#   - the Dockerfile's build stage runs scripts/install-deps and `make build`
-#     (what CI runs); when a build exists ($KNNMEM_BUILD_DIR, default build/),
-#     the runtime stage installs the package of every library the binaries link
+#   - the Dockerfile's build stage runs scripts/install-deps (what CI runs) and
+#     builds knnmem-server and knnmem only; when a build exists
+#     ($KNNMEM_BUILD_DIR, default build/), the runtime stage installs the
+#     package of every library the binaries link
 #   - compose.yaml, prometheus.yml and deploy/k8s agree (shards, ports, args,
-#     probes, selectors); `kubectl kustomize deploy/k8s` renders, if kubectl
-#     is installed
+#     probes, selectors) and are secure by default (tokens from a secret,
+#     loopback-only ports in compose, no --insecure); `kubectl kustomize
+#     deploy/k8s` renders, if kubectl is installed
+# The image itself is built and run by `make test-image` (test-image.sh).
 # With METRICS_URL (e.g. http://127.0.0.1:9464/metrics), also: the scrape at
 # that URL exports every metric name the dashboard and alert rules use.
 #
@@ -31,7 +34,7 @@ build_dir="${KNNMEM_BUILD_DIR:-$root/build}"
 python=/usr/bin/python3  # Debian's interpreter: sees python3-yaml (yamllint's dependency)
 
 if [ $# -gt 1 ] || [ "${1:-}" = "-h" ] || [ "${1:-}" = "--help" ]; then
-  sed -n '2,25p' "$0" | sed 's/^# \{0,1\}//'
+  sed -n '2,28p' "$0" | sed 's/^# \{0,1\}//'
   exit 2
 fi
 metrics_url="${1:-}"

@@ -53,8 +53,10 @@ SYNTHETIC = {
 
 HISTOGRAM_SUFFIXES = ("_bucket", "_sum", "_count")
 
+# Secure by default: tokens from the secret, never --insecure.
+TOKENS = "/run/secrets/knnmem-tokens"
 SERVER_ARGS = ["--listen", "0.0.0.0:50051", "--metrics-address", "0.0.0.0:9464",
-               "--data-dir", "/data", "--insecure"]
+               "--data-dir", "/data", "--auth-token-file", TOKENS]
 
 DASHBOARD_DIR = "deploy/grafana/dashboards"
 ALERTS = "deploy/prometheus/alerts.yml"
@@ -314,10 +316,13 @@ def check_dockerfile(root, build_dir):
     if not re.match(r"(?i)FROM\s+debian:(12|bookworm)\s+AS\s+\w+", build_from):
         fail("Dockerfile: build stage must start FROM debian:12 AS <name>, got %r" % build_from)
     runs = [i for i in build if re.match(r"(?i)RUN\s", i)]
-    if not any("scripts/install-deps" in r for r in runs):
-        fail("Dockerfile: the build stage does not RUN scripts/install-deps (what CI runs)")
-    if not any(re.search(r"\bmake\s+build\b", r) for r in runs):
-        fail("Dockerfile: the build stage does not RUN `make build` (what CI runs)")
+    if not any(re.fullmatch(r"RUN\s+scripts/install-deps(\s+&&.*)?", r) for r in runs):
+        fail("Dockerfile: the build stage does not RUN scripts/install-deps without groups "
+             "(the base packages CI installs)")
+    if not any(re.search(r"cmake\s+--build\s.*--target\s+knnmem-server\s+knnmem\s*$", r) for r in runs):
+        fail("Dockerfile: the build stage does not build just `--target knnmem-server knnmem`")
+    if any(re.search(r"\bmake\b", r) for r in runs):
+        fail("Dockerfile: the build stage runs make (it builds the tests, bench and model)")
     run_from, runtime = stages[-1]
     if not re.match(r"(?i)FROM\s+debian:(12|bookworm)-slim\b", run_from):
         fail("Dockerfile: runtime stage must be FROM debian:12-slim, got %r" % run_from)
@@ -336,7 +341,8 @@ def check_dockerfile(root, build_dir):
     pkgs = set(apt_packages(runtime))
     if len(failures) > n0:
         return
-    ok("Dockerfile: build stage runs scripts/install-deps and make build; runtime installs %d packages"
+    ok("Dockerfile: build stage runs scripts/install-deps and builds knnmem-server and knnmem; "
+       "runtime installs %d packages"
        % len(pkgs))
     check_runtime_libraries(root, build_dir, pkgs)
 
@@ -398,15 +404,35 @@ def check_compose_and_k8s(root):
         if "build" not in svc:
             fail("compose.yaml: %s is not built from the repository's Dockerfile" % s)
         ports = [str(p) for p in svc.get("ports", [])]
-        for want in ("%d:50051" % (50051 + i), "%d:9464" % (9464 + i)):
+        for want in ("127.0.0.1:%d:50051" % (50051 + i), "127.0.0.1:%d:9464" % (9464 + i)):
             if want not in ports:
-                fail("compose.yaml: %s does not publish %s" % (s, want))
+                fail("compose.yaml: %s does not publish %s (loopback only)" % (s, want))
+        if svc.get("secrets") != ["knnmem-tokens"]:
+            fail("compose.yaml: %s secrets %s, want [knnmem-tokens] (read at %s)"
+                 % (s, svc.get("secrets"), TOKENS))
         vols = [str(v) for v in svc.get("volumes", [])]
         if not any(v.endswith(":/data") and not v.startswith((".", "/")) for v in vols):
             fail("compose.yaml: %s has no named volume for /data" % s)
     for s in ("prometheus", "grafana"):
         if s not in services:
             fail("compose.yaml: no %s service" % s)
+            continue
+        for p in services[s].get("ports", []):
+            if not str(p).startswith("127.0.0.1:"):
+                fail("compose.yaml: %s publishes %s beyond loopback" % (s, p))
+    if "file" not in (compose.get("secrets", {}).get("knnmem-tokens") or {}):
+        fail("compose.yaml: no top-level secret knnmem-tokens with a file")
+    grafana_env = (services.get("grafana") or {}).get("environment", {})
+    if str(grafana_env.get("GF_AUTH_ANONYMOUS_ENABLED")).lower() != "false" or \
+            ":?" not in str(grafana_env.get("GF_SECURITY_ADMIN_PASSWORD")):
+        fail("compose.yaml: Grafana must have anonymous access off and a required admin password")
+    for dirpath, _, files in os.walk(os.path.join(root, "deploy")):
+        for name in files:
+            path = os.path.join(dirpath, name)
+            with open(path, errors="replace") as f:
+                for n, line in enumerate(f, 1):
+                    if "--insecure" in line.split("#")[0]:
+                        fail("%s:%d: --insecure outside a comment" % (os.path.relpath(path, root), n))
 
     with open(os.path.join(root, "deploy/prometheus/prometheus.yml")) as f:
         prom = yaml.safe_load(f)
@@ -451,6 +477,18 @@ def check_compose_and_k8s(root):
     for probe in ("readinessProbe", "livenessProbe"):
         if (c.get(probe) or {}).get("grpc", {}).get("port") != 50051:
             fail("statefulset.yaml: %s is not a grpc probe on 50051" % probe)
+    mounts = {m["name"]: m["mountPath"] for m in c.get("volumeMounts", [])}
+    vols = {v["name"]: v for v in pod.get("volumes", [])}
+    token_sources = [
+        (src["secret"]["name"], item["path"])
+        for name, path in mounts.items() if path == os.path.dirname(TOKENS)
+        for src in (vols.get(name, {}).get("projected") or {}).get("sources", [])
+        if "secret" in src and not src["secret"].get("optional")
+        for item in src["secret"].get("items", [])]
+    if ("knnmem-tokens", os.path.basename(TOKENS)) not in token_sources:
+        fail("statefulset.yaml: the Secret knnmem-tokens is not mounted (not optional) at %s" % TOKENS)
+    if pod.get("automountServiceAccountToken") is not False:
+        fail("statefulset.yaml: automountServiceAccountToken must be false (its mount is under /run/secrets)")
     sc = pod.get("securityContext", {})
     if sc.get("runAsUser") != 10001 or sc.get("fsGroup") != 10001:
         fail("statefulset.yaml: pod must run as uid 10001 with fsGroup 10001")
