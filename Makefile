@@ -5,7 +5,7 @@ JOBS ?= 2
 BUILD_TYPE ?= RelWithDebInfo
 comma := ,
 
-.PHONY: all deps test-deps build run check test test-python python-stubs test-asan test-tsan fuzz bench format clean
+.PHONY: all deps test-deps build run check test test-python python-venv python-stubs bench-python test-asan test-tsan fuzz bench format clean
 
 all: build
 
@@ -49,11 +49,13 @@ PYTHON ?= /usr/bin/python3
 PY_VENV ?= $(BUILD)/python-venv
 KNNMEM_SERVER ?= $(BUILD)/server/knnmem-server
 KNNMEM_CLI ?= $(BUILD)/client/knnmem
-test-python: build
+python-venv: build
 	scripts/install-deps python tls
 	rm -rf $(PY_VENV)
 	$(PYTHON) -m venv --system-site-packages $(PY_VENV)
 	$(PY_VENV)/bin/pip install --quiet --no-index --no-build-isolation ./client/python
+
+test-python: python-venv
 	KNNMEM_SERVER=$(abspath $(KNNMEM_SERVER)) KNNMEM_CLI=$(abspath $(KNNMEM_CLI)) \
 	  $(PY_VENV)/bin/python -m pytest client/python/tests
 
@@ -89,6 +91,14 @@ test-tsan: test-deps deps
 
 bench: build
 	$(BUILD)/bench/knnmem-bench --json $(BUILD)/bench.json $(BENCH_ARGS)
+	$(MAKE) bench-python
+
+# The Python client against the C++ client on one server (its own child):
+# Append throughput and a 32-stream DecodeStep, and their ratios.
+bench-python: python-venv
+	KNNMEM_SERVER=$(abspath $(KNNMEM_SERVER)) \
+	KNNMEM_BENCH=$(abspath $(BUILD)/bench/knnmem-bench) \
+	  $(PY_VENV)/bin/python client/python/bench/bench.py --json $(BUILD)/bench-python.json
 
 format:
 	clang-format -i $$(git ls-files '*.h' '*.cc')

@@ -7,7 +7,7 @@
 //           "... +append": each stream first appends one token in the same
 //           call (p99 against the plain step's);
 //           "... sequential": B Attend calls one after the other (the
-//           batched call's speed-up over them);
+//           batched call's speed-up over them), at B = 32 and the largest;
 //   floor   those key bytes / the read bandwidth of this machine, measured
 //           in the same run by a streaming read of as many bytes on every
 //           core (knnmem's server is idle meanwhile);
@@ -41,14 +41,15 @@ struct DecodeShape {
   DType dtype = DType::kFloat32;
   bool approximate = false;
   std::vector<int> streams = {1, 8, 32};  // the Bs measured (ascending)
-  bool with_append = true;    // also the "+append" rows
-  bool sequential = true;     // also B separate Attend calls (largest B)
-  bool peers = true;          // the FAISS rows
+  bool with_append = true;                // also the "+append" rows
+  // Also B separate Attend calls, for the largest B and for B = 32.
+  bool sequential = true;
+  bool peers = true;  // the FAISS rows
 };
 
 struct DecodeConfig {
   std::vector<DecodeShape> shapes;
-  int steps = 20;  // timed steps per row, after 3 untimed
+  int steps = 20;                      // timed steps per row, after 3 untimed
   uint32_t nlist = 1024, nprobe = 32;  // APPROXIMATE shapes and faiss-ivf
   uint64_t seed = 1;
   std::string stream_prefix;

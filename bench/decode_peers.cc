@@ -31,8 +31,7 @@ DecodePeer::DecodePeer(Kind kind, int indexes, int dim, int nlist, int nprobe)
       case Kind::kIvf: {
         quantizers_.push_back(std::make_unique<faiss::IndexFlatIP>(dim));
         auto ivf = std::make_unique<faiss::IndexIVFFlat>(
-            quantizers_.back().get(), dim, nlist,
-            faiss::METRIC_INNER_PRODUCT);
+            quantizers_.back().get(), dim, nlist, faiss::METRIC_INNER_PRODUCT);
         ivf->nprobe = nprobe;
         indexes_.push_back(std::move(ivf));
         break;

@@ -39,8 +39,8 @@ class DecodePeer {
   // Index i of the step searches queries[i] (`dim` floats) for its top k;
   // labels [indexes.size(), k]. Runs the searches in parallel.
   absl::StatusOr<std::vector<int64_t>> Search(
-      const std::vector<int>& indexes,
-      const std::vector<const float*>& queries, int k) const;
+      const std::vector<int>& indexes, const std::vector<const float*>& queries,
+      int k) const;
   void set_ef_search(int ef);
   int size() const { return static_cast<int>(indexes_.size()); }
 

@@ -21,6 +21,7 @@
 #include "absl/strings/str_join.h"
 #include "base/server_child.h"
 #include "base/temp_dir.h"
+#include "bench/client_rows.h"
 #include "bench/data.h"
 #include "bench/decode.h"
 #include "bench/knnmem_calls.h"
@@ -267,6 +268,10 @@ absl::Status Run(const BenchOptions& options,
     decode.seed = kSeed;
     decode.stream_prefix = StreamPrefix();
     status = RunDecode(*client, decode, report, &streams);
+  }
+  if (status.ok() && options.only == "W-client") {
+    status = RunClientRows(*client, std::max(options.EffectiveReps(), 20),
+                           StreamPrefix(), report, &streams);
   }
   for (const std::string& id : streams) {
     machine.placement.emplace_back(id, client->ServerIndexOf(id));

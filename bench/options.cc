@@ -33,7 +33,8 @@ Usage: knnmem-bench [flags]
                           timed once at 64K, a smaller W-mixed
   --reps N                measured runs per op after one warm-up (default 7,
                           3 with --quick)
-  --only WORKLOAD         run only W-streams, W-large or W-decode
+  --only WORKLOAD         run only W-streams, W-large, W-decode or W-client
+                          (W-client runs only when asked)
   --help                  print this text and exit
 
 Workloads (8 heads x 128 key_dim x 128 value_dim, k = 32, 512 rows or
@@ -61,6 +62,9 @@ queries per call, keys and queries L2-normalised):
                 separate Attend calls, the read-bandwidth floor of the key
                 bytes, and FAISS Flat, IVF-Flat and HNSW per (stream, head)
                 (--quick: 1K to 64K, B up to 32)
+  W-client      the C++ client's rows that client/python/bench/bench.py
+                compares the Python client with, on the same server: 512-row
+                Appends and a DecodeStep of 32 streams x 1K entries
 
 Progress goes to stderr, the table to stdout. Exit status: 0 on success, 1
 when the server or an RPC fails, 2 for a usage error.
@@ -140,9 +144,11 @@ absl::StatusOr<BenchOptions> ParseBenchOptions(
     } else if (name == "json") {
       o.json_path = value;
     } else if (name == "only") {
-      if (value != "W-streams" && value != "W-large" && value != "W-decode") {
-        return absl::InvalidArgumentError(absl::StrCat(
-            "--only: '", value, "' is not W-streams, W-large or W-decode"));
+      if (value != "W-streams" && value != "W-large" && value != "W-decode" &&
+          value != "W-client") {
+        return absl::InvalidArgumentError(
+            absl::StrCat("--only: '", value,
+                         "' is not W-streams, W-large, W-decode or W-client"));
       }
       o.only = value;
     } else {  // reps

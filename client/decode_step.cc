@@ -51,13 +51,12 @@ absl::StatusOr<v1::DecodeStepRequest> MakeDecodeStepRequest(
           RowsOf(in.values, in.heads, in.value_dim, where + ".values");
       if (!value_rows.ok()) return value_rows.status();
       if (*rows != *value_rows) {
-        return absl::InvalidArgumentError(
-            absl::StrCat(where, ".values: ", *value_rows, " rows, keys have ",
-                         *rows));
+        return absl::InvalidArgumentError(absl::StrCat(
+            where, ".values: ", *value_rows, " rows, keys have ", *rows));
       }
       step->set_first_position(in.first_position);
-      *step->mutable_keys() = MakeTensor(
-          in.keys, {*rows, in.heads, in.key_dim}, params.wire_dtype);
+      *step->mutable_keys() =
+          MakeTensor(in.keys, {*rows, in.heads, in.key_dim}, params.wire_dtype);
       *step->mutable_values() = MakeTensor(
           in.values, {*rows, in.heads, in.value_dim}, params.wire_dtype);
     }

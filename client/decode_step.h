@@ -47,7 +47,7 @@ struct StepParams {
   std::vector<float> scale;      // empty, one value, or one per head
   std::vector<float> age_alpha;  // empty: no age penalty
   float age_tau = 0;
-  bool sync = false;                  // fsync the WAL for appending steps
+  bool sync = false;                   // fsync the WAL for appending steps
   DType wire_dtype = DType::kFloat32;  // of appended keys and values
 };
 

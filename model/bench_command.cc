@@ -1,6 +1,9 @@
 // knnmem-model bench: inference tokens per second of the same model on the
 // same documents with the in-process memory and with a knnmem server on
-// loopback (Attend: only outputs cross the network).
+// loopback (Attend: only outputs cross the network). With --generate:
+// bytes per second generating (one position per step, several lanes), with
+// memory in process, through the server (one DecodeStep per step) and
+// without memory, against re-running the partial segment for every byte.
 #include <unistd.h>
 
 #include <chrono>
@@ -14,6 +17,7 @@
 #include "model/checkpoint.h"
 #include "model/commands.h"
 #include "model/document_reader.h"
+#include "model/generator.h"
 #include "model/in_process_memory.h"
 #include "model/remote_memory.h"
 
@@ -46,6 +50,84 @@ std::string DefaultServerBinary() {
       .string();
 }
 
+// Lane i's prompt: the first `bytes` bytes of validation document i (of
+// those long enough).
+absl::StatusOr<std::vector<std::string>> Prompts(
+    const std::vector<Document>& docs, int lanes, int64_t bytes) {
+  std::vector<std::string> prompts;
+  for (const Document& d : docs) {
+    if (static_cast<int64_t>(d.bytes.size()) < bytes) continue;
+    prompts.push_back(d.bytes.substr(0, static_cast<size_t>(bytes)));
+    if (static_cast<int>(prompts.size()) == lanes) return prompts;
+  }
+  return absl::FailedPreconditionError(
+      absl::StrCat("--prompt-bytes: fewer than ", lanes,
+                   " validation documents of ", bytes, " bytes"));
+}
+
+struct GenerateRow {
+  std::string name;
+  Generated run;
+};
+
+absl::Status BenchGenerate(Transformer model, Memory* in_process,
+                           Memory* remote, int64_t memory_size,
+                           const std::vector<std::string>& prompts,
+                           int64_t bytes, int64_t reps) {
+  torch::NoGradGuard no_grad;
+  model->eval();
+  const ModelConfig& c = model->config();
+  const int lanes = static_cast<int>(prompts.size());
+  auto run = [&](Memory* memory, bool rerun) {
+    MemoryLink link(memory, lanes,
+                    {c.heads, c.head_dim(), c.head_dim(), memory_size}, true);
+    for (int l = 0; l < lanes; ++l) {
+      link.StartDocument(l, absl::StrCat("bench-generate-", l));
+    }
+    torch::manual_seed(1);
+    Generated g = GenerateBytes(model, memory != nullptr ? &link : nullptr,
+                                prompts, bytes, 0.8, rerun);
+    if (link.failures() > 0) {
+      std::fprintf(stderr, "knnmem-model bench: %lld memory calls failed\n",
+                   static_cast<long long>(link.failures()));
+    }
+    return g;
+  };
+  // Medians of `reps` runs, the variants interleaved; the re-running
+  // baseline once (it is slow).
+  std::vector<std::vector<Generated>> runs(3);
+  for (int64_t r = 0; r < reps; ++r) {
+    runs[0].push_back(run(in_process, false));
+    runs[1].push_back(run(remote, false));
+    runs[2].push_back(run(nullptr, false));
+  }
+  auto median = [](std::vector<Generated> v) {
+    std::sort(v.begin(), v.end(), [](const Generated& a, const Generated& b) {
+      return a.seconds < b.seconds;
+    });
+    return v[v.size() / 2];
+  };
+  std::vector<GenerateRow> rows = {
+      {"incremental, memory in process", median(runs[0])},
+      {"incremental, memory on the server", median(runs[1])},
+      {"incremental, no memory", median(runs[2])},
+      {"re-running (before), in process", run(in_process, true)},
+  };
+  std::printf("%-36s %12s %10s %14s\n", "generation", "bytes/s", "seconds",
+              "memory share");
+  for (const GenerateRow& r : rows) {
+    std::printf("%-36s %12.0f %10.2f %13.1f%%\n", r.name.c_str(),
+                r.run.bytes / r.run.seconds, r.run.seconds,
+                100 * r.run.memory_seconds / r.run.seconds);
+  }
+  const double incremental = rows[0].run.bytes / rows[0].run.seconds;
+  std::printf("%-36s %12.2f\n%-36s %12.2f\n", "incremental / re-running",
+              incremental / (rows[3].run.bytes / rows[3].run.seconds),
+              "server / in process",
+              (rows[1].run.bytes / rows[1].run.seconds) / incremental);
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 absl::Status BenchCommand(CliArgs& args) {
@@ -57,6 +139,9 @@ absl::Status BenchCommand(CliArgs& args) {
   ASSIGN_OR_RETURN(int64_t segments, args.Int("segments", 32));
   ASSIGN_OR_RETURN(int64_t lanes, args.Int("lanes", 4));
   ASSIGN_OR_RETURN(int64_t reps, args.Int("reps", 3));
+  ASSIGN_OR_RETURN(bool generate, args.Bool("generate", false));
+  ASSIGN_OR_RETURN(int64_t prompt_bytes, args.Int("prompt-bytes", 1024));
+  ASSIGN_OR_RETURN(int64_t generate_bytes, args.Int("bytes", 256));
   ASSIGN_OR_RETURN(ModelConfig flags_config, ConfigFromFlags(args));
   ASSIGN_OR_RETURN(Corpus corpus, CorpusFromFlags(args));
   RETURN_IF_ERROR(args.CheckAllUsed());
@@ -79,6 +164,21 @@ absl::Status BenchCommand(CliArgs& args) {
   ASSIGN_OR_RETURN(std::unique_ptr<InProcessMemory> local,
                    InProcessMemory::Create("", 2));
   RemoteMemory remote(address, std::chrono::seconds(30));
+  if (generate) {
+    ASSIGN_OR_RETURN(
+        std::vector<std::string> prompts,
+        Prompts(corpus.validation, static_cast<int>(lanes), prompt_bytes));
+    std::printf(
+        "knnmem-model bench --generate: %lld lanes, %lld prompt bytes each "
+        "then %lld generated, memory %lld per head, server %s\n",
+        static_cast<long long>(lanes), static_cast<long long>(prompt_bytes),
+        static_cast<long long>(generate_bytes),
+        static_cast<long long>(memory_size), address.c_str());
+    RETURN_IF_ERROR(BenchGenerate(model, local.get(), &remote, memory_size,
+                                  prompts, generate_bytes, reps));
+    if (child) RETURN_IF_ERROR(child->Stop());
+    return absl::OkStatus();
+  }
   std::printf(
       "knnmem-model bench: %lld lanes, %lld segments of %d bytes per "
       "document, memory %lld per head, server %s\n",

@@ -30,10 +30,17 @@ commands:
   eval      --rows FILE[,FILE...] [--json FILE] [--png FILE]
             The table and plot of rows saved by eval --json, evaluated apart.
   generate  --checkpoint DIR [--prompt TEXT] [--bytes 400] [--memory 8192]
-            [--temperature 0.8] [--server HOST:PORT]
+            [--lanes 1] [--temperature 0.8] [--seed 1] [--server HOST:PORT]
+            [--rerun true (the partial segment re-run for every byte, as
+            before incremental decoding)]
+            Lanes generate from the same prompt at once, one position per
+            step; with --server, one DecodeStep per step for all lanes.
   bench     [--checkpoint DIR] [--server HOST:PORT] [--memory 8192]
             [--segments 32] [--lanes 4]
             In-process vs remote (loopback) inference tokens per second.
+  bench     --generate true [--prompt-bytes 1024] [--bytes 256] [--lanes 4]
+            [--reps 3] ...: generation bytes/s, memory in process, on the
+            server and none, against re-running; the share waiting on memory.
 
 --data: directories or globs (default: this machine's C++ and Python
 standard libraries), split by file into train and validation (--holdout:

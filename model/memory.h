@@ -46,6 +46,12 @@ struct AttendParams {
   float age_tau = 1.0f;
 };
 
+// One document's queries [n, heads, key_dim] in a call for several.
+struct DocumentQueries {
+  std::string document;
+  torch::Tensor queries;
+};
+
 class Memory {
  public:
   virtual ~Memory() = default;
@@ -70,6 +76,19 @@ class Memory {
   virtual absl::StatusOr<Attended> Attend(const std::string& document,
                                           const torch::Tensor& queries, int k,
                                           const AttendParams& params) = 0;
+  // Attend for several documents at once (a decode step of several lanes),
+  // each answered or failed on its own, in order. This default asks one
+  // document after the other; RemoteMemory makes one DecodeStep call.
+  virtual std::vector<absl::StatusOr<Attended>> AttendMany(
+      const std::vector<DocumentQueries>& asks, int k,
+      const AttendParams& params) {
+    std::vector<absl::StatusOr<Attended>> out;
+    out.reserve(asks.size());
+    for (const DocumentQueries& a : asks) {
+      out.push_back(Attend(a.document, a.queries, k, params));
+    }
+    return out;
+  }
 };
 
 }  // namespace knnmem::model

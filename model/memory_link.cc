@@ -1,5 +1,6 @@
 #include "model/memory_link.h"
 
+#include <chrono>
 #include <cstdio>
 #include <string>
 
@@ -81,15 +82,27 @@ std::vector<std::optional<Retrieved>> MemoryLink::Search(
 std::vector<std::optional<Attended>> MemoryLink::Attend(
     const torch::Tensor& queries, int k, const AttendParams& params) {
   std::vector<std::optional<Attended>> out(lanes_.size());
+  // Every lane with memory in one call (one DecodeStep when remote).
+  std::vector<DocumentQueries> asks;
+  std::vector<size_t> asked;
   for (size_t i = 0; i < lanes_.size(); ++i) {
-    Lane& l = lanes_[i];
+    const Lane& l = lanes_[i];
     if (!Usable(l) || l.next == 0) continue;
-    absl::StatusOr<Attended> r =
-        memory_->Attend(l.document, queries[i], k, params);
-    if (r.ok()) {
-      out[i] = std::move(*r);
+    asks.push_back({l.document, queries[static_cast<int64_t>(i)]});
+    asked.push_back(i);
+  }
+  if (asks.empty()) return out;
+  const auto start = std::chrono::steady_clock::now();
+  std::vector<absl::StatusOr<Attended>> got =
+      memory_->AttendMany(asks, k, params);
+  attend_seconds_ +=
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start)
+          .count();
+  for (size_t j = 0; j < asked.size(); ++j) {
+    if (got[j].ok()) {
+      out[asked[j]] = *std::move(got[j]);
     } else {
-      Failed(l, r.status(), "Attend");
+      Failed(lanes_[asked[j]], got[j].status(), "Attend");
     }
   }
   return out;

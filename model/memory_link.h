@@ -41,6 +41,8 @@ class MemoryLink : public MemoryReader {
 
   // Calls that failed (each turned its lane local-only for its document).
   int64_t failures() const { return failures_; }
+  // Seconds spent waiting on Attend calls so far.
+  double attend_seconds() const { return attend_seconds_; }
 
  private:
   struct Lane {
@@ -56,6 +58,7 @@ class MemoryLink : public MemoryReader {
   const bool use_attend_;
   std::vector<Lane> lanes_;
   int64_t failures_ = 0;
+  double attend_seconds_ = 0;
 };
 
 }  // namespace knnmem::model

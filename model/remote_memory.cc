@@ -94,4 +94,62 @@ absl::StatusOr<Attended> RemoteMemory::Attend(const std::string& document,
                   FloatTensor(r->lse, {n, h})};
 }
 
+std::vector<absl::StatusOr<Attended>> RemoteMemory::AttendMany(
+    const std::vector<DocumentQueries>& asks, int k,
+    const AttendParams& params) {
+  std::vector<absl::StatusOr<Attended>> out(asks.size(),
+                                            absl::UnknownError("not asked"));
+  std::vector<StepInput> steps;
+  std::vector<torch::Tensor> flat;  // keeps the queries' floats alive
+  std::vector<size_t> asked;        // steps[j] is asks[asked[j]]
+  std::vector<const MemoryShape*> shapes;
+  flat.reserve(asks.size());
+  for (size_t i = 0; i < asks.size(); ++i) {
+    absl::StatusOr<const MemoryShape*> shape = ShapeOf(asks[i].document);
+    absl::Status valid = shape.status();
+    if (valid.ok()) {
+      valid = CheckRows(asks[i].queries, "queries", (*shape)->heads,
+                        (*shape)->key_dim);
+    }
+    if (!valid.ok()) {
+      out[i] = valid;
+      continue;
+    }
+    flat.push_back(Flat(asks[i].queries));
+    StepInput step;
+    step.stream_id = asks[i].document;
+    step.heads = (*shape)->heads;
+    step.key_dim = (*shape)->key_dim;
+    step.value_dim = (*shape)->value_dim;
+    step.queries = FloatsOf(flat.back());
+    steps.push_back(step);
+    asked.push_back(i);
+    shapes.push_back(*shape);
+  }
+  if (steps.empty()) return out;
+  StepParams p;
+  p.k = static_cast<uint32_t>(k);
+  p.scale = params.scale;
+  p.age_alpha = params.age_alpha;
+  p.age_tau = params.age_tau;
+  absl::StatusOr<std::vector<StepOutput>> r = client_->DecodeStep(steps, p);
+  for (size_t j = 0; j < asked.size(); ++j) {
+    absl::StatusOr<Attended>& o = out[asked[j]];
+    if (!r.ok()) {
+      o = r.status();
+      continue;
+    }
+    StepOutput& got = (*r)[j];
+    if (!got.status.ok()) {
+      o = got.status;
+      continue;
+    }
+    const int64_t n = got.attention.queries, h = shapes[j]->heads;
+    o = Attended{FloatTensor(got.attention.output,
+                             {n, h, int64_t{shapes[j]->value_dim}}),
+                 FloatTensor(got.attention.lse, {n, h})};
+  }
+  return out;
+}
+
 }  // namespace knnmem::model

@@ -1,6 +1,6 @@
 // RemoteMemory: the Memory interface over a knnmem server, through the
 // gRPC client. Search (with keys and values) for training, Attend for
-// inference.
+// inference, DecodeStep for several documents at once (generation).
 #ifndef KNNMEM_MODEL_REMOTE_MEMORY_H_
 #define KNNMEM_MODEL_REMOTE_MEMORY_H_
 
@@ -35,6 +35,10 @@ class RemoteMemory : public Memory {
   absl::StatusOr<Attended> Attend(const std::string& document,
                                   const torch::Tensor& queries, int k,
                                   const AttendParams& params) override;
+  // One DecodeStep for all documents.
+  std::vector<absl::StatusOr<Attended>> AttendMany(
+      const std::vector<DocumentQueries>& asks, int k,
+      const AttendParams& params) override;
 
  private:
   absl::StatusOr<const MemoryShape*> ShapeOf(const std::string& document) const;

@@ -76,12 +76,11 @@ AttentionImpl::AttentionImpl(const ModelConfig& config, bool knn)
   ResetMemoryShare();
 }
 
-torch::Tensor AttentionImpl::forward(const torch::Tensor& x,
-                                     const torch::Tensor& cache_k,
-                                     const torch::Tensor& cache_v,
-                                     const torch::Tensor& cache_valid,
-                                     MemoryReader* memory, torch::Tensor* keys,
-                                     torch::Tensor* values) {
+torch::Tensor AttentionImpl::forward(
+    const torch::Tensor& x, const torch::Tensor& cache_k,
+    const torch::Tensor& cache_v, const torch::Tensor& cache_valid,
+    MemoryReader* memory, torch::Tensor* keys, torch::Tensor* values,
+    const torch::Tensor& prefix_k, const torch::Tensor& prefix_v) {
   const int64_t b = x.size(0), t = x.size(1);
   const int64_t h = config_.heads, dh = config_.head_dim();
   torch::Tensor qkv = qkv_->forward(x).view({b, t, 3, h, dh});
@@ -94,24 +93,32 @@ torch::Tensor AttentionImpl::forward(const torch::Tensor& x,
   *keys = k.detach();
   *values = v.detach();
   const int64_t s = cache_k.defined() ? cache_k.size(2) : 0;
-  torch::Tensor all_k = s > 0 ? torch::cat({cache_k, k}, 2) : k;
-  torch::Tensor all_v = s > 0 ? torch::cat({cache_v, v}, 2) : v;
+  // Query i sits at s + p + i: after the cache and the segment's prefix.
+  const int64_t p = prefix_k.defined() ? prefix_k.size(2) : 0;
+  std::vector<torch::Tensor> ks, vs;
+  if (s > 0) ks.push_back(cache_k), vs.push_back(cache_v);
+  if (p > 0) ks.push_back(prefix_k), vs.push_back(prefix_v);
+  ks.push_back(k);
+  vs.push_back(v);
+  torch::Tensor all_k = ks.size() > 1 ? torch::cat(ks, 2) : k;
+  torch::Tensor all_v = vs.size() > 1 ? torch::cat(vs, 2) : v;
   const torch::Tensor factor =
       knn_ ? scale().view({1, h, 1, 1})
            : torch::full({1, 1, 1, 1}, 1.0f / std::sqrt(float(dh)));
   torch::Tensor scores = torch::matmul(q, all_k.transpose(-2, -1)) * factor;
-  // Query i sits at s + i, key j at j; causal; a lane's cache counts only
-  // when it is of the same document.
-  const torch::Tensor qpos = torch::arange(s, s + t).view({t, 1});
-  const torch::Tensor kpos = torch::arange(s + t).view({1, s + t});
+  // Key j at j; causal; a lane's cache counts only when it is of the same
+  // document.
+  const int64_t n = s + p + t;
+  const torch::Tensor qpos = torch::arange(s + p, n).view({t, 1});
+  const torch::Tensor kpos = torch::arange(n).view({1, n});
   const torch::Tensor bucket = Buckets((qpos - kpos).clamp_min(0));
   const torch::Tensor bias =
       position_bias_.index({torch::indexing::Slice(), bucket})
-          .view({1, h, t, s + t});
-  torch::Tensor masked = (kpos > qpos).view({1, 1, t, s + t});
+          .view({1, h, t, n});
+  torch::Tensor masked = (kpos > qpos).view({1, 1, t, n});
   if (s > 0) {
     const torch::Tensor stale =
-        torch::logical_and((kpos < s).view({1, 1, 1, s + t}),
+        torch::logical_and((kpos < s).view({1, 1, 1, n}),
                            torch::logical_not(cache_valid).view({b, 1, 1, 1}));
     masked = torch::logical_or(masked, stale);
   }
@@ -236,14 +243,14 @@ BlockImpl::BlockImpl(const ModelConfig& config, bool knn) {
   down_ = register_module("down", torch::nn::Linear(config.ffn, d));
 }
 
-torch::Tensor BlockImpl::forward(const torch::Tensor& x,
-                                 const torch::Tensor& cache_k,
-                                 const torch::Tensor& cache_v,
-                                 const torch::Tensor& cache_valid,
-                                 MemoryReader* memory, torch::Tensor* keys,
-                                 torch::Tensor* values) {
-  torch::Tensor y = x + attention_->forward(ln1_->forward(x), cache_k, cache_v,
-                                            cache_valid, memory, keys, values);
+torch::Tensor BlockImpl::forward(
+    const torch::Tensor& x, const torch::Tensor& cache_k,
+    const torch::Tensor& cache_v, const torch::Tensor& cache_valid,
+    MemoryReader* memory, torch::Tensor* keys, torch::Tensor* values,
+    const torch::Tensor& prefix_k, const torch::Tensor& prefix_v) {
+  torch::Tensor y =
+      x + attention_->forward(ln1_->forward(x), cache_k, cache_v, cache_valid,
+                              memory, keys, values, prefix_k, prefix_v);
   return y + down_->forward(F::gelu(up_->forward(ln2_->forward(y))));
 }
 
@@ -274,6 +281,36 @@ torch::Tensor TransformerImpl::forward(const torch::Tensor& tokens,
   state.keys = std::move(keys);
   state.values = std::move(values);
   state.valid = torch::ones({b}, torch::kBool);
+  return head_->forward(ln_f_->forward(x));
+}
+
+torch::Tensor TransformerImpl::forward(const torch::Tensor& tokens,
+                                       const XlState& state,
+                                       MemoryReader* memory,
+                                       SegmentCache* partial) {
+  const int64_t b = tokens.size(0);
+  const bool cached = !state.keys.empty();
+  const bool prefix = partial->positions() > 0;
+  const torch::Tensor valid =
+      state.valid.defined() ? state.valid : torch::zeros({b}, torch::kBool);
+  torch::Tensor x = embed_->forward(tokens);
+  std::vector<torch::Tensor> keys(blocks_.size()), values(blocks_.size());
+  for (size_t l = 0; l < blocks_.size(); ++l) {
+    x = blocks_[l]->forward(x, cached ? state.keys[l] : torch::Tensor(),
+                            cached ? state.values[l] : torch::Tensor(), valid,
+                            memory, &keys[l], &values[l],
+                            prefix ? partial->keys[l] : torch::Tensor(),
+                            prefix ? partial->values[l] : torch::Tensor());
+  }
+  if (!prefix) {
+    partial->keys = std::move(keys);
+    partial->values = std::move(values);
+  } else {
+    for (size_t l = 0; l < blocks_.size(); ++l) {
+      partial->keys[l] = torch::cat({partial->keys[l], keys[l]}, 2);
+      partial->values[l] = torch::cat({partial->values[l], values[l]}, 2);
+    }
+  }
   return head_->forward(ln_f_->forward(x));
 }
 

@@ -25,17 +25,28 @@ struct XlState {
   torch::Tensor valid;                      // bool [lanes]
 };
 
+// The current segment's keys and values so far, per layer ([lanes, heads,
+// positions, head_dim]): what incremental decoding keeps beside the XL
+// cache. Empty at a segment's start.
+struct SegmentCache {
+  std::vector<torch::Tensor> keys, values;
+  int64_t positions() const { return keys.empty() ? 0 : keys[0].size(2); }
+};
+
 class AttentionImpl : public torch::nn::Module {
  public:
   AttentionImpl(const ModelConfig& config, bool knn);
 
   // x [B, T, D]; cache_* [B, H, S, Dh] or undefined; cache_valid bool [B].
   // Sets *keys and *values to this segment's [B, H, T, Dh] (the kNN layer's
-  // keys normalised), detached.
+  // keys normalised), detached. prefix_* [B, H, P, Dh] (or undefined): the
+  // segment's earlier positions, which x continues (incremental decoding).
   torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& cache_k,
                         const torch::Tensor& cache_v,
                         const torch::Tensor& cache_valid, MemoryReader* memory,
-                        torch::Tensor* keys, torch::Tensor* values);
+                        torch::Tensor* keys, torch::Tensor* values,
+                        const torch::Tensor& prefix_k = {},
+                        const torch::Tensor& prefix_v = {});
 
   // kNN layer: the per-head gate sigmoid(b_h), scale and age penalty alpha.
   torch::Tensor gate() const { return torch::sigmoid(gate_bias_); }
@@ -78,7 +89,9 @@ class BlockImpl : public torch::nn::Module {
   torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& cache_k,
                         const torch::Tensor& cache_v,
                         const torch::Tensor& cache_valid, MemoryReader* memory,
-                        torch::Tensor* keys, torch::Tensor* values);
+                        torch::Tensor* keys, torch::Tensor* values,
+                        const torch::Tensor& prefix_k = {},
+                        const torch::Tensor& prefix_v = {});
   Attention& attention() { return attention_; }
 
  private:
@@ -97,6 +110,12 @@ class TransformerImpl : public torch::nn::Module {
   // (local attention only). Returns logits [B, T, 256].
   torch::Tensor forward(const torch::Tensor& tokens, XlState& state,
                         MemoryReader* memory);
+  // Incremental decoding: tokens [B, T] continue the segment in *partial
+  // (their positions follow its), reading the XL state without replacing
+  // it; their keys and values are appended to *partial. Logits [B, T, 256]
+  // equal those of running the partial segment and tokens at once.
+  torch::Tensor forward(const torch::Tensor& tokens, const XlState& state,
+                        MemoryReader* memory, SegmentCache* partial);
 
   const ModelConfig& config() const { return config_; }
   Attention& knn_attention() {

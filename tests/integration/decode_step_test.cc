@@ -50,9 +50,9 @@ StepParams WithK(uint32_t k) {
 
 // Checks one step's answer against the oracle of what it holds.
 void ExpectAttention(const StepOutput& got, const Written& written,
-                            const std::vector<float>& queries, int n,
-                            uint32_t k, const std::vector<float>& scale,
-                            const std::vector<float>& alpha, float tau) {
+                     const std::vector<float>& queries, int n, uint32_t k,
+                     const std::vector<float>& scale,
+                     const std::vector<float>& alpha, float tau) {
   ASSERT_TRUE(got.status.ok()) << got.status;
   ASSERT_EQ(got.attention.queries, n);
   ASSERT_EQ(got.attention.value_dim, kValueDim);
@@ -82,11 +82,10 @@ class DecodeStepTest : public ServerFixture {
   // Creates `id` and appends `rows` random rows to layer `layer`.
   void Fill(const std::string& id, v1::DType dtype, int64_t rows,
             Written* written, uint32_t layers = 1, uint32_t layer = 0) {
-    ASSERT_TRUE(
-        client_
-            ->CreateStream(id, MakeSpec(layers, kHeads, kKeyDim, kValueDim,
-                                        100000, dtype))
-            .ok());
+    ASSERT_TRUE(client_
+                    ->CreateStream(id, MakeSpec(layers, kHeads, kKeyDim,
+                                                kValueDim, 100000, dtype))
+                    .ok());
     written->capacity = 100000;
     written->oracle = {kHeads, kKeyDim, {}};
     written->value_dim = kValueDim;
@@ -102,7 +101,6 @@ class DecodeStepTest : public ServerFixture {
     for (float& x : q) x = normal(rng_);
     return q;
   }
-
 };
 
 TEST_F(DecodeStepTest, ManyStreamsWithAndWithoutAppendsEqualTheOracle) {
@@ -128,8 +126,8 @@ TEST_F(DecodeStepTest, ManyStreamsWithAndWithoutAppendsEqualTheOracle) {
       queries[s] = RandomQueries(1);
       steps[s] = Ask(id, 0, queries[s]);
       if (appends && s % 3 != 2) {  // some streams append a token first
-        rows[s] = MakeRandomBatch(id, 0, next[s], 1, kHeads, kKeyDim,
-                                  kValueDim);
+        rows[s] =
+            MakeRandomBatch(id, 0, next[s], 1, kHeads, kKeyDim, kValueDim);
         steps[s].first_position = next[s];
         steps[s].keys = rows[s].keys;
         steps[s].values = rows[s].values;
@@ -178,9 +176,8 @@ TEST_F(DecodeStepTest, SeveralQueriesPerStreamAndAppendOnlySteps) {
   const std::vector<float> qa = RandomQueries(5);
   const std::vector<float> qa20 = RandomQueries(20);
   RandomBatch rb = MakeRandomBatch("b", 0, 50, 3, kHeads, kKeyDim, kValueDim);
-  std::vector<StepInput> steps = {
-      Ask("a", 0, qa20),
-      AskAfter("b", 0, {}, 50, rb.keys, rb.values)};
+  std::vector<StepInput> steps = {Ask("a", 0, qa20),
+                                  AskAfter("b", 0, {}, 50, rb.keys, rb.values)};
   auto out = client_->DecodeStep(steps, WithK(7));
   ASSERT_TRUE(out.ok()) << out.status();
   ExpectAttention((*out)[0], a, qa20, 20, 7, {}, {}, 1.0f);
@@ -204,19 +201,19 @@ TEST_F(DecodeStepTest, EachStepFailsAloneWithItsFieldNamed) {
   Fill("three", v1::FLOAT32, 0, &three);
   const std::vector<float> q = RandomQueries(1);
   const std::vector<float> short_q(kHeads * (kKeyDim - 1), 0.5f);
-  RandomBatch gap = MakeRandomBatch("good", 0, 999, 1, kHeads, kKeyDim,
-                                    kValueDim);
+  RandomBatch gap =
+      MakeRandomBatch("good", 0, 999, 1, kHeads, kKeyDim, kValueDim);
   std::vector<float> nan_q = q;
   nan_q[3] = std::nanf("");
   std::vector<StepInput> steps = {
-      Ask("missing", 0, q),            // 0
-      Ask("good", 0, q),               // 1: fine
-      Ask("good", 0, q),               // 2: again
-      Ask("two", 5, q),                // 3: layer
-      Ask("two", 0, short_q, kKeyDim - 1),      // 4: shape
-      Ask("three", 0, nan_q),          // 5: NaN
-      Ask("bad id!", 0, q),            // 6
-      Ask("two", 1, q),                // 7: fine
+      Ask("missing", 0, q),                 // 0
+      Ask("good", 0, q),                    // 1: fine
+      Ask("good", 0, q),                    // 2: again
+      Ask("two", 5, q),                     // 3: layer
+      Ask("two", 0, short_q, kKeyDim - 1),  // 4: shape
+      Ask("three", 0, nan_q),               // 5: NaN
+      Ask("bad id!", 0, q),                 // 6
+      Ask("two", 1, q),                     // 7: fine
   };
   // 8: layer 1 of a 1-layer stream
   StepInput with_gap = AskAfter("good", 1, q, 999, gap.keys, gap.values);
@@ -249,8 +246,7 @@ TEST_F(DecodeStepTest, EachStepFailsAloneWithItsFieldNamed) {
   ExpectAttention((*out)[7], two, q, 1, 16, {}, {}, 1.0f);
 
   // A position gap fails the step, before its lookup.
-  steps = {AskAfter("good", 0, q, 999, gap.keys, gap.values),
-           Ask("two", 1, q)};
+  steps = {AskAfter("good", 0, q, 999, gap.keys, gap.values), Ask("two", 1, q)};
   out = client_->DecodeStep(steps, WithK(16));
   ASSERT_TRUE(out.ok()) << out.status();
   EXPECT_EQ((*out)[0].status.code(), absl::StatusCode::kFailedPrecondition);

@@ -107,6 +107,22 @@ TEST_F(ModelCliTest, TrainsResumesEvaluatesGeneratesAndBenchmarks) {
   EXPECT_EQ(gen.out.rfind("int", 0), 0u) << gen.out;
   EXPECT_GE(gen.out.size(), 44u) << gen.out;
 
+  // Two lanes at once, incremental; the first lane's text comes first.
+  Outcome lanes = Model("generate --checkpoint " + ck +
+                        " --prompt int --bytes 20 --memory 256 --lanes 2");
+  ASSERT_EQ(lanes.status, 0) << lanes.out;
+  EXPECT_EQ(lanes.out.rfind("--- lane 0\nint", 0), 0u) << lanes.out;
+  EXPECT_NE(lanes.out.find("\n--- lane 1\nint"), std::string::npos)
+      << lanes.out;
+  Outcome generate_bench = Model(
+      "bench --generate true --checkpoint " + ck +
+      " --prompt-bytes 40 --bytes 8 --lanes 2 --reps 1 --memory 256 --data " +
+      dir_.path() + " --holdout 500");
+  ASSERT_EQ(generate_bench.status, 0) << generate_bench.out;
+  EXPECT_NE(generate_bench.out.find("incremental / re-running"),
+            std::string::npos)
+      << generate_bench.out;
+
   Outcome bench =
       Model("bench --checkpoint " + ck +
             " --segments 2 --lanes 2 --reps 1 --memory 256 --data " +

@@ -12,6 +12,7 @@
 #include "base/temp_dir.h"
 #include "model/config.h"
 #include "model/document_reader.h"
+#include "model/generator.h"
 #include "model/in_process_memory.h"
 #include "model/remote_memory.h"
 #include "model/transformer.h"
@@ -417,6 +418,78 @@ TEST(AgePenaltyTest, SearchInTheGraphMatchesTheServersAttend) {
   ExpectClose(Logits(model, memory->get(), true, 1000), searched, 1e-4);
   EXPECT_GT((searched.back() - no_penalty.back()).abs().max().item<float>(),
             1e-3);
+}
+
+// Incremental decoding against whole segments: the logits at every
+// position equal those of the full forward of its segment (causal: the same
+// as re-running the partial segment), memory and XL cache included, with
+// the memory in process and on a server (one DecodeStep per step).
+TEST(GeneratorTest, OnePositionPerStepEqualsWholeSegments) {
+  ModelConfig c = Tiny();
+  torch::manual_seed(6);
+  Transformer model(c);
+  model->eval();
+  torch::NoGradGuard no_grad;
+  constexpr int kLanes = 3;
+  const int64_t positions = 4 * c.segment + 5;  // memory fills from 3
+  const torch::Tensor bytes =
+      torch::randint(0, 256, {kLanes, positions}, torch::kInt64);
+  const MemoryShape shape{c.heads, c.head_dim(), c.head_dim(), 1000};
+
+  // The reference: ForwardAndEvict per whole segment; the partial last
+  // segment on a copy of the state.
+  auto reference_memory = InProcessMemory::Create("", 2);
+  ASSERT_TRUE(reference_memory.ok()) << reference_memory.status();
+  MemoryLink reference_link(reference_memory->get(), kLanes, shape, true);
+  std::vector<torch::Tensor> want;  // [lanes, 256] per position
+  XlState state;
+  for (int64_t first = 0; first < positions; first += c.segment) {
+    const int64_t t = std::min<int64_t>(c.segment, positions - first);
+    if (first == 0) {
+      for (int l = 0; l < kLanes; ++l) {
+        reference_link.StartDocument(l, "ref-" + std::to_string(l));
+      }
+    }
+    const torch::Tensor tokens = bytes.narrow(1, first, t);
+    torch::Tensor logits;
+    if (t == c.segment) {
+      logits = ForwardAndEvict(model, tokens, state, &reference_link);
+    } else {
+      XlState scratch = state;
+      logits = model->forward(tokens, scratch, &reference_link);
+    }
+    for (int64_t j = 0; j < t; ++j) want.push_back(logits.select(1, j));
+  }
+
+  auto in_process = InProcessMemory::Create("", 2);
+  ASSERT_TRUE(in_process.ok()) << in_process.status();
+  TempDir dir;
+  testing::ServerProcess server(dir.path());
+  ASSERT_TRUE(server.Start()) << server.error();
+  RemoteMemory remote(server.address(), std::chrono::seconds(30));
+  for (Memory* memory : {static_cast<Memory*>(in_process->get()),
+                         static_cast<Memory*>(&remote)}) {
+    SCOPED_TRACE(memory == &remote ? "remote" : "in process");
+    MemoryLink link(memory, kLanes, shape, true);
+    for (int l = 0; l < kLanes; ++l) {
+      link.StartDocument(l, "gen-" + std::to_string(l));
+    }
+    Generator generator(model, &link, kLanes);
+    for (int64_t p = 0; p < positions; ++p) {
+      const torch::Tensor got = generator.Step(bytes.select(1, p));
+      ASSERT_LT((got - want[p]).abs().max().item<float>(), 1e-4)
+          << "position " << p;
+    }
+    EXPECT_EQ(link.failures(), 0);
+    // Memory was read: three segments left the window.
+    EXPECT_EQ(link.newest(0), 3 * c.segment - 1);
+  }
+  // Without memory the last positions differ: the test above compares
+  // runs that used it.
+  Generator local(model, nullptr, kLanes);
+  torch::Tensor last;
+  for (int64_t p = 0; p < positions; ++p) last = local.Step(bytes.select(1, p));
+  EXPECT_GT((last - want.back()).abs().max().item<float>(), 1e-3);
 }
 
 TEST(DegradationTest, AServerKilledMidDocumentLeavesLocalAttention) {

@@ -56,17 +56,18 @@ TEST(FewQueryScanTest, EveryKernelEqualsBruteForce) {
           const uint32_t split = rows / 3;
           ScanFewQueries(isa, queries.data(), stride, m, dim, stored.data(),
                          dtype, split, first, top.data());
-          ScanFewQueries(isa, queries.data(), stride, m, dim,
-                         stored.data() + size_t{split} * dim * ElementSize(dtype),
-                         dtype, rows - split, first + split, top.data());
+          ScanFewQueries(
+              isa, queries.data(), stride, m, dim,
+              stored.data() + size_t{split} * dim * ElementSize(dtype), dtype,
+              rows - split, first + split, top.data());
           for (uint32_t q = 0; q < m; ++q) {
             std::vector<float> scores(k);
             std::vector<int64_t> positions(k);
             top[q].Finish(scores.data(), positions.data());
-            ASSERT_EQ(CompareWithOracle(oracle, queries.data() + q * stride, 0,
-                                        k, scores.data(), positions.data(),
-                                        1e-4),
-                      "")
+            ASSERT_EQ(
+                CompareWithOracle(oracle, queries.data() + q * stride, 0, k,
+                                  scores.data(), positions.data(), 1e-4),
+                "")
                 << "isa " << static_cast<int>(isa) << " " << DTypeName(dtype)
                 << " dim " << dim << " m " << m << " query " << q;
           }

@@ -8,17 +8,20 @@ Without --server it starts build/server/knnmem-server (or $KNNMEM_SERVER) on
 
 - append-512: unary Append of 512 rows (4 MiB with the values), rows/s;
 - append-pipeline-512: the same over AppendStream, 2 batches in flight;
-- cpp-append-512: the C++ client's unary Appends of the same shape, timed
-  through the knnmem CLI (`append --random`), less one run of a single batch
-  (process start, connection, GetStream);
 - decode-step-32: one DecodeStep of B = 32 streams x 1 query, 1K entries
   each, k = 32: the Python call's latency;
-- encode-4MiB: building the Append request of 512 rows in Python (no RPC).
+- encode-4MiB: building the Append request of 512 rows in Python (no RPC);
+- cpp-append-512 and cpp-decode-step-32-ms: the C++ client's rows of the
+  same shapes on the same server, from `knnmem-bench --server ADDR --only
+  W-client` ($KNNMEM_BENCH, default build/bench/knnmem-bench), and the
+  ratios python/cpp (targets: append throughput >= 0.8x, decode step time
+  <= 1.3x).
 """
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import pathlib
 import statistics
 import subprocess
@@ -76,22 +79,23 @@ def bench_append(c: knnmem.Client, reps: int) -> dict:
     return rows
 
 
-def bench_cpp_append(address: str, reps: int) -> float:
-    subprocess.run([cli_binary(), "--server", address, "create", "bench-cpp-append", "--layers",
-                    "1", "--heads", str(HEADS), "--key-dim", str(DIM), "--value-dim", str(DIM),
-                    "--capacity", str(1 << 20)], check=True, capture_output=True)
-    batches = 16
-
-    def run(n_rows: int) -> float:
-        start = time.perf_counter()
-        subprocess.run([cli_binary(), "--server", address, "append", "bench-cpp-append",
-                        "--random", str(n_rows), "--batch", str(ROWS)],
-                       check=True, capture_output=True)
-        return time.perf_counter() - start
-    run(ROWS)
-    many = statistics.median(run(batches * ROWS) for _ in range(max(2, reps // 4)))
-    one = statistics.median(run(ROWS) for _ in range(max(2, reps // 4)))
-    return (batches - 1) * ROWS / (many - one)
+def bench_cpp(address: str, reps: int) -> dict:
+    """The C++ client's rows (knnmem-bench --only W-client) on `address`."""
+    binary = os.environ.get("KNNMEM_BENCH", str(HERE.parents[2] / "build/bench/knnmem-bench"))
+    with tempfile.TemporaryDirectory() as tmp:
+        out = pathlib.Path(tmp) / "cpp.json"
+        subprocess.run([binary, "--server", address, "--only", "W-client", "--reps", str(reps),
+                        "--json", str(out)], check=True, stdout=subprocess.DEVNULL)
+        results = json.loads(out.read_text())
+    rows = {}
+    for r in results:
+        if r.get("workload") != "W-client":
+            continue
+        if r["variant"] == "append-512":
+            rows["cpp-append-512"] = r["vectors_per_second"]
+        elif r["variant"] == "decode-step-32":
+            rows["cpp-decode-step-32-ms"] = 1e3 * r["median_seconds"]
+    return rows
 
 
 def bench_decode(c: knnmem.Client, reps: int, streams: int = 32, entries: int = 1024) -> float:
@@ -124,16 +128,22 @@ def main() -> int:
         try:
             with knnmem.Client(address, timeout=120) as c:
                 rows = bench_append(c, args.reps)
-                rows["cpp-append-512"] = bench_cpp_append(address, args.reps)
                 rows["decode-step-32-ms"] = 1e3 * bench_decode(c, args.reps)
+                rows.update(bench_cpp(address, args.reps))
         finally:
             if server is not None:
                 server.kill()
-    print(f"{'row':<28} {'value':>12}")
+    print(f"{'row':<34} {'value':>12}")
     for name, value in rows.items():
         unit = "ms" if name.endswith("-ms") else "rows/s"
-        print(f"{name:<28} {value:>12.1f} {unit}")
-    print(f"{'python/cpp append':<28} {rows['append-512'] / rows['cpp-append-512']:>12.2f} x")
+        print(f"{name:<34} {value:>12.1f} {unit}")
+    rows["python-over-cpp-append-throughput"] = rows["append-512"] / rows["cpp-append-512"]
+    rows["python-over-cpp-decode-step-time"] = (rows["decode-step-32-ms"]
+                                                / rows["cpp-decode-step-32-ms"])
+    print(f"{'python/cpp append throughput':<34} "
+          f"{rows['python-over-cpp-append-throughput']:>6.2f} x (target >= 0.8)")
+    print(f"{'python/cpp decode step time':<34} "
+          f"{rows['python-over-cpp-decode-step-time']:>6.2f} x (target <= 1.3)")
     if args.json:
         args.json.write_text(json.dumps(rows, indent=1))
     return 0
