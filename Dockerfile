@@ -81,6 +81,7 @@ RUN apt-get update \
       libstdc++6 \
       libzstd1 \
       zlib1g \
+ && apt-get clean \
  && rm -rf /var/lib/apt/lists/*
 
 COPY --from=build /out/knnmem-server /out/knnmem /usr/local/bin/
