@@ -105,3 +105,25 @@ format:
 
 clean:
 	rm -rf $(BUILD)
+
+# The container image (Dockerfile), built with docker when an engine answers,
+# else with podman (installed and set up by scripts/container-engine); the
+# debian:12 base images are made locally (debootstrap) when no registry
+# provides them. IMAGE is the tag deploy/compose.yaml runs.
+IMAGE ?= knnmem:local
+.PHONY: image test-image base-images
+base-images:
+	scripts/base-images
+
+image:
+	scripts/build-image $(IMAGE)
+
+# Builds the image, then runs it (tests/deploy/test-image.sh) and the three
+# shards of deploy/compose.yaml (tests/deploy/test-compose.sh), driven by the
+# host's CLI: only that target is built here.
+test-image: image
+	scripts/install-deps image-test
+	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=$(BUILD_TYPE)
+	cmake --build $(BUILD) -j$(JOBS) --target knnmem
+	KNNMEM_IMAGE=$(IMAGE) KNNMEM_CLI=$(BUILD)/client/knnmem tests/deploy/test-image.sh
+	KNNMEM_CLI=$(BUILD)/client/knnmem tests/deploy/test-compose.sh
