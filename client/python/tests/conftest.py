@@ -4,10 +4,17 @@ per-test timeout (pytest-timeout's `timeout` ini option, or faulthandler
 when that plugin is missing)."""
 from __future__ import annotations
 
-import faulthandler
-import itertools
 import os
-import re
+
+# The tests start servers and the CLI with fork + exec while gRPC channels
+# are open; gRPC's fork handlers then wait for its own threads, and a run
+# hung in fork() under load (observed). The children never use gRPC from
+# the parent's state, so fork support is off. Set before grpc is imported.
+os.environ["GRPC_ENABLE_FORK_SUPPORT"] = "false"
+
+import faulthandler  # noqa: E402
+import itertools  # noqa: E402
+import re  # noqa: E402
 import sys
 import threading
 
