@@ -34,9 +34,9 @@ absl::Status RunClientRows(ShardedClient& client, int reps,
   Progress("W-client: the C++ client's 512-row Appends");
   BENCH_ASSIGN_OR_RETURN(
       Samples appends, Measure(1, reps, [&]() -> absl::Status {
-        BENCH_ASSIGN_OR_RETURN(
-            v1::AppendRequest req,
-            knnmem::MakeAppendRequest(id, 0, next, keys, values, kRows, kHeads));
+        BENCH_ASSIGN_OR_RETURN(v1::AppendRequest req,
+                               knnmem::MakeAppendRequest(
+                                   id, 0, next, keys, values, kRows, kHeads));
         BENCH_RETURN_IF_ERROR(c.Append(std::move(req)).status());
         next += kRows;
         return absl::OkStatus();
@@ -50,8 +50,9 @@ absl::Status RunClientRows(ShardedClient& client, int reps,
   a.median_seconds = appends.Median();
   a.p99_seconds = appends.P99();
   a.vectors_per_second = kRows / appends.Median();
-  a.note = "the C++ client's unary Append of 512 rows (4 MiB), request "
-           "built in the timed loop";
+  a.note =
+      "the C++ client's unary Append of 512 rows (4 MiB), request "
+      "built in the timed loop";
   report.Add(a);
 
   DecodeShape shape;
@@ -69,9 +70,10 @@ absl::Status RunClientRows(ShardedClient& client, int reps,
     r.workload = "W-client";
     r.variant = "decode-step-32";
     r.ratios.clear();
-    r.note = "the C++ client's DecodeStep of 32 streams x 1 query per head, "
-             "1,024 float32 entries each, k = 32 (proto built outside the "
-             "timed call)";
+    r.note =
+        "the C++ client's DecodeStep of 32 streams x 1 query per head, "
+        "1,024 float32 entries each, k = 32 (proto built outside the "
+        "timed call)";
     report.Add(r);
   }
   return absl::OkStatus();

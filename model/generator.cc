@@ -98,9 +98,9 @@ Generated GenerateBytes(Transformer model, MemoryLink* link,
     }
     logits = step(next);
   }
-  out.seconds = std::chrono::duration<double>(
-                    std::chrono::steady_clock::now() - start)
-                    .count();
+  out.seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start)
+          .count();
   out.memory_seconds =
       link != nullptr ? link->attend_seconds() - memory_before : 0;
   out.bytes *= lanes;

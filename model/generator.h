@@ -54,11 +54,11 @@ struct Generated {
 };
 
 // Feeds prompts[i] to lane i (the prompts of one length), then samples
-// `bytes` more per lane (temperature <= 0: argmax), lanes in lockstep. Incremental (Generator),
-// or with `rerun` the way generation worked before it: the partial segment
-// re-run for every byte (the baseline the benchmark compares with).
-// `link` may be null (local attention only); its lanes' documents must be
-// started.
+// `bytes` more per lane (temperature <= 0: argmax), lanes in lockstep.
+// Incremental (Generator), or with `rerun` the way generation worked before it:
+// the partial segment re-run for every byte (the baseline the benchmark
+// compares with). `link` may be null (local attention only); its lanes'
+// documents must be started.
 Generated GenerateBytes(Transformer model, MemoryLink* link,
                         const std::vector<std::string>& prompts, int64_t bytes,
                         double temperature, bool rerun);
