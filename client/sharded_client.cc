@@ -120,7 +120,12 @@ absl::StatusOr<v1::CreateStreamResponse> ShardedClient::CreateStream(
 
 absl::StatusOr<size_t> ShardedClient::Locate(const std::string& stream_id) {
   for (size_t i = 0; i < clients_.size(); ++i) {
-    if (clients_[i]->GetStream(stream_id).ok()) {
+    const absl::Status found = clients_[i]->GetStream(stream_id).status();
+    if (found.code() == absl::StatusCode::kUnauthenticated ||
+        found.code() == absl::StatusCode::kPermissionDenied) {
+      return found;
+    }
+    if (found.ok()) {
       absl::MutexLock lock(&mu_);
       pins_[stream_id] = i;
       return i;

@@ -66,7 +66,9 @@ class ShardedClient {
   absl::StatusOr<v1::CreateStreamResponse> CreateStream(
       const std::string& stream_id, const v1::StreamSpec& spec);
   // Asks every server for the stream (after the server list changed, say)
-  // and pins it where found. NOT_FOUND if no reachable server has it.
+  // and pins it where found. NOT_FOUND if no reachable server has it;
+  // UNAUTHENTICATED or PERMISSION_DENIED as soon as a server refuses the
+  // token or its tenant (every server has the same tokens).
   absl::StatusOr<size_t> Locate(const std::string& stream_id);
   // Every stream on every server; UNAVAILABLE if any server is unreachable.
   absl::StatusOr<std::vector<v1::StreamInfo>> ListStreams();

@@ -1,4 +1,5 @@
-// knnmem-server: serves MemoryStore over gRPC until SIGTERM or SIGINT.
+// knnmem-server: serves MemoryStore over gRPC until SIGTERM or SIGINT;
+// SIGHUP reloads the token file.
 #include <malloc.h>
 #include <signal.h>
 #include <sys/resource.h>
@@ -56,6 +57,7 @@ int main(int argc, char** argv) {
   sigemptyset(&stop_signals);
   sigaddset(&stop_signals, SIGTERM);
   sigaddset(&stop_signals, SIGINT);
+  sigaddset(&stop_signals, SIGHUP);  // reloads the token file
   pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
 
   absl::StatusOr<knnmem::ServerOptions> options = knnmem::ParseServerOptions(
@@ -86,7 +88,13 @@ int main(int argc, char** argv) {
   std::fflush(stdout);
 
   int signal = 0;
-  sigwait(&stop_signals, &signal);
+  while (sigwait(&stop_signals, &signal) == 0 && signal == SIGHUP) {
+    // A bad file keeps the old tokens: say why, keep serving.
+    if (absl::Status s = (*server)->ReloadTokens(); !s.ok()) {
+      std::fprintf(stderr, "knnmem-server: SIGHUP: not reloaded: %s\n",
+                   std::string(s.message()).c_str());
+    }
+  }
   std::printf(
       "knnmem-server: signal %d: draining for %u s, then up to %u s for "
       "in-flight calls\n",

@@ -18,8 +18,17 @@ MemoryService::AppendStreamReactor::AppendStreamReactor(
   Actions actions;
   {
     MutexLock lock(&mu_);
-    status_ =
-        entered_ ? service_->Authorize(*ctx_, Rpc::kAppend) : ServerStopping();
+    if (!entered_) {
+      status_ = ServerStopping();
+    } else if (absl::StatusOr<Caller> caller = service_->Identify(*ctx_);
+               !caller.ok()) {
+      status_ = caller.status();
+      service_->NoteDenied(Rpc::kAppend, nullptr, status_);
+    } else {
+      caller_ = *std::move(caller);
+      status_ = CheckWrite(caller_);
+      service_->NoteDenied(Rpc::kAppend, &caller_, status_);
+    }
     Plan(actions);
   }
   Run(actions);
@@ -156,8 +165,9 @@ absl::Status MemoryService::AppendStreamReactor::StoreOne(Batch& batch) {
     status = ServerStopping();
   } else {
     absl::StatusOr<StreamSpec> spec = service_->AuthorizedCallSpec(
-        batch.request, batch.request.stream_id(), "keys, values");
+        caller_, batch.request, batch.request.stream_id(), "keys, values");
     status = spec.status();
+    service_->NoteDenied(Rpc::kAppend, &caller_, status);
     if (status.ok()) {
       status = service_->StoreAppend(batch.request, *spec, &batch.response);
     }

@@ -62,6 +62,8 @@ class MemoryService::AppendStreamReactor final
   MemoryService* const service_;
   grpc::CallbackServerContext* const ctx_;
   const bool entered_;  // let in by the service's gate: OnDone lets it out
+  // Who makes the call; set in the constructor, before any batch is read.
+  Caller caller_;
 
   Mutex mu_;
   std::unique_ptr<Batch> reading_ ABSL_GUARDED_BY(mu_);  // StartRead's target

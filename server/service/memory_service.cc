@@ -2,10 +2,12 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstdio>
 #include <utility>
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
 #include "base/status_macros.h"
 #include "server/service/append_stream_reactor.h"
 #include "server/service/request_validation.h"
@@ -115,11 +117,16 @@ class MemoryService::Call {
   }
 
   // The first check of every handler: the server is not stopping, and the
-  // call's token allows it.
-  absl::Status Authorize() const {
+  // call's token allows it. Then caller() is who makes it.
+  absl::Status Authorize() {
     if (!entered_) return ServerStopping();
-    return service_->Authorize(*ctx_, rpc_);
+    absl::StatusOr<Caller> caller = service_->Identify(*ctx_);
+    if (!caller.ok()) return caller.status();
+    caller_ = *std::move(caller);
+    known_caller_ = true;
+    return IsWrite(rpc_) ? CheckWrite(caller_) : absl::OkStatus();
   }
+  const Caller& caller() const { return caller_; }
 
  private:
   void Finish(grpc::ServerUnaryReactor* reactor, absl::Status status) {
@@ -132,6 +139,7 @@ class MemoryService::Call {
         status = ServerStopping();
       }
     }
+    service_->NoteDenied(rpc_, known_caller_ ? &caller_ : nullptr, status);
     if (service_->metrics_ != nullptr) {
       service_->metrics_->RecordRequest(
           rpc_, status.code(),
@@ -151,33 +159,88 @@ class MemoryService::Call {
   grpc::CallbackServerContext* ctx_;
   Rpc rpc_;
   bool entered_;  // let in by the gate: its reactor lets it out
+  bool known_caller_ = false;
+  Caller caller_;
   std::chrono::steady_clock::time_point start_;
 };
 
-absl::Status MemoryService::Authorize(const grpc::CallbackServerContext& ctx,
-                                      Rpc rpc) const {
-  if (auth_ == nullptr) return absl::OkStatus();
+absl::StatusOr<Caller> MemoryService::Identify(
+    const grpc::CallbackServerContext& ctx) const {
+  if (tokens_ == nullptr) return Caller{"", "", true};
   const auto& metadata = ctx.client_metadata();
   auto it = metadata.find("authorization");
   const absl::string_view value =
       it == metadata.end()
           ? absl::string_view()
           : absl::string_view(it->second.data(), it->second.size());
-  return auth_->Check(value, IsWrite(rpc));
+  return tokens_->current()->Identify(value);
+}
+
+std::optional<Quota> MemoryService::QuotaFor(
+    absl::string_view stream_id) const {
+  if (tokens_ == nullptr) return std::nullopt;
+  const Quota* quota = tokens_->current()->QuotaOf(NamespaceOf(stream_id));
+  if (quota == nullptr) return std::nullopt;
+  return *quota;
+}
+
+void MemoryService::NoteDenied(Rpc rpc, const Caller* caller,
+                               const absl::Status& status) const {
+  const char* reason =
+      status.code() == absl::StatusCode::kUnauthenticated    ? "unauthenticated"
+      : status.code() == absl::StatusCode::kPermissionDenied ? "permission"
+      : IsQuotaRefusal(status)                               ? "quota"
+                                                             : nullptr;
+  if (reason == nullptr) return;
+  const std::string tenant = caller != nullptr ? caller->tenant : "";
+  if (metrics_ != nullptr) metrics_->RecordDenied(tenant, reason);
+  constexpr int kLinesPerSecond = 10;
+  const int64_t second = absl::ToUnixSeconds(absl::Now());
+  uint64_t unlogged = 0;
+  {
+    MutexLock lock(&denied_log_mu_);
+    if (second != denied_log_second_) {
+      denied_log_second_ = second;
+      denied_logged_ = 0;
+      unlogged = denied_unlogged_;
+      denied_unlogged_ = 0;
+    }
+    if (denied_logged_ == kLinesPerSecond) {
+      ++denied_unlogged_;
+      return;
+    }
+    ++denied_logged_;
+  }
+  std::string who = "an unknown token";
+  if (caller != nullptr) {
+    who = absl::StrCat("token '", caller->name, "'");
+    if (!caller->tenant.empty()) {
+      absl::StrAppend(&who, " of tenant '", caller->tenant, "'");
+    }
+  }
+  std::fprintf(
+      stderr, "knnmem-server: denied %s from %s (%s)%s: %s\n", RpcName(rpc),
+      who.c_str(), reason,
+      unlogged == 0
+          ? ""
+          : absl::StrCat("; ", unlogged, " more denials went unlogged before")
+                .c_str(),
+      std::string(status.message()).c_str());
 }
 
 absl::StatusOr<StreamSpec> MemoryService::DataCallSpec(
-    const Call& call, const google::protobuf::Message& request,
+    Call& call, const google::protobuf::Message& request,
     const std::string& stream_id, absl::string_view fields) const {
   RETURN_IF_ERROR(call.Authorize());
-  return AuthorizedCallSpec(request, stream_id, fields);
+  return AuthorizedCallSpec(call.caller(), request, stream_id, fields);
 }
 
 absl::StatusOr<StreamSpec> MemoryService::AuthorizedCallSpec(
-    const google::protobuf::Message& request, const std::string& stream_id,
-    absl::string_view fields) const {
+    const Caller& caller, const google::protobuf::Message& request,
+    const std::string& stream_id, absl::string_view fields) const {
   RETURN_IF_ERROR(CheckRequestSize(request, fields));
   RETURN_IF_ERROR(ValidateStreamId(stream_id));
+  RETURN_IF_ERROR(caller.Reaches(stream_id, "stream_id"));
   return store_->GetSpec(stream_id);
 }
 
@@ -196,7 +259,7 @@ MemoryService::MemoryService(MemoryStore* store, WorkerPool* pool,
     : store_(store),
       pool_(pool),
       metrics_(metrics),
-      auth_(limits.auth),
+      tokens_(limits.tokens),
       max_message_bytes_(limits.max_message_bytes),
       admission_(limits.max_inflight_requests, limits.max_inflight_bytes) {}
 
@@ -206,6 +269,8 @@ grpc::ServerUnaryReactor* MemoryService::CreateStream(
   Call call(this, ctx, Rpc::kCreateStream);
   if (absl::Status a = call.Authorize(); !a.ok()) return call.Reply(a);
   absl::Status valid = ValidateStreamId(request->stream_id());
+  if (valid.ok())
+    valid = call.caller().Reaches(request->stream_id(), "stream_id");
   if (!valid.ok()) return call.Reply(valid);
   if (!request->has_spec()) {
     return call.Reply(absl::InvalidArgumentError("spec: missing"));
@@ -213,11 +278,13 @@ grpc::ServerUnaryReactor* MemoryService::CreateStream(
   absl::StatusOr<StreamSpec> spec = SpecFromProto(request->spec());
   if (!spec.ok()) return call.Reply(spec.status());
   return call.Defer(
-      request->ByteSizeLong(), [this, request, response, spec = *spec] {
+      request->ByteSizeLong(), [this, request, response, spec = *spec,
+                                quota = QuotaFor(request->stream_id())] {
         bool created = false;
         ASSIGN_OR_RETURN(
             StreamState state,
-            store_->CreateStream(request->stream_id(), spec, &created));
+            store_->CreateStream(request->stream_id(), spec, &created,
+                                 quota ? &*quota : nullptr));
         FillInfo(state, response->mutable_stream());
         response->set_created(created);
         return absl::OkStatus();
@@ -230,6 +297,7 @@ grpc::ServerUnaryReactor* MemoryService::GetStream(
   Call call(this, ctx, Rpc::kGetStream);
   if (absl::Status a = call.Authorize(); !a.ok()) return call.Reply(a);
   absl::Status s = ValidateStreamId(request->stream_id());
+  if (s.ok()) s = call.caller().Reaches(request->stream_id(), "stream_id");
   if (s.ok()) {
     absl::StatusOr<StreamState> state = store_->GetStream(request->stream_id());
     s = state.status();
@@ -251,8 +319,8 @@ grpc::ServerUnaryReactor* MemoryService::ListStreams(
   const size_t limit =
       request->page_size() == 0 ? kDefaultPage : request->page_size();
   bool more = false;
-  std::vector<StreamState> states =
-      store_->ListStreams(request->page_token(), limit, &more);
+  std::vector<StreamState> states = store_->ListStreams(
+      request->page_token(), limit, &more, call.caller().prefix());
   for (const StreamState& s : states) FillInfo(s, response->add_streams());
   if (more && !states.empty()) {
     response->set_next_page_token(states.back().stream_id);
@@ -266,6 +334,8 @@ grpc::ServerUnaryReactor* MemoryService::ResetStream(
   Call call(this, ctx, Rpc::kResetStream);
   if (absl::Status a = call.Authorize(); !a.ok()) return call.Reply(a);
   absl::Status valid = ValidateStreamId(request->stream_id());
+  if (valid.ok())
+    valid = call.caller().Reaches(request->stream_id(), "stream_id");
   if (!valid.ok()) return call.Reply(valid);
   return call.Defer(request->ByteSizeLong(), [this, request] {
     return store_->ResetStream(request->stream_id());
@@ -278,6 +348,8 @@ grpc::ServerUnaryReactor* MemoryService::DeleteStream(
   Call call(this, ctx, Rpc::kDeleteStream);
   if (absl::Status a = call.Authorize(); !a.ok()) return call.Reply(a);
   absl::Status valid = ValidateStreamId(request->stream_id());
+  if (valid.ok())
+    valid = call.caller().Reaches(request->stream_id(), "stream_id");
   if (!valid.ok()) return call.Reply(valid);
   return call.Defer(request->ByteSizeLong(), [this, request] {
     return store_->DeleteStream(request->stream_id());
@@ -404,7 +476,7 @@ grpc::ServerUnaryReactor* MemoryService::DecodeStep(
       request->steps().begin(), request->steps().end(),
       [](const v1::StreamStep& s) { return s.has_keys() || s.has_values(); });
   if (appends) {
-    if (absl::Status a = Authorize(*ctx, Rpc::kAppend); !a.ok()) {
+    if (absl::Status a = CheckWrite(call.caller()); !a.ok()) {
       return call.Reply(a);
     }
   }
@@ -414,12 +486,14 @@ grpc::ServerUnaryReactor* MemoryService::DecodeStep(
   if (absl::Status s = ValidateDecodeStepCall(*request); !s.ok()) {
     return call.Reply(s);
   }
-  return call.Defer(request->ByteSizeLong(), [this, ctx, request, response] {
-    return RunDecodeStep(ctx, *request, response);
-  });
+  return call.Defer(request->ByteSizeLong(),
+                    [this, ctx, request, response, caller = call.caller()] {
+                      return RunDecodeStep(ctx, caller, *request, response);
+                    });
 }
 
 absl::Status MemoryService::RunDecodeStep(grpc::CallbackServerContext* ctx,
+                                          const Caller& caller,
                                           const v1::DecodeStepRequest& request,
                                           v1::DecodeStepResponse* response) {
   const int n = request.steps_size();
@@ -439,6 +513,8 @@ absl::Status MemoryService::RunDecodeStep(grpc::CallbackServerContext* ctx,
       continue;
     }
     absl::Status valid = ValidateStreamId(step.stream_id());
+    if (valid.ok()) valid = caller.Reaches(step.stream_id(), "stream_id");
+    NoteDenied(Rpc::kDecodeStep, &caller, valid);
     absl::StatusOr<StreamSpec> spec =
         valid.ok() ? store_->GetSpec(step.stream_id()) : valid;
     if (!spec.ok()) {

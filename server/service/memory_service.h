@@ -11,6 +11,7 @@
 
 #include <atomic>
 #include <cstddef>
+#include <optional>
 
 #include "base/worker_pool.h"
 #include "knnmem/v1/memory.grpc.pb.h"
@@ -18,6 +19,7 @@
 #include "server/service/auth.h"
 #include "server/service/call_gate.h"
 #include "server/service/metrics.h"
+#include "server/service/token_file.h"
 #include "server/store/memory_store.h"
 
 namespace knnmem {
@@ -39,8 +41,9 @@ class MemoryService final : public v1::Memory::CallbackService {
     // Work admitted at once (0: unlimited); beyond, RESOURCE_EXHAUSTED.
     size_t max_inflight_requests = 0;
     uint64_t max_inflight_bytes = 0;
-    // Bearer-token auth; nullptr: off. Must outlive the service.
-    const TokenAuth* auth = nullptr;
+    // Bearer tokens, tenants and their quotas; nullptr: auth off (every
+    // caller an admin, no quota). Must outlive the service.
+    const TokenFile* tokens = nullptr;
   };
 
   // `store`, `pool` and `metrics` (nullable) must outlive the service.
@@ -97,18 +100,27 @@ class MemoryService final : public v1::Memory::CallbackService {
   class Call;
   class AppendStreamReactor;
 
-  // OK when auth is off, or the call carries a token allowed to make `rpc`.
-  absl::Status Authorize(const grpc::CallbackServerContext& ctx, Rpc rpc) const;
+  // Who makes the call: an admin who may write when auth is off, else the
+  // caller its token names (UNAUTHENTICATED for none or an unknown one).
+  absl::StatusOr<Caller> Identify(const grpc::CallbackServerContext& ctx) const;
+  // The quota of `stream_id`'s tenant in force now, if any.
+  std::optional<Quota> QuotaFor(absl::string_view stream_id) const;
+  // Logs (at most a few lines a second) and counts a call or a step that
+  // was refused for its token, its tenant or a quota; other statuses are
+  // ignored. `caller` is null when the token was not known.
+  void NoteDenied(Rpc rpc, const Caller* caller,
+                  const absl::Status& status) const;
 
   // The checks every data-plane call (Append, Search, Attend) makes before
-  // its work: auth, request size, stream id; then the stream's spec.
+  // its work: auth, request size, stream id and tenant; then the stream's
+  // spec.
   absl::StatusOr<StreamSpec> DataCallSpec(
-      const Call& call, const google::protobuf::Message& request,
+      Call& call, const google::protobuf::Message& request,
       const std::string& stream_id, absl::string_view fields) const;
   // DataCallSpec after the call's token has been checked.
   absl::StatusOr<StreamSpec> AuthorizedCallSpec(
-      const google::protobuf::Message& request, const std::string& stream_id,
-      absl::string_view fields) const;
+      const Caller& caller, const google::protobuf::Message& request,
+      const std::string& stream_id, absl::string_view fields) const;
   // Validates one Append batch against `spec` and stores it (on the pool).
   absl::Status StoreAppend(const v1::AppendRequest& request,
                            const StreamSpec& spec,
@@ -117,6 +129,7 @@ class MemoryService final : public v1::Memory::CallbackService {
   // and fills the response (on the pool). Fails the call only when it
   // was cancelled or its answer would be over the message size limit.
   absl::Status RunDecodeStep(grpc::CallbackServerContext* ctx,
+                             const Caller& caller,
                              const v1::DecodeStepRequest& request,
                              v1::DecodeStepResponse* response);
   // RESOURCE_EXHAUSTED naming `fields` when `request` is over the limit. The
@@ -128,7 +141,12 @@ class MemoryService final : public v1::Memory::CallbackService {
   MemoryStore* const store_;
   WorkerPool* const pool_;
   Metrics* const metrics_;
-  const TokenAuth* const auth_;
+  const TokenFile* const tokens_;
+  // Denials logged in the current second, and those left out of the log.
+  mutable Mutex denied_log_mu_;
+  mutable int64_t denied_log_second_ ABSL_GUARDED_BY(denied_log_mu_) = 0;
+  mutable int denied_logged_ ABSL_GUARDED_BY(denied_log_mu_) = 0;
+  mutable uint64_t denied_unlogged_ ABSL_GUARDED_BY(denied_log_mu_) = 0;
   const size_t max_message_bytes_;
   Admission admission_;
   CallGate gate_;

@@ -39,8 +39,11 @@ uint64_t ResidentMemoryBytes() {
 class Metrics::SamplingCollectable : public prometheus::Collectable {
  public:
   SamplingCollectable(std::shared_ptr<prometheus::Registry> registry,
-                      std::function<ServerSample()> sample)
-      : registry_(std::move(registry)), sample_(std::move(sample)) {
+                      std::function<ServerSample()> sample,
+                      TenantMetrics* tenants)
+      : registry_(std::move(registry)),
+        sample_(std::move(sample)),
+        tenants_(tenants) {
     auto gauge = [this](const char* name, const char* help) {
       return &prometheus::BuildGauge()
                   .Name(name)
@@ -127,12 +130,14 @@ class Metrics::SamplingCollectable : public prometheus::Collectable {
           1e6);
       stall_micros_ = s.rocksdb_write_stall_micros;
     }
+    tenants_->Update(s.tenants);
     return registry_->Collect();
   }
 
  private:
   std::shared_ptr<prometheus::Registry> registry_;
   std::function<ServerSample()> sample_;
+  TenantMetrics* const tenants_;
   mutable Mutex mu_;
   mutable uint64_t stall_micros_ ABSL_GUARDED_BY(mu_) = 0;
   mutable uint64_t background_errors_seen_ ABSL_GUARDED_BY(mu_) = 0;
@@ -204,8 +209,9 @@ Metrics::Metrics(std::function<ServerSample()> sample)
                 .Register(*registry_)
                 .Add({}, prometheus::Histogram::BucketBoundaries{
                              0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 30});
-  collectable_ =
-      std::make_shared<SamplingCollectable>(registry_, std::move(sample));
+  tenants_ = std::make_unique<TenantMetrics>(*registry_);
+  collectable_ = std::make_shared<SamplingCollectable>(
+      registry_, std::move(sample), tenants_.get());
 }
 
 Metrics::~Metrics() = default;

@@ -17,6 +17,7 @@
 //   knnmem_worker_queue_depth, knnmem_requests_in_flight,
 //   knnmem_rocksdb_compaction_pending_bytes,
 //   knnmem_process_resident_memory_bytes     gauges, sampled at scrape time
+//   and the per-tenant families of tenant_metrics.h.
 #ifndef KNNMEM_SERVER_SERVICE_METRICS_H_
 #define KNNMEM_SERVER_SERVICE_METRICS_H_
 
@@ -25,9 +26,12 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "server/service/tenant_metrics.h"
 
 namespace prometheus {
 class Counter;
@@ -68,7 +72,8 @@ struct ServerSample {
   uint64_t rocksdb_compaction_pending_bytes = 0;
   uint64_t storage_background_errors = 0;  // cumulative since start
   bool storage_writes_stopped = false;
-  bool storage_wal_damaged = false;  // at this start
+  bool storage_wal_damaged = false;   // at this start
+  std::vector<TenantSample> tenants;  // those the token file names
 };
 
 class Metrics {
@@ -91,6 +96,10 @@ class Metrics {
   void AddEvictedVectors(uint64_t n);
   void AddSearchedQueries(uint64_t n);
   void ObserveStreamLoad(double seconds);
+  // A call or step refused for its token, tenant or a quota.
+  void RecordDenied(absl::string_view tenant, absl::string_view reason) {
+    tenants_->RecordDenied(tenant, reason);
+  }
 
   // The exposition text, as a scrape would see it (for tests).
   std::string Scrape() const;
@@ -100,6 +109,8 @@ class Metrics {
   static constexpr int kCodeCount = 17;
 
   std::shared_ptr<prometheus::Registry> registry_;
+  // Before the collectable and the exposer, whose scrapes update it.
+  std::unique_ptr<TenantMetrics> tenants_;
   std::shared_ptr<SamplingCollectable> collectable_;
   std::unique_ptr<prometheus::Exposer> exposer_;
   std::array<std::array<prometheus::Counter*, kCodeCount>, kRpcCount>

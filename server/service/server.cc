@@ -106,15 +106,13 @@ absl::Status Server::Open() {
         absl::StrCat(HostOf(options_.metrics_address), ":", metrics_port);
   }
   if (!options_.auth_token_file.empty()) {
-    ASSIGN_OR_RETURN(TokenAuth loaded,
-                     TokenAuth::Load(options_.auth_token_file));
-    auth_ = std::move(loaded);
+    ASSIGN_OR_RETURN(tokens_, TokenFile::Open(options_.auth_token_file));
   }
   ASSIGN_OR_RETURN(std::shared_ptr<grpc::ServerCredentials> credentials,
                    Credentials(options_));
 
   MemoryService::Limits limits;
-  limits.auth = auth_ ? &*auth_ : nullptr;
+  limits.tokens = tokens_.get();
   limits.max_message_bytes = options_.max_message_bytes;
   limits.max_inflight_requests = options_.max_inflight_requests;
   limits.max_inflight_bytes = options_.max_inflight_bytes;
@@ -125,7 +123,7 @@ absl::Status Server::Open() {
   }
   grpc::EnableDefaultHealthCheckService(true);
   // Reflection cannot check tokens: it is on only when auth is off.
-  if (!auth_) grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+  if (!tokens_) grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
   builder.AddListeningPort(options_.listen, credentials, &port_);
   builder.RegisterService(service_.get());
@@ -212,7 +210,29 @@ ServerSample Server::Sample() const {
   s.storage_background_errors = store_->storage().background_errors();
   s.storage_writes_stopped = store_->storage().writes_stopped();
   s.storage_wal_damaged = store_->storage().wal_damaged_at_open();
+  if (tokens_ != nullptr) {
+    const std::shared_ptr<const TokenAuth> auth = tokens_->current();
+    for (const std::string& tenant : auth->tenants()) {
+      const Quota* quota = auth->QuotaOf(tenant);
+      s.tenants.push_back({tenant, store_->NamespaceCharge(tenant),
+                           quota != nullptr ? *quota : Quota()});
+    }
+  }
   return s;
+}
+
+absl::Status Server::ReloadTokens() {
+  if (tokens_ == nullptr) {
+    return absl::FailedPreconditionError(
+        "no --auth-token-file: there are no tokens to reload");
+  }
+  RETURN_IF_ERROR(tokens_->Reload());
+  const std::shared_ptr<const TokenAuth> auth = tokens_->current();
+  std::printf("knnmem-server: reloaded %s: %zu token(s), %zu tenant(s)\n",
+              tokens_->path().c_str(), auth->token_count(),
+              auth->tenants().size());
+  std::fflush(stdout);
+  return absl::OkStatus();
 }
 
 namespace {

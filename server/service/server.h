@@ -19,10 +19,10 @@
 #include "absl/time/time.h"
 #include "base/sync.h"
 #include "base/worker_pool.h"
-#include "server/service/auth.h"
 #include "server/service/memory_service.h"
 #include "server/service/metrics.h"
 #include "server/service/server_options.h"
+#include "server/service/token_file.h"
 #include "server/store/memory_store.h"
 
 namespace grpc {
@@ -74,6 +74,12 @@ class Server {
   // server's GOAWAY. Runs once; later calls return at once.
   void Shutdown(absl::Duration drain, absl::Duration grace);
 
+  // Reads --auth-token-file again (main calls it on SIGHUP) and says so on
+  // stdout: its tokens, tenants and quotas hold from the next call on. A
+  // file that no longer parses leaves the old set in force and returns the
+  // error naming the file and line; FAILED_PRECONDITION without the flag.
+  absl::Status ReloadTokens();
+
  private:
   explicit Server(const ServerOptions& options);
   absl::Status Open();
@@ -97,7 +103,7 @@ class Server {
   std::unique_ptr<MemoryStore> store_ ABSL_GUARDED_BY(store_mu_);
   MemoryStore* core_ = nullptr;  // store_ while open, for the serving path
   std::unique_ptr<Metrics> metrics_;
-  std::optional<TokenAuth> auth_;
+  std::unique_ptr<TokenFile> tokens_;  // set before serving, then constant
   std::unique_ptr<MemoryService> service_;
   std::unique_ptr<grpc::Server> grpc_server_;
   int port_ = 0;

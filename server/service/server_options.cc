@@ -99,10 +99,14 @@ Usage: knnmem-server [flags]
                             Prometheus metrics endpoint, on its own port
                             (default 127.0.0.1:9464; port 0 picks a free port;
                             "none" turns metrics off)
-  --auth-token-file=FILE    bearer tokens, one "TOKEN rw" or "TOKEN ro" per
-                            line; every RPC but health then needs
-                            "authorization: Bearer TOKEN", and read-only tokens
-                            get PERMISSION_DENIED on writes (reflection is off)
+  --auth-token-file=FILE    bearer tokens, one "TOKEN rw|ro [tenant=NAME]
+                            [name=LABEL]" per line; every RPC but health then
+                            needs "authorization: Bearer TOKEN", read-only
+                            tokens get PERMISSION_DENIED on writes, and a
+                            tenant's token reaches only ids "NAME/..." (others
+                            are admins); "quota NAME streams=N ram=BYTES
+                            disk=BYTES" lines bound a tenant's streams at
+                            capacity; SIGHUP reloads it (reflection is off)
   --tls-cert=FILE --tls-key=FILE
                             serve TLS with this PEM certificate chain and key
   --tls-client-ca=FILE      require client certificates signed by this CA

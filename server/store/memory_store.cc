@@ -5,6 +5,7 @@
 #include <functional>
 
 #include "absl/hash/hash.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "base/status_macros.h"
 #include "server/approximate/approximate_index.h"
@@ -142,6 +143,8 @@ absl::Status MemoryStore::Recover() {
                                            record.incarnation,
                                            /*resident=*/false);
     stream->Touch(clock_->NowMicros());  // a restart counts as a use
+    // Charged without a quota: a lowered quota refuses only new streams.
+    (void)ledger_.Charge(record.stream_id, ChargeOf(record.spec), nullptr);
     Shard& shard = ShardOf(record.stream_id);
     MutexLock lock(&shard.mu);
     shard.streams.emplace(record.stream_id, std::move(stream));
@@ -183,7 +186,8 @@ absl::StatusOr<std::shared_ptr<Stream>> MemoryStore::FindWithSpec(
 }
 
 absl::StatusOr<StreamState> MemoryStore::CreateStream(
-    const std::string& stream_id, const StreamSpec& spec, bool* created) {
+    const std::string& stream_id, const StreamSpec& spec, bool* created,
+    const Quota* quota) {
   Shard& shard = ShardOf(stream_id);
   MutexLock admin(&shard.admin_mu);
   if (std::shared_ptr<Stream> existing = Find(stream_id)) {
@@ -196,8 +200,14 @@ absl::StatusOr<StreamState> MemoryStore::CreateStream(
     existing->Touch(clock_->NowMicros());
     return StateOf(*existing);
   }
+  const NamespaceUsage charge = ChargeOf(spec);
+  RETURN_IF_ERROR(ledger_.Charge(stream_id, charge, quota));
   StreamRecord record{stream_id, storage_->NewIncarnation(), spec};
-  RETURN_IF_ERROR(storage_->PutStream(record, /*drop_incarnation=*/0));
+  if (absl::Status put = storage_->PutStream(record, /*drop_incarnation=*/0);
+      !put.ok()) {
+    ledger_.Refund(stream_id, charge);
+    return put;
+  }
   auto stream = std::make_shared<Stream>(stream_id, spec, record.incarnation);
   stream->Touch(clock_->NowMicros());
   {
@@ -221,14 +231,14 @@ absl::StatusOr<StreamSpec> MemoryStore::GetSpec(
   return stream->spec();
 }
 
-std::vector<StreamState> MemoryStore::ListStreams(absl::string_view after,
-                                                  size_t limit,
-                                                  bool* more) const {
+std::vector<StreamState> MemoryStore::ListStreams(
+    absl::string_view after, size_t limit, bool* more,
+    absl::string_view prefix) const {
   std::vector<std::shared_ptr<Stream>> all;
   for (const auto& shard : shards_) {
     ReaderMutexLock lock(&shard->mu);
     for (const auto& [id, stream] : shard->streams) {
-      if (id > after) all.push_back(stream);
+      if (id > after && absl::StartsWith(id, prefix)) all.push_back(stream);
     }
   }
   auto by_id = [](const std::shared_ptr<Stream>& a,
@@ -288,6 +298,7 @@ absl::Status MemoryStore::DeleteStreamIf(
     MutexLock lock(&shard.mu);
     if (shard.streams.erase(stream_id) > 0) --streams_held_;
   }
+  ledger_.Refund(stream_id, ChargeOf(stream->spec()));
   CompactInBackground(incarnation);
   return absl::OkStatus();
 }

@@ -32,6 +32,7 @@
 #include "server/spec/stream_spec.h"
 #include "server/storage/storage.h"
 #include "server/store/commands.h"
+#include "server/store/namespace_ledger.h"
 #include "server/store/stream.h"
 
 namespace knnmem {
@@ -100,16 +101,24 @@ class MemoryStore {
   ~MemoryStore();
 
   // Creates `stream_id`. If it exists with an identical spec, returns its
-  // state and created = false; with a different spec, ALREADY_EXISTS.
+  // state and created = false; with a different spec, ALREADY_EXISTS. A
+  // new stream is charged to its namespace (namespace_ledger.h):
+  // RESOURCE_EXHAUSTED naming the quota when that would pass `quota`.
   absl::StatusOr<StreamState> CreateStream(const std::string& stream_id,
                                            const StreamSpec& spec,
-                                           bool* created);
+                                           bool* created,
+                                           const Quota* quota = nullptr);
   absl::StatusOr<StreamState> GetStream(absl::string_view stream_id) const;
   absl::StatusOr<StreamSpec> GetSpec(absl::string_view stream_id) const;
-  // Up to `limit` streams with id > `after`, sorted by id; *more tells
-  // whether further streams follow.
+  // Up to `limit` streams with id > `after` that start with `prefix`,
+  // sorted by id; *more tells whether further such streams follow.
   std::vector<StreamState> ListStreams(absl::string_view after, size_t limit,
-                                       bool* more) const;
+                                       bool* more,
+                                       absl::string_view prefix = "") const;
+  // What the streams of namespace `ns` are charged (namespace_ledger.h).
+  NamespaceUsage NamespaceCharge(absl::string_view ns) const {
+    return ledger_.Usage(ns);
+  }
   // Drops every entry of the stream and keeps its spec; positions restart
   // at 0. Durable when it returns.
   absl::Status ResetStream(absl::string_view stream_id);
@@ -246,6 +255,7 @@ class MemoryStore {
   const Clock* const clock_;
   std::unique_ptr<Storage> storage_;
   std::vector<std::unique_ptr<Shard>> shards_;
+  NamespaceLedger ledger_;
 
   Mutex compact_mu_;
   std::vector<uint64_t> compact_queue_ ABSL_GUARDED_BY(compact_mu_);

@@ -10,6 +10,7 @@
 #include "absl/strings/match.h"
 #include "base/subprocess.h"
 #include "tests/support/cli_runner.h"
+#include "tests/support/every_rpc.h"
 #include "tests/support/server_fixture.h"
 
 namespace knnmem::testing {
@@ -84,59 +85,6 @@ class SecurityTest : public ::testing::Test {
   TempDir dir_;
 };
 
-// Every RPC of the Memory service, each returning its status.
-std::vector<std::pair<std::string, std::function<absl::Status(MemoryClient&)>>>
-EveryRpc() {
-  const v1::StreamSpec spec = ServerFixture::MakeSpec(1, 1, 4, 4, 10);
-  std::vector<float> row(4, 0.5f);
-  return {
-      {"CreateStream",
-       [spec](MemoryClient& c) { return c.CreateStream("t", spec).status(); }},
-      {"Append",
-       [row](MemoryClient& c) {
-         return c.Append("t", 0, 0, row, row, 1, 1).status();
-       }},
-      {"GetStream", [](MemoryClient& c) { return c.GetStream("t").status(); }},
-      {"ListStreams", [](MemoryClient& c) { return c.ListStreams().status(); }},
-      {"Search",
-       [row](MemoryClient& c) {
-         return c.Search("t", 0, row, 1, 1, 1).status();
-       }},
-      {"Attend",
-       [row](MemoryClient& c) {
-         return c.Attend("t", 0, row, 1, 1, 1).status();
-       }},
-      {"DecodeStep",
-       [row](MemoryClient& c) {
-         StepInput step;
-         step.stream_id = "t";
-         step.heads = 1;
-         step.key_dim = step.value_dim = 4;
-         step.queries = row;
-         auto r = c.DecodeStep({&step, 1}, StepParams());
-         return r.ok() ? (*r)[0].status : r.status();
-       }},
-      // A step that appends needs a token that may write.
-      {"DecodeStep with rows",
-       [row](MemoryClient& c) {
-         StepInput step;
-         step.stream_id = "t";
-         step.heads = 1;
-         step.key_dim = step.value_dim = 4;
-         step.queries = step.keys = step.values = row;
-         auto r = c.DecodeStep({&step, 1}, StepParams());
-         return r.ok() ? (*r)[0].status : r.status();
-       }},
-      {"ResetStream", [](MemoryClient& c) { return c.ResetStream("t"); }},
-      {"DeleteStream", [](MemoryClient& c) { return c.DeleteStream("t"); }},
-  };
-}
-
-bool IsWrite(const std::string& rpc) {
-  return rpc == "CreateStream" || rpc == "Append" || rpc == "ResetStream" ||
-         rpc == "DeleteStream" || rpc == "DecodeStep with rows";
-}
-
 TEST_F(SecurityTest, TokensGuardEveryRpcButHealthAndReadOnlyTokensCannotWrite) {
   auto server = Start({"--auth-token-file", dir_.Sub("tokens")});
   auto none = Client(*server, "");
@@ -144,7 +92,7 @@ TEST_F(SecurityTest, TokensGuardEveryRpcButHealthAndReadOnlyTokensCannotWrite) {
   auto ro = Client(*server, kRo);
   auto rw = Client(*server, kRw);
   EXPECT_TRUE(none->Health().ok());  // health needs no token
-  for (const auto& [name, call] : EveryRpc()) {
+  for (const auto& [name, call] : EveryRpc("t")) {
     SCOPED_TRACE(name);
     const absl::Status no_token = call(*none);
     EXPECT_EQ(no_token.code(), absl::StatusCode::kUnauthenticated) << no_token;
@@ -152,7 +100,7 @@ TEST_F(SecurityTest, TokensGuardEveryRpcButHealthAndReadOnlyTokensCannotWrite) {
         << no_token;
     EXPECT_EQ(call(*wrong).code(), absl::StatusCode::kUnauthenticated);
     const absl::Status read_only = call(*ro);
-    if (IsWrite(name)) {
+    if (IsWriteRpc(name)) {
       EXPECT_EQ(read_only.code(), absl::StatusCode::kPermissionDenied)
           << read_only;
     } else {
@@ -211,7 +159,7 @@ TEST_F(SecurityTest, TlsWithTokensServesTheWholeApi) {
       Start({"--tls-cert", dir_.Sub("server.pem"), "--tls-key",
              dir_.Sub("server.key"), "--auth-token-file", dir_.Sub("tokens")});
   auto rw = Client(*server, kRw, "ca1");
-  for (const auto& [name, call] : EveryRpc())
+  for (const auto& [name, call] : EveryRpc("t"))
     EXPECT_TRUE(call(*rw).ok()) << name;
   EXPECT_EQ(Client(*server, "", "ca1")->ListStreams().status().code(),
             absl::StatusCode::kUnauthenticated);

@@ -156,7 +156,14 @@ TEST(SoakTest, BoundedLoadHasNoUnexpectedErrorsAndRssIsFlatAfterWarmUp) {
   EXPECT_EQ(counts.errors.load(), 0);
   EXPECT_GT(counts.documents.load(), config.clients);
   EXPECT_GT(baseline, 0);
-  EXPECT_LT(last, baseline * 1.05)
+  // Slack: 5%, and at least 8 MiB. Over one 60 s run RSS swings between
+  // about 54 and 70 MiB (memtables filled and flushed, requests in flight,
+  // arenas); comparing peaks takes most of that out, but on a loaded
+  // machine a flush can move from one quarter to the next (a run at load
+  // 11 measured 70.1 -> 75.9 MiB with 0 errors). A leak grows with the
+  // work: long runs (`soak --minutes N`) show it past the slack.
+  const double slack = std::max(baseline * 0.05, 8.0 * (1 << 20));
+  EXPECT_LT(last, baseline + slack)
       << "peak RSS grew from " << baseline / (1 << 20)
       << " MiB after warm-up to " << last / (1 << 20) << " MiB";
   std::printf("soak: peak RSS %.1f MiB after warm-up, %.1f MiB at the end\n",

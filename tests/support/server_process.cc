@@ -50,6 +50,7 @@ bool ServerProcess::Start() {
   // with it: an orphan would hold ctest's output pipe open forever.
   SubprocessOptions options;
   options.death_signal = SIGKILL;
+  options.merge_stderr = merge_stderr_;
   absl::StatusOr<std::unique_ptr<Subprocess>> process =
       Subprocess::Start(std::move(args), options);
   if (!process.ok()) {
@@ -76,13 +77,15 @@ bool ServerProcess::Start() {
   return false;
 }
 
-bool ServerProcess::AwaitOutput(const std::string& text,
-                                absl::Duration timeout) {
+bool ServerProcess::AwaitOutput(const std::string& text, absl::Duration timeout,
+                                std::string* found) {
   if (process_ == nullptr) return false;
   const absl::Time deadline = absl::Now() + timeout;
   std::string line;
   while (process_->ReadLine(deadline, &line)) {
-    if (line.find(text) != std::string::npos) return true;
+    if (line.find(text) == std::string::npos) continue;
+    if (found != nullptr) *found = line;
+    return true;
   }
   return false;
 }

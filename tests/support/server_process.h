@@ -28,6 +28,9 @@ class ServerProcess {
   ServerProcess(const ServerProcess&) = delete;
   ServerProcess& operator=(const ServerProcess&) = delete;
 
+  // Before Start: the server's stderr goes to the stdout pipe too, so that
+  // AwaitOutput sees its log lines.
+  void MergeStderr() { merge_stderr_ = true; }
   // Starts the server and waits for its ready line. Returns false (with the
   // reason in error()) if it exits first.
   bool Start();
@@ -43,9 +46,11 @@ class ServerProcess {
   // then returns its exit status).
   bool Running();
 
-  // Reads the server's stdout until a line containing `text` (true), or
-  // until `timeout` passes or the server exits (false).
-  bool AwaitOutput(const std::string& text, absl::Duration timeout);
+  // Reads the server's stdout until a line containing `text` (true; the
+  // line in *line when given), or until `timeout` passes or the server
+  // exits (false).
+  bool AwaitOutput(const std::string& text, absl::Duration timeout,
+                   std::string* line = nullptr);
 
   const std::string& address() const { return address_; }
   // The port of address().
@@ -63,6 +68,7 @@ class ServerProcess {
   std::string listen_;
   std::unique_ptr<Subprocess> process_;
   bool waited_ = false;
+  bool merge_stderr_ = false;
   std::string address_;
   std::string metrics_address_;
   std::string error_;

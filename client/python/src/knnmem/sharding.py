@@ -170,11 +170,16 @@ class ShardedClient:
         return r
 
     def locate(self, stream_id: str) -> int:
-        """Asks every server for the stream and pins it where found."""
+        """Asks every server for the stream and pins it where found. Raises
+        at once when a server refuses the token or its tenant (every server
+        has the same tokens)."""
         for i, c in enumerate(self.clients):
             try:
                 c.get_stream(stream_id)
-            except Error:
+            except Error as e:
+                if e.code in (grpc.StatusCode.UNAUTHENTICATED,
+                              grpc.StatusCode.PERMISSION_DENIED):
+                    raise
                 continue
             with self._lock:
                 self._pins[stream_id] = i
