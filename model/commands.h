@@ -1,4 +1,5 @@
-// The knnmem-model commands (train, eval, generate, bench) and what they
+// The knnmem-model commands (train, eval, generate, bench, dump-keys) and
+// what they
 // share: the model's shape from flags, the memory backend, the corpus.
 #ifndef KNNMEM_MODEL_COMMANDS_H_
 #define KNNMEM_MODEL_COMMANDS_H_
@@ -19,6 +20,7 @@ absl::Status TrainCommand(CliArgs& args);
 absl::Status EvalCommand(CliArgs& args);
 absl::Status GenerateCommand(CliArgs& args);
 absl::Status BenchCommand(CliArgs& args);
+absl::Status DumpKeysCommand(CliArgs& args);
 
 // --layers, --d-model, --heads, --ffn, --segment, --knn-layer, --top-k,
 // --mix, --gate-init, --age-penalty over the defaults.

@@ -41,6 +41,12 @@ commands:
   bench     --generate true [--prompt-bytes 1024] [--bytes 256] [--lanes 4]
             [--reps 3] ...: generation bytes/s, memory in process, on the
             server and none, against re-running; the share waiting on memory.
+  dump-keys --checkpoint DIR --out DIR [--documents 4] [--segments 1024]
+            [--memory 2048] [--data a,b] [--server HOST:PORT]
+            The kNN layer's keys, values and queries over the longest
+            validation documents: keys.npy, values.npy, queries.npy (NumPy
+            float32 [rows, heads, head_dim]), documents.tsv and queries.tsv;
+            for knnmem-bench --keys DIR (W-real).
 
 --data: directories or globs (default: this machine's C++ and Python
 standard libraries), split by file into train and validation (--holdout:
@@ -74,6 +80,8 @@ int main(int argc, char** argv) {
       status = knnmem::model::GenerateCommand(*args);
     } else if (command == "bench") {
       status = knnmem::model::BenchCommand(*args);
+    } else if (command == "dump-keys") {
+      status = knnmem::model::DumpKeysCommand(*args);
     } else {
       std::fprintf(stderr, "knnmem-model: unknown command '%s'\n%s",
                    command.c_str(), kUsage);

@@ -1,5 +1,6 @@
 // Metrics: the server's Prometheus metrics, served by prometheus-cpp on
-// their own port. The only module that touches prometheus-cpp.
+// their own port. With tenant_metrics.h, the only code that touches
+// prometheus-cpp.
 //
 // Every family is built once at construction and its children are kept, so
 // that recording is a lookup-free atomic add. No label carries a stream id

@@ -123,6 +123,46 @@ TEST_F(ModelCliTest, TrainsResumesEvaluatesGeneratesAndBenchmarks) {
             std::string::npos)
       << generate_bench.out;
 
+  // The kNN layer's keys and queries for W-real, read back by numpy.
+  const std::string dump = dir_.Sub("dump");
+  Outcome dumped = Model("dump-keys --checkpoint " + ck + " --out " + dump +
+                         " --documents 2 --segments 8 --memory 64 --data " +
+                         dir_.path() + " --holdout 500");
+  ASSERT_EQ(dumped.status, 0) << dumped.out;
+  EXPECT_NE(dumped.out.find("dump-keys: 2 document(s)"), std::string::npos)
+      << dumped.out;
+  // Per document: its keys are consecutive rows (8 segments of 32 bytes,
+  // less what was still in the window and XL cache at its end), its
+  // queries' rows follow one another, and keys_in_memory never falls.
+  const std::string check =
+      "import numpy as np, csv, sys\n"
+      "d = sys.argv[1]\n"
+      "k, v, q = (np.load(d + f) for f in ('/keys.npy', '/values.npy', "
+      "'/queries.npy'))\n"
+      "assert k.shape[1:] == (2, 16) and v.shape[1:] == (2, 16), (k.shape, "
+      "v.shape)\n"
+      "assert q.shape[1:] == (2, 16) and k.shape[0] == v.shape[0]\n"
+      "docs = list(csv.DictReader(open(d + '/documents.tsv'), "
+      "delimiter='\\t'))\n"
+      "calls = list(csv.DictReader(open(d + '/queries.tsv'), "
+      "delimiter='\\t'))\n"
+      "assert len(docs) == 2, docs\n"
+      "row = 0\n"
+      "for doc in docs:\n"
+      "  assert int(doc['key_row']) == row and 0 < int(doc['keys']) < 256, "
+      "doc\n"
+      "  row += int(doc['keys'])\n"
+      "assert row == k.shape[0], (row, k.shape)\n"
+      "assert sum(int(c['queries']) for c in calls) == q.shape[0]\n"
+      "assert np.isfinite(k).all() and np.isfinite(q).all()\n"
+      "assert np.abs(k).sum() > 0 and np.abs(q).sum() > 0\n"
+      "print('ok', k.shape[0], q.shape[0])\n";
+  std::ofstream(dir_.Sub("check.py")) << check;
+  const Outcome numpy = testing::RunBinary(
+      "/usr/bin/python3", dir_.Sub("check.py") + " " + dump, true);
+  EXPECT_EQ(numpy.status, 0) << numpy.out;
+  EXPECT_EQ(numpy.out.rfind("ok ", 0), 0u) << numpy.out;
+
   Outcome bench =
       Model("bench --checkpoint " + ck +
             " --segments 2 --lanes 2 --reps 1 --memory 256 --data " +
