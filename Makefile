@@ -44,11 +44,13 @@ test: test-deps check build
 
 # The Python client (client/python), installed as its README shows: a venv
 # over Debian's python3 packages and an offline pip install. Its tests start
-# $(KNNMEM_SERVER) and run $(KNNMEM_CLI); each has a timeout (pyproject.toml).
+# $(KNNMEM_SERVER) and run $(KNNMEM_CLI) and $(KNNMEM_BENCH) (bench/bench.py
+# for one short round); each has a timeout (pyproject.toml).
 PYTHON ?= /usr/bin/python3
 PY_VENV ?= $(BUILD)/python-venv
 KNNMEM_SERVER ?= $(BUILD)/server/knnmem-server
 KNNMEM_CLI ?= $(BUILD)/client/knnmem
+KNNMEM_BENCH ?= $(BUILD)/bench/knnmem-bench
 python-venv: build
 	scripts/install-deps python tls
 	rm -rf $(PY_VENV)
@@ -57,6 +59,7 @@ python-venv: build
 
 test-python: python-venv
 	KNNMEM_SERVER=$(abspath $(KNNMEM_SERVER)) KNNMEM_CLI=$(abspath $(KNNMEM_CLI)) \
+	KNNMEM_BENCH=$(abspath $(KNNMEM_BENCH)) \
 	  $(PY_VENV)/bin/python -m pytest client/python/tests
 
 # Regenerates the Python client's checked-in stubs from proto/.
@@ -94,10 +97,11 @@ bench: build
 	$(MAKE) bench-python
 
 # The Python client against the C++ client on one server (its own child):
-# Append throughput and a 32-stream DecodeStep, and their ratios.
+# Append throughput and a 32-stream DecodeStep, the two clients' calls in
+# turns, and their ratios (client/python/bench/bench.py).
 bench-python: python-venv
 	KNNMEM_SERVER=$(abspath $(KNNMEM_SERVER)) \
-	KNNMEM_BENCH=$(abspath $(BUILD)/bench/knnmem-bench) \
+	KNNMEM_BENCH=$(abspath $(KNNMEM_BENCH)) \
 	  $(PY_VENV)/bin/python client/python/bench/bench.py --json $(BUILD)/bench-python.json
 
 format:

@@ -1,12 +1,17 @@
 #include "bench/client_rows.h"
 
+#include <time.h>
+
 #include <random>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/string_view.h"
 #include "bench/decode.h"
 #include "bench/knnmem_calls.h"
 #include "bench/stats.h"
 #include "bench/status_macros.h"
+#include "client/decode_step.h"
 #include "client/memory_client.h"
 
 namespace knnmem::bench {
@@ -63,6 +68,7 @@ absl::Status RunClientRows(ShardedClient& client, int reps,
   config.shapes = {shape};
   config.steps = reps;
   config.stream_prefix = stream_prefix + ".client";
+  config.time_request = true;
   Report decode;
   BENCH_RETURN_IF_ERROR(RunDecode(client, config, decode, created));
   for (Result r : decode.results()) {
@@ -72,9 +78,127 @@ absl::Status RunClientRows(ShardedClient& client, int reps,
     r.ratios.clear();
     r.note =
         "the C++ client's DecodeStep of 32 streams x 1 query per head, "
-        "1,024 float32 entries each, k = 32 (proto built outside the "
-        "timed call)";
+        "1,024 float32 entries each, k = 32 (request built from the "
+        "vectors in the timed call, as Python's decode_step)";
     report.Add(r);
+  }
+  return absl::OkStatus();
+}
+
+namespace {
+
+constexpr int kPairedHeads = 8, kPairedDim = 128, kPairedRows = 512;
+constexpr int kPairedStreams = 32, kPairedEntries = 1024, kPairedK = 32;
+
+v1::StreamSpec PairedSpec(uint64_t capacity) {
+  v1::StreamSpec spec;
+  spec.set_layers(1);
+  spec.set_heads(kPairedHeads);
+  spec.set_key_dim(kPairedDim);
+  spec.set_value_dim(kPairedDim);
+  spec.set_capacity(capacity);
+  return spec;
+}
+
+// CPU seconds of this process, every thread (gRPC's too).
+double CpuSeconds() {
+  timespec ts;
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+  return static_cast<double>(ts.tv_sec) +
+         1e-9 * static_cast<double>(ts.tv_nsec);
+}
+
+std::vector<float> UniformRows(std::mt19937& rng, int64_t rows) {
+  std::uniform_real_distribution<float> uniform(-1, 1);
+  std::vector<float> out(static_cast<size_t>(rows) * kPairedHeads * kPairedDim);
+  for (float& x : out) x = uniform(rng);
+  return out;
+}
+
+}  // namespace
+
+absl::Status ServeClientRows(ShardedClient& client,
+                             const std::string& stream_prefix, std::FILE* in,
+                             std::FILE* out,
+                             std::vector<std::string>* created) {
+  std::mt19937 rng(7);
+  const std::string append_id = stream_prefix + ".paired-append";
+  BENCH_RETURN_IF_ERROR(
+      CreateFreshStream(client, append_id, PairedSpec(uint64_t{1} << 20)));
+  created->push_back(append_id);
+  const std::vector<float> keys = UniformRows(rng, kPairedRows);
+  const std::vector<float> values = UniformRows(rng, kPairedRows);
+
+  Progress("W-client-paired: filling 32 streams of 1,024 entries");
+  std::vector<std::string> ids;
+  for (int s = 0; s < kPairedStreams; ++s) {
+    ids.push_back(absl::StrCat(stream_prefix, ".paired-decode-", s));
+    BENCH_RETURN_IF_ERROR(
+        CreateFreshStream(client, ids.back(), PairedSpec(kPairedEntries)));
+    created->push_back(ids.back());
+    for (int64_t first = 0; first < kPairedEntries; first += kPairedRows) {
+      const std::vector<float> rows = UniformRows(rng, kPairedRows);
+      BENCH_ASSIGN_OR_RETURN(
+          v1::AppendRequest req,
+          knnmem::MakeAppendRequest(ids.back(), 0, first, rows, rows,
+                                    kPairedRows, kPairedHeads));
+      BENCH_RETURN_IF_ERROR(
+          client.For(ids.back()).Append(std::move(req)).status());
+    }
+  }
+  // The steps (as Python's knnmem.Step objects) are made once; each call
+  // builds its request from them.
+  std::vector<std::vector<float>> queries;
+  std::vector<StepInput> steps(kPairedStreams);
+  for (int s = 0; s < kPairedStreams; ++s) {
+    queries.push_back(UniformRows(rng, 1));
+    steps[s].stream_id = ids[s];
+    steps[s].heads = kPairedHeads;
+    steps[s].key_dim = steps[s].value_dim = kPairedDim;
+    steps[s].queries = queries.back();
+  }
+  StepParams params;
+  params.k = kPairedK;
+
+  MemoryClient& appender = client.For(append_id);
+  MemoryClient& decoder = client.At(0);
+  int64_t next = 0;
+  std::fputs("ready\n", out);
+  std::fflush(out);
+  char line[64];
+  while (std::fgets(line, sizeof line, in) != nullptr) {
+    const absl::string_view command = absl::StripAsciiWhitespace(line);
+    double seconds = 0;
+    const double cpu = CpuSeconds();
+    if (command == "append") {
+      const double start = NowSeconds();
+      BENCH_ASSIGN_OR_RETURN(
+          v1::AppendRequest req,
+          knnmem::MakeAppendRequest(append_id, 0, next, keys, values,
+                                    kPairedRows, kPairedHeads));
+      BENCH_RETURN_IF_ERROR(appender.Append(std::move(req)).status());
+      seconds = NowSeconds() - start;
+      next += kPairedRows;
+    } else if (command == "decode") {
+      const double start = NowSeconds();
+      BENCH_ASSIGN_OR_RETURN(v1::DecodeStepRequest req,
+                             MakeDecodeStepRequest(steps, params));
+      BENCH_ASSIGN_OR_RETURN(v1::DecodeStepResponse resp,
+                             decoder.DecodeStep(req));
+      for (const v1::StreamStepResult& r : resp.results()) {
+        if (r.code() != 0) {
+          return absl::Status(
+              static_cast<absl::StatusCode>(r.code()),
+              absl::StrCat("W-client-paired step: ", r.message()));
+        }
+      }
+      seconds = NowSeconds() - start;
+    } else {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "W-client-paired: command '", command, "' is not append or decode"));
+    }
+    std::fprintf(out, "%.9f %.9f\n", seconds, CpuSeconds() - cpu);
+    std::fflush(out);
   }
   return absl::OkStatus();
 }

@@ -53,6 +53,9 @@ struct DecodeConfig {
   uint32_t nlist = 1024, nprobe = 32;  // APPROXIMATE shapes and faiss-ivf
   uint64_t seed = 1;
   std::string stream_prefix;
+  // The step's time also covers building its request (MakeDecodeStepRequest
+  // from the vectors), as a Python decode_step call's does.
+  bool time_request = false;
 };
 
 // The shapes `make bench` measures (about 10 GB of RAM at most), or a few

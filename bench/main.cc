@@ -273,6 +273,9 @@ absl::Status Run(const BenchOptions& options,
     status = RunClientRows(*client, std::max(options.EffectiveReps(), 20),
                            StreamPrefix(), report, &streams);
   }
+  if (status.ok() && options.only == "W-client-paired") {
+    status = ServeClientRows(*client, StreamPrefix(), stdin, stdout, &streams);
+  }
   for (const std::string& id : streams) {
     machine.placement.emplace_back(id, client->ServerIndexOf(id));
   }
@@ -296,6 +299,8 @@ absl::Status Run(const BenchOptions& options,
   }
   data_dir.reset();
   BENCH_RETURN_IF_ERROR(status);
+  // Its stdout carried the timings: no table.
+  if (options.only == "W-client-paired") return absl::OkStatus();
   const bool streams_wanted =
       options.only.empty() || options.only == "W-streams";
   if (!streams_wanted) {

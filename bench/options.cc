@@ -33,8 +33,9 @@ Usage: knnmem-bench [flags]
                           timed once at 64K, a smaller W-mixed
   --reps N                measured runs per op after one warm-up (default 7,
                           3 with --quick)
-  --only WORKLOAD         run only W-streams, W-large, W-decode or W-client
-                          (W-client runs only when asked)
+  --only WORKLOAD         run only W-streams, W-large, W-decode, W-client or
+                          W-client-paired (the W-client ones run only when
+                          asked)
   --help                  print this text and exit
 
 Workloads (8 heads x 128 key_dim x 128 value_dim, k = 32, 512 rows or
@@ -65,6 +66,12 @@ queries per call, keys and queries L2-normalised):
   W-client      the C++ client's rows that client/python/bench/bench.py
                 compares the Python client with, on the same server: 512-row
                 Appends and a DecodeStep of 32 streams x 1K entries
+  W-client-paired
+                the same calls on command, for client/python/bench/bench.py
+                to pair each with a Python call: needs --server; prints
+                "ready", then reads "append" or "decode" lines from stdin
+                and answers each with that call's wall and CPU seconds
+                on stdout (no table); ends at the end of stdin
 
 Progress goes to stderr, the table to stdout. Exit status: 0 on success, 1
 when the server or an RPC fails, 2 for a usage error.
@@ -145,10 +152,11 @@ absl::StatusOr<BenchOptions> ParseBenchOptions(
       o.json_path = value;
     } else if (name == "only") {
       if (value != "W-streams" && value != "W-large" && value != "W-decode" &&
-          value != "W-client") {
+          value != "W-client" && value != "W-client-paired") {
         return absl::InvalidArgumentError(
             absl::StrCat("--only: '", value,
-                         "' is not W-streams, W-large, W-decode or W-client"));
+                         "' is not W-streams, W-large, W-decode, W-client or "
+                         "W-client-paired"));
       }
       o.only = value;
     } else {  // reps
@@ -160,6 +168,10 @@ absl::StatusOr<BenchOptions> ParseBenchOptions(
   }
   if (!o.server.empty() && !o.servers.empty()) {
     return absl::InvalidArgumentError("give --server or --servers, not both");
+  }
+  if (o.only == "W-client-paired" && o.server.empty()) {
+    return absl::InvalidArgumentError(
+        "--only W-client-paired: needs --server (one running server)");
   }
   // The server this benchmark starts has neither auth nor TLS.
   const bool running = !o.server.empty() || !o.servers.empty();

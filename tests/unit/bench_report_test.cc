@@ -62,6 +62,10 @@ TEST(BenchOptionsTest, ParsesBothFormsAndDefaults) {
   auto full = ParseBenchOptions({}, "s");
   ASSERT_TRUE(full.ok());
   EXPECT_EQ(full->EffectiveReps(), 7);
+  auto paired = ParseBenchOptions(
+      {"--server", "127.0.0.1:5", "--only", "W-client-paired"}, "s");
+  ASSERT_TRUE(paired.ok()) << paired.status();
+  EXPECT_EQ(paired->only, "W-client-paired");
 }
 
 TEST(BenchOptionsTest, BadFlagsAreNamed) {
@@ -73,6 +77,7 @@ TEST(BenchOptionsTest, BadFlagsAreNamed) {
       {{"--json"}, "--json: missing value"},
       {{"--json="}, "--json: empty value"},
       {{"--only", "W-nothing"}, "--only"},
+      {{"--only", "W-client-paired"}, "--only W-client-paired: needs --server"},
       {{"stray"}, "unexpected argument 'stray'"},
   };
   for (const auto& [args, want] : cases) {

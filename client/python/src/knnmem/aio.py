@@ -8,6 +8,7 @@ import grpc
 from grpc import aio
 
 from knnmem import channel as ch
+from knnmem import codec
 from knnmem import messages as m
 from knnmem.client import DEFAULT_TIMEOUT
 from knnmem.dtypes import DTypeLike
@@ -30,6 +31,7 @@ class AsyncClient:
                          else aio.insecure_channel(address, opts))
         self._metadata = ch.metadata(token)
         self._calls = {}
+        self._buffers = codec.RequestBuffers()  # as Client's
 
     def _method(self, name: str, response: Any, kind: str = "unary_unary") -> Callable:
         method = self._calls.get(name)
@@ -53,6 +55,7 @@ class AsyncClient:
 
     async def close(self) -> None:
         await self._channel.close()
+        self._buffers.clear()
 
     async def __aenter__(self) -> "AsyncClient":
         return self
@@ -100,7 +103,8 @@ class AsyncClient:
     async def append(self, stream_id: str, keys: Any, values: Any, *, first_position: int,
                      layer: int = 0, dtype: DTypeLike = None, sync: bool = False,
                      timeout: Optional[float] = None) -> m.Appended:
-        request = m.append_request(stream_id, keys, values, first_position, layer, dtype, sync)
+        request = m.append_request(stream_id, keys, values, first_position, layer, dtype, sync,
+                                   self._buffers)
         r = await self._call("Append", request, pb.AppendResponse, timeout)
         return m.Appended(r.next_position, r.stored)
 
@@ -108,21 +112,22 @@ class AsyncClient:
                         timeout: Optional[float] = None) -> "AsyncAppendPipeline":
         call = self._method("AppendStream", pb.AppendResponse, "stream_stream")(
             timeout=self.timeout if timeout is None else timeout, metadata=self._metadata)
-        return AsyncAppendPipeline(call, window)
+        return AsyncAppendPipeline(call, window, self._buffers)
 
     async def search(self, stream_id: str, queries: Any, k: int, *, layer: int = 0,
                      return_keys: bool = False, return_values: bool = False,
                      exact: bool = False, dtype: DTypeLike = None,
                      timeout: Optional[float] = None) -> m.Neighbours:
         request = m.search_request(stream_id, queries, k, layer, return_keys, return_values,
-                                   exact, dtype)
+                                   exact, dtype, self._buffers)
         return m.neighbours(await self._call("Search", request, pb.SearchResponse, timeout))
 
     async def attend(self, stream_id: str, queries: Any, k: int, *, layer: int = 0,
                      scale: m.FloatList = None, age_alpha: m.FloatList = None,
                      age_tau: float = 0.0, dtype: DTypeLike = None,
                      timeout: Optional[float] = None) -> m.Attention:
-        request = m.attend_request(stream_id, queries, k, layer, scale, age_alpha, age_tau, dtype)
+        request = m.attend_request(stream_id, queries, k, layer, scale, age_alpha, age_tau, dtype,
+                                   self._buffers)
         return m.attention(await self._call("Attend", request, pb.AttendResponse, timeout))
 
     async def decode_step(self, steps: Sequence[Any], k: int, *, scale: m.FloatList = None,
@@ -130,7 +135,8 @@ class AsyncClient:
                           sync: bool = False, dtype: DTypeLike = None,
                           timeout: Optional[float] = None) -> List[m.StepOutcome]:
         steps = list(steps)
-        request = m.decode_step_request(steps, k, scale, age_alpha, age_tau, sync, dtype)
+        request = m.decode_step_request(steps, k, scale, age_alpha, age_tau, sync, dtype,
+                                        self._buffers)
         response = await self._call("DecodeStep", request, pb.DecodeStepResponse, timeout)
         return m.step_outcomes(response, len(steps))
 
@@ -142,7 +148,8 @@ class AsyncAppendPipeline:
     """AppendPipeline for asyncio: `await send(...)`, `await finish()`, or
     `async with client.append_pipeline() as p`."""
 
-    def __init__(self, call: Any, window: int):
+    def __init__(self, call: Any, window: int,
+                 buffers: Optional[codec.RequestBuffers] = None):
         if window < 1:
             raise ValueError("window must be at least 1")
         self._call = call
@@ -151,6 +158,7 @@ class AsyncAppendPipeline:
         self._error: Optional[Error] = None
         self._closed = False
         self.acknowledged: List[m.Appended] = []
+        self._buffers = codec.RequestBuffers() if buffers is None else buffers  # the client's
 
     def _fail(self, error: Error) -> Error:
         self._error = error
@@ -180,7 +188,9 @@ class AsyncAppendPipeline:
             raise self._error
         if self._closed:
             raise ValueError("the pipeline is finished")
-        request = m.append_request(stream_id, keys, values, first_position, layer, dtype, sync)
+        request = self._buffers.join(
+            m.append_chunks(stream_id, keys, values, first_position, layer, dtype, sync),
+            slots=self._window + 2)
         while self._sent - len(self.acknowledged) >= self._window:
             await self._read_one()
         try:

@@ -6,6 +6,7 @@ from typing import Any, Callable, Iterator, List, Optional, Sequence
 import grpc
 
 from knnmem import channel as ch
+from knnmem import codec
 from knnmem import messages as m
 from knnmem.dtypes import DTypeLike
 from knnmem.errors import Error
@@ -38,6 +39,8 @@ class Client:
                          else grpc.insecure_channel(address, opts))
         self._metadata = ch.metadata(token)
         self._calls = {}
+        # Large requests are written into reused bytes (codec.RequestBuffers).
+        self._buffers = codec.RequestBuffers()
 
     # Plumbing.
 
@@ -68,6 +71,7 @@ class Client:
 
     def close(self) -> None:
         self._channel.close()
+        self._buffers.clear()
 
     def __enter__(self) -> "Client":
         return self
@@ -123,7 +127,8 @@ class Client:
                timeout: Optional[float] = None) -> m.Appended:
         """Stores keys [t, heads, key_dim] and values [t, heads, value_dim] at
         positions first_position.. of `layer`; returns once in the WAL."""
-        request = m.append_request(stream_id, keys, values, first_position, layer, dtype, sync)
+        request = m.append_request(stream_id, keys, values, first_position, layer, dtype, sync,
+                                   self._buffers)
         r = self._call("Append", request, pb.AppendResponse, timeout)
         return m.Appended(r.next_position, r.stored)
 
@@ -134,14 +139,14 @@ class Client:
         call. Use it as a context manager, or call finish()."""
         return AppendPipeline(self._method("AppendStream", pb.AppendResponse, "stream_stream"),
                               window, self.timeout if timeout is None else timeout,
-                              self._metadata)
+                              self._metadata, self._buffers)
 
     def search(self, stream_id: str, queries: Any, k: int, *, layer: int = 0,
                return_keys: bool = False, return_values: bool = False, exact: bool = False,
                dtype: DTypeLike = None, timeout: Optional[float] = None) -> m.Neighbours:
         """Top-k by inner product per (query, head) of queries [n, heads, key_dim]."""
         request = m.search_request(stream_id, queries, k, layer, return_keys, return_values,
-                                   exact, dtype)
+                                   exact, dtype, self._buffers)
         return m.neighbours(self._call("Search", request, pb.SearchResponse, timeout))
 
     def attend(self, stream_id: str, queries: Any, k: int, *, layer: int = 0,
@@ -149,7 +154,8 @@ class Client:
                dtype: DTypeLike = None, timeout: Optional[float] = None) -> m.Attention:
         """Memory attention over the top-k of queries [n, heads, key_dim].
         scale and age_alpha: None, one value, or one per head."""
-        request = m.attend_request(stream_id, queries, k, layer, scale, age_alpha, age_tau, dtype)
+        request = m.attend_request(stream_id, queries, k, layer, scale, age_alpha, age_tau, dtype,
+                                   self._buffers)
         return m.attention(self._call("Attend", request, pb.AttendResponse, timeout))
 
     def decode_step(self, steps: Sequence[Any], k: int, *, scale: m.FloatList = None,
@@ -163,7 +169,8 @@ class Client:
         for a step that failed alone. Raises knnmem.Error only when the whole
         call failed."""
         steps = list(steps)
-        request = m.decode_step_request(steps, k, scale, age_alpha, age_tau, sync, dtype)
+        request = m.decode_step_request(steps, k, scale, age_alpha, age_tau, sync, dtype,
+                                        self._buffers)
         response = self._call("DecodeStep", request, pb.DecodeStepResponse, timeout)
         return m.step_outcomes(response, len(steps))
 

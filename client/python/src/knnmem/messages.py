@@ -113,6 +113,10 @@ def _floats(values: FloatList) -> List[float]:
     return [float(v) for v in np.asarray(values, dtype=np.float64).ravel()]
 
 
+def _join(chunks: List[codec.Chunk], buffers: Optional[codec.RequestBuffers]) -> bytes:
+    return codec.join(chunks) if buffers is None else buffers.join(chunks)
+
+
 def append_chunks(stream_id: str, keys: Any, values: Any, first_position: int, layer: int,
                   dtype: DTypeLike, sync: bool) -> List[codec.Chunk]:
     head = pb.AppendRequest(stream_id=stream_id, layer=layer,
@@ -121,22 +125,30 @@ def append_chunks(stream_id: str, keys: Any, values: Any, first_position: int, l
             *codec.tensor_field(5, codec.prepare(values, dtype, "values"))]
 
 
-def append_request(*args: Any) -> bytes:
-    return codec.join(append_chunks(*args))
+def append_request(stream_id: str, keys: Any, values: Any, first_position: int, layer: int,
+                   dtype: DTypeLike, sync: bool,
+                   buffers: Optional[codec.RequestBuffers] = None) -> bytes:
+    """The serialised AppendRequest; written into one of `buffers` when given."""
+    return _join(append_chunks(stream_id, keys, values, first_position, layer, dtype, sync),
+                 buffers)
 
 
 def search_request(stream_id: str, queries: Any, k: int, layer: int, return_keys: bool,
-                   return_values: bool, exact: bool, dtype: DTypeLike) -> bytes:
+                   return_values: bool, exact: bool, dtype: DTypeLike,
+                   buffers: Optional[codec.RequestBuffers] = None) -> bytes:
     head = pb.SearchRequest(stream_id=stream_id, layer=layer, k=k, return_keys=return_keys,
                             return_values=return_values, exact=exact).SerializeToString()
-    return codec.join([head, *codec.tensor_field(3, codec.prepare(queries, dtype, "queries"))])
+    return _join([head, *codec.tensor_field(3, codec.prepare(queries, dtype, "queries"))],
+                 buffers)
 
 
 def attend_request(stream_id: str, queries: Any, k: int, layer: int, scale: FloatList,
-                   age_alpha: FloatList, age_tau: float, dtype: DTypeLike) -> bytes:
+                   age_alpha: FloatList, age_tau: float, dtype: DTypeLike,
+                   buffers: Optional[codec.RequestBuffers] = None) -> bytes:
     head = pb.AttendRequest(stream_id=stream_id, layer=layer, k=k, scale=_floats(scale),
                             age_alpha=_floats(age_alpha), age_tau=age_tau).SerializeToString()
-    return codec.join([head, *codec.tensor_field(3, codec.prepare(queries, dtype, "queries"))])
+    return _join([head, *codec.tensor_field(3, codec.prepare(queries, dtype, "queries"))],
+                 buffers)
 
 
 def as_step(step: Any) -> Step:
@@ -149,7 +161,8 @@ def as_step(step: Any) -> Step:
 
 def decode_step_request(steps: Sequence[Any], k: int, scale: FloatList = None,
                         age_alpha: FloatList = None, age_tau: float = 0.0, sync: bool = False,
-                        dtype: DTypeLike = None) -> bytes:
+                        dtype: DTypeLike = None,
+                        buffers: Optional[codec.RequestBuffers] = None) -> bytes:
     chunks: List[codec.Chunk] = [pb.DecodeStepRequest(
         k=k, scale=_floats(scale), age_alpha=_floats(age_alpha), age_tau=age_tau,
         sync=sync).SerializeToString()]
@@ -166,7 +179,7 @@ def decode_step_request(steps: Sequence[Any], k: int, scale: FloatList = None,
                 body += codec.tensor_field(
                     number, codec.prepare(array, dtype, f"steps[{i}].{name}"))
         chunks += codec.field(1, body)
-    return codec.join(chunks)
+    return _join(chunks, buffers)
 
 
 def neighbours(r: pb.SearchResponse, bfloat16_bits: bool = False) -> Neighbours:
@@ -183,10 +196,12 @@ def step_outcomes(r: pb.DecodeStepResponse, steps: int) -> List[StepOutcome]:
     if len(r.results) != steps:
         raise Error(grpc.StatusCode.DATA_LOSS, f"results: {len(r.results)} for {steps} steps")
     out: List[StepOutcome] = []
+    decode = codec.decode
     for i, s in enumerate(r.results):
         if s.code != 0:
             out.append(StepError(status_code(s.code), s.message, i))
         else:
-            out.append(StepResult(codec.decode_optional(s, "output"),
-                                  codec.decode_optional(s, "lse"), s.next_position))
+            out.append(StepResult(decode(s.output, "output") if s.HasField("output") else None,
+                                  decode(s.lse, "lse") if s.HasField("lse") else None,
+                                  s.next_position))
     return out

@@ -6,6 +6,7 @@ from typing import Any, Callable, Iterator, List, Optional, Tuple
 
 import grpc
 
+from knnmem import codec
 from knnmem import messages as m
 from knnmem.dtypes import DTypeLike
 from knnmem.errors import Error
@@ -25,7 +26,8 @@ class AppendPipeline:
     """
 
     def __init__(self, method: Callable, window: int, timeout: float,
-                 metadata: Tuple[Tuple[str, str], ...]):
+                 metadata: Tuple[Tuple[str, str], ...],
+                 buffers: Optional[codec.RequestBuffers] = None):
         if window < 1:
             raise ValueError("window must be at least 1")
         self._window = window
@@ -36,6 +38,9 @@ class AppendPipeline:
         self._error: Optional[Error] = None
         self._closed = False
         self.acknowledged: List[m.Appended] = []
+        # The client's buffers, window + 2 of them kept while sending: up to
+        # `window` requests in gRPC's hands, one being written, one spare.
+        self._buffers = codec.RequestBuffers() if buffers is None else buffers
 
     def _request_iterator(self) -> Iterator[bytes]:
         while True:
@@ -72,7 +77,9 @@ class AppendPipeline:
             raise self._error
         if self._closed:
             raise ValueError("the pipeline is finished")
-        request = m.append_request(stream_id, keys, values, first_position, layer, dtype, sync)
+        request = self._buffers.join(
+            m.append_chunks(stream_id, keys, values, first_position, layer, dtype, sync),
+            slots=self._window + 2)
         while self._sent - len(self.acknowledged) >= self._window:
             self._read_one()
         self._requests.put(request)

@@ -228,7 +228,8 @@ class ShardedClient:
         calls = []
         for server, indices in groups.items():
             client = self.clients[server]
-            request = m.decode_step_request([steps[i] for i in indices], k, **kwargs)
+            request = m.decode_step_request([steps[i] for i in indices], k, **kwargs,
+                                            buffers=client._buffers)
             calls.append((server, indices, client._future(
                 "DecodeStep", request, pb.DecodeStepResponse, timeout)))
         out: List[Any] = [None] * len(steps)

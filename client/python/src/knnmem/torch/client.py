@@ -51,7 +51,7 @@ class TorchClient:
     def _search_request(self, stream_id: str, queries: torch.Tensor, k: int, layer: int,
                         return_keys: bool, return_values: bool, exact: bool) -> bytes:
         return m.search_request(stream_id, queries, k, layer, return_keys, return_values,
-                                exact, None)
+                                exact, None, self.client._buffers)
 
     @staticmethod
     def _neighbours(r: pb.SearchResponse, device: torch.device) -> TorchNeighbours:
@@ -93,7 +93,8 @@ class TorchClient:
                scale: m.FloatList = None, age_alpha: m.FloatList = None, age_tau: float = 0.0,
                device: Optional[torch.device] = None,
                timeout: Optional[float] = None) -> TorchAttention:
-        request = m.attend_request(stream_id, queries, k, layer, scale, age_alpha, age_tau, None)
+        request = m.attend_request(stream_id, queries, k, layer, scale, age_alpha, age_tau, None,
+                                   self.client._buffers)
         a = m.attention(self.client._call("Attend", request, pb.AttendResponse, timeout))
         device = device or queries.device
         return TorchAttention(from_numpy(a.output, device), from_numpy(a.lse, device))
