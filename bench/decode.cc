@@ -260,28 +260,8 @@ class DecodeRun {
     }
     const int64_t want = past_tail / 8192 * 8192;
     for (const std::string& id : ids_) {
-      int64_t seen = -1;
-      for (double last = NowSeconds(), moved = NowSeconds();;) {
-        BENCH_ASSIGN_OR_RETURN(v1::StreamInfo info,
-                               client_.For(id).GetStream(id));
-        const int64_t indexed =
-            static_cast<int64_t>(info.layers(0).indexed_entries());
-        if (indexed >= want) break;
-        if (indexed != seen) {
-          seen = indexed;
-          moved = NowSeconds();
-        } else if (NowSeconds() - moved > 300) {
-          return absl::DeadlineExceededError(absl::StrFormat(
-              "W-decode: %s: the tier stayed at %d of %d entries for 300 s", id,
-              indexed, want));
-        }
-        if (NowSeconds() - last > 10) {
-          Progress(absl::StrFormat("W-decode: %s indexed %d of %d", id, indexed,
-                                   want));
-          last = NowSeconds();
-        }
-        std::this_thread::sleep_for(std::chrono::milliseconds(100));
-      }
+      BENCH_RETURN_IF_ERROR(
+          AwaitIndexed(client_.For(id), id, want, "W-decode"));
     }
     return absl::OkStatus();
   }

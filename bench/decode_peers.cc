@@ -91,6 +91,13 @@ absl::StatusOr<std::vector<int64_t>> DecodePeer::Search(
   return labels;
 }
 
+void DecodePeer::set_nprobe(int nprobe) {
+  nprobe_ = nprobe;
+  for (auto& index : indexes_) {
+    static_cast<faiss::IndexIVFFlat&>(*index).nprobe = nprobe;
+  }
+}
+
 void DecodePeer::set_ef_search(int ef) {
   for (auto& index : indexes_) {
     static_cast<faiss::IndexHNSWFlat&>(*index).hnsw.efSearch = ef;

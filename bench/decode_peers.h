@@ -41,7 +41,8 @@ class DecodePeer {
   absl::StatusOr<std::vector<int64_t>> Search(
       const std::vector<int>& indexes, const std::vector<const float*>& queries,
       int k) const;
-  void set_ef_search(int ef);
+  void set_ef_search(int ef);   // kHnsw
+  void set_nprobe(int nprobe);  // kIvf
   int size() const { return static_cast<int>(indexes_.size()); }
 
  private:

@@ -1,9 +1,14 @@
 #include "bench/knnmem_calls.h"
 
+#include <chrono>
 #include <cmath>
+#include <thread>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "bench/stats.h"
+#include "bench/status_macros.h"
 
 namespace knnmem::bench {
 
@@ -127,6 +132,32 @@ absl::Status CheckAttendResponse(const v1::AttendResponse& response,
     }
   }
   return absl::OkStatus();
+}
+
+absl::Status AwaitIndexed(MemoryClient& client, const std::string& id,
+                          int64_t want, const std::string& label) {
+  int64_t seen = -1;
+  for (double last = NowSeconds(), moved = NowSeconds();;) {
+    BENCH_ASSIGN_OR_RETURN(v1::StreamInfo info, client.GetStream(id));
+    const int64_t indexed =
+        static_cast<int64_t>(info.layers(0).indexed_entries());
+    if (indexed >= want) return absl::OkStatus();
+    if (indexed != seen) {
+      seen = indexed;
+      moved = NowSeconds();
+    } else if (NowSeconds() - moved > 300) {
+      return absl::DeadlineExceededError(
+          absl::StrFormat("%s: %s: the tier stayed at %d of %d entries for "
+                          "300 s",
+                          label, id, indexed, want));
+    }
+    if (NowSeconds() - last > 10) {
+      Progress(
+          absl::StrFormat("%s: %s indexed %d of %d", label, id, indexed, want));
+      last = NowSeconds();
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
 }
 
 absl::Status WithContext(const absl::Status& status, const std::string& what) {

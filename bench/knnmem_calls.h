@@ -52,6 +52,12 @@ absl::Status CheckSearchResponse(const v1::SearchResponse& response,
 absl::Status CheckAttendResponse(const v1::AttendResponse& response,
                                  const Shape& shape);
 
+// Polls GetStream (every 100 ms) until layer 0 of `id` has at least
+// `want` entries in its APPROXIMATE tier; progress every 10 s under
+// `label`; DEADLINE_EXCEEDED when the count has not moved for 300 s.
+absl::Status AwaitIndexed(MemoryClient& client, const std::string& id,
+                          int64_t want, const std::string& label);
+
 // `status` with "`what`: " in front of its message, code kept.
 absl::Status WithContext(const absl::Status& status, const std::string& what);
 

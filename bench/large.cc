@@ -147,17 +147,7 @@ absl::Status RunLarge(ShardedClient& client, const LargeConfig& config,
   const int64_t tail = 16384, chunk = 8192;
   const int64_t want = (n - tail) / chunk * chunk;
   const double wait_start = NowSeconds();
-  for (double last = 0;;) {
-    BENCH_ASSIGN_OR_RETURN(v1::StreamInfo info, c.GetStream(approx_id));
-    const int64_t indexed =
-        static_cast<int64_t>(info.layers(0).indexed_entries());
-    if (indexed >= want) break;
-    if (NowSeconds() - last > 10) {
-      Progress(absl::StrFormat("W-large: indexed %d of %d", indexed, want));
-      last = NowSeconds();
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(200));
-  }
+  BENCH_RETURN_IF_ERROR(AwaitIndexed(c, approx_id, want, "W-large"));
   const double index_lag = NowSeconds() - wait_start;
   // RAM per stored token per head, tier included, against the issue's
   // bound of 1.1 x 2 x (key_dim + value_dim) bytes in float16.

@@ -29,6 +29,7 @@
 #include "bench/mixed.h"
 #include "bench/options.h"
 #include "bench/peers.h"
+#include "bench/real_keys.h"
 #include "bench/report.h"
 #include "bench/stats.h"
 #include "bench/status_macros.h"
@@ -268,6 +269,20 @@ absl::Status Run(const BenchOptions& options,
     decode.seed = kSeed;
     decode.stream_prefix = StreamPrefix();
     status = RunDecode(*client, decode, report, &streams);
+  }
+  if (status.ok() && !options.keys_dir.empty() &&
+      (options.only.empty() || options.only == "W-real")) {
+    RealKeysConfig real;
+    real.dir = options.keys_dir;
+    if (options.quick) {
+      real.entries = {65536};
+      real.nprobes = {8, 32};
+      real.exact_tails = {16384};
+      real.ef_searches = {32, 128};
+      real.steps = 16;
+    }
+    real.stream_prefix = StreamPrefix();
+    status = RunRealKeys(*client, real, report, &streams);
   }
   if (status.ok() && options.only == "W-client") {
     status = RunClientRows(*client, std::max(options.EffectiveReps(), 20),

@@ -33,9 +33,11 @@ Usage: knnmem-bench [flags]
                           timed once at 64K, a smaller W-mixed
   --reps N                measured runs per op after one warm-up (default 7,
                           3 with --quick)
-  --only WORKLOAD         run only W-streams, W-large, W-decode, W-client or
-                          W-client-paired (the W-client ones run only when
-                          asked)
+  --only WORKLOAD         run only W-streams, W-large, W-decode, W-real,
+                          W-client or W-client-paired (the W-client ones run
+                          only when asked)
+  --keys DIR              a dump of `knnmem-model dump-keys`: W-real runs
+                          on it (with the others, or alone with --only)
   --help                  print this text and exit
 
 Workloads (8 heads x 128 key_dim x 128 value_dim, k = 32, 512 rows or
@@ -63,6 +65,12 @@ queries per call, keys and queries L2-normalised):
                 separate Attend calls, the read-bandwidth floor of the key
                 bytes, and FAISS Flat, IVF-Flat and HNSW per (stream, head)
                 (--quick: 1K to 64K, B up to 32)
+  W-real        the APPROXIMATE tier on real attention keys and queries
+                (--keys): at 64K and 256K entries per head (what the longest
+                dumped document holds), recall@32 and step time (one query
+                per head) for nlist 1024 x nprobe 8..128 x exact tail 16384
+                and 4096, against the exact scan, FAISS IVF-Flat (same nlist,
+                each nprobe) and HNSW (M 15, efSearch 16..256)
   W-client      the C++ client's rows that client/python/bench/bench.py
                 compares the Python client with, on the same server: 512-row
                 Appends and a DecodeStep of 32 streams x 1K entries
@@ -111,7 +119,7 @@ absl::StatusOr<BenchOptions> ParseBenchOptions(
     }
     if (name != "server" && name != "servers" && name != "server-binary" &&
         name != "json" && name != "reps" && name != "token-file" &&
-        name != "tls-ca" && name != "only") {
+        name != "tls-ca" && name != "only" && name != "keys") {
       return absl::InvalidArgumentError(
           absl::StrCat("unknown flag --", name, " (see --help)"));
     }
@@ -142,6 +150,8 @@ absl::StatusOr<BenchOptions> ParseBenchOptions(
       if (!servers.ok()) return servers.status();  // names --servers
       o.servers_spec = value;
       o.servers = std::move(*servers);
+    } else if (name == "keys") {
+      o.keys_dir = value;
     } else if (name == "token-file") {
       o.token_file = value;
     } else if (name == "tls-ca") {
@@ -152,11 +162,12 @@ absl::StatusOr<BenchOptions> ParseBenchOptions(
       o.json_path = value;
     } else if (name == "only") {
       if (value != "W-streams" && value != "W-large" && value != "W-decode" &&
-          value != "W-client" && value != "W-client-paired") {
+          value != "W-real" && value != "W-client" &&
+          value != "W-client-paired") {
         return absl::InvalidArgumentError(
             absl::StrCat("--only: '", value,
-                         "' is not W-streams, W-large, W-decode, W-client or "
-                         "W-client-paired"));
+                         "' is not W-streams, W-large, W-decode, W-real, "
+                         "W-client or W-client-paired"));
       }
       o.only = value;
     } else {  // reps
@@ -168,6 +179,10 @@ absl::StatusOr<BenchOptions> ParseBenchOptions(
   }
   if (!o.server.empty() && !o.servers.empty()) {
     return absl::InvalidArgumentError("give --server or --servers, not both");
+  }
+  if (o.only == "W-real" && o.keys_dir.empty()) {
+    return absl::InvalidArgumentError(
+        "--only W-real: needs --keys DIR (a knnmem-model dump-keys dump)");
   }
   if (o.only == "W-client-paired" && o.server.empty()) {
     return absl::InvalidArgumentError(

@@ -27,7 +27,8 @@ struct BenchOptions {
   bool quick = false;         // about a minute on 2 cores
   int reps = 0;  // measured runs per op after one warm-up; 0: 7 (3 quick)
   bool help = false;
-  std::string only;  // --only: a workload's name; empty: everything
+  std::string only;      // --only: a workload's name; empty: everything
+  std::string keys_dir;  // --keys: a dump-keys directory for W-real
 
   // The runs per measured op that apply (reps, or the mode's default).
   int EffectiveReps() const { return reps > 0 ? reps : (quick ? 3 : 7); }
