@@ -21,15 +21,15 @@ absl::Status DumpKeysCommand(CliArgs& args) {
   if (checkpoint.empty() || out.empty()) {
     return absl::InvalidArgumentError("dump-keys: --checkpoint DIR --out DIR");
   }
-  ASSIGN_OR_RETURN(int64_t documents, args.Int("documents", 4));
+  ASSIGN_OR_RETURN(int64_t longest, args.Int("longest", 4));
   ASSIGN_OR_RETURN(int64_t segments, args.Int("segments", 1024));
   // The memory the model reads with: the kNN layer's keys and queries do
   // not depend on it (it feeds only the layer's output), so a small one
   // keeps the dump fast.
   ASSIGN_OR_RETURN(int64_t memory_size, args.Int("memory", 2048));
-  if (documents < 1 || segments < 1 || memory_size < 1) {
+  if (longest < 1 || segments < 1 || memory_size < 1) {
     return absl::InvalidArgumentError(
-        "dump-keys: --documents, --segments and --memory must be positive");
+        "dump-keys: --longest, --segments and --memory must be positive");
   }
   ASSIGN_OR_RETURN(std::unique_ptr<Memory> memory, MemoryFromFlags(args));
   ASSIGN_OR_RETURN(Corpus corpus, CorpusFromFlags(args));
@@ -44,7 +44,7 @@ absl::Status DumpKeysCommand(CliArgs& args) {
     return a.bytes.size() != b.bytes.size() ? a.bytes.size() > b.bytes.size()
                                             : a.name < b.name;
   });
-  if (docs.size() > static_cast<size_t>(documents)) docs.resize(documents);
+  if (docs.size() > static_cast<size_t>(longest)) docs.resize(longest);
   if (docs.empty()) {
     return absl::FailedPreconditionError("dump-keys: no validation document");
   }

@@ -41,9 +41,9 @@ commands:
   bench     --generate true [--prompt-bytes 1024] [--bytes 256] [--lanes 4]
             [--reps 3] ...: generation bytes/s, memory in process, on the
             server and none, against re-running; the share waiting on memory.
-  dump-keys --checkpoint DIR --out DIR [--documents 4] [--segments 1024]
+  dump-keys --checkpoint DIR --out DIR [--longest 4] [--segments 1024]
             [--memory 2048] [--data a,b] [--server HOST:PORT]
-            The kNN layer's keys, values and queries over the longest
+            The kNN layer's keys, values and queries over the N longest
             validation documents: keys.npy, values.npy, queries.npy (NumPy
             float32 [rows, heads, head_dim]), documents.tsv and queries.tsv;
             for knnmem-bench --keys DIR (W-real).

@@ -126,7 +126,7 @@ TEST_F(ModelCliTest, TrainsResumesEvaluatesGeneratesAndBenchmarks) {
   // The kNN layer's keys and queries for W-real, read back by numpy.
   const std::string dump = dir_.Sub("dump");
   Outcome dumped = Model("dump-keys --checkpoint " + ck + " --out " + dump +
-                         " --documents 2 --segments 8 --memory 64 --data " +
+                         " --longest 2 --segments 8 --memory 64 --data " +
                          dir_.path() + " --holdout 500");
   ASSERT_EQ(dumped.status, 0) << dumped.out;
   EXPECT_NE(dumped.out.find("dump-keys: 2 document(s)"), std::string::npos)

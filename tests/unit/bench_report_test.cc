@@ -66,6 +66,10 @@ TEST(BenchOptionsTest, ParsesBothFormsAndDefaults) {
       {"--server", "127.0.0.1:5", "--only", "W-client-paired"}, "s");
   ASSERT_TRUE(paired.ok()) << paired.status();
   EXPECT_EQ(paired->only, "W-client-paired");
+  auto real = ParseBenchOptions({"--only", "W-real", "--keys", "dump"}, "s");
+  ASSERT_TRUE(real.ok()) << real.status();
+  EXPECT_EQ(real->only, "W-real");
+  EXPECT_EQ(real->keys_dir, "dump");
 }
 
 TEST(BenchOptionsTest, BadFlagsAreNamed) {
@@ -78,6 +82,8 @@ TEST(BenchOptionsTest, BadFlagsAreNamed) {
       {{"--json="}, "--json: empty value"},
       {{"--only", "W-nothing"}, "--only"},
       {{"--only", "W-client-paired"}, "--only W-client-paired: needs --server"},
+      {{"--only", "W-real"}, "--only W-real: needs --keys DIR"},
+      {{"--keys"}, "--keys: missing value"},
       {{"stray"}, "unexpected argument 'stray'"},
   };
   for (const auto& [args, want] : cases) {
