@@ -13,6 +13,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "base/stable_hash.h"
 #include "bench/decode_peers.h"
 #include "bench/knnmem_calls.h"
 #include "bench/stats.h"
@@ -27,12 +28,8 @@ constexpr int kHeads = 8, kDim = 128, kK = 32, kCentres = 1024;
 constexpr int kBatchRows = 512, kWarmups = 3;
 constexpr int64_t kPeerBytes = int64_t{2} << 30;  // float32 keys held
 
-uint64_t Mix(uint64_t x) {
-  x += 0x9e3779b97f4a7c15ull;
-  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
-  x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
-  return x ^ (x >> 31);
-}
+// SplitMix64's step from state x (a hash of x).
+uint64_t Mix(uint64_t x) { return SplitMix64Next(&x); }
 
 // Two uniform floats in [-1, 1) from one 64-bit draw.
 inline void Uniform2(uint64_t& state, float* a, float* b) {

@@ -1,15 +1,14 @@
 #include "client/random_rows.h"
 
+#include "base/stable_hash.h"
+
 namespace knnmem {
 
 std::vector<float> RandomUniform(uint64_t seed, size_t count) {
   std::vector<float> out(count);
   uint64_t state = seed;
   for (size_t i = 0; i < count; ++i) {
-    uint64_t z = (state += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    z ^= z >> 31;
+    const uint64_t z = SplitMix64Next(&state);
     out[i] = static_cast<float>(z >> 40) * (1.0f / 16777216.0f) * 2.0f - 1.0f;
   }
   return out;
