@@ -127,6 +127,12 @@ class MemoryService::Call {
     return IsWrite(rpc_) ? CheckWrite(caller_) : absl::OkStatus();
   }
   const Caller& caller() const { return caller_; }
+  // Authorize, then `stream_id` is valid and the caller reaches it.
+  absl::Status AuthorizeFor(const std::string& stream_id) {
+    RETURN_IF_ERROR(Authorize());
+    RETURN_IF_ERROR(ValidateStreamId(stream_id));
+    return caller_.Reaches(stream_id, "stream_id");
+  }
 
  private:
   void Finish(grpc::ServerUnaryReactor* reactor, absl::Status status) {
@@ -267,11 +273,9 @@ grpc::ServerUnaryReactor* MemoryService::CreateStream(
     grpc::CallbackServerContext* ctx, const v1::CreateStreamRequest* request,
     v1::CreateStreamResponse* response) {
   Call call(this, ctx, Rpc::kCreateStream);
-  if (absl::Status a = call.Authorize(); !a.ok()) return call.Reply(a);
-  absl::Status valid = ValidateStreamId(request->stream_id());
-  if (valid.ok())
-    valid = call.caller().Reaches(request->stream_id(), "stream_id");
-  if (!valid.ok()) return call.Reply(valid);
+  if (absl::Status a = call.AuthorizeFor(request->stream_id()); !a.ok()) {
+    return call.Reply(a);
+  }
   if (!request->has_spec()) {
     return call.Reply(absl::InvalidArgumentError("spec: missing"));
   }
@@ -295,9 +299,7 @@ grpc::ServerUnaryReactor* MemoryService::GetStream(
     grpc::CallbackServerContext* ctx, const v1::GetStreamRequest* request,
     v1::StreamInfo* response) {
   Call call(this, ctx, Rpc::kGetStream);
-  if (absl::Status a = call.Authorize(); !a.ok()) return call.Reply(a);
-  absl::Status s = ValidateStreamId(request->stream_id());
-  if (s.ok()) s = call.caller().Reaches(request->stream_id(), "stream_id");
+  absl::Status s = call.AuthorizeFor(request->stream_id());
   if (s.ok()) {
     absl::StatusOr<StreamState> state = store_->GetStream(request->stream_id());
     s = state.status();
@@ -332,11 +334,9 @@ grpc::ServerUnaryReactor* MemoryService::ResetStream(
     grpc::CallbackServerContext* ctx, const v1::ResetStreamRequest* request,
     v1::ResetStreamResponse* response) {
   Call call(this, ctx, Rpc::kResetStream);
-  if (absl::Status a = call.Authorize(); !a.ok()) return call.Reply(a);
-  absl::Status valid = ValidateStreamId(request->stream_id());
-  if (valid.ok())
-    valid = call.caller().Reaches(request->stream_id(), "stream_id");
-  if (!valid.ok()) return call.Reply(valid);
+  if (absl::Status a = call.AuthorizeFor(request->stream_id()); !a.ok()) {
+    return call.Reply(a);
+  }
   return call.Defer(request->ByteSizeLong(), [this, request] {
     return store_->ResetStream(request->stream_id());
   });
@@ -346,11 +346,9 @@ grpc::ServerUnaryReactor* MemoryService::DeleteStream(
     grpc::CallbackServerContext* ctx, const v1::DeleteStreamRequest* request,
     v1::DeleteStreamResponse* response) {
   Call call(this, ctx, Rpc::kDeleteStream);
-  if (absl::Status a = call.Authorize(); !a.ok()) return call.Reply(a);
-  absl::Status valid = ValidateStreamId(request->stream_id());
-  if (valid.ok())
-    valid = call.caller().Reaches(request->stream_id(), "stream_id");
-  if (!valid.ok()) return call.Reply(valid);
+  if (absl::Status a = call.AuthorizeFor(request->stream_id()); !a.ok()) {
+    return call.Reply(a);
+  }
   return call.Defer(request->ByteSizeLong(), [this, request] {
     return store_->DeleteStream(request->stream_id());
   });
