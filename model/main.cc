@@ -47,10 +47,18 @@ commands:
             validation documents: keys.npy, values.npy, queries.npy (NumPy
             float32 [rows, heads, head_dim]), documents.tsv and queries.tsv;
             for knnmem-bench --keys DIR (W-real).
+  corpus    [--data a,b] [--documents files|directories] [--min-bytes N]
+            [--max-bytes N] [--holdout 50]
+            The documents, their split and their length distribution.
 
 --data: directories or globs (default: this machine's C++ and Python
-standard libraries), split by file into train and validation (--holdout:
-the validation share in per mille, default 50).
+standard libraries), split by document name into train and validation
+(--holdout: the validation share in per mille, default 50). --documents
+directories: a document is a directory right below a source's root, its
+subtree's text files joined, each after a header line (the byte 0x1C, its
+path, a newline); the root's own files make one more. Documents are
+--min-bytes to --max-bytes long (defaults: files 20,000 to 4 MiB,
+directories 256 KiB to 64 MiB).
 --server: use a knnmem server; without it the server core runs in process.
 )";
 
@@ -82,6 +90,8 @@ int main(int argc, char** argv) {
       status = knnmem::model::BenchCommand(*args);
     } else if (command == "dump-keys") {
       status = knnmem::model::DumpKeysCommand(*args);
+    } else if (command == "corpus") {
+      status = knnmem::model::CorpusCommand(*args);
     } else {
       std::fprintf(stderr, "knnmem-model: unknown command '%s'\n%s",
                    command.c_str(), kUsage);

@@ -9,7 +9,8 @@
 
 namespace knnmem::model {
 RemoteMemory::RemoteMemory(const std::string& address,
-                           std::chrono::milliseconds deadline) {
+                           std::chrono::milliseconds deadline, bool approximate)
+    : approximate_(approximate) {
   MemoryClient::Options options;
   options.deadline = deadline;
   client_ = MemoryClient::Connect(address, options);
@@ -38,6 +39,7 @@ absl::Status RemoteMemory::BeginDocument(const std::string& document,
   spec.set_value_dim(static_cast<uint32_t>(shape.value_dim));
   spec.set_capacity(static_cast<uint64_t>(shape.capacity));
   spec.set_storage_dtype(v1::FLOAT32);
+  spec.set_index(approximate_ ? v1::APPROXIMATE : v1::EXACT);
   RETURN_IF_ERROR(client_->CreateStream(document, spec).status());
   shapes_[document] = shape;
   return absl::OkStatus();

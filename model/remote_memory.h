@@ -19,8 +19,11 @@ namespace knnmem::model {
 
 class RemoteMemory : public Memory {
  public:
-  // The server at `address` (HOST:PORT); each call has `deadline`.
-  RemoteMemory(const std::string& address, std::chrono::milliseconds deadline);
+  // The server at `address` (HOST:PORT); each call has `deadline`. With
+  // `approximate`, documents' streams are APPROXIMATE (the server's default
+  // nlist, nprobe and exact tail), else EXACT.
+  RemoteMemory(const std::string& address, std::chrono::milliseconds deadline,
+               bool approximate = false);
   ~RemoteMemory() override;
 
   absl::Status BeginDocument(const std::string& document,
@@ -44,6 +47,7 @@ class RemoteMemory : public Memory {
   absl::StatusOr<const MemoryShape*> ShapeOf(const std::string& document) const;
 
   std::unique_ptr<MemoryClient> client_;
+  const bool approximate_;
   absl::flat_hash_map<std::string, MemoryShape> shapes_;
 };
 
