@@ -18,6 +18,7 @@
 #include "model/eval_rows.h"
 #include "model/eval_tally.h"
 #include "model/progress.h"
+#include "model/remote_memory.h"
 
 namespace knnmem::model {
 namespace {
@@ -66,6 +67,14 @@ absl::StatusOr<EvalRow> Evaluate(Transformer model, Memory* memory,
         "row would not measure memory"));
   }
   PrintDocuments(tally, docs);
+  if (const auto* remote = dynamic_cast<const RemoteMemory*>(memory);
+      remote != nullptr && remote->entries_at_end() > 0) {
+    std::fprintf(stderr,
+                 "  approximate tier: %lld of %lld entries indexed at the "
+                 "documents' ends (so far)\n",
+                 static_cast<long long>(remote->indexed_at_end()),
+                 static_cast<long long>(remote->entries_at_end()));
+  }
   EvalRow row;
   row.label = label;
   row.memory = memory_size;
@@ -102,17 +111,29 @@ void PrintKnnLayer(const std::string& checkpoint, Transformer& model) {
       Floats(knn->memory_scale()).c_str(), Floats(knn->age_alpha()).c_str());
 }
 
-// Every row of one checkpoint: each memory size, and the largest again
-// without the learned age penalty when the model has one.
+// What eval measures for each checkpoint.
+struct EvalPlan {
+  std::vector<int64_t> sizes;       // memory per head
+  bool approximate = false;         // APPROXIMATE streams
+  bool without_age_penalty = true;  // the extra row (see below)
+  int lanes = 6;
+  int64_t segments = 128;  // per document, from its start
+};
+
+// Every row of one checkpoint: each memory size, and (when the plan says
+// so) the largest again without the learned age penalty when the model has
+// one.
 absl::StatusOr<std::vector<EvalRow>> EvaluateCheckpoint(
-    const std::string& checkpoint, const std::vector<int64_t>& sizes,
-    Memory* memory, bool approximate, const std::vector<Document>& docs,
-    int lanes, int64_t segments) {
+    const std::string& checkpoint, const EvalPlan& plan, Memory* memory,
+    const std::vector<Document>& docs) {
   ASSIGN_OR_RETURN(ModelConfig config, LoadCheckpointConfig(checkpoint));
   Transformer model(config);
   RETURN_IF_ERROR(LoadCheckpoint(checkpoint, model, nullptr).status());
   PrintKnnLayer(checkpoint, model);
-  const std::string kind = approximate ? " approximate" : "";
+  const std::string kind = plan.approximate ? " approximate" : "";
+  const std::vector<int64_t>& sizes = plan.sizes;
+  const int lanes = plan.lanes;
+  const int64_t segments = plan.segments;
   std::vector<EvalRow> rows;
   for (int64_t size : sizes) {
     ASSIGN_OR_RETURN(EvalRow row,
@@ -120,7 +141,7 @@ absl::StatusOr<std::vector<EvalRow>> EvaluateCheckpoint(
                               absl::StrCat("memory ", size, kind)));
     rows.push_back(row);
   }
-  if (config.age_penalty && !sizes.empty()) {
+  if (config.age_penalty && plan.without_age_penalty && !sizes.empty()) {
     torch::Tensor alpha = model->knn_attention()->age_alpha();
     torch::NoGradGuard no_grad;
     alpha.zero_();
@@ -134,7 +155,7 @@ absl::StatusOr<std::vector<EvalRow>> EvaluateCheckpoint(
   }
   for (EvalRow& r : rows) {
     r.checkpoint = checkpoint;
-    r.approximate = approximate && r.memory > 0;
+    r.approximate = plan.approximate && r.memory > 0;
   }
   return rows;
 }
@@ -166,28 +187,31 @@ absl::Status EvalCommand(CliArgs& args) {
       rows.insert(rows.end(), more.begin(), more.end());
     }
   } else {
-    ASSIGN_OR_RETURN(std::vector<int64_t> sizes,
-                     args.Ints("memory", {0, 2048, 8192, 32768}));
-    ASSIGN_OR_RETURN(int64_t segments, args.Int("segments", 128));
-    ASSIGN_OR_RETURN(int64_t lanes, args.Int("lanes", 6));
-    const bool approximate = args.String("index", "exact") == "approximate";
+    EvalPlan plan;
+    ASSIGN_OR_RETURN(plan.sizes, args.Ints("memory", {0, 2048, 8192, 32768}));
+    ASSIGN_OR_RETURN(plan.segments, args.Int("segments", plan.segments));
+    ASSIGN_OR_RETURN(int64_t lanes, args.Int("lanes", plan.lanes));
+    ASSIGN_OR_RETURN(plan.without_age_penalty,
+                     args.Bool("without-age-penalty", true));
+    plan.approximate = args.String("index", "exact") == "approximate";
     ASSIGN_OR_RETURN(std::unique_ptr<Memory> memory, MemoryFromFlags(args));
     ASSIGN_OR_RETURN(Corpus corpus, CorpusFromFlags(args));
     RETURN_IF_ERROR(args.CheckAllUsed());
-    if (lanes < 1 || segments < 1) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "--lanes ", lanes, ", --segments ", segments, ": both at least 1"));
+    if (lanes < 1 || lanes > 4096 || plan.segments < 1) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("--lanes ", lanes, ", --segments ", plan.segments,
+                       ": --lanes 1 to 4096, --segments at least 1"));
     }
+    plan.lanes = static_cast<int>(lanes);
     std::fprintf(stderr,
                  "knnmem-model eval: validation %s; the first %lld "
                  "segments of each\n",
                  DescribeDocuments(corpus.validation).c_str(),
-                 static_cast<long long>(segments));
+                 static_cast<long long>(plan.segments));
     for (const std::string& checkpoint : checkpoints) {
       ASSIGN_OR_RETURN(std::vector<EvalRow> more,
-                       EvaluateCheckpoint(checkpoint, sizes, memory.get(),
-                                          approximate, corpus.validation,
-                                          static_cast<int>(lanes), segments));
+                       EvaluateCheckpoint(checkpoint, plan, memory.get(),
+                                          corpus.validation));
       rows.insert(rows.end(), more.begin(), more.end());
     }
   }

@@ -46,6 +46,14 @@ absl::Status RemoteMemory::BeginDocument(const std::string& document,
 }
 
 absl::Status RemoteMemory::EndDocument(const std::string& document) {
+  if (approximate_ && shapes_.count(document) > 0) {
+    absl::StatusOr<v1::StreamInfo> info = client_->GetStream(document);
+    for (int i = 0; info.ok() && i < info->layers_size(); ++i) {
+      indexed_at_end_ +=
+          static_cast<int64_t>(info->layers(i).indexed_entries());
+      entries_at_end_ += static_cast<int64_t>(info->layers(i).entries());
+    }
+  }
   shapes_.erase(document);
   absl::Status s = client_->DeleteStream(document);
   return absl::IsNotFound(s) ? absl::OkStatus() : s;

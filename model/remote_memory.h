@@ -38,6 +38,12 @@ class RemoteMemory : public Memory {
   absl::StatusOr<Attended> Attend(const std::string& document,
                                   const torch::Tensor& queries, int k,
                                   const AttendParams& params) override;
+  // APPROXIMATE streams: how many of the memory's entries were in the
+  // approximate tier when documents ended, summed over the documents
+  // (GetStream before each EndDocument); both 0 otherwise.
+  int64_t indexed_at_end() const { return indexed_at_end_; }
+  int64_t entries_at_end() const { return entries_at_end_; }
+
   // One DecodeStep for all documents.
   std::vector<absl::StatusOr<Attended>> AttendMany(
       const std::vector<DocumentQueries>& asks, int k,
@@ -48,6 +54,7 @@ class RemoteMemory : public Memory {
 
   std::unique_ptr<MemoryClient> client_;
   const bool approximate_;
+  int64_t indexed_at_end_ = 0, entries_at_end_ = 0;
   absl::flat_hash_map<std::string, MemoryShape> shapes_;
 };
 

@@ -174,6 +174,24 @@ TEST_F(ModelCliTest, TrainsResumesEvaluatesGeneratesAndBenchmarks) {
       << bench.out;
 }
 
+// A number field of one row line of eval --json.
+double Field(const std::string& row, const std::string& key) {
+  const std::string tag = "\"" + key + "\": ";
+  const size_t at = row.find(tag);
+  if (at == std::string::npos) return std::nan("");
+  return std::stod(row.substr(at + tag.size()));
+}
+
+// The row lines of an eval --json file.
+std::vector<std::string> RowLines(const std::string& json) {
+  std::vector<std::string> rows;
+  std::istringstream in(json);
+  for (std::string line; std::getline(in, line);) {
+    if (line.find("\"checkpoint\"") != std::string::npos) rows.push_back(line);
+  }
+  return rows;
+}
+
 // The retrofit: a model trained without memory, trained on with it. Its
 // weights are the memory-less model's (with --lr 0 the two evaluate the
 // same; a fresh model of the same seed does not: the memory-less one
@@ -215,24 +233,15 @@ TEST_F(ModelCliTest, RetrofitStartsFromAMemorylessModel) {
   EXPECT_NEAR(bits[2], bits[0], 1e-6) << rows;           // the same weights
   EXPECT_GT(std::abs(bits[1] - bits[0]), 1e-3) << rows;  // memory let in
   EXPECT_NEAR(bits[3], bits[2], 1e-6) << rows;           // memory shut
-}
 
-// A number field of one row line of eval --json.
-double Field(const std::string& row, const std::string& key) {
-  const std::string tag = "\"" + key + "\": ";
-  const size_t at = row.find(tag);
-  if (at == std::string::npos) return std::nan("");
-  return std::stod(row.substr(at + tag.size()));
-}
-
-// The row lines of an eval --json file.
-std::vector<std::string> RowLines(const std::string& json) {
-  std::vector<std::string> rows;
-  std::istringstream in(json);
-  for (std::string line; std::getline(in, line);) {
-    if (line.find("\"checkpoint\"") != std::string::npos) rows.push_back(line);
-  }
-  return rows;
+  // Without the extra row: xl's two, retro's two.
+  Outcome fewer = Model("eval --checkpoint " + xl + "," + retro +
+                        " --memory 0,256 --segments 2 --lanes 2 --json " +
+                        json + " --without-age-penalty false --data " +
+                        dir_.path() + " --holdout 500");
+  ASSERT_EQ(fewer.status, 0) << fewer.out;
+  EXPECT_EQ(fewer.out.find("no age penalty"), std::string::npos) << fewer.out;
+  EXPECT_EQ(RowLines(Read(json)).size(), 4u) << Read(json);
 }
 
 // Directory documents: the corpus listing against the joined lengths
