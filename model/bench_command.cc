@@ -42,14 +42,6 @@ double TokensPerSecond(Transformer model, Memory* memory, int64_t memory_size,
              .count();
 }
 
-std::string DefaultServerBinary() {
-  std::error_code e;
-  const std::filesystem::path self =
-      std::filesystem::read_symlink("/proc/self/exe", e);
-  return (self.parent_path().parent_path() / "server" / "knnmem-server")
-      .string();
-}
-
 // Lane i's prompt: the first `bytes` bytes of validation document i (of
 // those long enough).
 absl::StatusOr<std::vector<std::string>> Prompts(

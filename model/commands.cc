@@ -1,14 +1,40 @@
 #include "model/commands.h"
 
 #include <chrono>
+#include <filesystem>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "base/server_child.h"
 #include "base/status_macros.h"
+#include "base/temp_dir.h"
 #include "model/in_process_memory.h"
 #include "model/remote_memory.h"
 
 namespace knnmem::model {
+namespace {
+
+// --documents directories: the bounds of a document (a directory's files).
+constexpr int64_t kMinDirectoryBytes = 256 << 10;
+constexpr int64_t kMaxDirectoryBytes = int64_t{64} << 20;
+
+// --server spawn: a RemoteMemory over a knnmem-server child of this process
+// (its data in a temporary directory), stopped and removed with it.
+class ChildServerMemory : public RemoteMemory {
+ public:
+  ChildServerMemory(std::unique_ptr<TempDir> dir,
+                    std::unique_ptr<ServerChild> child,
+                    std::chrono::milliseconds deadline, bool approximate)
+      : RemoteMemory(child->address(), deadline, approximate),
+        dir_(std::move(dir)),
+        child_(std::move(child)) {}
+
+ private:
+  std::unique_ptr<TempDir> dir_;        // removed last
+  std::unique_ptr<ServerChild> child_;  // stopped first
+};
+
+}  // namespace
 
 absl::StatusOr<ModelConfig> ConfigFromFlags(CliArgs& args) {
   ModelConfig c;
@@ -41,12 +67,49 @@ absl::StatusOr<ModelConfig> ConfigFromFlags(CliArgs& args) {
   return c;
 }
 
+std::string DefaultServerBinary() {
+  std::error_code e;
+  const std::filesystem::path self =
+      std::filesystem::read_symlink("/proc/self/exe", e);
+  return (self.parent_path().parent_path() / "server" / "knnmem-server")
+      .string();
+}
+
 absl::StatusOr<std::unique_ptr<Memory>> MemoryFromFlags(CliArgs& args) {
   const std::string server = args.String("server", "");
+  const std::string binary =
+      args.String("server-binary", DefaultServerBinary());
   ASSIGN_OR_RETURN(int64_t deadline_ms, args.Int("deadline-ms", 10000));
+  const std::string index = args.String("index", "exact");
+  if (index != "exact" && index != "approximate") {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--index: '", index, "' (exact or approximate)"));
+  }
+  if (deadline_ms < 1) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--deadline-ms: ", deadline_ms, " (at least 1)"));
+  }
+  const bool approximate = index == "approximate";
+  const std::chrono::milliseconds deadline(deadline_ms);
+  if (server == "spawn") {
+    ASSIGN_OR_RETURN(std::unique_ptr<TempDir> dir,
+                     TempDir::Create("knnmem-model-server-"));
+    absl::StatusOr<std::unique_ptr<ServerChild>> child =
+        ServerChild::Start(binary, dir->path(), {"--metrics-address", "none"});
+    if (!child.ok()) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "--server spawn: starting ", binary, ": ", child.status().message()));
+    }
+    return std::unique_ptr<Memory>(std::make_unique<ChildServerMemory>(
+        std::move(dir), *std::move(child), deadline, approximate));
+  }
   if (!server.empty()) {
-    return std::unique_ptr<Memory>(std::make_unique<RemoteMemory>(
-        server, std::chrono::milliseconds(deadline_ms)));
+    return std::unique_ptr<Memory>(
+        std::make_unique<RemoteMemory>(server, deadline, approximate));
+  }
+  if (approximate) {
+    return absl::InvalidArgumentError(
+        "--index approximate: needs --server (the in-process memory is exact)");
   }
   ASSIGN_OR_RETURN(std::unique_ptr<InProcessMemory> local,
                    InProcessMemory::Create("", 2));
@@ -61,6 +124,29 @@ absl::StatusOr<Corpus> CorpusFromFlags(CliArgs& args) {
     return absl::InvalidArgumentError("--holdout: 0 to 1000 (per mille)");
   }
   options.validation_per_mille = static_cast<uint32_t>(holdout);
+  const std::string unit = args.String("documents", "files");
+  if (unit != "files" && unit != "directories") {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--documents: '", unit, "' (files or directories)"));
+  }
+  if (unit == "directories") {
+    options.unit = DocumentUnit::kDirectory;
+    options.min_bytes = kMinDirectoryBytes;
+    options.max_bytes = kMaxDirectoryBytes;
+  }
+  ASSIGN_OR_RETURN(
+      int64_t min_bytes,
+      args.Int("min-bytes", static_cast<int64_t>(options.min_bytes)));
+  ASSIGN_OR_RETURN(
+      int64_t max_bytes,
+      args.Int("max-bytes", static_cast<int64_t>(options.max_bytes)));
+  if (min_bytes < 0 || max_bytes < min_bytes) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--min-bytes ", min_bytes, ", --max-bytes ", max_bytes,
+                     ": 0 <= --min-bytes <= --max-bytes"));
+  }
+  options.min_bytes = static_cast<size_t>(min_bytes);
+  options.max_bytes = static_cast<size_t>(max_bytes);
   const std::string data = args.String("data", "");
   options.sources = data.empty() ? DefaultSources()
                                  : std::vector<std::string>(absl::StrSplit(

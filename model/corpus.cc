@@ -9,6 +9,7 @@
 #include <filesystem>
 #include <fstream>
 #include <limits>
+#include <map>
 #include <set>
 #include <system_error>
 #include <utility>
@@ -22,6 +23,8 @@ namespace {
 namespace fs = std::filesystem;
 
 constexpr size_t kBinaryProbeBytes = 8192;
+// Starts each file's header line in a directory document.
+constexpr absl::string_view kFileHeaderMark = "\x1c";
 
 absl::Status SourceError(const std::string& source, absl::string_view what) {
   return absl::InvalidArgumentError(
@@ -152,27 +155,67 @@ std::string NameOf(const Listing& listing, const fs::path& path) {
 enum class Outcome { kKept, kDuplicate, kFiltered, kUnreadable };
 
 // Reads the file at `path` into `bytes` unless it was `seen` already, is
-// binary or its size is out of range.
-Outcome ReadDocument(const fs::path& path, const CorpusOptions& options,
-                     std::set<std::pair<dev_t, ino_t>>& seen,
-                     std::string& bytes) {
+// binary or its size is outside [min_bytes, max_bytes].
+Outcome ReadFile(const fs::path& path, size_t min_bytes, size_t max_bytes,
+                 std::set<std::pair<dev_t, ino_t>>& seen, std::string& bytes) {
   struct stat info;
   if (stat(path.c_str(), &info) != 0) return Outcome::kUnreadable;
   if (!S_ISREG(info.st_mode) ||
       !seen.emplace(info.st_dev, info.st_ino).second) {
     return Outcome::kDuplicate;
   }
-  auto in_range = [&options](size_t size) {
-    return size >= options.min_bytes && size <= options.max_bytes;
-  };
-  if (!in_range(static_cast<size_t>(info.st_size))) return Outcome::kFiltered;
+  const size_t size = static_cast<size_t>(info.st_size);
+  if (size < min_bytes || size > max_bytes) return Outcome::kFiltered;
   std::ifstream in(path, std::ios::binary);
-  bytes.assign(static_cast<size_t>(info.st_size), '\0');
+  bytes.assign(size, '\0');
   if (!in.read(bytes.data(), static_cast<std::streamsize>(bytes.size()))) {
     return Outcome::kUnreadable;  // unreadable, or shrunk since stat
   }
   const size_t probe = std::min(bytes.size(), kBinaryProbeBytes);
   return bytes.find('\0') < probe ? Outcome::kFiltered : Outcome::kKept;
+}
+
+// The files of directory documents, by document: (source, name) -> (path
+// relative to the directory, bytes).
+using Directories = std::map<std::pair<size_t, std::string>,
+                             std::vector<std::pair<std::string, std::string>>>;
+
+// Files `path` of `listing` (the source numbered `source`) into the document
+// of its directory.
+void AddToDirectory(const Listing& listing, size_t source, const fs::path& path,
+                    std::string bytes, Directories& directories) {
+  const fs::path relative =
+      path.lexically_normal().lexically_relative(listing.root);
+  std::vector<fs::path> parts(relative.begin(), relative.end());
+  std::string directory = listing.prefix.empty() ? "." : listing.prefix;
+  std::string inside = relative.generic_string();
+  if (parts.size() > 1) {
+    directory = listing.prefix.empty()
+                    ? parts[0].string()
+                    : absl::StrCat(listing.prefix, "/", parts[0].string());
+    inside = relative.lexically_relative(parts[0]).generic_string();
+  }
+  directories[{source, directory}].emplace_back(std::move(inside),
+                                                std::move(bytes));
+}
+
+// Joins each directory's files (sorted by path) into a document, keeping
+// those of [min_bytes, max_bytes].
+void JoinDirectories(Directories directories, const CorpusOptions& options,
+                     Corpus& corpus, std::vector<Document>& documents) {
+  for (auto& [key, files] : directories) {
+    std::sort(files.begin(), files.end());
+    Document document{key.second, "", files.size()};
+    for (const auto& [path, bytes] : files) {
+      absl::StrAppend(&document.bytes, kFileHeaderMark, path, "\n", bytes);
+    }
+    const size_t size = document.bytes.size();
+    if (size < options.min_bytes || size > options.max_bytes) {
+      ++corpus.filtered;
+    } else {
+      documents.push_back(std::move(document));
+    }
+  }
 }
 
 absl::Status ValidateOptions(const CorpusOptions& options) {
@@ -236,22 +279,32 @@ absl::StatusOr<Corpus> LoadCorpus(const CorpusOptions& options) {
   if (absl::Status status = ValidateOptions(options); !status.ok()) {
     return status;
   }
+  const bool by_directory = options.unit == DocumentUnit::kDirectory;
   Corpus corpus;
   std::vector<Document> documents;
+  Directories directories;
   std::set<std::pair<dev_t, ino_t>> seen;
-  for (const std::string& source : options.sources) {
-    absl::StatusOr<Listing> listing = ListSource(source);
+  for (size_t source = 0; source < options.sources.size(); ++source) {
+    absl::StatusOr<Listing> listing = ListSource(options.sources[source]);
     if (!listing.ok()) return listing.status();
     for (const auto& [link, path] : listing->files) {
       std::string bytes;
-      const Outcome outcome = ReadDocument(path, options, seen, bytes);
+      const Outcome outcome =
+          by_directory ? ReadFile(path, 0, std::numeric_limits<size_t>::max(),
+                                  seen, bytes)
+                       : ReadFile(path, options.min_bytes, options.max_bytes,
+                                  seen, bytes);
       corpus.filtered += outcome == Outcome::kFiltered;
       corpus.skipped += outcome == Outcome::kUnreadable;
-      if (outcome == Outcome::kKept) {
+      if (outcome != Outcome::kKept) continue;
+      if (by_directory) {
+        AddToDirectory(*listing, source, path, std::move(bytes), directories);
+      } else {
         documents.push_back({NameOf(*listing, path), std::move(bytes)});
       }
     }
   }
+  JoinDirectories(std::move(directories), options, corpus, documents);
   if (documents.empty()) {
     return absl::NotFoundError(absl::StrCat(
         "no corpus document left after filtering (", corpus.filtered,

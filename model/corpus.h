@@ -1,7 +1,8 @@
 // Corpus: the training text of the byte-level language model. Owns finding
-// and reading long documents on disk (LoadCorpus), the deterministic
-// train/validation split by document name, and serving documents as
-// fixed-size overlapping segments to parallel batch lanes (SegmentBatcher).
+// and reading long documents on disk (LoadCorpus): each a file, or each a
+// directory's files joined; the deterministic train/validation split by
+// document name, and serving documents as fixed-size overlapping segments to
+// parallel batch lanes (SegmentBatcher).
 #ifndef KNNMEM_MODEL_CORPUS_H_
 #define KNNMEM_MODEL_CORPUS_H_
 
@@ -21,9 +22,25 @@ namespace knnmem::model {
 struct Document {
   // Path relative to the source it came from, prefixed by that source's
   // basename: source "/usr/lib/python3.11" gives "python3.11/json/decoder.py"
-  // and "/usr/include/c++/12" gives "12/bits/stl_vector.h".
+  // and "/usr/include/c++/12" gives "12/bits/stl_vector.h" (a directory
+  // document: "python3.11/json", "12/bits").
   std::string name;
-  std::string bytes;  // the whole file
+  std::string bytes;  // the whole file, or the directory's files joined
+  size_t files = 1;   // how many files it joins
+};
+
+// What one document is.
+enum class DocumentUnit {
+  kFile,  // a file
+  // A directory: each directory right below a source's root is one
+  // document of every file in its subtree, and the root's own files are one
+  // more, named by the root ("python3.11/email"; "python3.11"). A glob's
+  // root is its leading literal directory. Its text files in the byte order
+  // of their paths relative to the directory, each preceded by one header
+  // line: the byte 0x1C (ASCII's file separator), that path, "\n". Files are
+  // read whatever their size; min_bytes and max_bytes bound the joined
+  // document, headers included.
+  kDirectory,
 };
 
 struct CorpusOptions {
@@ -35,9 +52,11 @@ struct CorpusOptions {
   // first source to list it names it, by its own path rather than a link's.
   // Sources sharing a basename can yield two documents of the same name.
   std::vector<std::string> sources;
-  size_t min_bytes = 20000;    // shorter files are skipped
-  size_t max_bytes = 4 << 20;  // longer files are skipped
-  // Share of files held out: Fnv1a64(name) % 1000 < validation_per_mille.
+  DocumentUnit unit = DocumentUnit::kFile;
+  size_t min_bytes = 20000;    // shorter documents are skipped
+  size_t max_bytes = 4 << 20;  // longer documents are skipped
+  // Share of documents held out: Fnv1a64(name) % 1000 <
+  // validation_per_mille.
   uint32_t validation_per_mille = 50;
 };
 
@@ -50,7 +69,7 @@ struct Corpus {
   std::vector<Document> train;       // sorted by name
   std::vector<Document> validation;  // sorted by name
   size_t skipped = 0;   // files that could not be read (or dangling links)
-  size_t filtered = 0;  // files dropped for size or for being binary
+  size_t filtered = 0;  // files dropped for being binary, documents for size
 
   size_t train_bytes() const;
   size_t validation_bytes() const;
@@ -60,7 +79,8 @@ struct Corpus {
 bool IsValidation(absl::string_view name, uint32_t validation_per_mille);
 
 // Reads the files of `options.sources`, dropping binary files (a NUL byte in
-// the first 8 KiB) and files outside [min_bytes, max_bytes]. Errors:
+// the first 8 KiB), into documents, dropping documents outside [min_bytes,
+// max_bytes]. Errors:
 // INVALID_ARGUMENT for bad options or naming a source that matches no file;
 // NOT_FOUND when no document is left after filtering.
 absl::StatusOr<Corpus> LoadCorpus(const CorpusOptions& options);

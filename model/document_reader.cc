@@ -73,15 +73,14 @@ StepResult DocumentReader::Step(
                              has_memory_ ? &link_ : nullptr);
   state_.valid = active.clone();
   const torch::Tensor targets = tokens.narrow(1, 1, t);
-  const torch::Tensor per_byte =
-      torch::nn::functional::cross_entropy(
-          r.logits.reshape({-1, 256}), targets.reshape({-1}),
-          torch::nn::functional::CrossEntropyFuncOptions().reduction(
-              torch::kNone))
-          .view({lanes_, t});
+  r.per_byte = torch::nn::functional::cross_entropy(
+                   r.logits.reshape({-1, 256}), targets.reshape({-1}),
+                   torch::nn::functional::CrossEntropyFuncOptions().reduction(
+                       torch::kNone))
+                   .view({lanes_, t});
   const torch::Tensor mask = active.to(torch::kFloat32).view({lanes_, 1});
   r.bytes = active.sum().item<int64_t>() * t;
-  r.loss = (per_byte * mask).sum() / std::max<int64_t>(1, r.bytes);
+  r.loss = (r.per_byte * mask).sum() / std::max<int64_t>(1, r.bytes);
   for (int i = 0; i < lanes_; ++i) {
     const std::optional<Segment>& s = batch[static_cast<size_t>(i)];
     if (s && s->last) {

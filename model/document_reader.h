@@ -18,9 +18,10 @@
 namespace knnmem::model {
 
 struct StepResult {
-  torch::Tensor logits;  // [lanes, T, 256]
-  torch::Tensor loss;    // mean cross-entropy (nats) over the lanes' bytes
-  int64_t bytes = 0;     // how many targets the loss covers
+  torch::Tensor logits;    // [lanes, T, 256]
+  torch::Tensor loss;      // mean cross-entropy (nats) over the lanes' bytes
+  torch::Tensor per_byte;  // [lanes, T] each target's cross-entropy (nats)
+  int64_t bytes = 0;       // how many targets the loss covers
 };
 
 // Runs `model` on `tokens` [lanes, T] from `state`, then pushes into `link`

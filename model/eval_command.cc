@@ -1,6 +1,7 @@
 // knnmem-model eval: bits per byte on the validation documents at several
-// memory sizes, for one checkpoint or several side by side: a table, JSON,
-// and a PNG plot with a line per checkpoint.
+// memory sizes, for one checkpoint or several side by side, overall and on
+// the far repeats (far_repeats.h) apart: a table, JSON, and a PNG plot with
+// a line per checkpoint.
 #include <cmath>
 #include <cstdio>
 #include <vector>
@@ -15,48 +16,78 @@
 #include "model/commands.h"
 #include "model/document_reader.h"
 #include "model/eval_rows.h"
+#include "model/eval_tally.h"
 #include "model/progress.h"
+#include "model/remote_memory.h"
 
 namespace knnmem::model {
 namespace {
 
-EvalRow Evaluate(Transformer model, Memory* memory, int64_t memory_size,
-                 const std::vector<Document>& docs, int lanes, int64_t segments,
-                 const std::string& label) {
+// Per document read, bits per byte (all, and on the far repeats), on stderr.
+void PrintDocuments(const EvalTally& tally, const std::vector<Document>& docs) {
+  for (const auto& [index, sum] : tally.documents()) {
+    std::fprintf(stderr, "  %-36s %8.4f bits/byte over %lld bytes\n",
+                 docs[static_cast<size_t>(index)].name.c_str(),
+                 sum.bits_per_byte(), static_cast<long long>(sum.bytes));
+  }
+}
+
+absl::StatusOr<EvalRow> Evaluate(Transformer model, Memory* memory,
+                                 int64_t memory_size,
+                                 const std::vector<Document>& docs, int lanes,
+                                 int64_t segments, const std::string& label) {
   torch::NoGradGuard no_grad;
   model->eval();
   model->knn_attention()->ResetMemoryShare();
   DocumentReader reader(model, memory, lanes, memory_size, true,
                         absl::StrCat("eval-", memory_size));
-  SegmentBatcher batches(&docs, lanes, model->config().segment, 0, false,
-                         false);
+  const int segment = model->config().segment;
+  SegmentBatcher batches(&docs, lanes, segment, 0, false, false);
   batches.set_max_segments_per_document(segments);
   int64_t total = 0;
   for (const Document& d : docs) {
     total += std::min<int64_t>(
-        segments,
-        SegmentBatcher::FullSegments(d.bytes.size(), model->config().segment));
+        segments, SegmentBatcher::FullSegments(d.bytes.size(), segment));
   }
   Progress progress(label, total);
-  double nats = 0;
-  int64_t bytes = 0, done = 0;
+  EvalTally tally(&docs, segment);
+  int64_t done = 0;
   while (!batches.Done()) {
     const auto batch = batches.Next();
     const StepResult r = reader.Step(batch);
-    nats += r.loss.item<double>() * r.bytes;
-    bytes += r.bytes;
+    tally.Add(batch, r.per_byte);
     for (const auto& s : batch) done += s.has_value();
     progress.Update(done, r.bytes, r.loss.item<double>());
   }
   progress.Finish();
-  return {"",
-          label,
-          false,
-          memory_size,
-          nats / std::max<int64_t>(1, bytes) / std::log(2.0),
-          bytes,
-          model->knn_attention()->memory_share().mean().item<double>()};
+  if (reader.link().failures() > 0) {
+    return absl::UnavailableError(absl::StrCat(
+        label, ": ", reader.link().failures(),
+        " memory calls failed (their documents read on without memory); the "
+        "row would not measure memory"));
+  }
+  PrintDocuments(tally, docs);
+  if (const auto* remote = dynamic_cast<const RemoteMemory*>(memory);
+      remote != nullptr && remote->entries_at_end() > 0) {
+    std::fprintf(stderr,
+                 "  approximate tier: %lld of %lld entries indexed at the "
+                 "documents' ends (so far)\n",
+                 static_cast<long long>(remote->indexed_at_end()),
+                 static_cast<long long>(remote->entries_at_end()));
+  }
+  EvalRow row;
+  row.label = label;
+  row.memory = memory_size;
+  row.bits_per_byte = tally.all().bits_per_byte();
+  row.bytes = tally.all().bytes;
+  row.memory_share =
+      model->knn_attention()->memory_share().mean().item<double>();
+  row.far_bits_per_byte = tally.far().bits_per_byte();
+  row.far_bytes = tally.far().bytes;
+  row.rest_bits_per_byte = tally.rest().bits_per_byte();
+  return row;
 }
+
 std::string Floats(const torch::Tensor& t) {
   const torch::Tensor c = t.detach().to(torch::kFloat32).contiguous();
   std::vector<std::string> parts;
@@ -80,31 +111,52 @@ void PrintKnnLayer(const std::string& checkpoint, Transformer& model) {
       Floats(knn->memory_scale()).c_str(), Floats(knn->age_alpha()).c_str());
 }
 
-// Every row of one checkpoint: each memory size, and the largest again
-// without the learned age penalty when the model has one.
+// What eval measures for each checkpoint.
+struct EvalPlan {
+  std::vector<int64_t> sizes;       // memory per head
+  bool approximate = false;         // APPROXIMATE streams
+  bool without_age_penalty = true;  // the extra row (see below)
+  int lanes = 6;
+  int64_t segments = 128;  // per document, from its start
+};
+
+// Every row of one checkpoint: each memory size, and (when the plan says
+// so) the largest again without the learned age penalty when the model has
+// one.
 absl::StatusOr<std::vector<EvalRow>> EvaluateCheckpoint(
-    const std::string& checkpoint, const std::vector<int64_t>& sizes,
-    Memory* memory, const std::vector<Document>& docs, int lanes,
-    int64_t segments) {
+    const std::string& checkpoint, const EvalPlan& plan, Memory* memory,
+    const std::vector<Document>& docs) {
   ASSIGN_OR_RETURN(ModelConfig config, LoadCheckpointConfig(checkpoint));
   Transformer model(config);
   RETURN_IF_ERROR(LoadCheckpoint(checkpoint, model, nullptr).status());
   PrintKnnLayer(checkpoint, model);
+  const std::string kind = plan.approximate ? " approximate" : "";
+  const std::vector<int64_t>& sizes = plan.sizes;
+  const int lanes = plan.lanes;
+  const int64_t segments = plan.segments;
   std::vector<EvalRow> rows;
   for (int64_t size : sizes) {
-    rows.push_back(Evaluate(model, memory, size, docs, lanes, segments,
-                            absl::StrCat("memory ", size)));
+    ASSIGN_OR_RETURN(EvalRow row,
+                     Evaluate(model, memory, size, docs, lanes, segments,
+                              absl::StrCat("memory ", size, kind)));
+    rows.push_back(row);
   }
-  if (config.age_penalty && !sizes.empty()) {
+  if (config.age_penalty && plan.without_age_penalty && !sizes.empty()) {
     torch::Tensor alpha = model->knn_attention()->age_alpha();
     torch::NoGradGuard no_grad;
     alpha.zero_();
-    rows.push_back(
-        Evaluate(model, memory, sizes.back(), docs, lanes, segments,
-                 absl::StrCat("memory ", sizes.back(), " no age penalty")));
-    rows.back().age_penalty_off = true;
+    ASSIGN_OR_RETURN(
+        EvalRow row,
+        Evaluate(
+            model, memory, sizes.back(), docs, lanes, segments,
+            absl::StrCat("memory ", sizes.back(), kind, " no age penalty")));
+    row.age_penalty_off = true;
+    rows.push_back(row);
   }
-  for (EvalRow& r : rows) r.checkpoint = checkpoint;
+  for (EvalRow& r : rows) {
+    r.checkpoint = checkpoint;
+    r.approximate = plan.approximate && r.memory > 0;
+  }
   return rows;
 }
 
@@ -135,33 +187,56 @@ absl::Status EvalCommand(CliArgs& args) {
       rows.insert(rows.end(), more.begin(), more.end());
     }
   } else {
-    ASSIGN_OR_RETURN(std::vector<int64_t> sizes,
-                     args.Ints("memory", {0, 2048, 8192, 32768}));
-    ASSIGN_OR_RETURN(int64_t segments, args.Int("segments", 128));
-    ASSIGN_OR_RETURN(int64_t lanes, args.Int("lanes", 6));
+    EvalPlan plan;
+    ASSIGN_OR_RETURN(plan.sizes, args.Ints("memory", {0, 2048, 8192, 32768}));
+    ASSIGN_OR_RETURN(plan.segments, args.Int("segments", plan.segments));
+    ASSIGN_OR_RETURN(int64_t lanes, args.Int("lanes", plan.lanes));
+    ASSIGN_OR_RETURN(plan.without_age_penalty,
+                     args.Bool("without-age-penalty", true));
+    plan.approximate = args.String("index", "exact") == "approximate";
     ASSIGN_OR_RETURN(std::unique_ptr<Memory> memory, MemoryFromFlags(args));
     ASSIGN_OR_RETURN(Corpus corpus, CorpusFromFlags(args));
     RETURN_IF_ERROR(args.CheckAllUsed());
+    if (lanes < 1 || lanes > 4096 || plan.segments < 1) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("--lanes ", lanes, ", --segments ", plan.segments,
+                       ": --lanes 1 to 4096, --segments at least 1"));
+    }
+    plan.lanes = static_cast<int>(lanes);
+    std::fprintf(stderr,
+                 "knnmem-model eval: validation %s; the first %lld "
+                 "segments of each\n",
+                 DescribeDocuments(corpus.validation).c_str(),
+                 static_cast<long long>(plan.segments));
     for (const std::string& checkpoint : checkpoints) {
-      ASSIGN_OR_RETURN(
-          std::vector<EvalRow> more,
-          EvaluateCheckpoint(checkpoint, sizes, memory.get(), corpus.validation,
-                             static_cast<int>(lanes), segments));
+      ASSIGN_OR_RETURN(std::vector<EvalRow> more,
+                       EvaluateCheckpoint(checkpoint, plan, memory.get(),
+                                          corpus.validation));
       rows.insert(rows.end(), more.begin(), more.end());
     }
   }
   // Each row also against the first row (the first checkpoint, first size).
   const double base = rows.front().bits_per_byte;
-  std::printf("\n%-24s %-28s %10s %9s %10s %10s\n", "checkpoint", "run",
-              "bits/byte", "vs first", "bytes", "mem share");
+  std::printf("\n%-24s %-40s %10s %9s %10s %10s %9s %9s %9s\n", "checkpoint",
+              "run", "bits/byte", "vs first", "bytes", "mem share", "far b/B",
+              "rest b/B", "far share");
+  auto maybe = [](double value, const char* format) {
+    return std::isnan(value) ? std::string("-")
+                             : absl::StrFormat(format, value);
+  };
   for (const EvalRow& r : rows) {
-    const std::string share = std::isnan(r.memory_share)
-                                  ? "-"
-                                  : absl::StrFormat("%.3f", r.memory_share);
-    std::printf("%-24s %-28s %10.4f %+8.2f%% %10lld %10s\n",
+    std::printf("%-24s %-40s %10.4f %+8.2f%% %10lld %10s %9s %9s %9s\n",
                 r.checkpoint.c_str(), r.label.c_str(), r.bits_per_byte,
                 100.0 * (r.bits_per_byte / base - 1.0),
-                static_cast<long long>(r.bytes), share.c_str());
+                static_cast<long long>(r.bytes),
+                maybe(r.memory_share, "%.3f").c_str(),
+                maybe(r.far_bits_per_byte, "%.4f").c_str(),
+                maybe(r.rest_bits_per_byte, "%.4f").c_str(),
+                maybe(std::isnan(r.far_bits_per_byte) || r.bytes == 0
+                          ? std::nan("")
+                          : static_cast<double>(r.far_bytes) / r.bytes,
+                      "%.3f")
+                    .c_str());
   }
   if (!json.empty()) RETURN_IF_ERROR(WriteJson(json, rows));
   if (!png.empty()) RETURN_IF_ERROR(WritePlot(png, checkpoints, rows));

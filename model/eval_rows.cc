@@ -3,7 +3,9 @@
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
+#include <map>
 #include <optional>
+#include <utility>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -31,6 +33,11 @@ std::optional<std::string> JsonField(absl::string_view line,
   return std::string(line.substr(at, end - at));
 }
 
+// A double as JSON: null for NaN.
+std::string Number(double value) {
+  return std::isnan(value) ? "null" : absl::StrCat(value);
+}
+
 }  // namespace
 
 absl::Status WriteJson(const std::string& path,
@@ -40,9 +47,13 @@ absl::Status WriteJson(const std::string& path,
     items.push_back(absl::StrCat(
         "  {\"checkpoint\": \"", r.checkpoint, "\", \"label\": \"", r.label,
         "\", \"memory\": ", r.memory, ", \"bits_per_byte\": ", r.bits_per_byte,
-        ", \"bytes\": ", r.bytes, ", \"memory_share\": ",
-        std::isnan(r.memory_share) ? "null" : absl::StrCat(r.memory_share),
-        ", \"age_penalty_off\": ", r.age_penalty_off ? "true" : "false", "}"));
+        ", \"bytes\": ", r.bytes,
+        ", \"memory_share\": ", Number(r.memory_share),
+        ", \"age_penalty_off\": ", r.age_penalty_off ? "true" : "false",
+        ", \"approximate\": ", r.approximate ? "true" : "false",
+        ", \"far_bits_per_byte\": ", Number(r.far_bits_per_byte),
+        ", \"far_bytes\": ", r.far_bytes,
+        ", \"rest_bits_per_byte\": ", Number(r.rest_bits_per_byte), "}"));
   }
   std::ofstream out(path);
   out << "{\"rows\": [\n" << absl::StrJoin(items, ",\n") << "\n]}\n";
@@ -74,13 +85,23 @@ absl::StatusOr<std::vector<EvalRow>> ReadJson(const std::string& path) {
           "--rows: ", path, " line ", number, ": not a row of eval --json"));
     }
     r.label = *label;
-    const std::optional<std::string> share = JsonField(line, "memory_share");
-    if (share && *share != "null" &&
-        !absl::SimpleAtod(*share, &r.memory_share)) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "--rows: ", path, " line ", number, ": bad memory_share"));
+    for (const auto& [key, field] :
+         {std::pair{"memory_share", &r.memory_share},
+          std::pair{"far_bits_per_byte", &r.far_bits_per_byte},
+          std::pair{"rest_bits_per_byte", &r.rest_bits_per_byte}}) {
+      const std::optional<std::string> value = JsonField(line, key);
+      if (value && *value != "null" && !absl::SimpleAtod(*value, field)) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("--rows: ", path, " line ", number, ": bad ", key));
+      }
+    }
+    const std::optional<std::string> far = JsonField(line, "far_bytes");
+    if (far && !absl::SimpleAtoi(*far, &r.far_bytes)) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("--rows: ", path, " line ", number, ": bad far_bytes"));
     }
     r.age_penalty_off = JsonField(line, "age_penalty_off") == "true";
+    r.approximate = JsonField(line, "approximate") == "true";
     rows.push_back(std::move(r));
   }
   if (rows.empty()) {
@@ -96,12 +117,19 @@ absl::Status WritePlot(const std::string& path,
   std::vector<std::string> files, series;
   for (size_t i = 0; i < checkpoints.size(); ++i) {
     files.push_back(absl::StrCat(path, ".", i, ".dat"));
-    std::ofstream out(files.back());
+    // Memory size -> (approximate, bits per byte): EXACT rows first.
+    std::map<int64_t, std::pair<bool, double>> line;
     for (const EvalRow& r : rows) {
-      if (r.checkpoint == checkpoints[i] && !r.age_penalty_off) {
-        out << std::max<int64_t>(r.memory, 256) << " " << r.bits_per_byte
-            << "\n";
+      if (r.checkpoint != checkpoints[i] || r.age_penalty_off) continue;
+      auto [it, added] =
+          line.try_emplace(r.memory, r.approximate, r.bits_per_byte);
+      if (!added && it->second.first && !r.approximate) {
+        it->second = {false, r.bits_per_byte};
       }
+    }
+    std::ofstream out(files.back());
+    for (const auto& [memory, point] : line) {
+      out << std::max<int64_t>(memory, 256) << " " << point.second << "\n";
     }
     series.push_back(absl::StrCat(
         "'", files.back(), "' with linespoints title '", checkpoints[i], "'"));

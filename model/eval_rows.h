@@ -23,6 +23,12 @@ struct EvalRow {
   // The kNN layer's mean mix weight of memory over queries that had
   // memory, averaged over heads; NaN without memory.
   double memory_share = std::nan("");
+  bool approximate = false;  // memory's streams were APPROXIMATE
+  // Bits per byte on the far repeats (far_repeats.h) and on the other bytes;
+  // NaN when not measured (rows of older files).
+  double far_bits_per_byte = std::nan("");
+  int64_t far_bytes = 0;
+  double rest_bits_per_byte = std::nan("");
 };
 
 // One object per row, one row per line.
@@ -31,8 +37,9 @@ absl::Status WriteJson(const std::string& path,
 // The rows of a file WriteJson wrote; INVALID_ARGUMENT naming the line
 // otherwise.
 absl::StatusOr<std::vector<EvalRow>> ReadJson(const std::string& path);
-// Bits per byte against memory size (log scale), a line per checkpoint,
-// drawn by gnuplot.
+// Bits per byte against memory size (log scale), a line per checkpoint
+// (through its EXACT rows, and its APPROXIMATE ones at sizes without an
+// EXACT row), drawn by gnuplot.
 absl::Status WritePlot(const std::string& path,
                        const std::vector<std::string>& checkpoints,
                        const std::vector<EvalRow>& rows);

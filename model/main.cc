@@ -25,8 +25,14 @@ commands:
             --memory-scale true|false]
             Resumes when DIR already holds a checkpoint.
   eval      --checkpoint DIR[,DIR...] [--memory 0,2048,8192,32768]
-            [--segments 128] [--json FILE] [--png FILE] [--data a,b]
-            [--server HOST:PORT]  Several checkpoints: one table, one plot.
+            [--segments 128 (per document)] [--lanes 6] [--json FILE]
+            [--png FILE] [--data a,b ...] [--server HOST:PORT|spawn]
+            [--index exact|approximate] [--deadline-ms 10000]
+            [--without-age-penalty true (a model with a learned age
+            penalty: the largest size again without it)]
+            Several checkpoints: one table, one plot. Bits per byte overall,
+            on the far repeats (the 16 bytes before the byte occurred last
+            beyond the local window and XL cache) and on the rest.
   eval      --rows FILE[,FILE...] [--json FILE] [--png FILE]
             The table and plot of rows saved by eval --json, evaluated apart.
   generate  --checkpoint DIR [--prompt TEXT] [--bytes 400] [--memory 8192]
@@ -47,11 +53,22 @@ commands:
             validation documents: keys.npy, values.npy, queries.npy (NumPy
             float32 [rows, heads, head_dim]), documents.tsv and queries.tsv;
             for knnmem-bench --keys DIR (W-real).
+  corpus    [--data a,b] [--documents files|directories] [--min-bytes N]
+            [--max-bytes N] [--holdout 50]
+            The documents, their split and their length distribution.
 
 --data: directories or globs (default: this machine's C++ and Python
-standard libraries), split by file into train and validation (--holdout:
-the validation share in per mille, default 50).
---server: use a knnmem server; without it the server core runs in process.
+standard libraries), split by document name into train and validation
+(--holdout: the validation share in per mille, default 50). --documents
+directories: a document is a directory right below a source's root, its
+subtree's text files joined, each after a header line (the byte 0x1C, its
+path, a newline); the root's own files make one more. Documents are
+--min-bytes to --max-bytes long (defaults: files 20,000 to 4 MiB,
+directories 256 KiB to 64 MiB).
+--server: use a knnmem server; "spawn" starts one (--server-binary, default
+BUILD/server/knnmem-server) as a child, its data in a temporary directory;
+without it the server core runs in process. --index approximate: documents'
+memories are APPROXIMATE streams (a server only).
 )";
 
 }  // namespace
@@ -82,6 +99,8 @@ int main(int argc, char** argv) {
       status = knnmem::model::BenchCommand(*args);
     } else if (command == "dump-keys") {
       status = knnmem::model::DumpKeysCommand(*args);
+    } else if (command == "corpus") {
+      status = knnmem::model::CorpusCommand(*args);
     } else {
       std::fprintf(stderr, "knnmem-model: unknown command '%s'\n%s",
                    command.c_str(), kUsage);

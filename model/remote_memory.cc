@@ -9,7 +9,8 @@
 
 namespace knnmem::model {
 RemoteMemory::RemoteMemory(const std::string& address,
-                           std::chrono::milliseconds deadline) {
+                           std::chrono::milliseconds deadline, bool approximate)
+    : approximate_(approximate) {
   MemoryClient::Options options;
   options.deadline = deadline;
   client_ = MemoryClient::Connect(address, options);
@@ -38,12 +39,21 @@ absl::Status RemoteMemory::BeginDocument(const std::string& document,
   spec.set_value_dim(static_cast<uint32_t>(shape.value_dim));
   spec.set_capacity(static_cast<uint64_t>(shape.capacity));
   spec.set_storage_dtype(v1::FLOAT32);
+  spec.set_index(approximate_ ? v1::APPROXIMATE : v1::EXACT);
   RETURN_IF_ERROR(client_->CreateStream(document, spec).status());
   shapes_[document] = shape;
   return absl::OkStatus();
 }
 
 absl::Status RemoteMemory::EndDocument(const std::string& document) {
+  if (approximate_ && shapes_.count(document) > 0) {
+    absl::StatusOr<v1::StreamInfo> info = client_->GetStream(document);
+    for (int i = 0; info.ok() && i < info->layers_size(); ++i) {
+      indexed_at_end_ +=
+          static_cast<int64_t>(info->layers(i).indexed_entries());
+      entries_at_end_ += static_cast<int64_t>(info->layers(i).entries());
+    }
+  }
   shapes_.erase(document);
   absl::Status s = client_->DeleteStream(document);
   return absl::IsNotFound(s) ? absl::OkStatus() : s;

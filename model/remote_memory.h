@@ -19,8 +19,11 @@ namespace knnmem::model {
 
 class RemoteMemory : public Memory {
  public:
-  // The server at `address` (HOST:PORT); each call has `deadline`.
-  RemoteMemory(const std::string& address, std::chrono::milliseconds deadline);
+  // The server at `address` (HOST:PORT); each call has `deadline`. With
+  // `approximate`, documents' streams are APPROXIMATE (the server's default
+  // nlist, nprobe and exact tail), else EXACT.
+  RemoteMemory(const std::string& address, std::chrono::milliseconds deadline,
+               bool approximate = false);
   ~RemoteMemory() override;
 
   absl::Status BeginDocument(const std::string& document,
@@ -35,6 +38,12 @@ class RemoteMemory : public Memory {
   absl::StatusOr<Attended> Attend(const std::string& document,
                                   const torch::Tensor& queries, int k,
                                   const AttendParams& params) override;
+  // APPROXIMATE streams: how many of the memory's entries were in the
+  // approximate tier when documents ended, summed over the documents
+  // (GetStream before each EndDocument); both 0 otherwise.
+  int64_t indexed_at_end() const { return indexed_at_end_; }
+  int64_t entries_at_end() const { return entries_at_end_; }
+
   // One DecodeStep for all documents.
   std::vector<absl::StatusOr<Attended>> AttendMany(
       const std::vector<DocumentQueries>& asks, int k,
@@ -44,6 +53,8 @@ class RemoteMemory : public Memory {
   absl::StatusOr<const MemoryShape*> ShapeOf(const std::string& document) const;
 
   std::unique_ptr<MemoryClient> client_;
+  const bool approximate_;
+  int64_t indexed_at_end_ = 0, entries_at_end_ = 0;
   absl::flat_hash_map<std::string, MemoryShape> shapes_;
 };
 

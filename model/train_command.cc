@@ -86,11 +86,12 @@ absl::Status TrainCommand(CliArgs& args) {
                          static_cast<uint64_t>(seed), true, true);
   batches.Skip(state.batches);
   std::fprintf(stderr,
-               "knnmem-model train: %s%zu documents (%.1f MB), %lld lanes x "
+               "knnmem-model train: %s%s; %lld lanes x "
                "%d bytes, memory %lld per head%s, until step %lld\n",
-               resume ? "resuming; " : "", corpus.train.size(),
-               corpus.train_bytes() / 1e6, static_cast<long long>(lanes),
-               config.segment, static_cast<long long>(memory_size),
+               resume ? "resuming; " : "",
+               DescribeDocuments(corpus.train).c_str(),
+               static_cast<long long>(lanes), config.segment,
+               static_cast<long long>(memory_size),
                from.empty() ? "" : absl::StrCat(", from ", from).c_str(),
                static_cast<long long>(steps));
   std::signal(SIGINT, RequestStop);

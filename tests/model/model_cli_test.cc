@@ -4,7 +4,9 @@
 
 #include <cmath>
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
+#include <map>
 #include <random>
 #include <sstream>
 #include <string>
@@ -172,6 +174,24 @@ TEST_F(ModelCliTest, TrainsResumesEvaluatesGeneratesAndBenchmarks) {
       << bench.out;
 }
 
+// A number field of one row line of eval --json.
+double Field(const std::string& row, const std::string& key) {
+  const std::string tag = "\"" + key + "\": ";
+  const size_t at = row.find(tag);
+  if (at == std::string::npos) return std::nan("");
+  return std::stod(row.substr(at + tag.size()));
+}
+
+// The row lines of an eval --json file.
+std::vector<std::string> RowLines(const std::string& json) {
+  std::vector<std::string> rows;
+  std::istringstream in(json);
+  for (std::string line; std::getline(in, line);) {
+    if (line.find("\"checkpoint\"") != std::string::npos) rows.push_back(line);
+  }
+  return rows;
+}
+
 // The retrofit: a model trained without memory, trained on with it. Its
 // weights are the memory-less model's (with --lr 0 the two evaluate the
 // same; a fresh model of the same seed does not: the memory-less one
@@ -213,6 +233,94 @@ TEST_F(ModelCliTest, RetrofitStartsFromAMemorylessModel) {
   EXPECT_NEAR(bits[2], bits[0], 1e-6) << rows;           // the same weights
   EXPECT_GT(std::abs(bits[1] - bits[0]), 1e-3) << rows;  // memory let in
   EXPECT_NEAR(bits[3], bits[2], 1e-6) << rows;           // memory shut
+
+  // Without the extra row: xl's two, retro's two.
+  Outcome fewer = Model("eval --checkpoint " + xl + "," + retro +
+                        " --memory 0,256 --segments 2 --lanes 2 --json " +
+                        json + " --without-age-penalty false --data " +
+                        dir_.path() + " --holdout 500");
+  ASSERT_EQ(fewer.status, 0) << fewer.out;
+  EXPECT_EQ(fewer.out.find("no age penalty"), std::string::npos) << fewer.out;
+  EXPECT_EQ(RowLines(Read(json)).size(), 4u) << Read(json);
+}
+
+// Directory documents: the corpus listing against the joined lengths
+// computed here; training on them; and eval through a knnmem server this
+// process spawns, with APPROXIMATE streams (below the exact tail, so equal
+// to the in-process exact memory), and its far-repeat split adding up.
+TEST_F(ModelCliTest, DirectoryDocumentsThroughASpawnedServer) {
+  std::map<std::string, size_t> joined;  // document -> its bytes
+  std::mt19937 rng(9);
+  for (int d = 0; d < 6; ++d) {
+    const std::string name = "pkg" + std::to_string(d);
+    std::filesystem::create_directories(dir_.Sub("tree/" + name));
+    for (int f = 0; f < 3; ++f) {
+      const std::string file = "f" + std::to_string(f) + ".py";
+      std::ofstream out(dir_.Sub("tree/" + name + "/" + file));
+      std::string text;
+      while (text.size() < 3000u + 500u * f) {
+        text += "def name_" + std::to_string(rng() % 40) + "(): pass\n";
+      }
+      out << text;
+      joined["tree/" + name] += 1 + file.size() + 1 + text.size();
+    }
+  }
+  const std::string data = " --data " + dir_.Sub("tree") +
+                           " --documents directories --min-bytes 10000"
+                           " --holdout 500";
+  Outcome corpus = Model("corpus" + data);
+  ASSERT_EQ(corpus.status, 0) << corpus.out;
+  for (const auto& [name, bytes] : joined) {
+    EXPECT_NE(
+        corpus.out.find("3 files " +
+                        std::string(11 - std::to_string(bytes).size(), ' ') +
+                        std::to_string(bytes) + " bytes  " + name),
+        std::string::npos)
+        << name << "\n"
+        << corpus.out;
+  }
+  EXPECT_NE(corpus.out.find("quartiles"), std::string::npos) << corpus.out;
+
+  const std::string ck = dir_.Sub("dirck");
+  Outcome train = Model("train --out " + ck +
+                        " --steps 3 --lanes 2 --memory 256 --layers 2"
+                        " --d-model 32 --heads 2 --segment 32" +
+                        data);
+  ASSERT_EQ(train.status, 0) << train.out;
+  EXPECT_NE(train.out.find("documents"), std::string::npos) << train.out;
+
+  const std::string local = dir_.Sub("local.json"),
+                    remote = dir_.Sub("remote.json");
+  const std::string eval = "eval --checkpoint " + ck +
+                           " --memory 0,256 --segments 20 --lanes 2" + data;
+  Outcome exact = Model(eval + " --json " + local);
+  ASSERT_EQ(exact.status, 0) << exact.out;
+  Outcome approximate =
+      Model(eval + " --json " + remote + " --server spawn --index approximate");
+  ASSERT_EQ(approximate.status, 0) << approximate.out;
+  EXPECT_NE(approximate.out.find("memory 256 approximate"), std::string::npos)
+      << approximate.out;
+  const std::vector<std::string> a = RowLines(Read(local)),
+                                 b = RowLines(Read(remote));
+  ASSERT_EQ(a.size(), 2u);
+  ASSERT_EQ(b.size(), 2u);
+  EXPECT_NE(b[1].find("\"approximate\": true"), std::string::npos) << b[1];
+  EXPECT_NE(a[1].find("\"approximate\": false"), std::string::npos) << a[1];
+  for (size_t i = 0; i < 2; ++i) {
+    EXPECT_NEAR(Field(a[i], "bits_per_byte"), Field(b[i], "bits_per_byte"),
+                1e-4)
+        << a[i] << "\n"
+        << b[i];
+    // The far repeats and the rest make up every byte read (the JSON has
+    // six significant digits: 5e-6 here).
+    const double bytes = Field(a[i], "bytes"), far = Field(a[i], "far_bytes");
+    EXPECT_GT(far, 0) << a[i];
+    EXPECT_LT(far, bytes) << a[i];
+    EXPECT_NEAR(Field(a[i], "far_bits_per_byte") * far +
+                    Field(a[i], "rest_bits_per_byte") * (bytes - far),
+                Field(a[i], "bits_per_byte") * bytes, 2e-5 * bytes)
+        << a[i];
+  }
 }
 
 TEST_F(ModelCliTest, BadFlagsAreNamed) {
@@ -225,6 +333,14 @@ TEST_F(ModelCliTest, BadFlagsAreNamed) {
   r = Model("train --out " + dir_.Sub("x") + " --mix sometimes" + shape_);
   EXPECT_EQ(r.status, 2);
   EXPECT_NE(r.out.find("--mix"), std::string::npos) << r.out;
+  for (const std::string flag :
+       {"--documents folders", "--index fuzzy", "--index approximate",
+        "--min-bytes 10 --max-bytes 5"}) {
+    r = Model("eval --checkpoint " + dir_.Sub("x") + " " + flag + shape_);
+    EXPECT_EQ(r.status, 2) << flag;
+    EXPECT_NE(r.out.find(flag.substr(0, flag.find(' '))), std::string::npos)
+        << flag << ": " << r.out;
+  }
   r = Model("fly");
   EXPECT_EQ(r.status, 2);
   EXPECT_NE(r.out.find("unknown command"), std::string::npos) << r.out;
