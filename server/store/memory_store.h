@@ -1,39 +1,50 @@
-// MemoryStore: the server's core. Owns the streams (spread over in-process
-// shards by a hash of the stream id), keeps RocksDB and RAM in step, and
-// answers searches. It takes typed commands that the service layer has
-// already validated against the stream's spec; it knows nothing of gRPC.
+// MemoryStore: the server's core. It takes typed commands that the service
+// layer has already validated against the stream's spec, keeps RocksDB and
+// RAM in step, and answers searches; it knows nothing of gRPC. A file per
+// job:
+//   memory_store.cc            open and close, lifecycle (create, get, list,
+//                              reset, delete) and the idle TTL
+//   memory_store_append.cc     Append: the WAL write and RAM side by side
+//   memory_store_search.cc     Search, Attend and DecodeStep
+//   memory_store_residency.cc  loading streams on first use; applying the
+//                              budget's unloads (memory_budget.h)
+//   memory_store_indexer.cc    the approximate tier's background indexer
+// It builds on parts that know nothing of it: the streams (stream_registry.h),
+// the memory budget (memory_budget.h), the background queues of the indexer and
+// the compactor (base/background_queue.h), per-namespace charges
+// (namespace_ledger.h) and the check against storage
+// (verify_against_storage.h).
 //
 // Every method is thread-safe. Methods that return a Status use the gRPC
 // code space: NOT_FOUND for an unknown stream, ALREADY_EXISTS for a create
-// with a different spec, FAILED_PRECONDITION for a position gap, and the
+// with a different spec, FAILED_PRECONDITION for a position gap,
+// RESOURCE_EXHAUSTED for the memory budget, a quota or the disk, and the
 // storage's own codes for environmental failures.
 #ifndef KNNMEM_SERVER_STORE_MEMORY_STORE_H_
 #define KNNMEM_SERVER_STORE_MEMORY_STORE_H_
 
-#include <atomic>
 #include <cstdint>
-#include <deque>
 #include <functional>
 #include <memory>
 #include <string>
-#include <thread>
 #include <vector>
 
-#include "absl/container/flat_hash_map.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/types/span.h"
+#include "base/background_queue.h"
 #include "base/clock.h"
-#include "base/sync.h"
 #include "base/worker_pool.h"
 #include "server/search/attention.h"
 #include "server/search/exact_search.h"
 #include "server/spec/stream_spec.h"
 #include "server/storage/storage.h"
 #include "server/store/commands.h"
+#include "server/store/memory_budget.h"
 #include "server/store/namespace_ledger.h"
 #include "server/store/stream.h"
+#include "server/store/stream_registry.h"
 
 namespace knnmem {
 
@@ -61,13 +72,6 @@ struct StoreTotals {
   uint64_t ram_bytes = 0;       // blocks of resident streams
 };
 
-// Streams moved between RAM and storage for the memory budget.
-struct ResidencyCounters {
-  uint64_t loads = 0;
-  uint64_t unloads = 0;
-  uint64_t refused_appends = 0;  // the active set alone was over budget
-};
-
 class MemoryStore {
  public:
   struct Options {
@@ -78,9 +82,12 @@ class MemoryStore {
     uint32_t default_ttl_seconds = 0;
     // Time source for TTLs; nullptr means the steady clock.
     const Clock* clock = nullptr;
-    // Bytes of entries the streams may hold in RAM (0: no limit). Past it,
-    // the least recently used idle streams are unloaded (storage keeps
-    // them) and loaded again on their next use.
+    // The RAM the server may take (--memory-budget; 0: no limit). RocksDB's
+    // memtables and block cache, the server's own RSS (ReserveForServer)
+    // and kBytesPerStream per stream come out of it first; the streams'
+    // blocks get the rest (memory_budget.h). Past it, the least recently
+    // used idle streams are unloaded (storage keeps them) and loaded again
+    // on their next use.
     uint64_t memory_budget_bytes = 0;
     // Disk space kept free besides what RocksDB's own flushes need
     // (storage.h): past it, creates, resets and appends are refused.
@@ -108,10 +115,13 @@ class MemoryStore {
                                            const StreamSpec& spec,
                                            bool* created,
                                            const Quota* quota = nullptr);
+  // The stream's state. One not in RAM is not loaded: its positions come
+  // from two seeks in storage per layer.
   absl::StatusOr<StreamState> GetStream(absl::string_view stream_id) const;
   absl::StatusOr<StreamSpec> GetSpec(absl::string_view stream_id) const;
   // Up to `limit` streams with id > `after` that start with `prefix`,
-  // sorted by id; *more tells whether further such streams follow.
+  // sorted by id; *more tells whether further such streams follow. States
+  // as GetStream's (storage seeks for the streams not in RAM).
   std::vector<StreamState> ListStreams(absl::string_view after, size_t limit,
                                        bool* more,
                                        absl::string_view prefix = "") const;
@@ -122,23 +132,32 @@ class MemoryStore {
   // Drops every entry of the stream and keeps its spec; positions restart
   // at 0. Durable when it returns.
   absl::Status ResetStream(absl::string_view stream_id);
-  // Removes the stream; durable when it returns. Disk space is reclaimed by
-  // a background compaction.
+  // Removes the stream; durable when it returns. Searches already running
+  // finish on what they saw. Disk space is reclaimed by a background
+  // compaction.
   absl::Status DeleteStream(absl::string_view stream_id);
 
   // Stores the rows at positions not yet stored: positions already stored are
   // acknowledged and not stored again (exactly-once retries); a first
   // position beyond the layer's next position is FAILED_PRECONDITION. The
-  // rows are in the RocksDB WAL (fsynced when cmd.sync) before it returns.
+  // rows are in the RocksDB WAL (fsynced when cmd.sync) before it returns,
+  // and visible to searches only then. It first makes room for the rows in
+  // the memory budget (RESOURCE_EXHAUSTED naming --memory-budget when the
+  // streams in use leave none) and loads the stream if it is not in RAM.
+  // FAILED_PRECONDITION too when the stream was re-created with another
+  // spec since the command was validated.
   absl::StatusOr<AppendResult> Append(const AppendCommand& cmd);
 
   // Top-k per (query, head) over the layer's retained entries: exact for
   // EXACT layers and when cmd.exact; for APPROXIMATE layers, the IVF tier's
   // candidates over the indexed positions merged with an exact scan of the
-  // rest (approximate_index.h).
+  // rest (approximate_index.h). Loads the stream if it is not in RAM; the
+  // search itself runs on the pool with no lock held.
   absl::StatusOr<SearchResult> Search(const SearchCommand& cmd) const;
 
-  // Softmax attention over the top-k entries per (query, head).
+  // Softmax attention (attention.h) over the top-k entries per (query,
+  // head), found as Search finds them without cmd.exact: exact for EXACT
+  // layers, tiered for APPROXIMATE ones.
   absl::StatusOr<AttendResult> Attend(const AttendCommand& cmd) const;
 
   // A decode step of many streams: for each step its Append (if any), then
@@ -151,50 +170,45 @@ class MemoryStore {
   // default); returns how many. The server calls it periodically.
   size_t DeleteIdleStreams();
 
-  // Checks that every (stream, layer, head) in RAM equals what RocksDB
-  // holds: the same positions, and byte-identical keys and values.
-  // DATA_LOSS naming the first difference. Reads the whole database: for
-  // tests and offline checks, not the request path.
+  // VerifyAgainstStorage (verify_against_storage.h) over every stream held:
+  // DATA_LOSS naming the first difference between RAM and RocksDB. Loads
+  // the streams not in RAM and reads the whole database: for tests and
+  // offline checks, not the request path.
   absl::Status VerifyAgainstStorage() const;
 
-  size_t stream_count() const;
-  ResidencyCounters residency() const;
+  size_t stream_count() const { return static_cast<size_t>(registry_.size()); }
+  ResidencyCounters residency() const { return budget_.counters(); }
   // Bytes the resident streams' blocks take (what the budget limits).
-  uint64_t resident_bytes() const;
+  uint64_t resident_bytes() const { return budget_.resident_bytes(); }
   // With a budget: takes `bytes` out of the streams' share of it, the
   // process's own RAM outside streams (main passes its RSS once serving:
   // code, threads, gRPC), unless it is over a quarter of the share (a toy
   // budget, as in tests: then the share stays).
-  void ReserveForServer(uint64_t bytes);
-  // RAM a stream costs while not resident (its spec, id, layer heads and
-  // map entry; W-streams measures 1.3 KiB): counted against the budget for
-  // every stream held.
-  static constexpr int64_t kBytesPerStream = 1536;
+  void ReserveForServer(uint64_t bytes) { budget_.ReserveForServer(bytes); }
+  // RAM a stream costs while not resident, counted against the budget for
+  // every stream held (memory_budget.h).
+  static constexpr int64_t kBytesPerStream = MemoryBudget::kBytesPerStream;
   // Walks every stream: O(streams).
   StoreTotals Totals() const;
   const Storage& storage() const { return *storage_; }
   // After a background error of the storage stopped writes: resumes them
   // once the cause is gone (Storage::TryResume).
   absl::Status TryResumeWrites() { return storage_->TryResume(); }
-  // Blocks until every background compaction queued so far has finished.
-  void WaitForBackgroundCompactions();
+  // Blocks until the background compactor has nothing queued or running:
+  // every compaction queued so far has finished.
+  void WaitForBackgroundCompactions() { compactor_.WaitUntilIdle(); }
   // Blocks until the background indexer (APPROXIMATE layers) has nothing
   // queued or running: every such layer is indexed up to its exact tail.
-  void WaitForIndexing();
+  void WaitForIndexing() { indexer_.WaitUntilIdle(); }
 
  private:
-  struct Shard {
-    // Serializes create/reset/delete in this shard, so lookups under mu are
-    // never blocked by their storage writes.
-    Mutex admin_mu;
-    mutable Mutex mu;
-    absl::flat_hash_map<std::string, std::shared_ptr<Stream>> streams
-        ABSL_GUARDED_BY(mu);
+  // A layer of an APPROXIMATE stream for the indexer.
+  struct IndexWork {
+    std::weak_ptr<Stream> stream;
+    uint32_t layer;
   };
 
   MemoryStore(const Options& options, std::unique_ptr<Storage> storage);
-  Shard& ShardOf(absl::string_view stream_id) const;
-  std::shared_ptr<Stream> Find(absl::string_view stream_id) const;
   absl::StatusOr<std::shared_ptr<Stream>> FindOrNotFound(
       absl::string_view stream_id) const;
   // The stream, if it still has the spec a command was validated against.
@@ -225,54 +239,35 @@ class MemoryStore {
   // Reads the entries of the stream's incarnation into its (empty) layers.
   absl::Status LoadLayers(Stream& stream) const
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(stream.lifecycle_mutex());
-  // Unloads least recently used idle streams (never `keep`) until `bytes`
-  // more fit in the budget; RESOURCE_EXHAUSTED naming `field` when the
-  // streams in use alone leave no room.
+  // MemoryBudget::MakeRoom over every stream but `keep`: unloads least
+  // recently used idle streams until `bytes` more fit in the budget;
+  // RESOURCE_EXHAUSTED naming `field` when the streams in use alone leave
+  // no room.
   absl::Status MakeRoom(uint64_t bytes, const Stream* keep,
                         absl::string_view field) const;
-  void CompactInBackground(uint64_t incarnation);
-  void RunCompactor();
-  // Queues layers [first_layer, end_layer) of an APPROXIMATE stream for the
-  // indexer, those with enough new entries.
+
+  // The indexer (memory_store_indexer.cc). Queues layers [first_layer,
+  // end_layer) of an APPROXIMATE stream, those with enough new entries.
   void ScheduleIndexing(const std::shared_ptr<Stream>& stream,
                         uint32_t first_layer, uint32_t end_layer) const;
-  void RunIndexer();
   // One round for one layer: extends its index by up to a bounded amount;
   // true when there is more to do.
   bool IndexOnce(Stream& stream, uint32_t layer);
 
   WorkerPool* const pool_;
   const uint32_t default_ttl_seconds_;
-  const uint64_t configured_budget_bytes_;
-  std::atomic<uint64_t> memory_budget_bytes_;  // the streams' share of it
-  std::atomic<int64_t> streams_held_{0};       // streams in the shards' maps
   const std::function<void(double)> on_load_;
-  mutable std::atomic<int64_t> resident_bytes_{0};
-  mutable std::atomic<uint64_t> loads_{0}, unloads_{0}, refused_appends_{0};
-  mutable Mutex evict_mu_;  // one MakeRoom at a time
-  mutable int64_t untrimmed_bytes_ ABSL_GUARDED_BY(evict_mu_) = 0;
+  mutable MemoryBudget budget_;
   SteadyClock steady_clock_;
   const Clock* const clock_;
   std::unique_ptr<Storage> storage_;
-  std::vector<std::unique_ptr<Shard>> shards_;
+  StreamRegistry registry_;
   NamespaceLedger ledger_;
-
-  Mutex compact_mu_;
-  std::vector<uint64_t> compact_queue_ ABSL_GUARDED_BY(compact_mu_);
-  uint64_t compactions_queued_ ABSL_GUARDED_BY(compact_mu_) = 0;
-  uint64_t compactions_done_ ABSL_GUARDED_BY(compact_mu_) = 0;
-  bool stopping_ ABSL_GUARDED_BY(compact_mu_) = false;
-  std::thread compactor_;
-
-  struct IndexWork {
-    std::weak_ptr<Stream> stream;
-    uint32_t layer;
-  };
-  mutable Mutex index_mu_;
-  mutable std::deque<IndexWork> index_queue_ ABSL_GUARDED_BY(index_mu_);
-  bool indexing_ ABSL_GUARDED_BY(index_mu_) = false;
-  bool index_stopping_ ABSL_GUARDED_BY(index_mu_) = false;
-  std::thread indexer_;
+  // Last, so that they stop before what their work uses is destroyed.
+  // Compactions of dropped incarnations: space on disk, not data.
+  BackgroundQueue<uint64_t> compactor_;
+  // Extending the approximate tier of layers; at nice 19.
+  mutable BackgroundQueue<IndexWork> indexer_;
 };
 
 }  // namespace knnmem

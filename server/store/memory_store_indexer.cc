@@ -1,10 +1,8 @@
 // MemoryStore's background indexer: extends the FAISS tier of APPROXIMATE
 // layers off the request path, one bounded step at a time.
-#include <sys/resource.h>
-#include <sys/syscall.h>
-#include <unistd.h>
-
 #include <cstdio>
+#include <string>
+#include <vector>
 
 #include "server/approximate/approximate_index.h"
 #include "server/store/memory_store.h"
@@ -29,9 +27,7 @@ void MemoryStore::ScheduleIndexing(
       }
     }
   }
-  if (due.empty()) return;
-  MutexLock lock(&index_mu_);
-  for (uint32_t l : due) index_queue_.push_back({stream, l});
+  for (uint32_t l : due) indexer_.Push({stream, l});
 }
 
 bool MemoryStore::IndexOnce(Stream& stream,
@@ -86,55 +82,19 @@ bool MemoryStore::IndexOnce(Stream& stream,
     index->Forget(snapshot.first_position);
   }
   {
-    // The index's keys count against the budget like blocks do (under the
-    // lifecycle lock, as every other change of a resident layer's bytes).
+    // The index's keys count against the budget like blocks do: under the
+    // lifecycle lock, so that they count only while this index is the
+    // layer's (an unload or a reset meanwhile took the layer's bytes off).
     ReaderMutexLock lock(&stream.lifecycle_mutex());
     if (!stream.deleted() && stream.resident() &&
         stream.layer(layer).index() == index) {
-      resident_bytes_ += static_cast<int64_t>(index->bytes()) -
-                         static_cast<int64_t>(bytes_before);
+      budget_.Resized(static_cast<int64_t>(index->bytes()) -
+                      static_cast<int64_t>(bytes_before));
     }
   }
   return index->IndexableEnd(snapshot.first_position, snapshot.next_position) >
              index->indexed_end() &&
          index->MarkQueued();
-}
-
-void MemoryStore::RunIndexer() {
-  // Indexing yields the CPU to requests (nice 19): at normal priority,
-  // Appends to a stream being indexed ran at 0.73 of their plain speed on
-  // two cores. An exact scan of the not yet indexed tail keeps searches
-  // exact meanwhile.
-  setpriority(PRIO_PROCESS, static_cast<id_t>(syscall(SYS_gettid)), 19);
-  for (;;) {
-    IndexWork work;
-    {
-      MutexLock lock(&index_mu_);
-      indexing_ = false;
-      auto ready = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(index_mu_) {
-        return index_stopping_ || !index_queue_.empty();
-      };
-      index_mu_.Await(absl::Condition(&ready));
-      if (index_stopping_) return;
-      work = std::move(index_queue_.front());
-      index_queue_.pop_front();
-      indexing_ = true;
-    }
-    std::shared_ptr<Stream> stream = work.stream.lock();
-    if (stream == nullptr) continue;
-    if (IndexOnce(*stream, work.layer)) {
-      MutexLock lock(&index_mu_);
-      index_queue_.push_back(std::move(work));  // more to do, after others
-    }
-  }
-}
-
-void MemoryStore::WaitForIndexing() {
-  MutexLock lock(&index_mu_);
-  auto idle = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(index_mu_) {
-    return index_stopping_ || (index_queue_.empty() && !indexing_);
-  };
-  index_mu_.Await(absl::Condition(&idle));
 }
 
 }  // namespace knnmem

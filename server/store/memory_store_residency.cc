@@ -1,9 +1,9 @@
 // MemoryStore's residency: loading streams from storage on first use, and
-// unloading least recently used idle streams to keep RAM in the budget.
+// unloading the streams MemoryBudget picks to keep RAM in the budget.
 #include <malloc.h>
 
-#include <algorithm>
 #include <chrono>
+#include <optional>
 #include <utility>
 #include <vector>
 
@@ -55,9 +55,8 @@ absl::Status MemoryStore::EnsureResident(
       stream.Unload();  // drop what was read; the next use tries again
       return loaded;
     }
-    resident_bytes_ += static_cast<int64_t>(stream.BytesInRam());
+    budget_.Loaded(stream.BytesInRam());
     stream.MarkResident();
-    ++loads_;
     // The FAISS tier is rebuilt from the loaded keys, in the background.
     reindex = stream.spec().index == IndexKind::kApproximate;
     if (on_load_) {
@@ -100,79 +99,52 @@ absl::Status MemoryStore::LoadLayers(Stream& stream) const {
           });
 }
 
-absl::Status MemoryStore::MakeRoom(uint64_t bytes, const Stream* keep,
-                                   absl::string_view field) const {
-  if (memory_budget_bytes_.load() == 0) return absl::OkStatus();
-  // Blocks share the budget with every stream's bookkeeping.
-  const int64_t budget =
-      std::max<int64_t>(0, static_cast<int64_t>(memory_budget_bytes_.load()) -
-                               streams_held_.load() * kBytesPerStream);
-  const int64_t need = static_cast<int64_t>(bytes);
-  if (resident_bytes_.load() + need <= budget) return absl::OkStatus();
-  MutexLock evicting(&evict_mu_);
-  if (resident_bytes_.load() + need <= budget) return absl::OkStatus();
-  // Least recently used first.
-  std::vector<std::pair<int64_t, std::shared_ptr<Stream>>> candidates;
-  for (const auto& shard : shards_) {
-    ReaderMutexLock lock(&shard->mu);
-    for (const auto& [id, stream] : shard->streams) {
-      if (stream.get() != keep) {
-        candidates.emplace_back(stream->last_used_micros(), stream);
-      }
-    }
+namespace {
+
+// The streams a MemoryStore holds but `keep`, as MemoryBudget unloads them.
+class StreamsToUnload final : public MemoryBudget::Unloadable {
+ public:
+  StreamsToUnload(const StreamRegistry& registry, const Stream* keep)
+      : registry_(registry), keep_(keep) {}
+
+  std::vector<int64_t> LastUsed() override {
+    std::vector<int64_t> last_used;
+    registry_.ForEach([&](const std::shared_ptr<Stream>& stream) {
+      if (stream.get() == keep_) return;
+      streams_.push_back(stream);
+      last_used.push_back(stream->last_used_micros());
+    });
+    return last_used;
   }
-  std::sort(candidates.begin(), candidates.end(),
-            [](const auto& a, const auto& b) { return a.first < b.first; });
-  // Freed blocks go back to the system once a sixteenth of the budget was
-  // freed since the last time, so RSS follows the budget at little cost.
-  auto trim = [this, budget]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(evict_mu_) {
-    if (untrimmed_bytes_ >= budget / 16) {
-      malloc_trim(0);
-      untrimmed_bytes_ = 0;
-    }
-  };
-  // Unload a little more than needed (1/32 of the budget), so that the
-  // next calls find room without walking every stream again.
-  const int64_t target = budget - budget / 32;
-  for (auto& [used, stream] : candidates) {
-    if (resident_bytes_.load() + need <= target) {
-      trim();
-      return absl::OkStatus();
-    }
+
+  std::optional<uint64_t> TryUnload(size_t i) override {
+    Stream& stream = *streams_[i];
     // Idle: no call holds its lifecycle lock (TryLock never waits, so two
     // calls making room cannot deadlock on each other's streams).
-    if (!stream->lifecycle_mutex().TryLock()) continue;
-    if (stream->resident() && !stream->deleted()) {
-      const uint64_t freed = stream->BytesInRam();
-      stream->Unload();
-      resident_bytes_ -= static_cast<int64_t>(freed);
-      ++unloads_;
-      untrimmed_bytes_ += static_cast<int64_t>(freed);
+    if (!stream.lifecycle_mutex().TryLock()) return std::nullopt;
+    std::optional<uint64_t> freed;
+    if (stream.resident() && !stream.deleted()) {
+      freed = stream.BytesInRam();
+      stream.Unload();
     }
-    stream->lifecycle_mutex().Unlock();
+    stream.lifecycle_mutex().Unlock();
+    return freed;
   }
-  trim();
-  if (resident_bytes_.load() + need <= budget) return absl::OkStatus();
-  ++refused_appends_;
-  return absl::ResourceExhaustedError(absl::StrCat(
-      field, ": the memory budget (--memory-budget ", configured_budget_bytes_,
-      " bytes, ", budget, " of them for the blocks of ", streams_held_.load(),
-      " streams) is full: the streams in use hold ", resident_bytes_.load(),
-      " bytes and this call needs ", bytes,
-      " more; retry later, or raise the budget"));
-}
 
-void MemoryStore::ReserveForServer(uint64_t bytes) {
-  const uint64_t share = memory_budget_bytes_.load();
-  if (bytes <= share / 4) memory_budget_bytes_ = share - bytes;
-}
+  void ReleaseFreedMemory() override { malloc_trim(0); }
 
-ResidencyCounters MemoryStore::residency() const {
-  return {loads_.load(), unloads_.load(), refused_appends_.load()};
-}
+ private:
+  const StreamRegistry& registry_;
+  const Stream* const keep_;
+  std::vector<std::shared_ptr<Stream>> streams_;
+};
 
-uint64_t MemoryStore::resident_bytes() const {
-  return static_cast<uint64_t>(std::max<int64_t>(0, resident_bytes_.load()));
+}  // namespace
+
+absl::Status MemoryStore::MakeRoom(uint64_t bytes, const Stream* keep,
+                                   absl::string_view field) const {
+  StreamsToUnload streams(registry_, keep);
+  return budget_.MakeRoom(bytes, registry_.size(), field, streams);
 }
 
 }  // namespace knnmem

@@ -2,8 +2,10 @@
 // and one LayerMemory per layer.
 //
 // Lifecycle lock: Append and Search hold it shared while they touch the
-// stream (Search only while it takes its snapshot); Reset and Delete hold it
-// exclusively, so no append writes into an incarnation after it was dropped.
+// stream (Search only while it takes its snapshot), as the indexer does for
+// moments; Reset and Delete hold it exclusively, so no append writes into an
+// incarnation after it was dropped, and so do a load from storage and an
+// unload for the memory budget (which only tries it: a stream in use stays).
 #ifndef KNNMEM_SERVER_STORE_STREAM_H_
 #define KNNMEM_SERVER_STORE_STREAM_H_
 
