@@ -1,10 +1,13 @@
 // knnmem-server: serves MemoryStore over gRPC until SIGTERM or SIGINT;
 // SIGHUP reloads the token file.
+#include <fcntl.h>
 #include <malloc.h>
 #include <signal.h>
 #include <sys/resource.h>
+#include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <cstdio>
 #include <cstdlib>
 #include <memory>
@@ -44,6 +47,45 @@ void RaiseDescriptorLimit() {
       static_cast<unsigned long long>(limit.rlim_max));
 }
 
+// The stop and reload signals reach main through this pipe. Threads that
+// libraries start before main (OpenBLAS's pool) do not have them blocked:
+// with the default action, a SIGTERM the kernel gave one of them killed the
+// process instead of draining it (seen under load). With this handler,
+// whichever thread takes the signal hands it to main.
+int signal_pipe[2] = {-1, -1};
+
+extern "C" void OnSignal(int signal) {
+  const unsigned char number = static_cast<unsigned char>(signal);
+  const int saved = errno;
+  (void)!write(signal_pipe[1], &number, 1);
+  errno = saved;
+}
+
+void HandleSignals(const sigset_t& signals) {
+  if (pipe2(signal_pipe, O_CLOEXEC) != 0) {
+    std::perror("knnmem-server: pipe2");
+    std::exit(1);
+  }
+  struct sigaction action = {};
+  action.sa_handler = OnSignal;
+  sigemptyset(&action.sa_mask);
+  action.sa_flags = SA_RESTART;
+  for (int signal : {SIGTERM, SIGINT, SIGHUP}) {
+    if (sigismember(&signals, signal)) sigaction(signal, &action, nullptr);
+  }
+}
+
+// The next signal handed over by OnSignal.
+int NextSignal() {
+  unsigned char number = 0;
+  while (true) {
+    const ssize_t n = read(signal_pipe[0], &number, 1);
+    if (n == 1) return number;
+    if (n < 0 && errno == EINTR) continue;
+    return SIGTERM;  // cannot happen: stop as if asked
+  }
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -51,13 +93,15 @@ int main(int argc, char** argv) {
   // mutex ever locked: with thousands of streams it costs a tenth of the
   // CPU. The tests run with it.
   absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
-  // Block the stop signals before any thread starts, so that every thread
-  // inherits the mask and main alone receives them through sigwait.
+  // Block the stop signals before the server's threads start, so that they
+  // inherit the mask (no EINTR in their calls); main unblocks them once
+  // serving and reads them from the pipe OnSignal writes.
   sigset_t stop_signals;
   sigemptyset(&stop_signals);
   sigaddset(&stop_signals, SIGTERM);
   sigaddset(&stop_signals, SIGINT);
   sigaddset(&stop_signals, SIGHUP);  // reloads the token file
+  HandleSignals(stop_signals);
   pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
 
   absl::StatusOr<knnmem::ServerOptions> options = knnmem::ParseServerOptions(
@@ -87,8 +131,9 @@ int main(int argc, char** argv) {
   std::printf("knnmem-server: %s\n", (*server)->Describe().c_str());
   std::fflush(stdout);
 
+  pthread_sigmask(SIG_UNBLOCK, &stop_signals, nullptr);
   int signal = 0;
-  while (sigwait(&stop_signals, &signal) == 0 && signal == SIGHUP) {
+  while ((signal = NextSignal()) == SIGHUP) {
     // A bad file keeps the old tokens: say why, keep serving.
     if (absl::Status s = (*server)->ReloadTokens(); !s.ok()) {
       std::fprintf(stderr, "knnmem-server: SIGHUP: not reloaded: %s\n",
