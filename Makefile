@@ -23,7 +23,7 @@ run: build
 # openssl (test certificates), clang (fuzzing), clang-format, and libtorch
 # and gnuplot (the model).
 test-deps:
-	scripts/install-deps monitoring tls fuzz model lint
+	scripts/install-deps monitoring tls fuzz model lint python
 
 # Checks that keep the architecture true: no include crosses a layer upward
 # (docs/ARCHITECTURE.md), every C++ file is formatted, and the lock
