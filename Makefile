@@ -21,7 +21,7 @@ run: build
 
 # Tests also need Prometheus (promtool, a real Prometheus server), yamllint,
 # openssl (test certificates), clang (fuzzing), clang-format, and libtorch
-# and gnuplot (the model).
+# and gnuplot (the model), and numpy (tests read .npy files; the Python client).
 test-deps:
 	scripts/install-deps monitoring tls fuzz model lint python
 
