@@ -15,6 +15,7 @@
 #include "base/status_macros.h"
 #include "server/approximate/bf16_list_scan.h"
 #include "server/search/bf16_prefilter.h"
+#include "server/search/few_query_scan.h"
 #include "server/search/score_scan.h"
 #include "server/search/top_k.h"
 
@@ -67,16 +68,22 @@ class KeyGather {
     }
   }
 
-  // `ids`: `rows` (<= kRows) increasing positions the snapshot retains.
-  void Gather(const int64_t* ids, uint32_t rows, float* out) const {
-    const char* row[kRows];
+  // Where the keys of `rows` increasing positions (which the snapshot
+  // retains) are: row r's at out[r].
+  void Locate(const int64_t* ids, uint32_t rows, const char** out) const {
     size_t b = static_cast<size_t>(
         std::upper_bound(starts_.begin(), starts_.end(), ids[0]) -
         starts_.begin() - 1);
     for (uint32_t r = 0; r < rows; ++r) {
       while (b + 1 < starts_.size() && starts_[b + 1] <= ids[r]) ++b;
-      row[r] = keys_[b] + static_cast<size_t>(ids[r] - starts_[b]) * row_bytes_;
+      out[r] = keys_[b] + static_cast<size_t>(ids[r] - starts_[b]) * row_bytes_;
     }
+  }
+
+  // `ids`: `rows` (<= kRows) increasing positions the snapshot retains.
+  void Gather(const int64_t* ids, uint32_t rows, float* out) const {
+    const char* row[kRows];
+    Locate(ids, rows, row);
     // The rows are scattered over the blocks: fetch a few ahead.
     constexpr uint32_t kAhead = 8;
     for (uint32_t r = 0; r < std::min(rows, kAhead); ++r) Prefetch(row[r]);
@@ -225,6 +232,7 @@ void ApproximateIndex::Search(const LayerSnapshot& snapshot,
                               absl::Span<const float> queries, uint32_t n,
                               uint32_t k, int64_t lo, int64_t hi, float* scores,
                               int64_t* positions, WorkerPool& pool) const {
+  static const FewQueryIsa isa = FewQueryIsaOfCpu();
   const uint32_t heads = spec_.heads, dk = spec_.key_dim;
   lo = std::max(lo, begin_.load());
   pool.ParallelFor(heads, [&](size_t h) {
@@ -261,10 +269,17 @@ void ApproximateIndex::Search(const LayerSnapshot& snapshot,
       }
       const KeyGather gather(spec_, snapshot, static_cast<uint32_t>(h));
       std::vector<float> qs, keys(size_t{KeyGather::kRows} * dk), block;
-      // bfloat16 with float32 rescoring where the CPU has it
-      // (bf16_list_scan.h); sgemm and the threshold scan otherwise.
+      // A decode step's few queries: each list's keys read in place, once,
+      // by the streaming scan (few_query_scan.h). More queries: bfloat16
+      // with float32 rescoring where the CPU has it (bf16_list_scan.h);
+      // sgemm and the threshold scan otherwise.
+      const FewQueryIsa streaming =
+          n <= kMaxFewQueries ? isa : FewQueryIsa::kNone;
+      std::vector<const char*> rows_at;
       std::optional<Bf16ListScan> bf16;
-      if (Bf16PrefilterSupported()) bf16.emplace(q.data(), n, dk);
+      if (streaming == FewQueryIsa::kNone && Bf16PrefilterSupported()) {
+        bf16.emplace(q.data(), n, dk);
+      }
       std::vector<TopK*> tops;
       for (uint32_t l = 0; l < nlist_; ++l) {
         const Head::List& list = head.lists[l];
@@ -284,6 +299,15 @@ void ApproximateIndex::Search(const LayerSnapshot& snapshot,
             std::lower_bound(list.begin(), list.end(), hi) - list.begin());
         tops.clear();
         for (uint32_t r = 0; r < m; ++r) tops.push_back(&top[who[r]]);
+        if (streaming != FewQueryIsa::kNone) {
+          if (e == b) continue;
+          rows_at.resize(e - b);
+          gather.Locate(list.data() + b, e - b, rows_at.data());
+          ScanFewQueryRows(streaming, qs.data(), dk, m, dk, rows_at.data(),
+                           spec_.storage_dtype, e - b, offset[l] + b,
+                           tops.data());
+          continue;
+        }
         for (uint32_t c = b; c < e; c += KeyGather::kRows) {
           const uint32_t rows = std::min(KeyGather::kRows, e - c);
           gather.Gather(list.data() + c, rows, keys.data());

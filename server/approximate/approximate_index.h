@@ -2,9 +2,10 @@
 // says APPROXIMATE. Per head, an IVF-Flat index (inner product) over the
 // keys of positions [begin, indexed_end): coarse centroids trained once by
 // FAISS k-means on the first keys indexed (the stream's own), and inverted
-// lists of positions that Search scans with one GEMM per list for all the
-// queries that probe it, gathering the keys from the layer's blocks (so a
-// key is held once, in the storage dtype). Keys are
+// lists of positions that Search scans in place: a decode step's few
+// queries by the streaming scan (few_query_scan.h), more queries by one GEMM
+// per list for all the queries that probe it; the keys are read from the
+// layer's blocks (so a key is held once, in the storage dtype). Keys are
 // added in chunks, in the background (MemoryStore's indexer), never on the
 // request path; the newest exact_tail entries and whatever is not indexed
 // yet are scanned exactly, and TieredSearch merges the two. Positions the

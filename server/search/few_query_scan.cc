@@ -4,15 +4,36 @@
 
 #include <algorithm>
 #include <cstring>
+#include <type_traits>
 
 #include "server/search/score_scan.h"
 
 namespace knnmem {
 namespace {
 
+// Where a kernel finds the key rows of a call: one after another (a
+// block), or each anywhere (the approximate tier's lists, whose rows lie
+// scattered over the blocks). From(r) is the same rows from row r on.
+struct PackedRows {
+  const char* base;
+  size_t row_bytes;
+  const char* operator[](uint32_t r) const { return base + r * row_bytes; }
+  PackedRows From(uint32_t r) const { return {(*this)[r], row_bytes}; }
+};
+struct GatheredRows {
+  const char* const* rows;
+  uint32_t count;
+  size_t row_bytes;
+  const char* operator[](uint32_t r) const { return rows[r]; }
+  GatheredRows From(uint32_t r) const {
+    return {rows + r, count - r, row_bytes};
+  }
+};
+
 // Scores of `rows` keys for M queries into out[j * out_stride + row].
+template <class Rows>
 using ScoresFn = void (*)(const float* queries, size_t stride, uint32_t dim,
-                          const char* keys, uint32_t rows, float* out,
+                          const Rows& keys, uint32_t rows, float* out,
                           size_t out_stride);
 
 template <DType D>
@@ -42,6 +63,28 @@ float TailDot(const float* query, const char* row, uint32_t from,
 
 // How far ahead of the rows being scored their lines are asked for.
 constexpr size_t kPrefetchBytes = 4096;
+
+// Asks for the lines of the R rows that follow rows [r, r + R) by about
+// kPrefetchBytes: in a block, the bytes that far on; gathered, the rows
+// that many rows on (their addresses are known, the hardware cannot guess
+// them).
+template <int R>
+inline void PrefetchAhead(const PackedRows& keys, uint32_t r) {
+  const char* row = keys[r];
+  for (size_t line = 0; line < R * keys.row_bytes; line += 64) {
+    __builtin_prefetch(row + kPrefetchBytes + line);
+  }
+}
+template <int R>
+inline void PrefetchAhead(const GatheredRows& keys, uint32_t r) {
+  const uint32_t ahead = static_cast<uint32_t>(
+      std::max<size_t>(1, kPrefetchBytes / keys.row_bytes));
+  for (uint32_t i = r + ahead; i < std::min(keys.count, r + ahead + R); ++i) {
+    for (size_t line = 0; line < keys.row_bytes; line += 64) {
+      __builtin_prefetch(keys[i] + line);
+    }
+  }
+}
 
 // Rows in flight per step: with fewer queries, more rows, so that about
 // four independent FMA chains hide the FMA latency.
@@ -86,20 +129,17 @@ KNNMEM_AVX512 inline float Sum16(__m512 v) {
   return x[0] + x[1];
 }
 
-template <DType D, int M, int R>
+template <DType D, int M, int R, class Rows>
 KNNMEM_AVX512 void ScoresAvx512(const float* q, size_t stride, uint32_t dim,
-                                const char* keys, uint32_t rows, float* out,
+                                const Rows& keys, uint32_t rows, float* out,
                                 size_t out_stride) {
-  const size_t row_bytes = size_t{dim} * kBytes<D>;
   const uint32_t full = dim / 16 * 16;
   uint32_t r = 0;
   for (; r + R <= rows; r += R) {
-    const char* row = keys + r * row_bytes;
-    if (kPrefetchBytes > 0) {
-      for (size_t line = 0; line < R * row_bytes; line += 64) {
-        _mm_prefetch(row + kPrefetchBytes + line, _MM_HINT_T0);
-      }
-    }
+    if (kPrefetchBytes > 0) PrefetchAhead<R>(keys, r);
+    const char* row[R];
+#pragma GCC unroll 8
+    for (int i = 0; i < R; ++i) row[i] = keys[r + i];
     __m512 acc[R][M];
 #pragma GCC unroll 8
     for (int i = 0; i < R; ++i) {
@@ -109,7 +149,7 @@ KNNMEM_AVX512 void ScoresAvx512(const float* q, size_t stride, uint32_t dim,
     for (uint32_t c = 0; c < full; c += 16) {
 #pragma GCC unroll 8
       for (int i = 0; i < R; ++i) {
-        const __m512 k = Load16<D>(row + i * row_bytes + c * kBytes<D>);
+        const __m512 k = Load16<D>(row[i] + c * kBytes<D>);
 #pragma GCC unroll 8
         for (int j = 0; j < M; ++j) {
           acc[i][j] = _mm512_fmadd_ps(k, _mm512_loadu_ps(q + j * stride + c),
@@ -122,17 +162,15 @@ KNNMEM_AVX512 void ScoresAvx512(const float* q, size_t stride, uint32_t dim,
 #pragma GCC unroll 8
       for (int j = 0; j < M; ++j) {
         float s = Sum16(acc[i][j]);
-        if (full < dim) {
-          s += TailDot<D>(q + j * stride, row + i * row_bytes, full, dim);
-        }
+        if (full < dim) s += TailDot<D>(q + j * stride, row[i], full, dim);
         out[j * out_stride + r + i] = s;
       }
     }
   }
   if constexpr (R > 1) {
     if (r < rows) {
-      ScoresAvx512<D, M, 1>(q, stride, dim, keys + r * row_bytes, rows - r,
-                            out + r, out_stride);
+      ScoresAvx512<D, M, 1>(q, stride, dim, keys.From(r), rows - r, out + r,
+                            out_stride);
     }
   }
 }
@@ -159,15 +197,19 @@ KNNMEM_AVX2 inline float Sum8(__m256 v) {
   return _mm_cvtss_f32(s);
 }
 
-template <DType D, int M, int R>
+template <DType D, int M, int R, class Rows>
 KNNMEM_AVX2 void ScoresAvx2(const float* q, size_t stride, uint32_t dim,
-                            const char* keys, uint32_t rows, float* out,
+                            const Rows& keys, uint32_t rows, float* out,
                             size_t out_stride) {
-  const size_t row_bytes = size_t{dim} * kBytes<D>;
   const uint32_t full = dim / 8 * 8;
   uint32_t r = 0;
   for (; r + R <= rows; r += R) {
-    const char* row = keys + r * row_bytes;
+    if constexpr (std::is_same_v<Rows, GatheredRows>) {
+      PrefetchAhead<R>(keys, r);  // a block: the hardware's prefetch does
+    }
+    const char* row[R];
+#pragma GCC unroll 8
+    for (int i = 0; i < R; ++i) row[i] = keys[r + i];
     __m256 acc[R][M];
 #pragma GCC unroll 8
     for (int i = 0; i < R; ++i) {
@@ -177,7 +219,7 @@ KNNMEM_AVX2 void ScoresAvx2(const float* q, size_t stride, uint32_t dim,
     for (uint32_t c = 0; c < full; c += 8) {
 #pragma GCC unroll 8
       for (int i = 0; i < R; ++i) {
-        const __m256 k = Load8<D>(row + i * row_bytes + c * kBytes<D>);
+        const __m256 k = Load8<D>(row[i] + c * kBytes<D>);
 #pragma GCC unroll 8
         for (int j = 0; j < M; ++j) {
           acc[i][j] = _mm256_fmadd_ps(k, _mm256_loadu_ps(q + j * stride + c),
@@ -190,57 +232,74 @@ KNNMEM_AVX2 void ScoresAvx2(const float* q, size_t stride, uint32_t dim,
 #pragma GCC unroll 8
       for (int j = 0; j < M; ++j) {
         float s = Sum8(acc[i][j]);
-        if (full < dim) {
-          s += TailDot<D>(q + j * stride, row + i * row_bytes, full, dim);
-        }
+        if (full < dim) s += TailDot<D>(q + j * stride, row[i], full, dim);
         out[j * out_stride + r + i] = s;
       }
     }
   }
   if constexpr (R > 1) {
     if (r < rows) {
-      ScoresAvx2<D, M, 1>(q, stride, dim, keys + r * row_bytes, rows - r,
-                          out + r, out_stride);
+      ScoresAvx2<D, M, 1>(q, stride, dim, keys.From(r), rows - r, out + r,
+                          out_stride);
     }
   }
 }
 
-template <DType D, int M>
-ScoresFn Kernel(FewQueryIsa isa) {
-  return isa == FewQueryIsa::kAvx512 ? ScoresAvx512<D, M, RowsInFlight(M)>
-                                     : ScoresAvx2<D, M, RowsInFlight(M)>;
+template <class Rows, DType D, int M>
+ScoresFn<Rows> Kernel(FewQueryIsa isa) {
+  return isa == FewQueryIsa::kAvx512 ? ScoresAvx512<D, M, RowsInFlight(M), Rows>
+                                     : ScoresAvx2<D, M, RowsInFlight(M), Rows>;
 }
 
-template <DType D>
-ScoresFn KernelFor(FewQueryIsa isa, uint32_t m) {
+template <class Rows, DType D>
+ScoresFn<Rows> KernelFor(FewQueryIsa isa, uint32_t m) {
   switch (m) {
     case 1:
-      return Kernel<D, 1>(isa);
+      return Kernel<Rows, D, 1>(isa);
     case 2:
-      return Kernel<D, 2>(isa);
+      return Kernel<Rows, D, 2>(isa);
     case 3:
-      return Kernel<D, 3>(isa);
+      return Kernel<Rows, D, 3>(isa);
     case 4:
-      return Kernel<D, 4>(isa);
+      return Kernel<Rows, D, 4>(isa);
     case 5:
-      return Kernel<D, 5>(isa);
+      return Kernel<Rows, D, 5>(isa);
     case 6:
-      return Kernel<D, 6>(isa);
+      return Kernel<Rows, D, 6>(isa);
     case 7:
-      return Kernel<D, 7>(isa);
+      return Kernel<Rows, D, 7>(isa);
     default:
-      return Kernel<D, 8>(isa);
+      return Kernel<Rows, D, 8>(isa);
   }
 }
 
-ScoresFn KernelFor(FewQueryIsa isa, DType dtype, uint32_t m) {
+template <class Rows>
+ScoresFn<Rows> KernelFor(FewQueryIsa isa, DType dtype, uint32_t m) {
   switch (dtype) {
     case DType::kFloat16:
-      return KernelFor<DType::kFloat16>(isa, m);
+      return KernelFor<Rows, DType::kFloat16>(isa, m);
     case DType::kBFloat16:
-      return KernelFor<DType::kBFloat16>(isa, m);
+      return KernelFor<Rows, DType::kBFloat16>(isa, m);
     default:
-      return KernelFor<DType::kFloat32>(isa, m);
+      return KernelFor<Rows, DType::kFloat32>(isa, m);
+  }
+}
+
+// Scores `rows` keys in chunks and feeds each query's scores to its TopK,
+// *top(j), as first_index + row.
+template <class Rows, class TopOf>
+void Scan(FewQueryIsa isa, const float* queries, size_t stride, uint32_t m,
+          uint32_t dim, const Rows& keys, DType dtype, uint32_t rows,
+          int64_t first_index, TopOf top) {
+  constexpr uint32_t kChunk = 256;  // rows scored before their selection
+  float scores[kMaxFewQueries * kChunk];
+  const ScoresFn<Rows> scores_of = KernelFor<Rows>(isa, dtype, m);
+  for (uint32_t r0 = 0; r0 < rows; r0 += kChunk) {
+    const uint32_t count = std::min(kChunk, rows - r0);
+    scores_of(queries, stride, dim, keys.From(r0), count, scores, kChunk);
+    for (uint32_t j = 0; j < m; ++j) {
+      ScanScores(scores + size_t{j} * kChunk, count, first_index + r0, *top(j));
+    }
   }
 }
 
@@ -262,19 +321,18 @@ FewQueryIsa FewQueryIsaOfCpu() {
 void ScanFewQueries(FewQueryIsa isa, const float* queries, size_t stride,
                     uint32_t m, uint32_t dim, const char* keys, DType dtype,
                     uint32_t rows, int64_t first_position, TopK* top) {
-  constexpr uint32_t kChunk = 256;  // rows scored before their selection
-  float scores[kMaxFewQueries * kChunk];
-  const ScoresFn scores_of = KernelFor(isa, dtype, m);
-  const size_t row_bytes = size_t{dim} * ElementSize(dtype);
-  for (uint32_t r0 = 0; r0 < rows; r0 += kChunk) {
-    const uint32_t count = std::min(kChunk, rows - r0);
-    scores_of(queries, stride, dim, keys + r0 * row_bytes, count, scores,
-              kChunk);
-    for (uint32_t j = 0; j < m; ++j) {
-      ScanScores(scores + size_t{j} * kChunk, count, first_position + r0,
-                 top[j]);
-    }
-  }
+  const PackedRows packed{keys, size_t{dim} * ElementSize(dtype)};
+  Scan(isa, queries, stride, m, dim, packed, dtype, rows, first_position,
+       [top](uint32_t j) { return top + j; });
+}
+
+void ScanFewQueryRows(FewQueryIsa isa, const float* queries, size_t stride,
+                      uint32_t m, uint32_t dim, const char* const* rows,
+                      DType dtype, uint32_t count, int64_t first_index,
+                      TopK* const* top) {
+  const GatheredRows gathered{rows, count, size_t{dim} * ElementSize(dtype)};
+  Scan(isa, queries, stride, m, dim, gathered, dtype, count, first_index,
+       [top](uint32_t j) { return top[j]; });
 }
 
 }  // namespace knnmem

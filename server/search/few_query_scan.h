@@ -37,6 +37,15 @@ void ScanFewQueries(FewQueryIsa isa, const float* queries, size_t stride,
                     uint32_t m, uint32_t dim, const char* keys, DType dtype,
                     uint32_t rows, int64_t first_position, TopK* top);
 
+// As ScanFewQueries, for `count` key rows anywhere in memory, row r at
+// rows[r] (the approximate tier's lists, whose keys stay scattered over the
+// layer's blocks; read in place, in the storage dtype, prefetched by
+// address), pushed as (score, first_index + r) into *top[i].
+void ScanFewQueryRows(FewQueryIsa isa, const float* queries, size_t stride,
+                      uint32_t m, uint32_t dim, const char* const* rows,
+                      DType dtype, uint32_t count, int64_t first_index,
+                      TopK* const* top);
+
 }  // namespace knnmem
 
 #endif  // KNNMEM_SERVER_SEARCH_FEW_QUERY_SCAN_H_

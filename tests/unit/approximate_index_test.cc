@@ -11,13 +11,14 @@
 #include <utility>
 #include <vector>
 
+#include "absl/types/span.h"
 #include "base/worker_pool.h"
 #include "server/memory/layer_memory.h"
 
 namespace knnmem {
 namespace {
 
-constexpr uint32_t kHeads = 2, kDim = 16, kLists = 16, kK = 5, kQueries = 7;
+constexpr uint32_t kHeads = 2, kDim = 16, kLists = 16, kK = 5, kQueries = 12;
 constexpr int64_t kRows = 2 * 8192 + 1024;  // two indexing chunks + the tail
 
 StreamSpec Spec() {
@@ -69,14 +70,23 @@ class ApproximateIndexTest : public ::testing::Test {
   }
 
   // Searches [lo, hi) and checks every (query, head) against Exact over
-  // [exact_lo, hi).
+  // [exact_lo, hi): with 1 and 5 queries (a decode step: the streaming
+  // scan reads the keys in place) and with 12 (a GEMM per list).
   void ExpectExact(const ApproximateIndex& index, int64_t lo, int64_t hi,
                    int64_t exact_lo) {
-    std::vector<float> scores(size_t{kQueries} * kHeads * kK);
+    for (const uint32_t n : {1u, 5u, kQueries}) {
+      SCOPED_TRACE(testing::Message() << n << " queries");
+      ExpectExact(index, lo, hi, exact_lo, n);
+    }
+  }
+  void ExpectExact(const ApproximateIndex& index, int64_t lo, int64_t hi,
+                   int64_t exact_lo, uint32_t n) {
+    std::vector<float> scores(size_t{n} * kHeads * kK);
     std::vector<int64_t> positions(scores.size());
-    index.Search(layer_.Snapshot(), queries_, kQueries, kK, lo, hi,
-                 scores.data(), positions.data(), pool_);
-    for (uint32_t q = 0; q < kQueries; ++q) {
+    index.Search(layer_.Snapshot(),
+                 absl::MakeConstSpan(queries_).first(size_t{n} * kHeads * kDim),
+                 n, kK, lo, hi, scores.data(), positions.data(), pool_);
+    for (uint32_t q = 0; q < n; ++q) {
       for (uint32_t h = 0; h < kHeads; ++h) {
         const auto want = Exact(q, h, exact_lo, hi);
         for (uint32_t i = 0; i < kK; ++i) {

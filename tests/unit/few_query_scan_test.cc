@@ -2,6 +2,9 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <cstring>
+#include <numeric>
 #include <random>
 #include <string>
 #include <vector>
@@ -22,8 +25,9 @@ bool CpuRuns(FewQueryIsa isa) {
 }
 
 // Each instruction set, dtype, query count and dimension (full vectors
-// and tails) against the double-precision brute force: the keys are one
-// head's rows, so the oracle sees them as [1, dim] entries.
+// and tails), packed and gathered rows, against the double-precision brute
+// force: the keys are one head's rows, so the oracle sees them as [1, dim]
+// entries.
 TEST(FewQueryScanTest, EveryKernelEqualsBruteForce) {
   if (FewQueryIsaOfCpu() == FewQueryIsa::kNone) {
     GTEST_SKIP() << "this CPU has neither AVX2+FMA+F16C nor AVX-512";
@@ -60,16 +64,37 @@ TEST(FewQueryScanTest, EveryKernelEqualsBruteForce) {
               isa, queries.data(), stride, m, dim,
               stored.data() + size_t{split} * dim * ElementSize(dtype), dtype,
               rows - split, first + split, top.data());
+          // The same rows gathered: row r lies at a shuffled place of
+          // another copy, and the queries' TopKs are reached by pointer.
+          const size_t row_bytes = size_t{dim} * ElementSize(dtype);
+          std::vector<uint32_t> place(rows);
+          std::iota(place.begin(), place.end(), 0u);
+          std::shuffle(place.begin(), place.end(), rng);
+          std::string scattered(stored.size(), '\0');
+          std::vector<const char*> row_at(rows);
+          for (uint32_t r = 0; r < rows; ++r) {
+            std::memcpy(scattered.data() + place[r] * row_bytes,
+                        stored.data() + r * row_bytes, row_bytes);
+            row_at[r] = scattered.data() + place[r] * row_bytes;
+          }
+          std::vector<TopK> gathered_top(m, TopK(k));
+          std::vector<TopK*> gathered_tops;
+          for (TopK& t : gathered_top) gathered_tops.push_back(&t);
+          ScanFewQueryRows(isa, queries.data(), stride, m, dim, row_at.data(),
+                           dtype, rows, first, gathered_tops.data());
           for (uint32_t q = 0; q < m; ++q) {
-            std::vector<float> scores(k);
-            std::vector<int64_t> positions(k);
-            top[q].Finish(scores.data(), positions.data());
-            ASSERT_EQ(
-                CompareWithOracle(oracle, queries.data() + q * stride, 0, k,
-                                  scores.data(), positions.data(), 1e-4),
-                "")
-                << "isa " << static_cast<int>(isa) << " " << DTypeName(dtype)
-                << " dim " << dim << " m " << m << " query " << q;
+            for (std::vector<TopK>* tops : {&top, &gathered_top}) {
+              std::vector<float> scores(k);
+              std::vector<int64_t> positions(k);
+              (*tops)[q].Finish(scores.data(), positions.data());
+              ASSERT_EQ(
+                  CompareWithOracle(oracle, queries.data() + q * stride, 0, k,
+                                    scores.data(), positions.data(), 1e-4),
+                  "")
+                  << "isa " << static_cast<int>(isa) << " " << DTypeName(dtype)
+                  << " dim " << dim << " m " << m << " query " << q
+                  << (tops == &top ? " packed" : " gathered");
+            }
           }
         }
       }
