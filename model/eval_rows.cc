@@ -8,6 +8,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/str_replace.h"
 #include "base/json.h"
 #include "base/status_macros.h"
 #include "base/subprocess.h"
@@ -18,6 +19,14 @@ namespace {
 // Eval's rows keep the 6 significant digits they have always been written
 // with (the table shows 4).
 double Number(double value) { return RoundToSignificantDigits(value, 6); }
+
+// `s` as a gnuplot single-quoted string, inside which gnuplot substitutes
+// nothing (no `command` in backquotes, no @macro) and a quote is doubled:
+// a checkpoint's name or a path stays data, never part of the program (a
+// name "a'; system('...'); '" ran that command when it was pasted in).
+std::string GnuplotString(absl::string_view s) {
+  return absl::StrCat("'", absl::StrReplaceAll(s, {{"'", "''"}}), "'");
+}
 
 // One row of WriteJson's file into *r.
 absl::Status ReadRow(const Json& row, EvalRow* r) {
@@ -113,12 +122,13 @@ absl::Status WritePlot(const std::string& path,
     for (const auto& [memory, point] : line) {
       out << std::max<int64_t>(memory, 256) << " " << point.second << "\n";
     }
-    series.push_back(absl::StrCat(
-        "'", files.back(), "' with linespoints title '", checkpoints[i], "'"));
+    series.push_back(absl::StrCat(GnuplotString(files.back()),
+                                  " with linespoints title ",
+                                  GnuplotString(checkpoints[i])));
   }
   const std::string script = absl::StrCat(
-      "set terminal png size 720,450; set output '", path,
-      "'; set logscale x 2; set xlabel 'memory per head (0 drawn at 256)'; "
+      "set terminal png size 720,450; set output ", GnuplotString(path),
+      "; set logscale x 2; set xlabel 'memory per head (0 drawn at 256)'; "
       "set ylabel 'validation bits per byte'; set grid; set key outside "
       "below; plot ",
       absl::StrJoin(series, ", "));

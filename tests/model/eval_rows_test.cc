@@ -1,7 +1,8 @@
 // Eval's rows through their JSON file (eval --json, then eval --rows):
 // checkpoint paths and labels with quotes, backslashes, newlines, tabs,
 // control characters and non-ASCII text, NaN members, six significant
-// digits, files from before the newer members, and files that hold no rows.
+// digits, files from before the newer members, and files that hold no rows;
+// and the plot of rows whose names would be commands to gnuplot.
 #include "model/eval_rows.h"
 
 #include <gtest/gtest.h>
@@ -12,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "base/temp_dir.h"
 
 namespace knnmem::model {
@@ -140,6 +142,27 @@ TEST(EvalRowsTest, RefusesFilesWithoutRowsAndNamesTheBadRow) {
     EXPECT_NE(rows.status().message().find(want), std::string::npos)
         << rows.status() << "\nwant: " << want;
   }
+}
+
+// gnuplot runs shell commands from backquotes and system() in its program;
+// a checkpoint's name (from --checkpoint or a rows file) must stay a title.
+TEST(EvalRowsTest, PlotTitlesAndPathsStayDataInGnuplotsProgram) {
+  TempDir dir;
+  const std::string marker = dir.Sub("ran");
+  const std::string name = absl::StrCat("x'; system('touch ", marker,
+                                        "'); print '`touch ", marker, "`");
+  EvalRow row;
+  row.checkpoint = name;
+  row.label = "memory 256";
+  row.memory = 256;
+  row.bits_per_byte = 1.5;
+  EvalRow bigger = row;
+  bigger.memory = 1024;
+  bigger.bits_per_byte = 1.25;
+  const std::string png = dir.Sub("it's a plot.png");
+  ASSERT_TRUE(WritePlot(png, {name}, {row, bigger}).ok());
+  EXPECT_EQ(Read(png).substr(1, 3), "PNG");
+  EXPECT_FALSE(std::ifstream(marker).good()) << "gnuplot ran a command";
 }
 
 }  // namespace
