@@ -4,7 +4,6 @@
 // gRPC code and message go to stderr); 2 for a usage error.
 #include <unistd.h>
 
-#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
@@ -20,6 +19,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/strip.h"
+#include "base/json.h"
 #include "client/memory_client.h"
 #include "client/random_rows.h"
 #include "client/sharded_client.h"
@@ -173,73 +173,65 @@ int Fail(const absl::Status& s) {
   return 1;
 }
 
-std::string JsonString(const std::string& s) {
-  std::string out = "\"";
-  for (char c : s) {
-    if (c == '"' || c == '\\') out += '\\';
-    out += c;
-  }
-  return out + "\"";
+// One line of JSON on stdout.
+void PrintJson(const Json& value) { std::puts(DumpJson(value).c_str()); }
+
+// The CLI's floats keep the 9 significant digits that read back to the same
+// float.
+Json Floats(const std::vector<float>& v) {
+  Json out = Json::array();
+  for (float f : v) out.push_back(RoundToSignificantDigits(f, 9));
+  return out;
 }
 
-std::string JsonFloat(float f) {
-  if (!std::isfinite(f)) return "null";
-  return absl::StrFormat("%.9g", f);
+Json SpecJson(const v1::StreamSpec& s) {
+  return {{"layers", s.layers()},
+          {"heads", s.heads()},
+          {"key_dim", s.key_dim()},
+          {"value_dim", s.value_dim()},
+          {"capacity", s.capacity()},
+          {"index", v1::IndexKind_Name(s.index())},
+          {"storage_dtype", v1::DType_Name(s.storage_dtype())},
+          {"ttl_seconds", s.ttl_seconds()},
+          {"nlist", s.nlist()},
+          {"nprobe", s.nprobe()},
+          {"exact_tail", s.exact_tail()}};
 }
 
-std::string SpecJson(const v1::StreamSpec& s) {
-  return absl::StrFormat(
-      "{\"layers\":%u,\"heads\":%u,\"key_dim\":%u,\"value_dim\":%u,"
-      "\"capacity\":%u,\"index\":%s,\"storage_dtype\":%s,\"ttl_seconds\":%u,"
-      "\"nlist\":%u,\"nprobe\":%u,\"exact_tail\":%u}",
-      s.layers(), s.heads(), s.key_dim(), s.value_dim(), s.capacity(),
-      JsonString(v1::IndexKind_Name(s.index())),
-      JsonString(v1::DType_Name(s.storage_dtype())), s.ttl_seconds(), s.nlist(),
-      s.nprobe(), s.exact_tail());
-}
-
-std::string InfoJson(const v1::StreamInfo& info) {
-  std::string layers;
+Json InfoJson(const v1::StreamInfo& info) {
+  Json layers = Json::array();
   for (const auto& l : info.layers()) {
-    if (!layers.empty()) layers += ",";
-    absl::StrAppendFormat(&layers,
-                          "{\"layer\":%u,\"first_position\":%d,"
-                          "\"next_position\":%d,\"entries\":%u,"
-                          "\"indexed_entries\":%u}",
-                          l.layer(), l.first_position(), l.next_position(),
-                          l.entries(), l.indexed_entries());
+    layers.push_back({{"layer", l.layer()},
+                      {"first_position", l.first_position()},
+                      {"next_position", l.next_position()},
+                      {"entries", l.entries()},
+                      {"indexed_entries", l.indexed_entries()}});
   }
-  return absl::StrFormat(
-      "{\"stream_id\":%s,\"spec\":%s,\"layers\":[%s],\"bytes_in_ram\":%u,"
-      "\"bytes_on_disk\":%u,\"resident\":%s}",
-      JsonString(info.stream_id()), SpecJson(info.spec()), layers,
-      info.bytes_in_ram(), info.bytes_on_disk(),
-      info.resident() ? "true" : "false");
+  return {{"stream_id", info.stream_id()},
+          {"spec", SpecJson(info.spec())},
+          {"layers", layers},
+          {"bytes_in_ram", info.bytes_in_ram()},
+          {"bytes_on_disk", info.bytes_on_disk()},
+          {"resident", info.resident()}};
 }
 
 void PrintInfoTable(const v1::StreamInfo& info) {
   const v1::StreamSpec& s = info.spec();
-  std::printf("stream        %s\n", info.stream_id().c_str());
-  std::printf(
-      "spec          layers=%u heads=%u key_dim=%u value_dim=%u "
-      "capacity=%lu dtype=%s index=%s ttl_seconds=%u\n",
-      s.layers(), s.heads(), s.key_dim(), s.value_dim(),
-      static_cast<unsigned long>(s.capacity()),
-      v1::DType_Name(s.storage_dtype()).c_str(),
-      v1::IndexKind_Name(s.index()).c_str(), s.ttl_seconds());
-  std::printf("bytes in RAM  %lu%s\n",
-              static_cast<unsigned long>(info.bytes_in_ram()),
-              info.resident() ? "" : " (not resident: loads on next use)");
-  std::printf("bytes on disk %lu\n",
-              static_cast<unsigned long>(info.bytes_on_disk()));
-  std::printf("%-6s %16s %16s %12s %12s\n", "layer", "first_position",
-              "next_position", "entries", "indexed");
+  absl::PrintF("stream        %s\n", info.stream_id());
+  absl::PrintF(
+      "spec          layers=%d heads=%d key_dim=%d value_dim=%d "
+      "capacity=%d dtype=%s index=%s ttl_seconds=%d\n",
+      s.layers(), s.heads(), s.key_dim(), s.value_dim(), s.capacity(),
+      v1::DType_Name(s.storage_dtype()), v1::IndexKind_Name(s.index()),
+      s.ttl_seconds());
+  absl::PrintF("bytes in RAM  %d%s\n", info.bytes_in_ram(),
+               info.resident() ? "" : " (not resident: loads on next use)");
+  absl::PrintF("bytes on disk %d\n", info.bytes_on_disk());
+  absl::PrintF("%-6s %16s %16s %12s %12s\n", "layer", "first_position",
+               "next_position", "entries", "indexed");
   for (const auto& l : info.layers()) {
-    std::printf("%-6u %16ld %16ld %12lu %12lu\n", l.layer(),
-                static_cast<long>(l.first_position()),
-                static_cast<long>(l.next_position()),
-                static_cast<unsigned long>(l.entries()),
-                static_cast<unsigned long>(l.indexed_entries()));
+    absl::PrintF("%-6d %16d %16d %12d %12d\n", l.layer(), l.first_position(),
+                 l.next_position(), l.entries(), l.indexed_entries());
   }
 }
 
@@ -277,8 +269,7 @@ int Create(ShardedClient& client, Args& args, bool json) {
   absl::StatusOr<v1::CreateStreamResponse> r = client.CreateStream(id, spec);
   if (!r.ok()) return Fail(r.status());
   if (json) {
-    std::printf("{\"created\":%s,\"stream\":%s}\n",
-                r->created() ? "true" : "false", InfoJson(r->stream()).c_str());
+    PrintJson({{"created", r->created()}, {"stream", InfoJson(r->stream())}});
   } else {
     std::printf("%s stream %s\n",
                 r->created() ? "created" : "exists:", id.c_str());
@@ -353,17 +344,15 @@ int Append(MemoryClient& client, Args& args, bool json) {
   }
   if (progress) std::fprintf(stderr, "\n");
   if (json) {
-    std::printf(
-        "{\"rows\":%ld,\"stored\":%lu,\"first_position\":%ld,\"next_position\":"
-        "%ld}\n",
-        long(rows), static_cast<unsigned long>(stored), long(position),
-        long(next));
+    PrintJson({{"rows", rows},
+               {"stored", stored},
+               {"first_position", position},
+               {"next_position", next}});
   } else {
-    std::printf(
-        "appended %ld rows at positions [%ld, %ld), %lu newly stored; next "
-        "position %ld\n",
-        long(rows), long(position), long(position + rows),
-        static_cast<unsigned long>(stored), long(next));
+    absl::PrintF(
+        "appended %d rows at positions [%d, %d), %d newly stored; next "
+        "position %d\n",
+        rows, position, position + rows, stored, next);
   }
   return 0;
 }
@@ -429,10 +418,10 @@ int Decode(ShardedClient& client, Args& args, bool json) {
     }
   }
   int failed = 0;
-  std::string json_out = "[";
+  Json json_out = Json::array();
   if (!json) {
-    std::printf("%-32s %-20s %14s  %s\n", "stream", "status", "next_position",
-                "lse per head");
+    absl::PrintF("%-32s %-20s %14s  %s\n", "stream", "status", "next_position",
+                 "lse per head");
   }
   for (size_t i = 0; i < ids.size(); ++i) {
     const StepOutput& o = out[i];
@@ -443,31 +432,22 @@ int Decode(ShardedClient& client, Args& args, bool json) {
                    std::string(o.status.message()).c_str());
     }
     if (json) {
-      absl::StrAppend(
-          &json_out, i ? "," : "", "{\"stream_id\":", JsonString(ids[i]),
-          ",\"code\":", JsonString(code),
-          ",\"message\":", JsonString(std::string(o.status.message())),
-          ",\"next_position\":", o.next_position, ",\"lse\":[");
-      for (size_t h = 0; h < o.attention.lse.size(); ++h) {
-        absl::StrAppend(&json_out, h ? "," : "", JsonFloat(o.attention.lse[h]));
-      }
-      json_out += "],\"output\":[";
-      for (size_t d = 0; d < o.attention.output.size(); ++d) {
-        absl::StrAppend(&json_out, d ? "," : "",
-                        JsonFloat(o.attention.output[d]));
-      }
-      json_out += "]}";
+      json_out.push_back({{"stream_id", ids[i]},
+                          {"code", code},
+                          {"message", std::string(o.status.message())},
+                          {"next_position", o.next_position},
+                          {"lse", Floats(o.attention.lse)},
+                          {"output", Floats(o.attention.output)}});
       continue;
     }
     std::string lse;
     for (float x : o.attention.lse) {
       absl::StrAppend(&lse, lse.empty() ? "" : " ", absl::StrFormat("%.4f", x));
     }
-    std::printf("%-32s %-20s %14s  %s\n", ids[i].c_str(), code.c_str(),
-                o.status.ok() ? std::to_string(o.next_position).c_str() : "-",
-                lse.c_str());
+    absl::PrintF("%-32s %-20s %14s  %s\n", ids[i], code,
+                 o.status.ok() ? absl::StrCat(o.next_position) : "-", lse);
   }
-  if (json) std::printf("%s]\n", json_out.c_str());
+  if (json) PrintJson(json_out);
   return failed == 0 ? 0 : 1;
 }
 
@@ -504,47 +484,30 @@ int Search(MemoryClient& client, Args& args, bool json) {
   if (!r.ok()) return Fail(r.status());
   const int64_t dv = info->spec().value_dim();
   if (json) {
-    std::string out = absl::StrFormat(
-        "{\"stream_id\":%s,\"layer\":%u,\"shape\":[%d,%d,%d],\"positions\":[",
-        JsonString(id), layer, r->queries, r->heads, r->k);
-    for (size_t i = 0; i < r->positions.size(); ++i) {
-      absl::StrAppend(&out, i ? "," : "", r->positions[i]);
-    }
-    out += "],\"scores\":[";
-    for (size_t i = 0; i < r->scores.size(); ++i) {
-      absl::StrAppend(&out, i ? "," : "", JsonFloat(r->scores[i]));
-    }
-    out += "]";
-    for (const auto& [name, vec] :
-         {std::pair<const char*, const std::vector<float>*>{"keys", &r->keys},
-          {"values", &r->values}}) {
-      if (vec->empty()) continue;
-      absl::StrAppend(&out, ",\"", name, "\":[");
-      for (size_t i = 0; i < vec->size(); ++i) {
-        absl::StrAppend(&out, i ? "," : "", JsonFloat((*vec)[i]));
-      }
-      out += "]";
-    }
-    std::printf("%s}\n", out.c_str());
+    Json out = {{"stream_id", id},
+                {"layer", layer},
+                {"shape", {r->queries, r->heads, r->k}},
+                {"positions", r->positions},
+                {"scores", Floats(r->scores)}};
+    if (!r->keys.empty()) out["keys"] = Floats(r->keys);
+    if (!r->values.empty()) out["values"] = Floats(r->values);
+    PrintJson(out);
     return 0;
   }
-  std::printf("%6s %5s %5s %12s %14s\n", "query", "head", "rank", "position",
-              "score");
+  absl::PrintF("%6s %5s %5s %12s %14s\n", "query", "head", "rank", "position",
+               "score");
   for (int64_t q = 0; q < r->queries; ++q) {
     for (int64_t h = 0; h < r->heads; ++h) {
       for (int64_t j = 0; j < r->k; ++j) {
         const size_t i = static_cast<size_t>((q * r->heads + h) * r->k + j);
         if (r->positions[i] < 0) {
-          std::printf("%6ld %5ld %5ld %12s %14s\n", long(q), long(h), long(j),
-                      "-", "-");
+          absl::PrintF("%6d %5d %5d %12s %14s\n", q, h, j, "-", "-");
           continue;
         }
-        std::printf("%6ld %5ld %5ld %12ld %14.6f", long(q), long(h), long(j),
-                    long(r->positions[i]), r->scores[i]);
-        if (with_values) {
-          std::printf("  value[0..]=%.4f", r->values[i * dv]);
-        }
-        std::printf("\n");
+        absl::PrintF("%6d %5d %5d %12d %14.6f", q, h, j, r->positions[i],
+                     r->scores[i]);
+        if (with_values) absl::PrintF("  value[0..]=%.4f", r->values[i * dv]);
+        absl::PrintF("\n");
       }
     }
   }
@@ -610,7 +573,11 @@ int Run(int argc, char** argv) {
             absl::StrCat(sharded.servers()[i].address, ": ", s.message())));
       }
     }
-    std::printf(json ? "{\"status\":\"SERVING\"}\n" : "SERVING\n");
+    if (json) {
+      PrintJson({{"status", "SERVING"}});
+    } else {
+      std::printf("SERVING\n");
+    }
     return 0;
   }
   if (cmd == "decode") return Decode(sharded, args, json);
@@ -622,9 +589,8 @@ int Run(int argc, char** argv) {
       const std::string& id = args.positional()[i];
       const ServerAddress& at = sharded.ServerOf(id);
       if (json) {
-        std::printf("{\"stream_id\":%s,\"server\":%s,\"address\":%s}\n",
-                    JsonString(id).c_str(), JsonString(at.name).c_str(),
-                    JsonString(at.address).c_str());
+        PrintJson(
+            {{"stream_id", id}, {"server", at.name}, {"address", at.address}});
       } else {
         std::printf("%s %s\n", at.name.c_str(), at.address.c_str());
       }
@@ -636,22 +602,18 @@ int Run(int argc, char** argv) {
     absl::StatusOr<std::vector<v1::StreamInfo>> all = sharded.ListStreams();
     if (!all.ok()) return Fail(all.status());
     if (json) {
-      std::string out = "[";
-      for (size_t i = 0; i < all->size(); ++i) {
-        absl::StrAppend(&out, i ? "," : "", InfoJson((*all)[i]));
-      }
-      std::printf("%s]\n", out.c_str());
+      Json out = Json::array();
+      for (const v1::StreamInfo& info : *all) out.push_back(InfoJson(info));
+      PrintJson(out);
     } else {
-      std::printf("%-40s %6s %6s %8s %8s %10s %12s\n", "stream", "layers",
-                  "heads", "key_dim", "dtype", "capacity", "entries[0]");
+      absl::PrintF("%-40s %6s %6s %8s %8s %10s %12s\n", "stream", "layers",
+                   "heads", "key_dim", "dtype", "capacity", "entries[0]");
       for (const auto& i : *all) {
-        std::printf(
-            "%-40s %6u %6u %8u %8s %10lu %12lu\n", i.stream_id().c_str(),
-            i.spec().layers(), i.spec().heads(), i.spec().key_dim(),
-            v1::DType_Name(i.spec().storage_dtype()).c_str(),
-            static_cast<unsigned long>(i.spec().capacity()),
-            static_cast<unsigned long>(i.layers_size() ? i.layers(0).entries()
-                                                       : 0));
+        absl::PrintF("%-40s %6d %6d %8d %8s %10d %12d\n", i.stream_id(),
+                     i.spec().layers(), i.spec().heads(), i.spec().key_dim(),
+                     v1::DType_Name(i.spec().storage_dtype()),
+                     i.spec().capacity(),
+                     i.layers_size() ? i.layers(0).entries() : 0);
       }
     }
     return 0;
@@ -663,7 +625,7 @@ int Run(int argc, char** argv) {
       absl::StatusOr<v1::StreamInfo> info = sharded.For(id).GetStream(id);
       if (!info.ok()) return Fail(info.status());
       if (json) {
-        std::printf("%s\n", InfoJson(*info).c_str());
+        PrintJson(InfoJson(*info));
       } else {
         PrintInfoTable(*info);
       }
@@ -673,8 +635,7 @@ int Run(int argc, char** argv) {
                                     : sharded.DeleteStream(id);
     if (!s.ok()) return Fail(s);
     if (json) {
-      std::printf("{\"%s\":%s}\n", cmd == "reset" ? "reset" : "deleted",
-                  JsonString(id).c_str());
+      PrintJson({{cmd == "reset" ? "reset" : "deleted", id}});
     } else {
       std::printf("%s stream %s\n", cmd == "reset" ? "reset" : "deleted",
                   id.c_str());
