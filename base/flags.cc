@@ -8,6 +8,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
 
 namespace knnmem {
 namespace {
@@ -45,7 +46,7 @@ std::string Wrap(std::string lead, absl::string_view text) {
     absl::StrAppend(&line, first_word ? "" : " ", word);
     first_word = false;
   }
-  return absl::StrCat(out, line, "\n");
+  return absl::StrCat(out, absl::StripTrailingAsciiWhitespace(line), "\n");
 }
 
 }  // namespace

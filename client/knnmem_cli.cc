@@ -10,6 +10,7 @@
 #include <fstream>
 #include <iterator>
 #include <string>
+#include <tuple>
 #include <utility>
 #include <vector>
 
@@ -113,16 +114,14 @@ void AddRandomFlags(FlagSet& f, CommandFlags* c, int64_t max,
 }
 
 void AddCreateFlags(FlagSet& f, CommandFlags* c) {
-  f.Int("layers", &c->layers, "N", "layers").Range(1, 1 << 20).Required();
-  f.Int("heads", &c->heads, "N", "heads per layer")
-      .Range(1, 1 << 20)
-      .Required();
-  f.Int("key-dim", &c->key_dim, "N", "dimension of a key")
-      .Range(1, 1 << 20)
-      .Required();
-  f.Int("value-dim", &c->value_dim, "N", "dimension of a value")
-      .Range(1, 1 << 20)
-      .Required();
+  // The shape: required, 1 to 2^20 each.
+  for (const auto& [name, dest, help] :
+       {std::tuple{"layers", &c->layers, "layers"},
+        {"heads", &c->heads, "heads per layer"},
+        {"key-dim", &c->key_dim, "dimension of a key"},
+        {"value-dim", &c->value_dim, "dimension of a value"}}) {
+    f.Int(name, dest, "N", help).Range(1, 1 << 20).Required();
+  }
   f.Int("capacity", &c->capacity, "N",
         "entries kept per layer and head; appends past it evict the oldest")
       .Range(1, int64_t{1} << 62)

@@ -97,12 +97,24 @@ std::string Usage() {
 
 int Main(int argc, char** argv) {
   const std::vector<std::string> args = CommandLineArgs(argc, argv);
-  if (args.empty() || args[0] == "--help" || args[0] == "-h" ||
-      args[0] == "help") {
-    std::fputs(Usage().c_str(), args.empty() ? stderr : stdout);
-    return args.empty() ? 2 : 0;
+  bool help = false;
+  FlagSet top;
+  top.Bool("help", &help, "print this text and exit");
+  absl::StatusOr<size_t> at = top.ParseUntilCommand(args);
+  if (!at.ok()) {
+    std::fprintf(stderr, "knnmem-model: %s\n%s",
+                 std::string(at.status().message()).c_str(), Usage().c_str());
+    return 2;
   }
-  const std::string& name = args[0];
+  if (help || (*at < args.size() && args[*at] == "help")) {
+    std::fputs(Usage().c_str(), stdout);
+    return 0;
+  }
+  if (*at == args.size()) {
+    std::fputs(Usage().c_str(), stderr);
+    return 2;
+  }
+  const std::string& name = args[*at];
   const CommandEntry* entry = nullptr;
   for (const CommandEntry& e : kCommands) {
     if (name == e.name) entry = &e;
@@ -113,10 +125,10 @@ int Main(int argc, char** argv) {
     return 2;
   }
   std::unique_ptr<Command> command = entry->make();
-  bool help = false;
-  FlagSet flags = CommandFlags(*command, &help);
-  absl::Status status = flags.Parse(absl::MakeConstSpan(args).subspan(1));
-  if (status.ok() && help) {
+  bool command_help = false;
+  FlagSet flags = CommandFlags(*command, &command_help);
+  absl::Status status = flags.Parse(absl::MakeConstSpan(args).subspan(*at + 1));
+  if (status.ok() && command_help) {
     std::fputs(CommandHelp(*entry).c_str(), stdout);
     return 0;
   }

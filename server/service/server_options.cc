@@ -14,6 +14,11 @@ bool HasPort(absl::string_view address) {
 
 FlagSet ServerFlags(ServerOptions* o) {
   FlagSet f;
+  // Every *-seconds flag: up to 2^30 seconds.
+  auto seconds = [&f](absl::string_view name, uint32_t* dest,
+                      absl::string_view help) {
+    f.Int(name, dest, "N", help).Range(0, 1 << 30);
+  };
   f.String("listen", &o->listen, "HOST:PORT",
            "gRPC address; port 0 picks a free port, printed in the ready line")
       .Check("HOST:PORT", HasPort);
@@ -43,20 +48,17 @@ FlagSet ServerFlags(ServerOptions* o) {
           "holding the most (the client sees RESOURCE_EXHAUSTED or "
           "UNAVAILABLE). gRPC checks a request's size only once it has all "
           "arrived");
-  f.Int("max-connection-idle-seconds", &o->max_connection_idle_seconds, "N",
-        "close connections with no call for N seconds (GOAWAY; clients "
-        "reconnect on their next call; 0: never)")
-      .Range(0, 1 << 30);
-  f.Int("max-connection-age-seconds", &o->max_connection_age_seconds, "N",
-        "send GOAWAY to connections N seconds old (0: never); their calls "
-        "then get --max-connection-age-grace-seconds to finish")
-      .Range(0, 1 << 30);
-  f.Int("max-connection-age-grace-seconds",
-        &o->max_connection_age_grace_seconds, "N",
-        "seconds the calls of a connection past its age get to finish "
-        "before it is closed (0: no limit): no call, and no slow client "
-        "trickling a request, outlives age + grace")
-      .Range(0, 1 << 30);
+  seconds("max-connection-idle-seconds", &o->max_connection_idle_seconds,
+          "close connections with no call for N seconds (GOAWAY; clients "
+          "reconnect on their next call; 0: never)");
+  seconds("max-connection-age-seconds", &o->max_connection_age_seconds,
+          "send GOAWAY to connections N seconds old (0: never); their calls "
+          "then get --max-connection-age-grace-seconds to finish");
+  seconds("max-connection-age-grace-seconds",
+          &o->max_connection_age_grace_seconds,
+          "seconds the calls of a connection past its age get to finish "
+          "before it is closed (0: no limit): no call, and no slow client "
+          "trickling a request, outlives age + grace");
   f.String("metrics-address", &o->metrics_address, "HOST:PORT",
            "Prometheus metrics endpoint, on its own port (port 0 picks a free "
            "port; \"none\" turns metrics off)")
@@ -106,18 +108,15 @@ FlagSet ServerFlags(ServerOptions* o) {
          "refuses to start; skip-any-corrupted replays every intact record. "
          "The damaged files are kept in DATA_DIR/damaged-wal-SECONDS/ and "
          "the server says so on stderr and in knnmem_storage_wal_damaged");
-  f.Int("stream-ttl-seconds", &o->stream_ttl_seconds, "N",
-        "delete streams idle (no create, append, search, attend or reset) "
-        "for N seconds, unless their spec sets its own ttl_seconds (0: "
-        "never)")
-      .Range(0, 1 << 30);
-  f.Int("drain-seconds", &o->drain_seconds, "N",
-        "on SIGTERM, report NOT_SERVING on health and keep serving for N "
-        "seconds before stopping")
-      .Range(0, 1 << 30);
-  f.Int("grace-seconds", &o->grace_seconds, "N",
-        "then give in-flight calls up to N seconds to finish")
-      .Range(0, 1 << 30);
+  seconds("stream-ttl-seconds", &o->stream_ttl_seconds,
+          "delete streams idle (no create, append, search, attend or reset) "
+          "for N seconds, unless their spec sets its own ttl_seconds (0: "
+          "never)");
+  seconds("drain-seconds", &o->drain_seconds,
+          "on SIGTERM, report NOT_SERVING on health and keep serving for N "
+          "seconds before stopping");
+  seconds("grace-seconds", &o->grace_seconds,
+          "then give in-flight calls up to N seconds to finish");
   f.Bool("help", &o->help, "print this text and exit");
   return f;
 }
