@@ -325,10 +325,13 @@ TEST_F(ModelCliTest, BadFlagsAreNamed) {
   r = Model("train --out " + dir_.Sub("x") + " --mix sometimes" + shape_);
   EXPECT_EQ(r.status, 2);
   EXPECT_NE(r.out.find("--mix"), std::string::npos) << r.out;
+  // eval takes the corpus's flags (not the shape's: --layers is unknown
+  // to it).
+  const std::string corpus = " --data " + dir_.path() + " --holdout 500";
   for (const std::string flag :
        {"--documents folders", "--index fuzzy", "--index approximate",
         "--min-bytes 10 --max-bytes 5"}) {
-    r = Model("eval --checkpoint " + dir_.Sub("x") + " " + flag + shape_);
+    r = Model("eval --checkpoint " + dir_.Sub("x") + " " + flag + corpus);
     EXPECT_EQ(r.status, 2) << flag;
     EXPECT_NE(r.out.find(flag.substr(0, flag.find(' '))), std::string::npos)
         << flag << ": " << r.out;

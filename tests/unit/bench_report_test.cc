@@ -99,6 +99,14 @@ TEST(BenchOptionsTest, BadFlagsAreNamed) {
   }
 }
 
+TEST(BenchOptionsTest, HelpDocumentsEveryFlag) {
+  const std::string help = BenchHelp();
+  BenchOptions defaults;
+  for (const FlagSet::Registered& flag : BenchFlags(&defaults).registered()) {
+    EXPECT_NE(help.find("\n  --" + flag.name), std::string::npos) << flag.name;
+  }
+}
+
 Result Row(const std::string& workload, const std::string& system,
            double median, const std::string& variant = "") {
   Result r;
