@@ -145,8 +145,8 @@ absl::StatusOr<BenchOptions> ParseBenchOptions(
       }
       o.server = value;
     } else if (name == "servers") {
-      absl::StatusOr<std::vector<ServerAddress>> servers =
-          ParseServerList(value);
+      absl::StatusOr<std::vector<client::ServerAddress>> servers =
+          client::ParseServerList(value);
       if (!servers.ok()) return servers.status();  // names --servers
       o.servers_spec = value;
       o.servers = std::move(*servers);

@@ -12,7 +12,7 @@
 #include "google/protobuf/io/coded_stream.h"
 #include "google/protobuf/io/zero_copy_stream.h"
 
-namespace knnmem {
+namespace knnmem::client {
 namespace {
 
 // Protobuf's own bytes (tags, lengths, small fields) go into owned chunks.
@@ -141,4 +141,4 @@ grpc::Status AliasedUnaryCall(
   return status;
 }
 
-}  // namespace knnmem
+}  // namespace knnmem::client

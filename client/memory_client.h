@@ -30,7 +30,7 @@ class ClientContext;
 class Status;
 }  // namespace grpc
 
-namespace knnmem {
+namespace knnmem::client {
 
 // Decoded Search results, each [queries, heads, k]; empty entries have
 // position -1 and score -inf.
@@ -116,11 +116,11 @@ class MemoryClient {
   // One generation step of many streams (decode_step.h): per step an
   // optional append, then its queries attended. Fails as a whole only for
   // what concerns every step (transport, auth, k, size); otherwise each
-  // step's StepOutput carries its own status, in the order of `steps`.
+  // step's StepResult carries its own status, in the order of `steps`.
   absl::StatusOr<v1::DecodeStepResponse> DecodeStep(
       const v1::DecodeStepRequest& request);
-  absl::StatusOr<std::vector<StepOutput>> DecodeStep(
-      absl::Span<const StepInput> steps, const StepParams& params);
+  absl::StatusOr<std::vector<StepResult>> DecodeStep(
+      absl::Span<const Step> steps, const StepParams& params);
   // Starts a DecodeStep without waiting: `done` runs on a gRPC thread with
   // the call's status once `response` is filled. `request` and `response`
   // must outlive the call.
@@ -164,6 +164,6 @@ absl::StatusOr<Neighbours> DecodeNeighbours(const v1::SearchResponse& response);
 // Decodes an AttendResponse.
 absl::StatusOr<Attention> DecodeAttention(const v1::AttendResponse& response);
 
-}  // namespace knnmem
+}  // namespace knnmem::client
 
 #endif  // KNNMEM_CLIENT_MEMORY_CLIENT_H_

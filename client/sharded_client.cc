@@ -9,7 +9,7 @@
 #include "absl/strings/strip.h"
 #include "base/stable_hash.h"
 
-namespace knnmem {
+namespace knnmem::client {
 namespace {
 
 absl::Status Bad(absl::string_view entry, absl::string_view why) {
@@ -159,8 +159,8 @@ absl::Status ShardedClient::DeleteStream(const std::string& stream_id) {
   return s;
 }
 
-absl::StatusOr<std::vector<StepOutput>> ShardedClient::DecodeStep(
-    absl::Span<const StepInput> steps, const StepParams& params) {
+absl::StatusOr<std::vector<StepResult>> ShardedClient::DecodeStep(
+    absl::Span<const Step> steps, const StepParams& params) {
   // Per server: its steps' indices into `steps`, its request and answer.
   struct ServerCall {
     std::vector<size_t> steps;
@@ -174,7 +174,7 @@ absl::StatusOr<std::vector<StepOutput>> ShardedClient::DecodeStep(
   }
   for (ServerCall& call : calls) {
     if (call.steps.empty()) continue;
-    std::vector<StepInput> mine;
+    std::vector<Step> mine;
     mine.reserve(call.steps.size());
     for (size_t i : call.steps) mine.push_back(steps[i]);
     absl::StatusOr<v1::DecodeStepRequest> request =
@@ -201,7 +201,7 @@ absl::StatusOr<std::vector<StepOutput>> ShardedClient::DecodeStep(
     mu.Await(absl::Condition(
         +[](size_t* p) { return *p == 0; }, &pending));
   }
-  std::vector<StepOutput> out(steps.size());
+  std::vector<StepResult> out(steps.size());
   for (size_t s = 0; s < calls.size(); ++s) {
     ServerCall& call = calls[s];
     absl::Status status = call.status;
@@ -212,7 +212,7 @@ absl::StatusOr<std::vector<StepOutput>> ShardedClient::DecodeStep(
                        call.steps.size(), " steps"));
     }
     for (size_t j = 0; j < call.steps.size(); ++j) {
-      StepOutput& o = out[call.steps[j]];
+      StepResult& o = out[call.steps[j]];
       if (!status.ok()) {
         // The server failed the whole call: each of its steps says so.
         o.status = absl::Status(
@@ -235,4 +235,4 @@ absl::StatusOr<std::vector<StepOutput>> ShardedClient::DecodeStep(
   return out;
 }
 
-}  // namespace knnmem
+}  // namespace knnmem::client

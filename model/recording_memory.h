@@ -43,25 +43,25 @@ class RecordingMemory final : public Memory {
   int64_t keys() const { return keys_ ? keys_->rows() : 0; }
   int64_t queries() const { return queries_ ? queries_->rows() : 0; }
 
-  absl::Status BeginDocument(const std::string& document,
-                             const MemoryShape& shape) override;
-  absl::Status EndDocument(const std::string& document) override;
-  absl::Status Append(const std::string& document, int64_t first,
+  absl::Status BeginStream(const std::string& stream,
+                           const MemoryShape& shape) override;
+  absl::Status EndStream(const std::string& stream) override;
+  absl::Status Append(const std::string& stream, int64_t first,
                       const torch::Tensor& keys,
                       const torch::Tensor& values) override;
-  absl::StatusOr<Retrieved> Search(const std::string& document,
-                                   const torch::Tensor& queries,
-                                   int k) override;
-  absl::StatusOr<Attended> Attend(const std::string& document,
-                                  const torch::Tensor& queries, int k,
-                                  const AttendParams& params) override;
+  absl::StatusOr<Neighbours> Search(const std::string& stream,
+                                    const torch::Tensor& queries,
+                                    int k) override;
+  absl::StatusOr<Attention> Attend(const std::string& stream,
+                                   const torch::Tensor& queries, int k,
+                                   const AttendOptions& options) override;
 
  private:
   RecordingMemory(std::string dir, Memory* inner, std::FILE* documents,
                   std::FILE* query_calls);
   // FAILED_PRECONDITION unless `document` is the open one.
-  absl::Status CheckOpen(const std::string& document) const;
-  absl::Status RecordQueries(const std::string& document,
+  absl::Status CheckOpen(const std::string& stream) const;
+  absl::Status RecordQueries(const std::string& stream,
                              const torch::Tensor& queries);
 
   const std::string dir_;

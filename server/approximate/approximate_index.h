@@ -105,11 +105,11 @@ inline std::shared_ptr<ApproximateIndex> TierOf(const LayerMemory& layer) {
 // Search over a layer whose snapshot has an approximate tier: FAISS over
 // the indexed positions, exact over the rest, merged per (query, head);
 // keys and values (when asked for) gathered after the merge.
-absl::StatusOr<SearchResult> TieredSearch(const StreamSpec& spec,
-                                          const LayerSnapshot& snapshot,
-                                          absl::Span<const float> queries,
-                                          const SearchOptions& options,
-                                          WorkerPool& pool);
+absl::StatusOr<Neighbours> TieredSearch(const StreamSpec& spec,
+                                        const LayerSnapshot& snapshot,
+                                        absl::Span<const float> queries,
+                                        const SearchOptions& options,
+                                        WorkerPool& pool);
 
 }  // namespace knnmem
 

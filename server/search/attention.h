@@ -22,7 +22,7 @@ struct AttendOptions {
   float age_tau = 1.0f;
 };
 
-struct AttendResult {
+struct Attention {
   uint32_t queries = 0;
   uint32_t heads = 0;
   uint32_t value_dim = 0;
@@ -32,9 +32,9 @@ struct AttendResult {
 
 // Attends over the entries that `top` (an ExactSearch result over the same
 // snapshot) selected. Parallel over queries on `pool`.
-AttendResult Attend(const StreamSpec& spec, const LayerSnapshot& snapshot,
-                    const SearchResult& top, const AttendOptions& options,
-                    WorkerPool& pool);
+Attention Attend(const StreamSpec& spec, const LayerSnapshot& snapshot,
+                 const Neighbours& top, const AttendOptions& options,
+                 WorkerPool& pool);
 
 }  // namespace knnmem
 

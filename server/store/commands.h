@@ -74,7 +74,7 @@ struct StepResult {
   absl::Status status;
   int64_t next_position = 0;  // the layer's, after the append
   AppendResult appended;      // zero without rows
-  AttendResult attended;      // empty without queries
+  Attention attention;        // empty without queries
 };
 
 }  // namespace knnmem
