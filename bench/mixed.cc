@@ -1,7 +1,5 @@
 #include "bench/mixed.h"
 
-#include <condition_variable>
-#include <mutex>
 #include <thread>
 #include <utility>
 
@@ -9,6 +7,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "base/status_macros.h"
+#include "base/sync.h"
 #include "bench/knnmem_calls.h"
 #include "bench/stats.h"
 
@@ -22,46 +21,45 @@ class Phase {
 
   // Records `s` as the phase's error (the first one wins) and stops it.
   void Fail(absl::Status s) {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     if (status_.ok()) status_ = std::move(s);
     stop_ = true;
-    cv_.notify_all();
   }
   bool stopped() {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     return stop_;
   }
   // An Attend on `stream` completed: its appender may send one Append.
   void AttendDone(int stream) {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     ++pending_[stream];
-    cv_.notify_all();
   }
   // Every attend thread finished: appenders stop.
   void Finish() {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     stop_ = true;
-    cv_.notify_all();
   }
   // Blocks until an Append is due on `stream` (true) or the phase ended.
   bool AwaitAppend(int stream) {
-    std::unique_lock<std::mutex> lock(mu_);
-    cv_.wait(lock, [&] { return stop_ || pending_[stream] > 0; });
+    MutexLock lock(&mu_);
+    auto due = [this, stream]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+      return stop_ || pending_[stream] > 0;
+    };
+    mu_.Await(absl::Condition(&due));
     if (stop_) return false;
     --pending_[stream];
     return true;
   }
   absl::Status status() {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     return status_;
   }
 
  private:
-  std::mutex mu_;
-  std::condition_variable cv_;
-  std::vector<int> pending_;
-  bool stop_ = false;
-  absl::Status status_;
+  Mutex mu_;
+  std::vector<int> pending_ ABSL_GUARDED_BY(mu_);
+  bool stop_ ABSL_GUARDED_BY(mu_) = false;
+  absl::Status status_ ABSL_GUARDED_BY(mu_);
 };
 
 struct PhaseSamples {

@@ -14,7 +14,7 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
-#include "absl/synchronization/mutex.h"
+#include "base/sync.h"
 #include "client/memory_client.h"
 
 namespace knnmem::client {
@@ -87,7 +87,7 @@ class ShardedClient {
 
   const std::vector<ServerAddress> servers_;
   std::vector<std::unique_ptr<MemoryClient>> clients_;
-  mutable absl::Mutex mu_;
+  mutable Mutex mu_;
   absl::flat_hash_map<std::string, size_t> pins_ ABSL_GUARDED_BY(mu_);
 };
 

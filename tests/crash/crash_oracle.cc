@@ -40,6 +40,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "base/sync.h"
 #include "base/temp_dir.h"
 #include "client/memory_client.h"
 #include "server/store/memory_store.h"
@@ -376,8 +377,8 @@ class Oracle {
   }
 
   void Fail(const std::string& what) {
-    static std::mutex mu;
-    std::lock_guard<std::mutex> lock(mu);
+    static Mutex mu;
+    MutexLock lock(&mu);
     if (failure_.empty()) failure_ = what;
   }
 

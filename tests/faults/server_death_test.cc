@@ -12,16 +12,16 @@
 
 #include <atomic>
 #include <chrono>
-#include <condition_variable>
 #include <cstdio>
 #include <cstdlib>
 #include <future>
 #include <memory>
-#include <mutex>
 #include <random>
 #include <string>
 #include <vector>
 
+#include "absl/time/time.h"
+#include "base/sync.h"
 #include "base/temp_dir.h"
 #include "client/memory_client.h"
 #include "tests/support/server_process.h"
@@ -40,20 +40,22 @@ constexpr auto kMargin = std::chrono::seconds(3);
 class AckCounter {
  public:
   void Add() {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     ++acks_;
-    changed_.notify_all();
   }
   // True once `target` acks arrived; false after `limit` without them.
   bool AwaitAtLeast(int target, Clock::duration limit) {
-    std::unique_lock<std::mutex> lock(mu_);
-    return changed_.wait_for(lock, limit, [&] { return acks_ >= target; });
+    MutexLock lock(&mu_);
+    auto reached = [this, target]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+      return acks_ >= target;
+    };
+    return mu_.AwaitWithTimeout(absl::Condition(&reached),
+                                absl::FromChrono(limit));
   }
 
  private:
-  std::mutex mu_;
-  std::condition_variable changed_;
-  int acks_ = 0;
+  Mutex mu_;
+  int acks_ ABSL_GUARDED_BY(mu_) = 0;
 };
 
 v1::StreamSpec Spec() {

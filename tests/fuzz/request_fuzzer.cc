@@ -38,7 +38,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
-#include "absl/synchronization/mutex.h"
+#include "base/sync.h"
 #include "base/worker_pool.h"
 #include "google/protobuf/stubs/logging.h"
 #include "knnmem/v1/memory.pb.h"
@@ -87,20 +87,6 @@ constexpr float kInf = std::numeric_limits<float>::infinity();
 #define KNNMEM_FUZZ_GUARD_KNOWN_BUGS 0
 #endif
 constexpr bool kGuardKnownBugs = KNNMEM_FUZZ_GUARD_KNOWN_BUGS != 0;
-
-// Holds a LayerMemory's append mutex (absl::Mutex or the server's own
-// wrapper: anything with Lock and Unlock) for its scope.
-template <typename M>
-class HoldLock {
- public:
-  explicit HoldLock(M& mu) : mu_(mu) { mu_.Lock(); }
-  ~HoldLock() { mu_.Unlock(); }
-  HoldLock(const HoldLock&) = delete;
-  HoldLock& operator=(const HoldLock&) = delete;
-
- private:
-  M& mu_;
-};
 
 // The fuzzer's streams: one per fixed spec, each with its layers in RAM.
 struct SpecState {
@@ -462,7 +448,7 @@ absl::StatusOr<Neighbours> RunSearch(const StreamSpec& spec,
 void ExecuteAppend(const AppendCommand& cmd, LayerMemory& layer,
                    bool discard_staged) {
   const StreamSpec& spec = cmd.spec;
-  HoldLock append(layer.append_mutex());
+  MutexLock append(&layer.append_mutex());
   const int64_t first_before = layer.first_position();
   const int64_t next = layer.next_position();
   if (cmd.first_position > next) return;  // FAILED_PRECONDITION: a gap
@@ -629,7 +615,7 @@ void FuzzCreateStream(const v1::CreateStreamRequest& req) {
   const std::string packed_values = PackFloats(values, spec->storage_dtype);
   const size_t es = ElementSize(spec->storage_dtype);
   {
-    HoldLock append(layer.append_mutex());
+    MutexLock append(&layer.append_mutex());
     layer.AppendRows(packed_keys.data(), key_elems * es, packed_values.data(),
                      value_elems * es, rows);
   }
