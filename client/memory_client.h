@@ -1,5 +1,10 @@
 // MemoryClient: the C++ client of knnmem.v1.Memory.
 //
+// The client library is namespace knnmem::client. Its types carry the
+// Python client's names (Neighbours, Attention; decode_step.h's Step and
+// StepResult); the server's types of the same answers, in namespace
+// knnmem, are called Neighbours, Attention and StepResult too.
+//
 // Every call carries a deadline (Options::deadline) and returns
 // absl::Status / absl::StatusOr with the server's gRPC code and message.
 // Thread-safe: one client may be shared by many threads.

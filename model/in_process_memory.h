@@ -43,7 +43,7 @@ class InProcessMemory : public Memory {
   InProcessMemory(std::string temp_dir, std::unique_ptr<WorkerPool> pool,
                   std::unique_ptr<MemoryStore> store);
   absl::StatusOr<StreamSpec> SpecOf(const std::string& stream) const;
-  // A document's spec and `queries` checked against it, as floats.
+  // A stream's spec and `queries` checked against it, as floats.
   struct Queries;
   absl::StatusOr<Queries> QueriesOf(const std::string& stream,
                                     const torch::Tensor& queries) const;

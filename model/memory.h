@@ -2,7 +2,8 @@
 // local window, one stream per document, and where its queries find their
 // top-k. Two backends share this interface: InProcessMemory (the server's
 // core linked into the model process, for training speed and tests) and
-// RemoteMemory (a knnmem server over gRPC).
+// RemoteMemory (a knnmem server over gRPC). Calls name the stream by its id
+// (MemoryLink makes one per document a lane reads).
 #ifndef KNNMEM_MODEL_MEMORY_H_
 #define KNNMEM_MODEL_MEMORY_H_
 
@@ -24,9 +25,10 @@ struct MemoryShape {
   int64_t capacity = 0;  // entries kept per head, first in first out
 };
 
-// Search's answer for n queries, float32 on the CPU: keys [n, heads, k,
-// key_dim], values [n, heads, k, value_dim], positions int64 [n, heads, k]
-// (-1 where the memory holds fewer than k entries).
+// Search's answer for n queries (the server's and the clients' Neighbours
+// as tensors), float32 on the CPU: keys [n, heads, k, key_dim], values
+// [n, heads, k, value_dim], positions int64 [n, heads, k] (-1 where the
+// memory holds fewer than k entries).
 struct Neighbours {
   torch::Tensor keys, values, positions;
 };
@@ -46,7 +48,7 @@ struct AttendOptions {
   float age_tau = 1.0f;
 };
 
-// One document's queries [n, heads, key_dim] in a call for several.
+// One stream's queries [n, heads, key_dim] in a call for several.
 struct StreamQueries {
   std::string stream;
   torch::Tensor queries;
@@ -56,10 +58,10 @@ class Memory {
  public:
   virtual ~Memory() = default;
 
-  // Starts `document`'s memory empty (a stream of that id is replaced).
+  // Starts `stream` empty (a stream of that id is replaced).
   virtual absl::Status BeginStream(const std::string& stream,
                                    const MemoryShape& shape) = 0;
-  // Drops the document's memory.
+  // Drops the stream.
   virtual absl::Status EndStream(const std::string& stream) = 0;
   // keys [n, heads, key_dim] and values [n, heads, value_dim], float32, at
   // positions first, first + 1, ...
@@ -76,9 +78,9 @@ class Memory {
   virtual absl::StatusOr<Attention> Attend(const std::string& stream,
                                            const torch::Tensor& queries, int k,
                                            const AttendOptions& options) = 0;
-  // Attend for several documents at once (a decode step of several lanes),
+  // Attend for several streams at once (a decode step of several lanes),
   // each answered or failed on its own, in order. This default asks one
-  // document after the other; RemoteMemory makes one DecodeStep call.
+  // stream after the other; RemoteMemory makes one DecodeStep call.
   virtual std::vector<absl::StatusOr<Attention>> AttendMany(
       const std::vector<StreamQueries>& asks, int k,
       const AttendOptions& options) {

@@ -25,9 +25,10 @@ class MemoryLink : public MemoryReader {
              bool use_attend);
   ~MemoryLink() override;
 
-  // Lane `lane` starts `document` (a stream id; the previous document's
-  // stream is dropped).
+  // Lane `lane` starts a document, whose memory is the new stream `stream`
+  // (the lane's previous stream is dropped).
   void BeginStream(int lane, const std::string& stream);
+  // The lane's document ended: drops its stream.
   void EndStream(int lane);
   // keys and values [heads, rows, head_dim] that left lane's XL cache.
   void Push(int lane, const torch::Tensor& keys, const torch::Tensor& values);

@@ -1,6 +1,6 @@
 // RemoteMemory: the Memory interface over a knnmem server, through the
 // gRPC client. Search (with keys and values) for training, Attend for
-// inference, DecodeStep for several documents at once (generation).
+// inference, DecodeStep for several streams at once (generation).
 #ifndef KNNMEM_MODEL_REMOTE_MEMORY_H_
 #define KNNMEM_MODEL_REMOTE_MEMORY_H_
 
@@ -20,8 +20,8 @@ namespace knnmem::model {
 class RemoteMemory : public Memory {
  public:
   // The server at `address` (HOST:PORT); each call has `deadline`. With
-  // `approximate`, documents' streams are APPROXIMATE (the server's default
-  // nlist, nprobe and exact tail), else EXACT.
+  // `approximate`, the streams are APPROXIMATE (the server's default nlist,
+  // nprobe and exact tail), else EXACT.
   RemoteMemory(const std::string& address, std::chrono::milliseconds deadline,
                bool approximate = false);
   ~RemoteMemory() override;
@@ -39,12 +39,12 @@ class RemoteMemory : public Memory {
                                    const torch::Tensor& queries, int k,
                                    const AttendOptions& options) override;
   // APPROXIMATE streams: how many of the memory's entries were in the
-  // approximate tier when documents ended, summed over the documents
-  // (GetStream before each EndStream); both 0 otherwise.
+  // approximate tier when streams ended, summed over the streams (GetStream
+  // before each EndStream); both 0 otherwise.
   int64_t indexed_at_end() const { return indexed_at_end_; }
   int64_t entries_at_end() const { return entries_at_end_; }
 
-  // One DecodeStep for all documents.
+  // One DecodeStep for all the streams.
   std::vector<absl::StatusOr<Attention>> AttendMany(
       const std::vector<StreamQueries>& asks, int k,
       const AttendOptions& options) override;

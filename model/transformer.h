@@ -33,6 +33,9 @@ struct SegmentCache {
   int64_t positions() const { return keys.empty() ? 0 : keys[0].size(2); }
 };
 
+// A block's multi-head attention over its segment and the XL cache; in the
+// kNN layer (`knn`), mixed with the memory's answer. (Memory's own answer to
+// Attend is the struct Attention, memory.h.)
 class AttentionLayerImpl : public torch::nn::Module {
  public:
   AttentionLayerImpl(const ModelConfig& config, bool knn);

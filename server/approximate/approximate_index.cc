@@ -108,12 +108,11 @@ class KeyGather {
 }  // namespace
 
 // One head: the coarse centroids (trained by FAISS k-means, searched by its
-// BLAS-backed flat index) and our own inverted lists, scanned with GEMMs
-// (see Search).
+// BLAS-backed flat index) and our own inverted lists, scanned by Search.
 struct ApproximateIndex::Head {
   explicit Head(uint32_t dim, uint32_t nlist) : quantizer(dim), lists(nlist) {}
   // Positions, increasing. The keys stay in the layer's blocks, the one
-  // copy: Search gathers them (see KeyGather).
+  // copy: Search reads them there (see KeyGather).
   using List = std::vector<int64_t>;
   faiss::IndexFlatIP quantizer;  // nlist centroids once trained
   std::vector<List> lists;

@@ -23,6 +23,7 @@
 
 namespace knnmem {
 
+// A search's answer: per (query, head), the k best entries.
 struct Neighbours {
   uint32_t queries = 0;
   uint32_t heads = 0;

@@ -70,6 +70,7 @@ struct StepCommand {
   std::optional<AttendCommand> attend;
 };
 
+// One step's answer: its own status; when OK, what it appended and attended.
 struct StepResult {
   absl::Status status;
   int64_t next_position = 0;  // the layer's, after the append

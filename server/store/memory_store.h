@@ -51,7 +51,8 @@ namespace knnmem {
 struct LayerState {
   int64_t first_position = 0;
   int64_t next_position = 0;
-  // APPROXIMATE: entries in the FAISS tier (the rest are scanned exactly).
+  // APPROXIMATE: entries in the approximate tier (the rest are scanned
+  // exactly).
   uint64_t indexed_entries = 0;
 };
 
