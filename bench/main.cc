@@ -352,11 +352,10 @@ absl::Status Run(const BenchOptions& options,
 
 int main(int argc, char** argv) {
   absl::StatusOr<knnmem::bench::BenchOptions> options =
-      knnmem::bench::ParseBenchOptions(
-          std::vector<std::string>(argv + 1, argv + argc),
-          KNNMEM_SERVER_BINARY);
+      knnmem::bench::ParseBenchOptions(knnmem::CommandLineArgs(argc, argv),
+                                       KNNMEM_SERVER_BINARY);
   if (!options.ok()) {
-    std::fprintf(stderr, "knnmem-bench: %s\n",
+    std::fprintf(stderr, "knnmem-bench: %s (see --help)\n",
                  std::string(options.status().message()).c_str());
     return 2;
   }

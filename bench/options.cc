@@ -2,45 +2,24 @@
 
 #include <utility>
 
-#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 
 namespace knnmem::bench {
+namespace {
 
-std::string BenchHelp() {
-  return R"(knnmem-bench: the knnmem reference workloads, with FAISS, cblas_sgemm and
-RocksDB measured in the same run on the same data.
+// HOST:PORT with a host and a port in [1, 65535].
+bool IsHostPort(absl::string_view value) {
+  const size_t colon = value.rfind(':');
+  int port = 0;
+  return colon != absl::string_view::npos && colon != 0 &&
+         absl::SimpleAtoi(value.substr(colon + 1), &port) && port >= 1 &&
+         port <= 65535;
+}
 
-Usage: knnmem-bench [flags]
-
-  --server HOST:PORT      use a running knnmem-server instead of starting one
-  --servers LIST          use several running servers, as the CLI does: comma-
-                          separated [NAME=]HOST:PORT entries, one {A..B} range
-                          each; knnmem::ShardedClient places each stream by
-                          rendezvous hashing (exclusive with --server)
-  --token-file FILE       bearer token for servers started with
-                          --auth-token-file: FILE holds the token alone (as
-                          the CLI's --token-file); needs --server or --servers
-  --tls-ca FILE           TLS to --server/--servers, trusting this CA (PEM)
-  --server-binary PATH    knnmem-server to start on 127.0.0.1:0 in a temp dir
-                          (default: the one built with this tree)
-  --json FILE             also write the results as a JSON array to FILE
-  --quick                 about a minute on 2 cores: 3 runs per op, float16 and
-                          bfloat16 only at 8K, HNSW on 1 head (times x8), its
-                          adds timed up to 8K and its search only at the
-                          default efSearch, faiss-flat with default threads
-                          timed once at 64K, a smaller W-mixed
-  --reps N                measured runs per op after one warm-up (default 7,
-                          3 with --quick)
-  --only WORKLOAD         run only W-streams, W-large, W-decode, W-real,
-                          W-client or W-client-paired (the W-client ones run
-                          only when asked)
-  --keys DIR              a dump of `knnmem-model dump-keys`: W-real runs
-                          on it (with the others, or alone with --only)
-  --help                  print this text and exit
-
-Workloads (8 heads x 128 key_dim x 128 value_dim, k = 32, 512 rows or
+// The end of --help.
+constexpr char kWorkloads[] =
+    R"(Workloads (8 heads x 128 key_dim x 128 value_dim, k = 32, 512 rows or
 queries per call, keys and queries L2-normalised):
   W-append      Append of 512 rows vs RocksDB WriteBatch vs HNSW add
   W-search-8K   Search at 8,192 entries per head vs IndexFlatIP, sgemm, HNSW;
@@ -84,6 +63,63 @@ queries per call, keys and queries L2-normalised):
 Progress goes to stderr, the table to stdout. Exit status: 0 on success, 1
 when the server or an RPC fails, 2 for a usage error.
 )";
+
+}  // namespace
+
+FlagSet BenchFlags(BenchOptions* o) {
+  FlagSet f;
+  f.String("server", &o->server, "HOST:PORT",
+           "use a running knnmem-server instead of starting one")
+      .NonEmpty()
+      .Check("HOST:PORT", IsHostPort);
+  f.String("servers", &o->servers_spec, "LIST",
+           "use several running servers, as the CLI does: comma-separated "
+           "[NAME=]HOST:PORT entries, one {A..B} range each; "
+           "knnmem::ShardedClient places each stream by rendezvous hashing "
+           "(exclusive with --server)")
+      .NonEmpty();
+  f.String("token-file", &o->token_file, "FILE",
+           "bearer token for servers started with --auth-token-file: FILE "
+           "holds the token alone (as the CLI's --token-file); needs --server "
+           "or --servers")
+      .NonEmpty();
+  f.String("tls-ca", &o->tls_ca, "FILE",
+           "TLS to --server/--servers, trusting this CA (PEM)")
+      .NonEmpty();
+  f.String("server-binary", &o->server_binary, "PATH",
+           "knnmem-server to start on 127.0.0.1:0 in a temp dir")
+      .NonEmpty()
+      .DefaultText("the one built with this tree");
+  f.String("json", &o->json_path, "FILE",
+           "also write the results as a JSON array to FILE")
+      .NonEmpty();
+  f.Bool("quick", &o->quick,
+         "about a minute on 2 cores: 3 runs per op, float16 and bfloat16 only "
+         "at 8K, HNSW on 1 head (times x8), its adds timed up to 8K and its "
+         "search only at the default efSearch, faiss-flat with default "
+         "threads timed once at 64K, a smaller W-mixed");
+  f.Int("reps", &o->reps, "N", "measured runs per op after one warm-up")
+      .Range(1, 1000)
+      .DefaultText("7, 3 with --quick");
+  f.Choice("only", &o->only,
+           {"W-streams", "W-large", "W-decode", "W-real", "W-client",
+            "W-client-paired"},
+           "run only this workload (the W-client ones run only when asked)");
+  f.String("keys", &o->keys_dir, "DIR",
+           "a dump of `knnmem-model dump-keys`: W-real runs on it (with the "
+           "others, or alone with --only)")
+      .NonEmpty();
+  f.Bool("help", &o->help, "print this text and exit");
+  return f;
+}
+
+std::string BenchHelp() {
+  BenchOptions defaults;
+  return absl::StrCat(
+      "knnmem-bench: the knnmem reference workloads, with FAISS, cblas_sgemm "
+      "and\nRocksDB measured in the same run on the same data.\n\n"
+      "Usage: knnmem-bench [flags]\n\n",
+      BenchFlags(&defaults).Help(), "\n", kWorkloads);
 }
 
 absl::StatusOr<BenchOptions> ParseBenchOptions(
@@ -91,91 +127,12 @@ absl::StatusOr<BenchOptions> ParseBenchOptions(
     const std::string& default_server_binary) {
   BenchOptions o;
   o.server_binary = default_server_binary;
-  for (size_t i = 0; i < args.size(); ++i) {
-    const std::string& arg = args[i];
-    if (arg == "--help" || arg == "-h") {
-      o.help = true;
-      continue;
-    }
-    if (!absl::StartsWith(arg, "--") || arg.size() == 2) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("unexpected argument '", arg, "' (see --help)"));
-    }
-    std::string name = arg.substr(2);
-    std::string value;
-    bool has_value = false;
-    const size_t eq = name.find('=');
-    if (eq != std::string::npos) {
-      value = name.substr(eq + 1);
-      name = name.substr(0, eq);
-      has_value = true;
-    }
-    if (name == "quick") {
-      if (has_value) {
-        return absl::InvalidArgumentError("--quick: takes no value");
-      }
-      o.quick = true;
-      continue;
-    }
-    if (name != "server" && name != "servers" && name != "server-binary" &&
-        name != "json" && name != "reps" && name != "token-file" &&
-        name != "tls-ca" && name != "only" && name != "keys") {
-      return absl::InvalidArgumentError(
-          absl::StrCat("unknown flag --", name, " (see --help)"));
-    }
-    if (!has_value) {
-      if (i + 1 >= args.size()) {
-        return absl::InvalidArgumentError(
-            absl::StrCat("--", name, ": missing value"));
-      }
-      value = args[++i];
-    }
-    if (value.empty()) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("--", name, ": empty value"));
-    }
-    if (name == "server") {
-      const size_t colon = value.rfind(':');
-      int port = 0;
-      if (colon == std::string::npos || colon == 0 ||
-          !absl::SimpleAtoi(value.substr(colon + 1), &port) || port < 1 ||
-          port > 65535) {
-        return absl::InvalidArgumentError(
-            absl::StrCat("--server: '", value, "' is not HOST:PORT"));
-      }
-      o.server = value;
-    } else if (name == "servers") {
-      absl::StatusOr<std::vector<client::ServerAddress>> servers =
-          client::ParseServerList(value);
-      if (!servers.ok()) return servers.status();  // names --servers
-      o.servers_spec = value;
-      o.servers = std::move(*servers);
-    } else if (name == "keys") {
-      o.keys_dir = value;
-    } else if (name == "token-file") {
-      o.token_file = value;
-    } else if (name == "tls-ca") {
-      o.tls_ca = value;
-    } else if (name == "server-binary") {
-      o.server_binary = value;
-    } else if (name == "json") {
-      o.json_path = value;
-    } else if (name == "only") {
-      if (value != "W-streams" && value != "W-large" && value != "W-decode" &&
-          value != "W-real" && value != "W-client" &&
-          value != "W-client-paired") {
-        return absl::InvalidArgumentError(
-            absl::StrCat("--only: '", value,
-                         "' is not W-streams, W-large, W-decode, W-real, "
-                         "W-client or W-client-paired"));
-      }
-      o.only = value;
-    } else {  // reps
-      if (!absl::SimpleAtoi(value, &o.reps) || o.reps < 1 || o.reps > 1000) {
-        return absl::InvalidArgumentError(absl::StrCat(
-            "--reps: '", value, "' is not an integer in [1, 1000]"));
-      }
-    }
+  if (absl::Status s = BenchFlags(&o).Parse(args); !s.ok()) return s;
+  if (!o.servers_spec.empty()) {
+    absl::StatusOr<std::vector<client::ServerAddress>> servers =
+        client::ParseServerList(o.servers_spec);
+    if (!servers.ok()) return servers.status();  // names --servers
+    o.servers = std::move(*servers);
   }
   if (!o.server.empty() && !o.servers.empty()) {
     return absl::InvalidArgumentError("give --server or --servers, not both");

@@ -1,8 +1,9 @@
 // Command-line options of knnmem-bench.
 //
-// Contract: ParseBenchOptions accepts `--name value` and `--name=value`
-// (boolean flags take no value) and returns INVALID_ARGUMENT naming the flag
-// for anything unknown or malformed. It never touches the file system.
+// Contract: ParseBenchOptions parses with BenchFlags (base/flags.h: the
+// syntax, and errors that name the flag), then checks the rules between
+// flags; every error is INVALID_ARGUMENT naming a flag. It never touches the
+// file system.
 #ifndef KNNMEM_BENCH_OPTIONS_H_
 #define KNNMEM_BENCH_OPTIONS_H_
 
@@ -10,6 +11,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "base/flags.h"
 #include "client/sharded_client.h"
 
 namespace knnmem::bench {
@@ -34,12 +36,16 @@ struct BenchOptions {
   int EffectiveReps() const { return reps > 0 ? reps : (quick ? 3 : 7); }
 };
 
+// The flags of knnmem-bench, each writing into *o; o's values are the
+// defaults (--server-binary's shows as "the one built with this tree").
+FlagSet BenchFlags(BenchOptions* o);
+
 // Parses argv[1..]; `default_server_binary` is the build-time path.
 absl::StatusOr<BenchOptions> ParseBenchOptions(
     const std::vector<std::string>& args,
     const std::string& default_server_binary);
 
-// The text --help prints.
+// The text --help prints: every flag of BenchFlags, then the workloads.
 std::string BenchHelp();
 
 }  // namespace knnmem::bench

@@ -12,6 +12,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
+#include "base/json.h"
 
 namespace knnmem::bench {
 namespace {
@@ -28,37 +29,16 @@ std::string Trim(const std::string& s) {
   return b == std::string::npos ? "" : s.substr(b, e - b + 1);
 }
 
-std::string JsonString(const std::string& s) {
-  std::string out = "\"";
-  for (const char c : s) {
-    switch (c) {
-      case '"':
-        out += "\\\"";
-        break;
-      case '\\':
-        out += "\\\\";
-        break;
-      case '\n':
-        out += "\\n";
-        break;
-      case '\t':
-        out += "\\t";
-        break;
-      default:
-        if (static_cast<unsigned char>(c) < 0x20) {
-          out += absl::StrFormat("\\u%04x", static_cast<int>(c));
-        } else {
-          out += c;
-        }
-    }
-  }
-  return out + "\"";
+// The bench's numbers keep 9 significant digits in its JSON.
+double Number(double v) { return RoundToSignificantDigits(v, 9); }
+
+Json Optional(const std::optional<std::string>& v) {
+  return v.has_value() ? Json(*v) : Json(nullptr);
 }
 
-std::string JsonNumber(double v) { return absl::StrFormat("%.9g", v); }
-
-std::string JsonOptional(const std::optional<std::string>& v) {
-  return v.has_value() ? JsonString(*v) : "null";
+// An empty string as null.
+Json NullIfEmpty(const std::string& s) {
+  return s.empty() ? Json(nullptr) : Json(s);
 }
 
 // "1.234e-03"-style cells are hard to compare by eye; seconds get 4
@@ -307,77 +287,57 @@ std::string Report::Table(const Machine& m, const RunSettings& run) const {
 
 absl::Status Report::WriteJson(const std::string& path, const Machine& m,
                                const RunSettings& run) const {
-  std::vector<std::string> servers, placement;
-  for (const std::string& s : m.servers) servers.push_back(JsonString(s));
+  Json placement = Json::object();
   for (const auto& [id, server] : m.placement) {
-    placement.push_back(absl::StrCat(
-        JsonString(id), ": ",
-        JsonString(server < m.servers.size() ? m.servers[server] : "")));
+    placement[id] = server < m.servers.size() ? m.servers[server] : "";
   }
-  const std::string machine = absl::StrCat(
-      "{\"cpu\": ", JsonString(m.cpu), ", \"cores\": ", m.cores,
-      ", \"openblas_coretype\": ", JsonOptional(m.openblas_coretype),
-      ", \"openblas_l2_size\": ", JsonOptional(m.openblas_l2_size),
-      ", \"omp_wait_policy\": ", JsonOptional(m.omp_wait_policy),
-      ", \"gomp_spincount\": ", JsonOptional(m.gomp_spincount),
-      ", \"omp_threads\": ", m.omp_threads,
-      ", \"blas_threads\": ", m.blas_threads,
-      ", \"load_at_start\": ", JsonNumber(m.load_at_start),
-      ", \"load_at_end\": ", JsonNumber(m.load_at_end),
-      ", \"server\": ", JsonString(m.server), ", \"server_command\": ",
-      m.server_command.empty() ? "null" : JsonString(m.server_command),
-      ", \"scan_isa\": ", m.scan_isa.empty() ? "null" : JsonString(m.scan_isa),
-      ", \"servers\": [", absl::StrJoin(servers, ", "), "]",
-      ", \"placement\": {", absl::StrJoin(placement, ", "), "}}");
-  const std::string settings =
-      absl::StrCat("{\"quick\": ", run.quick ? "true" : "false",
-                   ", \"reps\": ", run.reps, ", \"seed\": ", run.seed, "}");
-  const std::vector<Result> sorted = Sorted();
-  std::ostringstream out;
-  out << "[\n";
-  for (size_t i = 0; i < sorted.size(); ++i) {
-    const Result& r = sorted[i];
-    std::vector<std::string> f;
-    f.push_back(absl::StrCat("\"workload\": ", JsonString(r.workload)));
-    f.push_back(absl::StrCat("\"system\": ", JsonString(r.system)));
-    if (!r.dtype.empty()) {
-      f.push_back(absl::StrCat("\"dtype\": ", JsonString(r.dtype)));
-    }
-    if (!r.variant.empty()) {
-      f.push_back(absl::StrCat("\"variant\": ", JsonString(r.variant)));
-    }
-    if (r.entries >= 0) f.push_back(absl::StrCat("\"entries\": ", r.entries));
-    f.push_back(absl::StrCat("\"runs\": ", r.runs));
+  const Json machine = {{"cpu", m.cpu},
+                        {"cores", m.cores},
+                        {"openblas_coretype", Optional(m.openblas_coretype)},
+                        {"openblas_l2_size", Optional(m.openblas_l2_size)},
+                        {"omp_wait_policy", Optional(m.omp_wait_policy)},
+                        {"gomp_spincount", Optional(m.gomp_spincount)},
+                        {"omp_threads", m.omp_threads},
+                        {"blas_threads", m.blas_threads},
+                        {"load_at_start", Number(m.load_at_start)},
+                        {"load_at_end", Number(m.load_at_end)},
+                        {"server", m.server},
+                        {"server_command", NullIfEmpty(m.server_command)},
+                        {"scan_isa", NullIfEmpty(m.scan_isa)},
+                        {"servers", m.servers},
+                        {"placement", placement}};
+  const Json settings = {
+      {"quick", run.quick}, {"reps", run.reps}, {"seed", run.seed}};
+  Json rows = Json::array();
+  for (const Result& r : Sorted()) {
+    Json row = {{"workload", r.workload}, {"system", r.system}};
+    if (!r.dtype.empty()) row["dtype"] = r.dtype;
+    if (!r.variant.empty()) row["variant"] = r.variant;
+    if (r.entries >= 0) row["entries"] = r.entries;
+    row["runs"] = r.runs;
     const std::pair<const char*, double> numbers[] = {
         {"median_seconds", r.median_seconds},
         {"p99_seconds", r.p99_seconds},
         {"vectors_per_second", r.vectors_per_second},
         {"recall_at_k", r.recall_at_k}};
     for (const auto& [name, value] : numbers) {
-      if (!std::isnan(value)) {
-        f.push_back(absl::StrCat("\"", name, "\": ", JsonNumber(value)));
-      }
+      if (!std::isnan(value)) row[name] = Number(value);
     }
-    if (!std::isnan(r.recall_at_k)) f.push_back("\"k\": 32");
-    if (r.bytes >= 0) f.push_back(absl::StrCat("\"bytes\": ", r.bytes));
-    for (const auto& [name, value] : r.ratios) {
-      f.push_back(absl::StrCat("\"", name, "\": ", JsonNumber(value)));
-    }
-    if (!r.note.empty()) {
-      f.push_back(absl::StrCat("\"note\": ", JsonString(r.note)));
-    }
-    f.push_back(absl::StrCat("\"machine\": ", machine));
-    f.push_back(absl::StrCat("\"run\": ", settings));
-    out << "  {" << absl::StrJoin(f, ", ") << "}"
-        << (i + 1 < sorted.size() ? ",\n" : "\n");
+    if (!std::isnan(r.recall_at_k)) row["k"] = 32;
+    if (r.bytes >= 0) row["bytes"] = r.bytes;
+    for (const auto& [name, value] : r.ratios) row[name] = Number(value);
+    if (!r.note.empty()) row["note"] = r.note;
+    row["machine"] = machine;
+    row["run"] = settings;
+    rows.push_back(std::move(row));
   }
-  out << "]\n";
+  const std::string out = DumpJsonRows(rows) + "\n";
   std::ofstream file(path, std::ios::binary | std::ios::trunc);
   if (!file) {
     return absl::UnavailableError(
         absl::StrCat("--json: cannot open '", path, "' for writing"));
   }
-  file << out.str();
+  file << out;
   file.close();
   if (!file) {
     return absl::UnavailableError(

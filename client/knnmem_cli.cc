@@ -4,22 +4,23 @@
 // gRPC code and message go to stderr); 2 for a usage error.
 #include <unistd.h>
 
-#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
 #include <iterator>
-#include <map>
-#include <set>
 #include <string>
+#include <tuple>
+#include <utility>
 #include <vector>
 
 #include "absl/status/status.h"
 #include "absl/strings/match.h"
-#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
+#include "base/flags.h"
+#include "base/json.h"
 #include "client/memory_client.h"
 #include "client/random_rows.h"
 #include "client/sharded_client.h"
@@ -27,124 +28,236 @@
 namespace knnmem::client {
 namespace {
 
-constexpr char kUsage[] =
-    R"(Usage: knnmem [--server HOST:PORT] [--deadline-ms N] [--json] COMMAND ...
-
-Commands:
-  create STREAM --layers N --heads N --key-dim N --value-dim N --capacity N
-                [--dtype float32|float16|bfloat16] [--ttl-seconds N]
-                [--index exact|approximate [--nlist N] [--nprobe N]
-                 [--exact-tail N]]
-  append STREAM [--layer L] [--first-position P]
-                (--random N [--seed S] | --keys FILE --values FILE)
-                [--batch ROWS] [--wire-dtype float32|float16|bfloat16] [--sync]
-         FILEs are raw little-endian float32, [tokens, heads, dim] row-major.
-         Without --first-position, appends at the layer's next position.
-         --random draws keys from seed S and values from seed S+1 (see
-         client/random_rows.h for the generator).
-  search STREAM [--layer L] (--random N [--seed S] | --queries FILE) [--k K]
-                [--with-keys] [--with-values] [--exact]
-         --exact scans an APPROXIMATE stream exhaustively.
-  decode STREAM... [--layer L] [--k K] [--seed S] [--append]
-         One generation step of every STREAM in one call (per server): each
-         asks one random query per head (seed S + its index); with --append,
-         each first appends one random row at its layer's next position.
-         Prints each stream's status, next position and lse per head; exits
-         1 when any stream failed.
-  info STREAM
-  list
-  reset STREAM
-  delete STREAM
-  where STREAM...  the server each stream lives on
-  health           every server must be SERVING
-
---server defaults to 127.0.0.1:50051. --servers routes each stream by
-rendezvous hashing of its id over a list of [NAME=]HOST:PORT entries, which
-may hold one range: --servers 'knnmem-{0..2}.knnmem:50051'.
---json prints JSON instead of tables.
-
-Security: --token-file FILE (or $KNNMEM_TOKEN) sends a bearer token;
---tls-ca FILE turns on TLS and trusts that CA; --tls-cert FILE --tls-key FILE
-present a client certificate (mutual TLS).
-)";
-
 struct UsageError {
   std::string message;
 };
 
-class Args {
- public:
-  Args(int argc, char** argv) {
-    static const std::set<std::string> kBool = {
-        "json", "sync", "with-keys", "with-values", "exact", "help", "append"};
-    for (int i = 1; i < argc; ++i) {
-      std::string a = argv[i];
-      if (a.size() > 2 && a.compare(0, 2, "--") == 0) {
-        std::string name = a.substr(2), value = "true";
-        const size_t eq = name.find('=');
-        if (eq != std::string::npos) {
-          value = name.substr(eq + 1);
-          name = name.substr(0, eq);
-        } else if (!kBool.count(name)) {
-          if (i + 1 >= argc)
-            throw UsageError{absl::StrCat("--", name, ": missing value")};
-          value = argv[++i];
-        }
-        flags_[name] = value;
-      } else {
-        positional_.push_back(a);
-      }
-    }
-  }
-
-  bool Has(const std::string& name) const { return flags_.count(name) > 0; }
-  std::string Get(const std::string& name, const std::string& fallback) {
-    used_.insert(name);
-    auto it = flags_.find(name);
-    return it == flags_.end() ? fallback : it->second;
-  }
-  bool Bool(const std::string& name) {
-    used_.insert(name);
-    return flags_.count(name) > 0 && flags_[name] != "false";
-  }
-  int64_t Int(const std::string& name, int64_t fallback, int64_t lo,
-              int64_t hi) {
-    used_.insert(name);
-    auto it = flags_.find(name);
-    if (it == flags_.end()) return fallback;
-    int64_t v;
-    if (!absl::SimpleAtoi(it->second, &v) || v < lo || v > hi) {
-      throw UsageError{absl::StrCat("--", name, ": '", it->second,
-                                    "' is not an integer in [", lo, ", ", hi,
-                                    "]")};
-    }
-    return v;
-  }
-  int64_t Required(const std::string& name, int64_t lo, int64_t hi) {
-    if (!Has(name)) throw UsageError{absl::StrCat("--", name, " is required")};
-    return Int(name, 0, lo, hi);
-  }
-  const std::vector<std::string>& positional() const { return positional_; }
-  // Fails on flags that the command did not read.
-  void CheckAllUsed() const {
-    for (const auto& [name, value] : flags_) {
-      if (!used_.count(name))
-        throw UsageError{absl::StrCat("unknown flag --", name)};
-    }
-  }
-
- private:
-  std::map<std::string, std::string> flags_;
-  std::set<std::string> used_;
-  std::vector<std::string> positional_;
+// The flags every command takes, before or after its name.
+struct GlobalFlags {
+  std::string server;  // empty: 127.0.0.1:50051 (unless --servers)
+  std::string servers;
+  int64_t deadline_ms = 60000;
+  bool json = false;
+  std::string token_file, tls_ca, tls_cert, tls_key;
+  bool help = false;
 };
 
-DType ParseDType(const std::string& flag, const std::string& s) {
-  if (s == "float32") return DType::kFloat32;
-  if (s == "float16") return DType::kFloat16;
-  if (s == "bfloat16") return DType::kBFloat16;
-  throw UsageError{absl::StrCat("--", flag, ": '", s,
-                                "' is not float32, float16 or bfloat16")};
+void AddGlobalFlags(FlagSet& f, GlobalFlags* g) {
+  f.String("server", &g->server, "HOST:PORT", "the server")
+      .DefaultText("127.0.0.1:50051");
+  f.String("servers", &g->servers, "LIST",
+           "route each stream by rendezvous hashing of its id over a list of "
+           "[NAME=]HOST:PORT entries, which may hold one range: --servers "
+           "'knnmem-{0..2}.knnmem:50051' (exclusive with --server)");
+  f.Int("deadline-ms", &g->deadline_ms, "N", "deadline of each call")
+      .Range(1, int64_t{1} << 31);
+  f.Bool("json", &g->json, "print JSON instead of tables");
+  f.String("token-file", &g->token_file, "FILE",
+           "send the bearer token FILE holds (without it: $KNNMEM_TOKEN, if "
+           "set)");
+  f.String("tls-ca", &g->tls_ca, "FILE", "turn on TLS and trust this CA");
+  f.String("tls-cert", &g->tls_cert, "FILE",
+           "present this client certificate (mutual TLS; with --tls-key and "
+           "--tls-ca)");
+  f.String("tls-key", &g->tls_key, "FILE", "the private key of --tls-cert");
+  f.Bool("help", &g->help, "print this text and exit");
+}
+
+// The flags of the commands, each registered by the commands that take it.
+struct CommandFlags {
+  // create
+  int64_t layers = 0, heads = 0, key_dim = 0, value_dim = 0, capacity = 0;
+  DType dtype = DType::kFloat32;
+  uint32_t ttl_seconds = 0;
+  std::string index = "exact";
+  uint32_t nlist = 0, nprobe = 0;
+  uint64_t exact_tail = 0;
+  // append, search, decode
+  uint32_t layer = 0;
+  int64_t first_position = 0;
+  int64_t random = 0;
+  uint64_t seed = 0;
+  std::string keys, values, queries;
+  int64_t batch = 512;
+  DType wire_dtype = DType::kFloat32;
+  bool sync = false;
+  uint32_t k = 32;
+  bool with_keys = false, with_values = false, exact = false, append = false;
+};
+
+// The choices of --dtype and --wire-dtype.
+std::vector<std::pair<std::string, DType>> DTypeNames() {
+  std::vector<std::pair<std::string, DType>> names;
+  for (DType d : {DType::kFloat32, DType::kFloat16, DType::kBFloat16}) {
+    names.emplace_back(DTypeName(d), d);
+  }
+  return names;
+}
+
+void AddLayerFlag(FlagSet& f, CommandFlags* c) {
+  f.Int("layer", &c->layer, "L", "the layer").Range(0, 1 << 20);
+}
+
+void AddKFlag(FlagSet& f, CommandFlags* c) {
+  f.Int("k", &c->k, "K", "neighbours per query and head").Range(1, 1 << 20);
+}
+
+void AddSeedFlag(FlagSet& f, CommandFlags* c) {
+  f.Int("seed", &c->seed, "S", "seed of the random rows");
+}
+
+// --random N (at most `max`) and --seed S.
+void AddRandomFlags(FlagSet& f, CommandFlags* c, int64_t max,
+                    absl::string_view help) {
+  f.Int("random", &c->random, "N", help).Range(1, max).DefaultText("");
+  AddSeedFlag(f, c);
+}
+
+void AddCreateFlags(FlagSet& f, CommandFlags* c) {
+  // The shape: required, 1 to 2^20 each.
+  for (const auto& [name, dest, help] :
+       {std::tuple{"layers", &c->layers, "layers"},
+        {"heads", &c->heads, "heads per layer"},
+        {"key-dim", &c->key_dim, "dimension of a key"},
+        {"value-dim", &c->value_dim, "dimension of a value"}}) {
+    f.Int(name, dest, "N", help).Range(1, 1 << 20).Required();
+  }
+  f.Int("capacity", &c->capacity, "N",
+        "entries kept per layer and head; appends past it evict the oldest")
+      .Range(1, int64_t{1} << 62)
+      .Required();
+  f.Enum("dtype", &c->dtype, DTypeNames(),
+         "how the server stores keys and values");
+  f.Int("ttl-seconds", &c->ttl_seconds, "N",
+        "delete the stream after N seconds idle (0: the server's "
+        "--stream-ttl-seconds)")
+      .Range(0, 1 << 30);
+  f.Choice("index", &c->index, {"exact", "approximate"},
+           "approximate: an IVF tier (FAISS) over all but the newest "
+           "entries");
+  // The server checks the ranges and names the field.
+  f.Int("nlist", &c->nlist, "N",
+        "IVF lists per head of an approximate stream (0: the server's "
+        "default)")
+      .Range(0, 1 << 30);
+  f.Int("nprobe", &c->nprobe, "N",
+        "lists an approximate search probes (0: the server's default)")
+      .Range(0, 1 << 30);
+  f.Int("exact-tail", &c->exact_tail, "N",
+        "newest entries an approximate search scans exactly (0: the "
+        "server's default)")
+      .Range(0, int64_t{1} << 62);
+}
+
+void AddAppendFlags(FlagSet& f, CommandFlags* c) {
+  AddLayerFlag(f, c);
+  f.Int("first-position", &c->first_position, "P",
+        "the position of the first row")
+      .Range(0, int64_t{1} << 62)
+      .DefaultText("the layer's next position");
+  AddRandomFlags(f, c, int64_t{1} << 30,
+                 "append N random rows: keys from seed S, values from seed "
+                 "S+1 (client/random_rows.h has the generator)");
+  f.String("keys", &c->keys, "FILE", "the keys to append (with --values)");
+  f.String("values", &c->values, "FILE", "the values to append (with --keys)");
+  f.Int("batch", &c->batch, "ROWS", "rows per Append call").Range(1, 1 << 20);
+  f.Enum("wire-dtype", &c->wire_dtype, DTypeNames(),
+         "the dtype keys and values travel in");
+  f.Bool("sync", &c->sync, "the server syncs its WAL before it answers");
+}
+
+void AddSearchFlags(FlagSet& f, CommandFlags* c) {
+  AddLayerFlag(f, c);
+  AddRandomFlags(f, c, 1 << 24, "search with N random queries from seed S");
+  f.String("queries", &c->queries, "FILE", "the queries to search with");
+  AddKFlag(f, c);
+  f.Bool("with-keys", &c->with_keys, "return the neighbours' keys too");
+  f.Bool("with-values", &c->with_values, "return the neighbours' values too");
+  f.Bool("exact", &c->exact, "scan an APPROXIMATE stream exhaustively");
+}
+
+void AddDecodeFlags(FlagSet& f, CommandFlags* c) {
+  AddLayerFlag(f, c);
+  AddKFlag(f, c);
+  AddSeedFlag(f, c);
+  f.Bool("append", &c->append,
+         "each stream first appends one random row at its layer's next "
+         "position");
+}
+
+struct Command {
+  const char* name;
+  const char* synopsis;  // the command and its operands
+  const char* about;     // "" or lines of at most 78 columns
+  void (*add_flags)(FlagSet&, CommandFlags*);  // null: no flags of its own
+};
+
+const Command kCommands[] = {
+    {"create", "create STREAM", "", AddCreateFlags},
+    {"append", "append STREAM (--random N | --keys FILE --values FILE)",
+     "FILEs are raw little-endian float32, [tokens, heads, dim] row-major.\n",
+     AddAppendFlags},
+    {"search", "search STREAM (--random N | --queries FILE)",
+     "FILE is raw little-endian float32, [queries, heads, key_dim] "
+     "row-major.\n",
+     AddSearchFlags},
+    {"decode", "decode STREAM...",
+     "One generation step of every STREAM in one call (per server): each asks\n"
+     "one random query per head (seed S + its index); with --append, each\n"
+     "first appends one random row at its layer's next position. Prints each\n"
+     "stream's status, next position and lse per head; exits 1 when any\n"
+     "stream failed.\n",
+     AddDecodeFlags},
+    {"info", "info STREAM", "", nullptr},
+    {"list", "list", "", nullptr},
+    {"reset", "reset STREAM", "", nullptr},
+    {"delete", "delete STREAM", "", nullptr},
+    {"where", "where STREAM...", "The server each stream lives on.\n", nullptr},
+    {"health", "health", "Every server must be SERVING.\n", nullptr},
+};
+
+const Command* FindCommand(absl::string_view name) {
+  for (const Command& c : kCommands) {
+    if (name == c.name) return &c;
+  }
+  return nullptr;
+}
+
+// A command's part of --help: its synopsis, what it does and its flags.
+std::string CommandUsage(const Command& command) {
+  std::string out = absl::StrCat(command.synopsis, "\n");
+  if (*command.about != '\0') {
+    for (absl::string_view line :
+         absl::StrSplit(command.about, '\n', absl::SkipEmpty())) {
+      absl::StrAppend(&out, "  ", line, "\n");
+    }
+  }
+  if (command.add_flags != nullptr) {
+    CommandFlags defaults;
+    FlagSet flags;
+    command.add_flags(flags, &defaults);
+    out += flags.Help();
+  }
+  return out;
+}
+
+std::string GlobalUsage() {
+  GlobalFlags defaults;
+  FlagSet flags;
+  AddGlobalFlags(flags, &defaults);
+  return absl::StrCat(
+      "Flags of every command, before or after it:\n", flags.Help(),
+      "\nExit status: 0 on success; 1 when a server answers with an error "
+      "(its gRPC\ncode and message go to stderr); 2 for a usage error.\n");
+}
+
+std::string Usage() {
+  std::string out =
+      "Usage: knnmem [flags] COMMAND [OPERANDS] [flags]\n\nCommands:\n\n";
+  for (const Command& c : kCommands) {
+    absl::StrAppend(&out, CommandUsage(c), "\n");
+  }
+  return out + GlobalUsage();
 }
 
 std::string ReadTextFile(const std::string& path) {
@@ -173,112 +286,101 @@ int Fail(const absl::Status& s) {
   return 1;
 }
 
-std::string JsonString(const std::string& s) {
-  std::string out = "\"";
-  for (char c : s) {
-    if (c == '"' || c == '\\') out += '\\';
-    out += c;
-  }
-  return out + "\"";
+// One line of JSON on stdout.
+void PrintJson(const Json& value) { std::puts(DumpJson(value).c_str()); }
+
+// The CLI's floats keep the 9 significant digits that read back to the same
+// float.
+Json Floats(const std::vector<float>& v) {
+  Json out = Json::array();
+  for (float f : v) out.push_back(RoundToSignificantDigits(f, 9));
+  return out;
 }
 
-std::string JsonFloat(float f) {
-  if (!std::isfinite(f)) return "null";
-  return absl::StrFormat("%.9g", f);
+Json SpecJson(const v1::StreamSpec& s) {
+  return {{"layers", s.layers()},
+          {"heads", s.heads()},
+          {"key_dim", s.key_dim()},
+          {"value_dim", s.value_dim()},
+          {"capacity", s.capacity()},
+          {"index", v1::IndexKind_Name(s.index())},
+          {"storage_dtype", v1::DType_Name(s.storage_dtype())},
+          {"ttl_seconds", s.ttl_seconds()},
+          {"nlist", s.nlist()},
+          {"nprobe", s.nprobe()},
+          {"exact_tail", s.exact_tail()}};
 }
 
-std::string SpecJson(const v1::StreamSpec& s) {
-  return absl::StrFormat(
-      "{\"layers\":%u,\"heads\":%u,\"key_dim\":%u,\"value_dim\":%u,"
-      "\"capacity\":%u,\"index\":%s,\"storage_dtype\":%s,\"ttl_seconds\":%u,"
-      "\"nlist\":%u,\"nprobe\":%u,\"exact_tail\":%u}",
-      s.layers(), s.heads(), s.key_dim(), s.value_dim(), s.capacity(),
-      JsonString(v1::IndexKind_Name(s.index())),
-      JsonString(v1::DType_Name(s.storage_dtype())), s.ttl_seconds(), s.nlist(),
-      s.nprobe(), s.exact_tail());
-}
-
-std::string InfoJson(const v1::StreamInfo& info) {
-  std::string layers;
+Json InfoJson(const v1::StreamInfo& info) {
+  Json layers = Json::array();
   for (const auto& l : info.layers()) {
-    if (!layers.empty()) layers += ",";
-    absl::StrAppendFormat(&layers,
-                          "{\"layer\":%u,\"first_position\":%d,"
-                          "\"next_position\":%d,\"entries\":%u,"
-                          "\"indexed_entries\":%u}",
-                          l.layer(), l.first_position(), l.next_position(),
-                          l.entries(), l.indexed_entries());
+    layers.push_back({{"layer", l.layer()},
+                      {"first_position", l.first_position()},
+                      {"next_position", l.next_position()},
+                      {"entries", l.entries()},
+                      {"indexed_entries", l.indexed_entries()}});
   }
-  return absl::StrFormat(
-      "{\"stream_id\":%s,\"spec\":%s,\"layers\":[%s],\"bytes_in_ram\":%u,"
-      "\"bytes_on_disk\":%u,\"resident\":%s}",
-      JsonString(info.stream_id()), SpecJson(info.spec()), layers,
-      info.bytes_in_ram(), info.bytes_on_disk(),
-      info.resident() ? "true" : "false");
+  return {{"stream_id", info.stream_id()},
+          {"spec", SpecJson(info.spec())},
+          {"layers", layers},
+          {"bytes_in_ram", info.bytes_in_ram()},
+          {"bytes_on_disk", info.bytes_on_disk()},
+          {"resident", info.resident()}};
 }
 
 void PrintInfoTable(const v1::StreamInfo& info) {
   const v1::StreamSpec& s = info.spec();
-  std::printf("stream        %s\n", info.stream_id().c_str());
-  std::printf(
-      "spec          layers=%u heads=%u key_dim=%u value_dim=%u "
-      "capacity=%lu dtype=%s index=%s ttl_seconds=%u\n",
-      s.layers(), s.heads(), s.key_dim(), s.value_dim(),
-      static_cast<unsigned long>(s.capacity()),
-      v1::DType_Name(s.storage_dtype()).c_str(),
-      v1::IndexKind_Name(s.index()).c_str(), s.ttl_seconds());
-  std::printf("bytes in RAM  %lu%s\n",
-              static_cast<unsigned long>(info.bytes_in_ram()),
-              info.resident() ? "" : " (not resident: loads on next use)");
-  std::printf("bytes on disk %lu\n",
-              static_cast<unsigned long>(info.bytes_on_disk()));
-  std::printf("%-6s %16s %16s %12s %12s\n", "layer", "first_position",
-              "next_position", "entries", "indexed");
+  absl::PrintF("stream        %s\n", info.stream_id());
+  absl::PrintF(
+      "spec          layers=%d heads=%d key_dim=%d value_dim=%d "
+      "capacity=%d dtype=%s index=%s ttl_seconds=%d\n",
+      s.layers(), s.heads(), s.key_dim(), s.value_dim(), s.capacity(),
+      v1::DType_Name(s.storage_dtype()), v1::IndexKind_Name(s.index()),
+      s.ttl_seconds());
+  absl::PrintF("bytes in RAM  %d%s\n", info.bytes_in_ram(),
+               info.resident() ? "" : " (not resident: loads on next use)");
+  absl::PrintF("bytes on disk %d\n", info.bytes_on_disk());
+  absl::PrintF("%-6s %16s %16s %12s %12s\n", "layer", "first_position",
+               "next_position", "entries", "indexed");
   for (const auto& l : info.layers()) {
-    std::printf("%-6u %16ld %16ld %12lu %12lu\n", l.layer(),
-                static_cast<long>(l.first_position()),
-                static_cast<long>(l.next_position()),
-                static_cast<unsigned long>(l.entries()),
-                static_cast<unsigned long>(l.indexed_entries()));
+    absl::PrintF("%-6d %16d %16d %12d %12d\n", l.layer(), l.first_position(),
+                 l.next_position(), l.entries(), l.indexed_entries());
   }
 }
+
+// One command line, parsed.
+struct Args {
+  GlobalFlags global;
+  CommandFlags flags;
+  // The global flags and the command's: Given(), and the operands in
+  // positional().
+  FlagSet set;
+};
 
 const std::string& StreamArg(const Args& args) {
-  if (args.positional().size() < 2) throw UsageError{"missing STREAM"};
-  return args.positional()[1];
+  if (args.set.positional().empty()) throw UsageError{"missing STREAM"};
+  return args.set.positional()[0];
 }
 
-int Create(ShardedClient& client, Args& args, bool json) {
+int Create(ShardedClient& client, const Args& args, bool json) {
   const std::string& id = StreamArg(args);
+  const CommandFlags& c = args.flags;
   v1::StreamSpec spec;
-  spec.set_layers(static_cast<uint32_t>(args.Required("layers", 1, 1 << 20)));
-  spec.set_heads(static_cast<uint32_t>(args.Required("heads", 1, 1 << 20)));
-  spec.set_key_dim(static_cast<uint32_t>(args.Required("key-dim", 1, 1 << 20)));
-  spec.set_value_dim(
-      static_cast<uint32_t>(args.Required("value-dim", 1, 1 << 20)));
-  spec.set_capacity(
-      static_cast<uint64_t>(args.Required("capacity", 1, int64_t{1} << 62)));
-  spec.set_storage_dtype(
-      DTypeToProto(ParseDType("dtype", args.Get("dtype", "float32"))));
-  spec.set_ttl_seconds(
-      static_cast<uint32_t>(args.Int("ttl-seconds", 0, 0, 1 << 30)));
-  const std::string index = args.Get("index", "exact");
-  if (index != "exact" && index != "approximate") {
-    throw UsageError{
-        absl::StrCat("--index: '", index, "' is not exact or approximate")};
-  }
-  spec.set_index(index == "exact" ? v1::EXACT : v1::APPROXIMATE);
-  // The server checks the ranges and names the field.
-  spec.set_nlist(static_cast<uint32_t>(args.Int("nlist", 0, 0, 1 << 30)));
-  spec.set_nprobe(static_cast<uint32_t>(args.Int("nprobe", 0, 0, 1 << 30)));
-  spec.set_exact_tail(
-      static_cast<uint64_t>(args.Int("exact-tail", 0, 0, int64_t{1} << 62)));
-  args.CheckAllUsed();
+  spec.set_layers(static_cast<uint32_t>(c.layers));
+  spec.set_heads(static_cast<uint32_t>(c.heads));
+  spec.set_key_dim(static_cast<uint32_t>(c.key_dim));
+  spec.set_value_dim(static_cast<uint32_t>(c.value_dim));
+  spec.set_capacity(static_cast<uint64_t>(c.capacity));
+  spec.set_storage_dtype(DTypeToProto(c.dtype));
+  spec.set_ttl_seconds(c.ttl_seconds);
+  spec.set_index(c.index == "exact" ? v1::EXACT : v1::APPROXIMATE);
+  spec.set_nlist(c.nlist);
+  spec.set_nprobe(c.nprobe);
+  spec.set_exact_tail(c.exact_tail);
   absl::StatusOr<v1::CreateStreamResponse> r = client.CreateStream(id, spec);
   if (!r.ok()) return Fail(r.status());
   if (json) {
-    std::printf("{\"created\":%s,\"stream\":%s}\n",
-                r->created() ? "true" : "false", InfoJson(r->stream()).c_str());
+    PrintJson({{"created", r->created()}, {"stream", InfoJson(r->stream())}});
   } else {
     std::printf("%s stream %s\n",
                 r->created() ? "created" : "exists:", id.c_str());
@@ -286,23 +388,19 @@ int Create(ShardedClient& client, Args& args, bool json) {
   return 0;
 }
 
-int Append(MemoryClient& client, Args& args, bool json) {
+int Append(MemoryClient& client, const Args& args, bool json) {
   const std::string& id = StreamArg(args);
-  const uint32_t layer =
-      static_cast<uint32_t>(args.Int("layer", 0, 0, 1 << 20));
-  const int64_t batch = args.Int("batch", 512, 1, 1 << 20);
-  const DType wire =
-      ParseDType("wire-dtype", args.Get("wire-dtype", "float32"));
-  const bool sync = args.Bool("sync");
-  const bool random = args.Has("random");
-  const int64_t rows_random = args.Int("random", 0, 1, int64_t{1} << 30);
-  const uint64_t seed =
-      static_cast<uint64_t>(args.Int("seed", 0, 0, INT64_MAX));
-  const std::string keys_file = args.Get("keys", "");
-  const std::string values_file = args.Get("values", "");
-  const bool has_first = args.Has("first-position");
-  int64_t position = args.Int("first-position", 0, 0, int64_t{1} << 62);
-  args.CheckAllUsed();
+  const uint32_t layer = args.flags.layer;
+  const int64_t batch = args.flags.batch;
+  const DType wire = args.flags.wire_dtype;
+  const bool sync = args.flags.sync;
+  const bool random = args.set.Given("random");
+  const int64_t rows_random = args.flags.random;
+  const uint64_t seed = args.flags.seed;
+  const std::string& keys_file = args.flags.keys;
+  const std::string& values_file = args.flags.values;
+  const bool has_first = args.set.Given("first-position");
+  int64_t position = args.flags.first_position;
   if (random == !keys_file.empty() ||
       keys_file.empty() != values_file.empty()) {
     throw UsageError{
@@ -353,33 +451,27 @@ int Append(MemoryClient& client, Args& args, bool json) {
   }
   if (progress) std::fprintf(stderr, "\n");
   if (json) {
-    std::printf(
-        "{\"rows\":%ld,\"stored\":%lu,\"first_position\":%ld,\"next_position\":"
-        "%ld}\n",
-        long(rows), static_cast<unsigned long>(stored), long(position),
-        long(next));
+    PrintJson({{"rows", rows},
+               {"stored", stored},
+               {"first_position", position},
+               {"next_position", next}});
   } else {
-    std::printf(
-        "appended %ld rows at positions [%ld, %ld), %lu newly stored; next "
-        "position %ld\n",
-        long(rows), long(position), long(position + rows),
-        static_cast<unsigned long>(stored), long(next));
+    absl::PrintF(
+        "appended %d rows at positions [%d, %d), %d newly stored; next "
+        "position %d\n",
+        rows, position, position + rows, stored, next);
   }
   return 0;
 }
 
-int Decode(ShardedClient& client, Args& args, bool json) {
-  const std::vector<std::string> ids(args.positional().begin() + 1,
-                                     args.positional().end());
+int Decode(ShardedClient& client, const Args& args, bool json) {
+  const std::vector<std::string>& ids = args.set.positional();
   if (ids.empty()) throw UsageError{"missing STREAM"};
-  const uint32_t layer =
-      static_cast<uint32_t>(args.Int("layer", 0, 0, 1 << 20));
+  const uint32_t layer = args.flags.layer;
   StepParams params;
-  params.k = static_cast<uint32_t>(args.Int("k", 32, 1, 1 << 20));
-  const uint64_t seed =
-      static_cast<uint64_t>(args.Int("seed", 0, 0, INT64_MAX));
-  const bool append = args.Bool("append");
-  args.CheckAllUsed();
+  params.k = args.flags.k;
+  const uint64_t seed = args.flags.seed;
+  const bool append = args.flags.append;
   // Shapes (and next positions) first; a stream that is not found fails
   // alone, as it would in the call.
   std::vector<StepResult> out(ids.size());
@@ -429,10 +521,10 @@ int Decode(ShardedClient& client, Args& args, bool json) {
     }
   }
   int failed = 0;
-  std::string json_out = "[";
+  Json json_out = Json::array();
   if (!json) {
-    std::printf("%-32s %-20s %14s  %s\n", "stream", "status", "next_position",
-                "lse per head");
+    absl::PrintF("%-32s %-20s %14s  %s\n", "stream", "status", "next_position",
+                 "lse per head");
   }
   for (size_t i = 0; i < ids.size(); ++i) {
     const StepResult& o = out[i];
@@ -443,48 +535,36 @@ int Decode(ShardedClient& client, Args& args, bool json) {
                    std::string(o.status.message()).c_str());
     }
     if (json) {
-      absl::StrAppend(
-          &json_out, i ? "," : "", "{\"stream_id\":", JsonString(ids[i]),
-          ",\"code\":", JsonString(code),
-          ",\"message\":", JsonString(std::string(o.status.message())),
-          ",\"next_position\":", o.next_position, ",\"lse\":[");
-      for (size_t h = 0; h < o.attention.lse.size(); ++h) {
-        absl::StrAppend(&json_out, h ? "," : "", JsonFloat(o.attention.lse[h]));
-      }
-      json_out += "],\"output\":[";
-      for (size_t d = 0; d < o.attention.output.size(); ++d) {
-        absl::StrAppend(&json_out, d ? "," : "",
-                        JsonFloat(o.attention.output[d]));
-      }
-      json_out += "]}";
+      json_out.push_back({{"stream_id", ids[i]},
+                          {"code", code},
+                          {"message", std::string(o.status.message())},
+                          {"next_position", o.next_position},
+                          {"lse", Floats(o.attention.lse)},
+                          {"output", Floats(o.attention.output)}});
       continue;
     }
     std::string lse;
     for (float x : o.attention.lse) {
       absl::StrAppend(&lse, lse.empty() ? "" : " ", absl::StrFormat("%.4f", x));
     }
-    std::printf("%-32s %-20s %14s  %s\n", ids[i].c_str(), code.c_str(),
-                o.status.ok() ? std::to_string(o.next_position).c_str() : "-",
-                lse.c_str());
+    absl::PrintF("%-32s %-20s %14s  %s\n", ids[i], code,
+                 o.status.ok() ? absl::StrCat(o.next_position) : "-", lse);
   }
-  if (json) std::printf("%s]\n", json_out.c_str());
+  if (json) PrintJson(json_out);
   return failed == 0 ? 0 : 1;
 }
 
-int Search(MemoryClient& client, Args& args, bool json) {
+int Search(MemoryClient& client, const Args& args, bool json) {
   const std::string& id = StreamArg(args);
-  const uint32_t layer =
-      static_cast<uint32_t>(args.Int("layer", 0, 0, 1 << 20));
-  const uint32_t k = static_cast<uint32_t>(args.Int("k", 32, 1, 1 << 20));
-  const bool random = args.Has("random");
-  const int64_t n_random = args.Int("random", 0, 1, 1 << 24);
-  const uint64_t seed =
-      static_cast<uint64_t>(args.Int("seed", 0, 0, INT64_MAX));
-  const std::string queries_file = args.Get("queries", "");
-  const bool with_keys = args.Bool("with-keys");
-  const bool with_values = args.Bool("with-values");
-  const bool exact = args.Bool("exact");
-  args.CheckAllUsed();
+  const uint32_t layer = args.flags.layer;
+  const uint32_t k = args.flags.k;
+  const bool random = args.set.Given("random");
+  const int64_t n_random = args.flags.random;
+  const uint64_t seed = args.flags.seed;
+  const std::string& queries_file = args.flags.queries;
+  const bool with_keys = args.flags.with_keys;
+  const bool with_values = args.flags.with_values;
+  const bool exact = args.flags.exact;
   if (random == !queries_file.empty()) {
     throw UsageError{"search needs either --random N or --queries FILE"};
   }
@@ -504,62 +584,73 @@ int Search(MemoryClient& client, Args& args, bool json) {
   if (!r.ok()) return Fail(r.status());
   const int64_t dv = info->spec().value_dim();
   if (json) {
-    std::string out = absl::StrFormat(
-        "{\"stream_id\":%s,\"layer\":%u,\"shape\":[%d,%d,%d],\"positions\":[",
-        JsonString(id), layer, r->queries, r->heads, r->k);
-    for (size_t i = 0; i < r->positions.size(); ++i) {
-      absl::StrAppend(&out, i ? "," : "", r->positions[i]);
-    }
-    out += "],\"scores\":[";
-    for (size_t i = 0; i < r->scores.size(); ++i) {
-      absl::StrAppend(&out, i ? "," : "", JsonFloat(r->scores[i]));
-    }
-    out += "]";
-    for (const auto& [name, vec] :
-         {std::pair<const char*, const std::vector<float>*>{"keys", &r->keys},
-          {"values", &r->values}}) {
-      if (vec->empty()) continue;
-      absl::StrAppend(&out, ",\"", name, "\":[");
-      for (size_t i = 0; i < vec->size(); ++i) {
-        absl::StrAppend(&out, i ? "," : "", JsonFloat((*vec)[i]));
-      }
-      out += "]";
-    }
-    std::printf("%s}\n", out.c_str());
+    Json out = {{"stream_id", id},
+                {"layer", layer},
+                {"shape", {r->queries, r->heads, r->k}},
+                {"positions", r->positions},
+                {"scores", Floats(r->scores)}};
+    if (!r->keys.empty()) out["keys"] = Floats(r->keys);
+    if (!r->values.empty()) out["values"] = Floats(r->values);
+    PrintJson(out);
     return 0;
   }
-  std::printf("%6s %5s %5s %12s %14s\n", "query", "head", "rank", "position",
-              "score");
+  absl::PrintF("%6s %5s %5s %12s %14s\n", "query", "head", "rank", "position",
+               "score");
   for (int64_t q = 0; q < r->queries; ++q) {
     for (int64_t h = 0; h < r->heads; ++h) {
       for (int64_t j = 0; j < r->k; ++j) {
         const size_t i = static_cast<size_t>((q * r->heads + h) * r->k + j);
         if (r->positions[i] < 0) {
-          std::printf("%6ld %5ld %5ld %12s %14s\n", long(q), long(h), long(j),
-                      "-", "-");
+          absl::PrintF("%6d %5d %5d %12s %14s\n", q, h, j, "-", "-");
           continue;
         }
-        std::printf("%6ld %5ld %5ld %12ld %14.6f", long(q), long(h), long(j),
-                    long(r->positions[i]), r->scores[i]);
-        if (with_values) {
-          std::printf("  value[0..]=%.4f", r->values[i * dv]);
-        }
-        std::printf("\n");
+        absl::PrintF("%6d %5d %5d %12d %14.6f", q, h, j, r->positions[i],
+                     r->scores[i]);
+        if (with_values) absl::PrintF("  value[0..]=%.4f", r->values[i * dv]);
+        absl::PrintF("\n");
       }
     }
   }
   return 0;
 }
 
-int Run(int argc, char** argv) {
-  Args args(argc, argv);
-  if (args.Bool("help") || args.positional().empty()) {
-    std::fputs(kUsage, args.positional().empty() && !args.Has("help") ? stderr
-                                                                      : stdout);
-    return args.Has("help") ? 0 : 2;
+// Parses the command line into `args`: the global flags up to the
+// command's name, then the global and the command's flags and operands.
+// Returns the command, or null when there is none (or --help came before
+// it).
+const Command* ParseArgs(const std::vector<std::string>& argv, Args& args) {
+  FlagSet global;
+  AddGlobalFlags(global, &args.global);
+  absl::StatusOr<size_t> at = global.ParseUntilCommand(argv);
+  if (!at.ok()) throw UsageError{std::string(at.status().message())};
+  if (*at == argv.size() || args.global.help) return nullptr;
+  const Command* command = FindCommand(argv[*at]);
+  if (command == nullptr) {
+    throw UsageError{absl::StrCat("unknown command '", argv[*at], "'")};
   }
-  const std::string server = args.Get("server", "");
-  const std::string servers_flag = args.Get("servers", "");
+  AddGlobalFlags(args.set, &args.global);
+  if (command->add_flags != nullptr) command->add_flags(args.set, &args.flags);
+  args.set.AcceptPositional();
+  absl::Status parsed =
+      args.set.Parse(absl::MakeConstSpan(argv).subspan(*at + 1));
+  if (!parsed.ok()) throw UsageError{std::string(parsed.message())};
+  return command;
+}
+
+int Run(int argc, char** argv) {
+  Args args;
+  const Command* command = ParseArgs(CommandLineArgs(argc, argv), args);
+  if (command == nullptr || args.global.help) {
+    const bool help = args.global.help;
+    const std::string usage =
+        command == nullptr
+            ? Usage()
+            : absl::StrCat(CommandUsage(*command), "\n", GlobalUsage());
+    std::fputs(usage.c_str(), help ? stdout : stderr);
+    return help ? 0 : 2;
+  }
+  const std::string& server = args.global.server;
+  const std::string& servers_flag = args.global.servers;
   if (!server.empty() && !servers_flag.empty()) {
     throw UsageError{"give --server or --servers, not both"};
   }
@@ -568,23 +659,21 @@ int Run(int argc, char** argv) {
                       : !server.empty()     ? server
                                             : "127.0.0.1:50051");
   if (!servers.ok()) throw UsageError{std::string(servers.status().message())};
-  const int64_t deadline_ms =
-      args.Int("deadline-ms", 60000, 1, int64_t{1} << 31);
-  const bool json = args.Bool("json");
+  const bool json = args.global.json;
   MemoryClient::Options options;
-  options.deadline = std::chrono::milliseconds(deadline_ms);
+  options.deadline = std::chrono::milliseconds(args.global.deadline_ms);
   // A token from --token-file, else $KNNMEM_TOKEN (kept out of argv, where
   // other users could read it).
-  const std::string token_file = args.Get("token-file", "");
+  const std::string& token_file = args.global.token_file;
   if (!token_file.empty()) {
     options.auth_token =
         std::string(absl::StripAsciiWhitespace(ReadTextFile(token_file)));
   } else if (const char* env = std::getenv("KNNMEM_TOKEN")) {
     options.auth_token = env;
   }
-  const std::string tls_ca = args.Get("tls-ca", "");
-  const std::string tls_cert = args.Get("tls-cert", "");
-  const std::string tls_key = args.Get("tls-key", "");
+  const std::string& tls_ca = args.global.tls_ca;
+  const std::string& tls_cert = args.global.tls_cert;
+  const std::string& tls_key = args.global.tls_key;
   if (tls_cert.empty() != tls_key.empty() ||
       (!tls_cert.empty() && tls_ca.empty())) {
     throw UsageError{"--tls-cert and --tls-key go together, and need --tls-ca"};
@@ -595,12 +684,11 @@ int Run(int argc, char** argv) {
     options.tls_private_key = ReadTextFile(tls_key);
   }
   ShardedClient sharded(*servers, options);
-  const std::string& cmd = args.positional()[0];
+  const std::string cmd = command->name;
   if (cmd == "create") return Create(sharded, args, json);
   if (cmd == "append") return Append(sharded.For(StreamArg(args)), args, json);
   if (cmd == "search") return Search(sharded.For(StreamArg(args)), args, json);
   if (cmd == "health") {
-    args.CheckAllUsed();
     // Every server must be serving.
     for (size_t i = 0; i < sharded.servers().size(); ++i) {
       absl::Status s = sharded.At(i).Health();
@@ -610,21 +698,22 @@ int Run(int argc, char** argv) {
             absl::StrCat(sharded.servers()[i].address, ": ", s.message())));
       }
     }
-    std::printf(json ? "{\"status\":\"SERVING\"}\n" : "SERVING\n");
+    if (json) {
+      PrintJson({{"status", "SERVING"}});
+    } else {
+      std::printf("SERVING\n");
+    }
     return 0;
   }
   if (cmd == "decode") return Decode(sharded, args, json);
   if (cmd == "where") {
     StreamArg(args);
-    args.CheckAllUsed();
     // One line (or JSON object) per stream, in the order given.
-    for (size_t i = 1; i < args.positional().size(); ++i) {
-      const std::string& id = args.positional()[i];
+    for (const std::string& id : args.set.positional()) {
       const ServerAddress& at = sharded.ServerOf(id);
       if (json) {
-        std::printf("{\"stream_id\":%s,\"server\":%s,\"address\":%s}\n",
-                    JsonString(id).c_str(), JsonString(at.name).c_str(),
-                    JsonString(at.address).c_str());
+        PrintJson(
+            {{"stream_id", id}, {"server", at.name}, {"address", at.address}});
       } else {
         std::printf("%s %s\n", at.name.c_str(), at.address.c_str());
       }
@@ -632,38 +721,32 @@ int Run(int argc, char** argv) {
     return 0;
   }
   if (cmd == "list") {
-    args.CheckAllUsed();
     absl::StatusOr<std::vector<v1::StreamInfo>> all = sharded.ListStreams();
     if (!all.ok()) return Fail(all.status());
     if (json) {
-      std::string out = "[";
-      for (size_t i = 0; i < all->size(); ++i) {
-        absl::StrAppend(&out, i ? "," : "", InfoJson((*all)[i]));
-      }
-      std::printf("%s]\n", out.c_str());
+      Json out = Json::array();
+      for (const v1::StreamInfo& info : *all) out.push_back(InfoJson(info));
+      PrintJson(out);
     } else {
-      std::printf("%-40s %6s %6s %8s %8s %10s %12s\n", "stream", "layers",
-                  "heads", "key_dim", "dtype", "capacity", "entries[0]");
+      absl::PrintF("%-40s %6s %6s %8s %8s %10s %12s\n", "stream", "layers",
+                   "heads", "key_dim", "dtype", "capacity", "entries[0]");
       for (const auto& i : *all) {
-        std::printf(
-            "%-40s %6u %6u %8u %8s %10lu %12lu\n", i.stream_id().c_str(),
-            i.spec().layers(), i.spec().heads(), i.spec().key_dim(),
-            v1::DType_Name(i.spec().storage_dtype()).c_str(),
-            static_cast<unsigned long>(i.spec().capacity()),
-            static_cast<unsigned long>(i.layers_size() ? i.layers(0).entries()
-                                                       : 0));
+        absl::PrintF("%-40s %6d %6d %8d %8s %10d %12d\n", i.stream_id(),
+                     i.spec().layers(), i.spec().heads(), i.spec().key_dim(),
+                     v1::DType_Name(i.spec().storage_dtype()),
+                     i.spec().capacity(),
+                     i.layers_size() ? i.layers(0).entries() : 0);
       }
     }
     return 0;
   }
   if (cmd == "info" || cmd == "reset" || cmd == "delete") {
     const std::string& id = StreamArg(args);
-    args.CheckAllUsed();
     if (cmd == "info") {
       absl::StatusOr<v1::StreamInfo> info = sharded.For(id).GetStream(id);
       if (!info.ok()) return Fail(info.status());
       if (json) {
-        std::printf("%s\n", InfoJson(*info).c_str());
+        PrintJson(InfoJson(*info));
       } else {
         PrintInfoTable(*info);
       }
@@ -673,8 +756,7 @@ int Run(int argc, char** argv) {
                                     : sharded.DeleteStream(id);
     if (!s.ok()) return Fail(s);
     if (json) {
-      std::printf("{\"%s\":%s}\n", cmd == "reset" ? "reset" : "deleted",
-                  JsonString(id).c_str());
+      PrintJson({{cmd == "reset" ? "reset" : "deleted", id}});
     } else {
       std::printf("%s stream %s\n", cmd == "reset" ? "reset" : "deleted",
                   id.c_str());

@@ -9,6 +9,9 @@
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
+#include <memory>
+#include <string>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "base/server_child.h"
@@ -120,23 +123,63 @@ absl::Status BenchGenerate(Transformer model, Memory* in_process,
   return absl::OkStatus();
 }
 
-}  // namespace
+class BenchCommand final : public Command {
+ public:
+  void AddFlags(FlagSet& f) override {
+    f.String("checkpoint", &checkpoint_, "DIR",
+             "the model (without it: a new one of the shape the flags give)");
+    f.String("server", &server_, "HOST:PORT",
+             "the server to compare with (without it: a knnmem-server child "
+             "of --server-binary)");
+    f.String("server-binary", &server_binary_, "PATH",
+             "the knnmem-server to start without --server")
+        .DefaultText("BUILD/server/knnmem-server beside this BUILD/model");
+    f.Int("memory", &memory_size_, "N", "memory entries per head").AtLeast(0);
+    f.Int("segments", &segments_, "N",
+          "segments read of each document, from its start")
+        .AtLeast(1);
+    f.Int("lanes", &lanes_, "N", "documents (or generating lanes) side by side")
+        .Range(1, 4096);
+    f.Int("reps", &reps_, "N", "runs of each variant; medians are reported")
+        .AtLeast(1);
+    f.Bool("generate", &generate_,
+           "generation bytes/s, memory in process, on the server and none, "
+           "against re-running; the share waiting on memory");
+    f.Int("prompt-bytes", &prompt_bytes_, "N",
+          "--generate: each lane's prompt, the start of a validation document")
+        .AtLeast(1);
+    f.Int("bytes", &generate_bytes_, "N", "--generate: bytes generated")
+        .AtLeast(1);
+    AddConfigFlags(f, &config_flags_);
+    AddCorpusFlags(f, &corpus_flags_);
+  }
 
-absl::Status BenchCommand(CliArgs& args) {
-  const std::string checkpoint = args.String("checkpoint", "");
-  const std::string server = args.String("server", "");
+  absl::Status Run(const FlagSet& flags) override;
+
+ private:
+  std::string checkpoint_, server_, server_binary_;
+  int64_t memory_size_ = 8192;
+  int64_t segments_ = 32;
+  int64_t lanes_ = 4;
+  int64_t reps_ = 3;
+  bool generate_ = false;
+  int64_t prompt_bytes_ = 1024;
+  int64_t generate_bytes_ = 256;
+  ConfigFlags config_flags_;
+  CorpusFlags corpus_flags_;
+};
+
+absl::Status BenchCommand::Run(const FlagSet& flags) {
+  const std::string& checkpoint = checkpoint_;
+  const std::string& server = server_;
   const std::string binary =
-      args.String("server-binary", DefaultServerBinary());
-  ASSIGN_OR_RETURN(int64_t memory_size, args.Int("memory", 8192));
-  ASSIGN_OR_RETURN(int64_t segments, args.Int("segments", 32));
-  ASSIGN_OR_RETURN(int64_t lanes, args.Int("lanes", 4));
-  ASSIGN_OR_RETURN(int64_t reps, args.Int("reps", 3));
-  ASSIGN_OR_RETURN(bool generate, args.Bool("generate", false));
-  ASSIGN_OR_RETURN(int64_t prompt_bytes, args.Int("prompt-bytes", 1024));
-  ASSIGN_OR_RETURN(int64_t generate_bytes, args.Int("bytes", 256));
-  ASSIGN_OR_RETURN(ModelConfig flags_config, ConfigFromFlags(args));
-  ASSIGN_OR_RETURN(Corpus corpus, CorpusFromFlags(args));
-  RETURN_IF_ERROR(args.CheckAllUsed());
+      server_binary_.empty() ? DefaultServerBinary() : server_binary_;
+  const int64_t memory_size = memory_size_, segments = segments_,
+                lanes = lanes_, reps = reps_, prompt_bytes = prompt_bytes_,
+                generate_bytes = generate_bytes_;
+  const bool generate = generate_;
+  ASSIGN_OR_RETURN(ModelConfig flags_config, ConfigFromFlags(config_flags_));
+  ASSIGN_OR_RETURN(Corpus corpus, CorpusFromFlags(corpus_flags_));
   ModelConfig config = flags_config;
   if (!checkpoint.empty()) {
     ASSIGN_OR_RETURN(config, LoadCheckpointConfig(checkpoint));
@@ -196,6 +239,12 @@ absl::Status BenchCommand(CliArgs& args) {
               "remote / in-process", b / a);
   if (child) RETURN_IF_ERROR(child->Stop());
   return absl::OkStatus();
+}
+
+}  // namespace
+
+std::unique_ptr<Command> NewBenchCommand() {
+  return std::make_unique<BenchCommand>();
 }
 
 }  // namespace knnmem::model

@@ -36,33 +36,36 @@ class ChildServerMemory : public RemoteMemory {
 
 }  // namespace
 
-absl::StatusOr<ModelConfig> ConfigFromFlags(CliArgs& args) {
-  ModelConfig c;
-  ASSIGN_OR_RETURN(int64_t layers, args.Int("layers", c.layers));
-  ASSIGN_OR_RETURN(int64_t d_model, args.Int("d-model", c.d_model));
-  ASSIGN_OR_RETURN(int64_t heads, args.Int("heads", c.heads));
-  ASSIGN_OR_RETURN(int64_t ffn, args.Int("ffn", 4 * d_model));
-  ASSIGN_OR_RETURN(int64_t segment, args.Int("segment", c.segment));
-  ASSIGN_OR_RETURN(int64_t knn_layer, args.Int("knn-layer", c.knn_layer));
-  ASSIGN_OR_RETURN(int64_t top_k, args.Int("top-k", c.top_k));
-  ASSIGN_OR_RETURN(double gate_init, args.Double("gate-init", c.gate_init));
-  c.layers = static_cast<int>(layers);
-  c.d_model = static_cast<int>(d_model);
-  c.heads = static_cast<int>(heads);
-  c.ffn = static_cast<int>(ffn);
-  c.segment = static_cast<int>(segment);
-  c.knn_layer = static_cast<int>(knn_layer);
-  c.top_k = static_cast<int>(top_k);
-  c.gate_init = static_cast<float>(gate_init);
-  const std::string mix = args.String("mix", "gate");
-  if (mix != "gate" && mix != "joint") {
-    return absl::InvalidArgumentError(
-        absl::StrCat("--mix: '", mix, "' (gate or joint)"));
-  }
-  c.mix = mix == "gate" ? MemoryMix::kGate : MemoryMix::kJoint;
-  ASSIGN_OR_RETURN(c.age_penalty, args.Bool("age-penalty", c.age_penalty));
-  ASSIGN_OR_RETURN(c.edge_bias, args.Bool("edge-bias", c.edge_bias));
-  ASSIGN_OR_RETURN(c.memory_scale, args.Bool("memory-scale", c.memory_scale));
+void AddConfigFlags(FlagSet& f, ConfigFlags* c) {
+  ModelConfig& m = c->config;
+  f.Int("layers", &m.layers, "N", "transformer layers");
+  f.Int("d-model", &m.d_model, "N", "model width");
+  f.Int("heads", &m.heads, "N", "attention heads; they divide --d-model");
+  f.Int("ffn", &c->ffn, "N",
+        "hidden width of the feed-forward blocks (0: 4 x --d-model)");
+  f.Int("segment", &m.segment, "N",
+        "bytes per segment; the XL cache holds one segment");
+  f.Int("knn-layer", &m.knn_layer, "N",
+        "the kNN-augmented layer, 0-based (-1: at 2/3 depth)");
+  f.Int("top-k", &m.top_k, "K", "memories the kNN layer reads per query");
+  f.Enum("mix", &m.mix,
+         {{"gate", MemoryMix::kGate}, {"joint", MemoryMix::kJoint}},
+         "how memory joins local attention: gate, a learned sigmoid(b_h) "
+         "mix of the two; joint, the retrieved pairs in the local softmax, "
+         "weighted by exp(b_h)");
+  f.Double("gate-init", &m.gate_init, "X", "b_h at the start");
+  f.Bool("age-penalty", &m.age_penalty,
+         "a learned per-head staleness penalty on memory scores");
+  f.Bool("edge-bias", &m.edge_bias,
+         "joint: memory takes the position bias of the farthest key the "
+         "local window holds");
+  f.Bool("memory-scale", &m.memory_scale,
+         "memory's scores get a learned scale of their own");
+}
+
+absl::StatusOr<ModelConfig> ConfigFromFlags(const ConfigFlags& flags) {
+  ModelConfig c = flags.config;
+  c.ffn = flags.ffn != 0 ? flags.ffn : 4 * c.d_model;
   RETURN_IF_ERROR(ValidateConfig(c));
   return c;
 }
@@ -75,22 +78,28 @@ std::string DefaultServerBinary() {
       .string();
 }
 
-absl::StatusOr<std::unique_ptr<Memory>> MemoryFromFlags(CliArgs& args) {
-  const std::string server = args.String("server", "");
+void AddMemoryFlags(FlagSet& f, MemoryFlags* m) {
+  f.String("server", &m->server, "HOST:PORT|spawn",
+           "use a knnmem server; \"spawn\" starts one (--server-binary) as a "
+           "child, its data in a temporary directory; without it the server "
+           "core runs in process");
+  f.String("server-binary", &m->server_binary, "PATH",
+           "the knnmem-server --server spawn starts")
+      .DefaultText("BUILD/server/knnmem-server beside this BUILD/model");
+  f.Int("deadline-ms", &m->deadline_ms, "N",
+        "deadline of each call to the server")
+      .AtLeast(1);
+  f.Choice("index", &m->index, {"exact", "approximate"},
+           "approximate: documents' memories are APPROXIMATE streams (a "
+           "server only)");
+}
+
+absl::StatusOr<std::unique_ptr<Memory>> MemoryFromFlags(const MemoryFlags& m) {
+  const std::string& server = m.server;
   const std::string binary =
-      args.String("server-binary", DefaultServerBinary());
-  ASSIGN_OR_RETURN(int64_t deadline_ms, args.Int("deadline-ms", 10000));
-  const std::string index = args.String("index", "exact");
-  if (index != "exact" && index != "approximate") {
-    return absl::InvalidArgumentError(
-        absl::StrCat("--index: '", index, "' (exact or approximate)"));
-  }
-  if (deadline_ms < 1) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("--deadline-ms: ", deadline_ms, " (at least 1)"));
-  }
-  const bool approximate = index == "approximate";
-  const std::chrono::milliseconds deadline(deadline_ms);
+      m.server_binary.empty() ? DefaultServerBinary() : m.server_binary;
+  const bool approximate = m.index == "approximate";
+  const std::chrono::milliseconds deadline(m.deadline_ms);
   if (server == "spawn") {
     ASSIGN_OR_RETURN(std::unique_ptr<TempDir> dir,
                      TempDir::Create("knnmem-model-server-"));
@@ -116,41 +125,47 @@ absl::StatusOr<std::unique_ptr<Memory>> MemoryFromFlags(CliArgs& args) {
   return std::unique_ptr<Memory>(std::move(local));
 }
 
-absl::StatusOr<Corpus> CorpusFromFlags(CliArgs& args) {
+void AddCorpusFlags(FlagSet& f, CorpusFlags* c) {
+  f.Strings("data", &c->data, "A,B...",
+            "directories or globs, split by document name into train and "
+            "validation")
+      .DefaultText("this machine's C++ and Python standard libraries");
+  f.Choice("documents", &c->documents, {"files", "directories"},
+           "what a document is: a file, or a directory right below a "
+           "source's root, its subtree's text files joined, each after a "
+           "header line (the byte 0x1C, its path, a newline); the root's own "
+           "files make one more");
+  f.Int("min-bytes", &c->min_bytes, "N", "shorter documents are dropped")
+      .AtLeast(0)
+      .DefaultText("20000 for files, 256 KiB for directories");
+  f.Int("max-bytes", &c->max_bytes, "N", "longer documents are dropped")
+      .AtLeast(0)
+      .DefaultText("4 MiB for files, 64 MiB for directories");
+  f.Int("holdout", &c->holdout, "N",
+        "the validation share, in per mille of the documents")
+      .Range(0, 1000);
+}
+
+absl::StatusOr<Corpus> CorpusFromFlags(const CorpusFlags& c) {
   CorpusOptions options;
-  ASSIGN_OR_RETURN(int64_t holdout,
-                   args.Int("holdout", options.validation_per_mille));
-  if (holdout < 0 || holdout > 1000) {
-    return absl::InvalidArgumentError("--holdout: 0 to 1000 (per mille)");
-  }
-  options.validation_per_mille = static_cast<uint32_t>(holdout);
-  const std::string unit = args.String("documents", "files");
-  if (unit != "files" && unit != "directories") {
-    return absl::InvalidArgumentError(
-        absl::StrCat("--documents: '", unit, "' (files or directories)"));
-  }
-  if (unit == "directories") {
+  options.validation_per_mille = c.holdout;
+  if (c.documents == "directories") {
     options.unit = DocumentUnit::kDirectory;
     options.min_bytes = kMinDirectoryBytes;
     options.max_bytes = kMaxDirectoryBytes;
   }
-  ASSIGN_OR_RETURN(
-      int64_t min_bytes,
-      args.Int("min-bytes", static_cast<int64_t>(options.min_bytes)));
-  ASSIGN_OR_RETURN(
-      int64_t max_bytes,
-      args.Int("max-bytes", static_cast<int64_t>(options.max_bytes)));
-  if (min_bytes < 0 || max_bytes < min_bytes) {
+  const int64_t min_bytes =
+      c.min_bytes >= 0 ? c.min_bytes : static_cast<int64_t>(options.min_bytes);
+  const int64_t max_bytes =
+      c.max_bytes >= 0 ? c.max_bytes : static_cast<int64_t>(options.max_bytes);
+  if (max_bytes < min_bytes) {
     return absl::InvalidArgumentError(
         absl::StrCat("--min-bytes ", min_bytes, ", --max-bytes ", max_bytes,
                      ": 0 <= --min-bytes <= --max-bytes"));
   }
   options.min_bytes = static_cast<size_t>(min_bytes);
   options.max_bytes = static_cast<size_t>(max_bytes);
-  const std::string data = args.String("data", "");
-  options.sources = data.empty() ? DefaultSources()
-                                 : std::vector<std::string>(absl::StrSplit(
-                                       data, ',', absl::SkipEmpty()));
+  options.sources = c.data.empty() ? DefaultSources() : c.data;
   return LoadCorpus(options);
 }
 

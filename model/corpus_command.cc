@@ -3,6 +3,7 @@
 // split; DescribeDocuments, the distribution line train and eval print.
 #include <algorithm>
 #include <cstdio>
+#include <memory>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -47,9 +48,19 @@ std::string DescribeDocuments(const std::vector<Document>& documents) {
                       Size(at(0.75)), ", max ", Size(sizes.back()));
 }
 
-absl::Status CorpusCommand(CliArgs& args) {
-  ASSIGN_OR_RETURN(Corpus corpus, CorpusFromFlags(args));
-  RETURN_IF_ERROR(args.CheckAllUsed());
+namespace {
+
+class CorpusCommand final : public Command {
+ public:
+  void AddFlags(FlagSet& f) override { AddCorpusFlags(f, &corpus_flags_); }
+  absl::Status Run(const FlagSet& flags) override;
+
+ private:
+  CorpusFlags corpus_flags_;
+};
+
+absl::Status CorpusCommand::Run(const FlagSet& flags) {
+  ASSIGN_OR_RETURN(Corpus corpus, CorpusFromFlags(corpus_flags_));
   List("train", corpus.train);
   List("validation", corpus.validation);
   std::printf("train: %s\nvalidation: %s\n",
@@ -60,6 +71,12 @@ absl::Status CorpusCommand(CliArgs& args) {
       "unreadable files\n",
       corpus.filtered, corpus.skipped);
   return absl::OkStatus();
+}
+
+}  // namespace
+
+std::unique_ptr<Command> NewCorpusCommand() {
+  return std::make_unique<CorpusCommand>();
 }
 
 }  // namespace knnmem::model

@@ -4,6 +4,8 @@
 // benchmark's W-real (`knnmem-bench --keys DIR`).
 #include <algorithm>
 #include <cstdio>
+#include <memory>
+#include <string>
 
 #include "absl/strings/str_cat.h"
 #include "base/status_macros.h"
@@ -15,25 +17,48 @@
 
 namespace knnmem::model {
 
-absl::Status DumpKeysCommand(CliArgs& args) {
-  const std::string checkpoint = args.String("checkpoint", "");
-  const std::string out = args.String("out", "");
-  if (checkpoint.empty() || out.empty()) {
-    return absl::InvalidArgumentError("dump-keys: --checkpoint DIR --out DIR");
+namespace {
+
+class DumpKeysCommand final : public Command {
+ public:
+  void AddFlags(FlagSet& f) override {
+    f.String("checkpoint", &checkpoint_, "DIR", "the model").Required();
+    f.String("out", &out_, "DIR", "where the dump goes").Required();
+    f.Int("longest", &longest_, "N", "the N longest validation documents")
+        .AtLeast(1);
+    f.Int("segments", &segments_, "N",
+          "segments read of each document, from its start")
+        .AtLeast(1);
+    // The memory the model reads with: the kNN layer's keys and queries do
+    // not depend on it (it feeds only the layer's output), so a small one
+    // keeps the dump fast.
+    f.Int("memory", &memory_size_, "N",
+          "memory entries per head the model reads with (the keys and "
+          "queries do not depend on it)")
+        .AtLeast(1);
+    AddMemoryFlags(f, &memory_flags_);
+    AddCorpusFlags(f, &corpus_flags_);
   }
-  ASSIGN_OR_RETURN(int64_t longest, args.Int("longest", 4));
-  ASSIGN_OR_RETURN(int64_t segments, args.Int("segments", 1024));
-  // The memory the model reads with: the kNN layer's keys and queries do
-  // not depend on it (it feeds only the layer's output), so a small one
-  // keeps the dump fast.
-  ASSIGN_OR_RETURN(int64_t memory_size, args.Int("memory", 2048));
-  if (longest < 1 || segments < 1 || memory_size < 1) {
-    return absl::InvalidArgumentError(
-        "dump-keys: --longest, --segments and --memory must be positive");
-  }
-  ASSIGN_OR_RETURN(std::unique_ptr<Memory> memory, MemoryFromFlags(args));
-  ASSIGN_OR_RETURN(Corpus corpus, CorpusFromFlags(args));
-  RETURN_IF_ERROR(args.CheckAllUsed());
+
+  absl::Status Run(const FlagSet& flags) override;
+
+ private:
+  std::string checkpoint_, out_;
+  int64_t longest_ = 4;
+  int64_t segments_ = 1024;
+  int64_t memory_size_ = 2048;
+  MemoryFlags memory_flags_;
+  CorpusFlags corpus_flags_;
+};
+
+absl::Status DumpKeysCommand::Run(const FlagSet& flags) {
+  const std::string& checkpoint = checkpoint_;
+  const std::string& out = out_;
+  const int64_t longest = longest_, segments = segments_,
+                memory_size = memory_size_;
+  ASSIGN_OR_RETURN(std::unique_ptr<Memory> memory,
+                   MemoryFromFlags(memory_flags_));
+  ASSIGN_OR_RETURN(Corpus corpus, CorpusFromFlags(corpus_flags_));
   ASSIGN_OR_RETURN(ModelConfig config, LoadCheckpointConfig(checkpoint));
   Transformer model(config);
   RETURN_IF_ERROR(LoadCheckpoint(checkpoint, model, nullptr).status());
@@ -86,6 +111,12 @@ absl::Status DumpKeysCommand(CliArgs& args) {
       static_cast<long long>(queries), config.heads, config.head_dim(),
       out.c_str());
   return absl::OkStatus();
+}
+
+}  // namespace
+
+std::unique_ptr<Command> NewDumpKeysCommand() {
+  return std::make_unique<DumpKeysCommand>();
 }
 
 }  // namespace knnmem::model

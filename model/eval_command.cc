@@ -4,13 +4,14 @@
 // a line per checkpoint.
 #include <cmath>
 #include <cstdio>
+#include <memory>
+#include <string>
 #include <vector>
 
 #include "absl/algorithm/container.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
-#include "absl/strings/str_split.h"
 #include "base/status_macros.h"
 #include "model/checkpoint.h"
 #include "model/commands.h"
@@ -113,8 +114,8 @@ void PrintKnnLayer(const std::string& checkpoint, Transformer& model) {
 
 // What eval measures for each checkpoint.
 struct EvalPlan {
-  std::vector<int64_t> sizes;       // memory per head
-  bool approximate = false;         // APPROXIMATE streams
+  std::vector<int64_t> sizes = {0, 2048, 8192, 32768};  // memory per head
+  bool approximate = false;                             // APPROXIMATE streams
   bool without_age_penalty = true;  // the extra row (see below)
   int lanes = 6;
   int64_t segments = 128;  // per document, from its start
@@ -160,23 +161,59 @@ absl::StatusOr<std::vector<EvalRow>> EvaluateCheckpoint(
   return rows;
 }
 
-}  // namespace
+class EvalCommand final : public Command {
+ public:
+  void AddFlags(FlagSet& f) override {
+    f.Strings("checkpoint", &checkpoints_, "DIR,DIR...",
+              "the checkpoints to evaluate, side by side: one table, one "
+              "plot");
+    f.Strings("rows", &saved_, "FILE,FILE...",
+              "instead of --checkpoint: the table and plot of rows saved by "
+              "eval --json, evaluated apart (with --json and --png alone)");
+    f.String("json", &json_, "FILE", "also write the rows to FILE as JSON");
+    f.String("png", &png_, "FILE", "also plot the rows into FILE");
+    f.Ints("memory", &plan_.sizes, "N,N...", "memory entries per head");
+    f.Int("segments", &plan_.segments, "N",
+          "segments read of each document, from its start")
+        .AtLeast(1);
+    f.Int("lanes", &plan_.lanes, "N", "documents read side by side")
+        .Range(1, 4096);
+    f.Bool("without-age-penalty", &plan_.without_age_penalty,
+           "a model with a learned age penalty: the largest memory again "
+           "without it");
+    AddMemoryFlags(f, &memory_flags_);
+    AddCorpusFlags(f, &corpus_flags_);
+  }
 
-absl::Status EvalCommand(CliArgs& args) {
-  std::vector<std::string> checkpoints =
-      absl::StrSplit(args.String("checkpoint", ""), ',', absl::SkipEmpty());
-  const std::vector<std::string> saved =
-      absl::StrSplit(args.String("rows", ""), ',', absl::SkipEmpty());
+  absl::Status Run(const FlagSet& flags) override;
+
+ private:
+  std::vector<std::string> checkpoints_, saved_;
+  std::string json_, png_;
+  EvalPlan plan_;
+  MemoryFlags memory_flags_;
+  CorpusFlags corpus_flags_;
+};
+
+absl::Status EvalCommand::Run(const FlagSet& flags) {
+  std::vector<std::string> checkpoints = checkpoints_;
+  const std::vector<std::string>& saved = saved_;
   if (checkpoints.empty() == saved.empty()) {
     return absl::InvalidArgumentError(
         "--checkpoint DIR[,DIR...] or --rows FILE[,FILE...] (one of them)");
   }
-  const std::string json = args.String("json", "");
-  const std::string png = args.String("png", "");
+  const std::string& json = json_;
+  const std::string& png = png_;
   std::vector<EvalRow> rows;
   if (!saved.empty()) {
     // Rows evaluated before (perhaps apart, in parallel): table and plot.
-    RETURN_IF_ERROR(args.CheckAllUsed());
+    for (const FlagSet::Registered& flag : flags.registered()) {
+      if (flags.Given(flag.name) && flag.name != "rows" &&
+          flag.name != "json" && flag.name != "png") {
+        return absl::InvalidArgumentError(
+            absl::StrCat("--", flag.name, ": not with --rows"));
+      }
+    }
     for (const std::string& file : saved) {
       ASSIGN_OR_RETURN(std::vector<EvalRow> more, ReadJson(file));
       for (const EvalRow& r : more) {
@@ -187,22 +224,11 @@ absl::Status EvalCommand(CliArgs& args) {
       rows.insert(rows.end(), more.begin(), more.end());
     }
   } else {
-    EvalPlan plan;
-    ASSIGN_OR_RETURN(plan.sizes, args.Ints("memory", {0, 2048, 8192, 32768}));
-    ASSIGN_OR_RETURN(plan.segments, args.Int("segments", plan.segments));
-    ASSIGN_OR_RETURN(int64_t lanes, args.Int("lanes", plan.lanes));
-    ASSIGN_OR_RETURN(plan.without_age_penalty,
-                     args.Bool("without-age-penalty", true));
-    plan.approximate = args.String("index", "exact") == "approximate";
-    ASSIGN_OR_RETURN(std::unique_ptr<Memory> memory, MemoryFromFlags(args));
-    ASSIGN_OR_RETURN(Corpus corpus, CorpusFromFlags(args));
-    RETURN_IF_ERROR(args.CheckAllUsed());
-    if (lanes < 1 || lanes > 4096 || plan.segments < 1) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("--lanes ", lanes, ", --segments ", plan.segments,
-                       ": --lanes 1 to 4096, --segments at least 1"));
-    }
-    plan.lanes = static_cast<int>(lanes);
+    EvalPlan plan = plan_;
+    plan.approximate = memory_flags_.index == "approximate";
+    ASSIGN_OR_RETURN(std::unique_ptr<Memory> memory,
+                     MemoryFromFlags(memory_flags_));
+    ASSIGN_OR_RETURN(Corpus corpus, CorpusFromFlags(corpus_flags_));
     std::fprintf(stderr,
                  "knnmem-model eval: validation %s; the first %lld "
                  "segments of each\n",
@@ -241,6 +267,12 @@ absl::Status EvalCommand(CliArgs& args) {
   if (!json.empty()) RETURN_IF_ERROR(WriteJson(json, rows));
   if (!png.empty()) RETURN_IF_ERROR(WritePlot(png, checkpoints, rows));
   return absl::OkStatus();
+}
+
+}  // namespace
+
+std::unique_ptr<Command> NewEvalCommand() {
+  return std::make_unique<EvalCommand>();
 }
 
 }  // namespace knnmem::model

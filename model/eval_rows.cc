@@ -1,112 +1,103 @@
 #include "model/eval_rows.h"
 
 #include <cstdio>
-#include <cstdlib>
 #include <fstream>
 #include <map>
-#include <optional>
+#include <sstream>
 #include <utility>
 
-#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/str_replace.h"
+#include "base/json.h"
+#include "base/status_macros.h"
 #include "base/subprocess.h"
 
 namespace knnmem::model {
 namespace {
 
-// The raw text of `"key": value` in one row of WriteJson's output (a
-// string without its quotes); nullopt when absent.
-std::optional<std::string> JsonField(absl::string_view line,
-                                     absl::string_view key) {
-  const std::string tag = absl::StrCat("\"", key, "\": ");
-  size_t at = line.find(tag);
-  if (at == absl::string_view::npos) return std::nullopt;
-  at += tag.size();
-  if (at < line.size() && line[at] == '"') {
-    const size_t end = line.find('"', at + 1);
-    if (end == absl::string_view::npos) return std::nullopt;
-    return std::string(line.substr(at + 1, end - at - 1));
-  }
-  const size_t end = line.find_first_of(",}", at);
-  if (end == absl::string_view::npos) return std::nullopt;
-  return std::string(line.substr(at, end - at));
+// Eval's rows keep the 6 significant digits they have always been written
+// with (the table shows 4).
+double Number(double value) { return RoundToSignificantDigits(value, 6); }
+
+// `s` as a gnuplot single-quoted string, inside which gnuplot substitutes
+// nothing (no `command` in backquotes, no @macro) and a quote is doubled:
+// a checkpoint's name or a path stays data, never part of the program (a
+// name "a'; system('...'); '" ran that command when it was pasted in).
+std::string GnuplotString(absl::string_view s) {
+  return absl::StrCat("'", absl::StrReplaceAll(s, {{"'", "''"}}), "'");
 }
 
-// A double as JSON: null for NaN.
-std::string Number(double value) {
-  return std::isnan(value) ? "null" : absl::StrCat(value);
+// One row of WriteJson's file into *r.
+absl::Status ReadRow(const Json& row, EvalRow* r) {
+  RETURN_IF_ERROR(ReadMember(row, "checkpoint", &r->checkpoint));
+  RETURN_IF_ERROR(ReadMember(row, "label", &r->label));
+  RETURN_IF_ERROR(ReadMember(row, "memory", &r->memory));
+  RETURN_IF_ERROR(ReadMember(row, "bits_per_byte", &r->bits_per_byte));
+  RETURN_IF_ERROR(ReadMember(row, "bytes", &r->bytes));
+  // Members that rows of older files lack keep their defaults.
+  constexpr Presence kOptional = Presence::kOptional;
+  RETURN_IF_ERROR(ReadMember(row, "memory_share", &r->memory_share, kOptional));
+  RETURN_IF_ERROR(
+      ReadMember(row, "age_penalty_off", &r->age_penalty_off, kOptional));
+  RETURN_IF_ERROR(ReadMember(row, "approximate", &r->approximate, kOptional));
+  RETURN_IF_ERROR(
+      ReadMember(row, "far_bits_per_byte", &r->far_bits_per_byte, kOptional));
+  RETURN_IF_ERROR(ReadMember(row, "far_bytes", &r->far_bytes, kOptional));
+  return ReadMember(row, "rest_bits_per_byte", &r->rest_bits_per_byte,
+                    kOptional);
 }
 
 }  // namespace
 
 absl::Status WriteJson(const std::string& path,
                        const std::vector<EvalRow>& rows) {
-  std::vector<std::string> items;
+  Json items = Json::array();
   for (const EvalRow& r : rows) {
-    items.push_back(absl::StrCat(
-        "  {\"checkpoint\": \"", r.checkpoint, "\", \"label\": \"", r.label,
-        "\", \"memory\": ", r.memory, ", \"bits_per_byte\": ", r.bits_per_byte,
-        ", \"bytes\": ", r.bytes,
-        ", \"memory_share\": ", Number(r.memory_share),
-        ", \"age_penalty_off\": ", r.age_penalty_off ? "true" : "false",
-        ", \"approximate\": ", r.approximate ? "true" : "false",
-        ", \"far_bits_per_byte\": ", Number(r.far_bits_per_byte),
-        ", \"far_bytes\": ", r.far_bytes,
-        ", \"rest_bits_per_byte\": ", Number(r.rest_bits_per_byte), "}"));
+    items.push_back({{"checkpoint", r.checkpoint},
+                     {"label", r.label},
+                     {"memory", r.memory},
+                     {"bits_per_byte", Number(r.bits_per_byte)},
+                     {"bytes", r.bytes},
+                     {"memory_share", Number(r.memory_share)},
+                     {"age_penalty_off", r.age_penalty_off},
+                     {"approximate", r.approximate},
+                     {"far_bits_per_byte", Number(r.far_bits_per_byte)},
+                     {"far_bytes", r.far_bytes},
+                     {"rest_bits_per_byte", Number(r.rest_bits_per_byte)}});
   }
-  std::ofstream out(path);
-  out << "{\"rows\": [\n" << absl::StrJoin(items, ",\n") << "\n]}\n";
+  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  out << DumpJsonRows(Json{{"rows", std::move(items)}}) << "\n";
   if (!out.flush())
     return absl::InternalError(absl::StrCat("cannot write ", path));
   return absl::OkStatus();
 }
 
 absl::StatusOr<std::vector<EvalRow>> ReadJson(const std::string& path) {
-  std::ifstream in(path);
+  std::ifstream in(path, std::ios::binary);
   if (!in)
     return absl::NotFoundError(absl::StrCat("--rows: cannot read ", path));
-  std::vector<EvalRow> rows;
-  std::string line;
-  for (int number = 1; std::getline(in, line); ++number) {
-    const std::optional<std::string> checkpoint = JsonField(line, "checkpoint");
-    if (!checkpoint) continue;
-    const std::optional<std::string> label = JsonField(line, "label"),
-                                     memory = JsonField(line, "memory"),
-                                     bits = JsonField(line, "bits_per_byte"),
-                                     bytes = JsonField(line, "bytes");
-    EvalRow r;
-    r.checkpoint = *checkpoint;
-    if (!label || !memory || !bits || !bytes ||
-        !absl::SimpleAtoi(*memory, &r.memory) ||
-        !absl::SimpleAtod(*bits, &r.bits_per_byte) ||
-        !absl::SimpleAtoi(*bytes, &r.bytes)) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "--rows: ", path, " line ", number, ": not a row of eval --json"));
-    }
-    r.label = *label;
-    for (const auto& [key, field] :
-         {std::pair{"memory_share", &r.memory_share},
-          std::pair{"far_bits_per_byte", &r.far_bits_per_byte},
-          std::pair{"rest_bits_per_byte", &r.rest_bits_per_byte}}) {
-      const std::optional<std::string> value = JsonField(line, key);
-      if (value && *value != "null" && !absl::SimpleAtod(*value, field)) {
-        return absl::InvalidArgumentError(
-            absl::StrCat("--rows: ", path, " line ", number, ": bad ", key));
-      }
-    }
-    const std::optional<std::string> far = JsonField(line, "far_bytes");
-    if (far && !absl::SimpleAtoi(*far, &r.far_bytes)) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("--rows: ", path, " line ", number, ": bad far_bytes"));
-    }
-    r.age_penalty_off = JsonField(line, "age_penalty_off") == "true";
-    r.approximate = JsonField(line, "approximate") == "true";
-    rows.push_back(std::move(r));
+  std::stringstream text;
+  text << in.rdbuf();
+  const absl::StatusOr<Json> document = ParseJson(text.str());
+  const auto no_rows = [&](absl::string_view why) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--rows: ", path, " holds no rows of eval --json (", why, ")"));
+  };
+  if (!document.ok()) return no_rows(document.status().message());
+  if (!document->is_object() || !document->contains("rows") ||
+      !(*document)["rows"].is_array() || (*document)["rows"].empty()) {
+    return no_rows("no \"rows\" array");
   }
-  if (rows.empty()) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("--rows: ", path, " holds no rows of eval --json"));
+  std::vector<EvalRow> rows;
+  for (const Json& row : (*document)["rows"]) {
+    EvalRow r;
+    const absl::Status read = ReadRow(row, &r);
+    if (!read.ok()) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "--rows: ", path, " row ", rows.size() + 1, ": ", read.message()));
+    }
+    rows.push_back(std::move(r));
   }
   return rows;
 }
@@ -131,12 +122,13 @@ absl::Status WritePlot(const std::string& path,
     for (const auto& [memory, point] : line) {
       out << std::max<int64_t>(memory, 256) << " " << point.second << "\n";
     }
-    series.push_back(absl::StrCat(
-        "'", files.back(), "' with linespoints title '", checkpoints[i], "'"));
+    series.push_back(absl::StrCat(GnuplotString(files.back()),
+                                  " with linespoints title ",
+                                  GnuplotString(checkpoints[i])));
   }
   const std::string script = absl::StrCat(
-      "set terminal png size 720,450; set output '", path,
-      "'; set logscale x 2; set xlabel 'memory per head (0 drawn at 256)'; "
+      "set terminal png size 720,450; set output ", GnuplotString(path),
+      "; set logscale x 2; set xlabel 'memory per head (0 drawn at 256)'; "
       "set ylabel 'validation bits per byte'; set grid; set key outside "
       "below; plot ",
       absl::StrJoin(series, ", "));

@@ -31,11 +31,15 @@ struct EvalRow {
   double rest_bits_per_byte = std::nan("");
 };
 
-// One object per row, one row per line.
+// {"rows": [...]}, one object per row, one row per line (base/json.h);
+// doubles with 6 significant digits, NaN as null.
 absl::Status WriteJson(const std::string& path,
                        const std::vector<EvalRow>& rows);
-// The rows of a file WriteJson wrote; INVALID_ARGUMENT naming the line
-// otherwise.
+// The rows of a file WriteJson wrote (or an older one, whose rows lack the
+// members added since: they keep EvalRow's defaults); NOT_FOUND when it
+// cannot be read; INVALID_ARGUMENT when it is not JSON with a "rows" array
+// that holds rows ("holds no rows of eval --json"), or naming the row that
+// lacks a member or has one of another type.
 absl::StatusOr<std::vector<EvalRow>> ReadJson(const std::string& path);
 // Bits per byte against memory size (log scale), a line per checkpoint
 // (through its EXACT rows, and its APPROXIMATE ones at sizes without an

@@ -3,6 +3,9 @@
 // memory one query per head per lane), the XL cache and each lane's memory
 // filled as it goes.
 #include <cstdio>
+#include <memory>
+#include <string>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "base/status_macros.h"
@@ -13,25 +16,48 @@
 
 namespace knnmem::model {
 
-absl::Status GenerateCommand(CliArgs& args) {
-  const std::string checkpoint = args.String("checkpoint", "");
-  if (checkpoint.empty()) {
-    return absl::InvalidArgumentError("--checkpoint: required");
+namespace {
+
+class GenerateCommand final : public Command {
+ public:
+  void AddFlags(FlagSet& f) override {
+    f.String("checkpoint", &checkpoint_, "DIR", "the model").Required();
+    f.String("prompt", &prompt_, "TEXT", "what the text starts with")
+        .NonEmpty();
+    f.Int("bytes", &bytes_, "N", "bytes generated after the prompt").AtLeast(0);
+    f.Int("memory", &memory_size_, "N", "memory entries per head").AtLeast(0);
+    f.Int("lanes", &lanes_, "N",
+          "lanes generating from the same prompt at once")
+        .Range(1, 4096);
+    f.Double("temperature", &temperature_, "X", "sampling temperature");
+    f.Int("seed", &seed_, "S", "seed of the sampling");
+    f.Bool("rerun", &rerun_,
+           "re-run the partial segment for every byte, as before "
+           "incremental decoding");
+    AddMemoryFlags(f, &memory_flags_);
   }
-  const std::string prompt = args.String("prompt", "#include <");
-  ASSIGN_OR_RETURN(int64_t bytes, args.Int("bytes", 400));
-  ASSIGN_OR_RETURN(int64_t memory_size, args.Int("memory", 8192));
-  ASSIGN_OR_RETURN(int64_t lanes, args.Int("lanes", 1));
-  ASSIGN_OR_RETURN(double temperature, args.Double("temperature", 0.8));
-  ASSIGN_OR_RETURN(int64_t seed, args.Int("seed", 1));
-  ASSIGN_OR_RETURN(bool rerun, args.Bool("rerun", false));
-  ASSIGN_OR_RETURN(std::unique_ptr<Memory> memory, MemoryFromFlags(args));
-  RETURN_IF_ERROR(args.CheckAllUsed());
-  if (prompt.empty()) return absl::InvalidArgumentError("--prompt: empty");
-  if (lanes < 1 || lanes > 4096) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("--lanes: ", lanes, " is not in [1, 4096]"));
-  }
+
+  absl::Status Run(const FlagSet& flags) override;
+
+ private:
+  std::string checkpoint_;
+  std::string prompt_ = "#include <";
+  int64_t bytes_ = 400;
+  int64_t memory_size_ = 8192;
+  int64_t lanes_ = 1;
+  double temperature_ = 0.8;
+  int64_t seed_ = 1;
+  bool rerun_ = false;
+  MemoryFlags memory_flags_;
+};
+
+absl::Status GenerateCommand::Run(const FlagSet& flags) {
+  const std::string& checkpoint = checkpoint_;
+  const std::string& prompt = prompt_;
+  const int64_t bytes = bytes_, memory_size = memory_size_, lanes = lanes_,
+                seed = seed_;
+  ASSIGN_OR_RETURN(std::unique_ptr<Memory> memory,
+                   MemoryFromFlags(memory_flags_));
   ASSIGN_OR_RETURN(ModelConfig config, LoadCheckpointConfig(checkpoint));
   Transformer model(config);
   RETURN_IF_ERROR(LoadCheckpoint(checkpoint, model, nullptr).status());
@@ -47,7 +73,7 @@ absl::Status GenerateCommand(CliArgs& args) {
   const Generated out = GenerateBytes(
       model, &link,
       std::vector<std::string>(static_cast<size_t>(lanes), prompt), bytes,
-      temperature, rerun);
+      temperature_, rerun_);
   for (int l = 0; l < lanes; ++l) {
     if (lanes > 1) std::printf("--- lane %d\n", l);
     std::printf("%s\n", out.texts[static_cast<size_t>(l)].c_str());
@@ -62,6 +88,12 @@ absl::Status GenerateCommand(CliArgs& args) {
                out.bytes / out.seconds,
                out.seconds > 0 ? 100 * out.memory_seconds / out.seconds : 0.0);
   return absl::OkStatus();
+}
+
+}  // namespace
+
+std::unique_ptr<Command> NewGenerateCommand() {
+  return std::make_unique<GenerateCommand>();
 }
 
 }  // namespace knnmem::model

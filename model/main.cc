@@ -3,75 +3,146 @@
 #include <malloc.h>
 
 #include <cstdio>
-#include <cstring>
+#include <memory>
 #include <string>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "base/flags.h"
 #include "model/commands.h"
 
+namespace knnmem::model {
 namespace {
 
-constexpr char kUsage[] = R"(usage: knnmem-model COMMAND [--flag=value ...]
+struct CommandEntry {
+  const char* name;
+  // What the command does, in lines of at most 78 columns.
+  const char* about;
+  std::unique_ptr<Command> (*make)();
+};
 
-commands:
-  train     --out DIR [--steps N] [--minutes M] [--lanes 8] [--memory 8192]
-            [--lr 1e-3] [--from DIR (retrofit: start from a model trained
-            without memory; its shape, with --mix, --top-k,
-            --age-penalty, --edge-bias and --gate-init if given)]
-            [--checkpoint-every 200] [--data a,b]
-            [--server HOST:PORT] [--layers --d-model --heads --ffn --segment
-            --knn-layer --top-k --mix gate|joint --gate-init
-            --age-penalty true|false --edge-bias true|false
-            --memory-scale true|false]
-            Resumes when DIR already holds a checkpoint.
-  eval      --checkpoint DIR[,DIR...] [--memory 0,2048,8192,32768]
-            [--segments 128 (per document)] [--lanes 6] [--json FILE]
-            [--png FILE] [--data a,b ...] [--server HOST:PORT|spawn]
-            [--index exact|approximate] [--deadline-ms 10000]
-            [--without-age-penalty true (a model with a learned age
-            penalty: the largest size again without it)]
-            Several checkpoints: one table, one plot. Bits per byte overall,
-            on the far repeats (the 16 bytes before the byte occurred last
-            beyond the local window and XL cache) and on the rest.
-  eval      --rows FILE[,FILE...] [--json FILE] [--png FILE]
-            The table and plot of rows saved by eval --json, evaluated apart.
-  generate  --checkpoint DIR [--prompt TEXT] [--bytes 400] [--memory 8192]
-            [--lanes 1] [--temperature 0.8] [--seed 1] [--server HOST:PORT]
-            [--rerun true (the partial segment re-run for every byte, as
-            before incremental decoding)]
-            Lanes generate from the same prompt at once, one position per
-            step; with --server, one DecodeStep per step for all lanes.
-  bench     [--checkpoint DIR] [--server HOST:PORT] [--memory 8192]
-            [--segments 32] [--lanes 4]
-            In-process vs remote (loopback) inference tokens per second.
-  bench     --generate true [--prompt-bytes 1024] [--bytes 256] [--lanes 4]
-            [--reps 3] ...: generation bytes/s, memory in process, on the
-            server and none, against re-running; the share waiting on memory.
-  dump-keys --checkpoint DIR --out DIR [--longest 4] [--segments 1024]
-            [--memory 2048] [--data a,b] [--server HOST:PORT]
-            The kNN layer's keys, values and queries over the N longest
-            validation documents: keys.npy, values.npy, queries.npy (NumPy
-            float32 [rows, heads, head_dim]), documents.tsv and queries.tsv;
-            for knnmem-bench --keys DIR (W-real).
-  corpus    [--data a,b] [--documents files|directories] [--min-bytes N]
-            [--max-bytes N] [--holdout 50]
-            The documents, their split and their length distribution.
+const CommandEntry kCommands[] = {
+    {"train",
+     "Trains a model on the corpus, with checkpoints; resumes when --out\n"
+     "already holds a checkpoint, or retrofits memory onto a model trained\n"
+     "without it (--from).",
+     NewTrainCommand},
+    {"eval",
+     "Bits per byte on the validation documents at each --memory size: "
+     "overall,\n"
+     "on the far repeats (the 16 bytes before the byte occurred last beyond "
+     "the\n"
+     "local window and XL cache) and on the rest. Several checkpoints: one\n"
+     "table, one plot. --rows: the table and plot of rows saved by eval "
+     "--json,\n"
+     "evaluated apart.",
+     NewEvalCommand},
+    {"generate",
+     "Continues --prompt byte by byte; lanes generate from the same prompt at\n"
+     "once, one position per step; with --server, one DecodeStep per step for\n"
+     "all lanes.",
+     NewGenerateCommand},
+    {"bench",
+     "In-process vs remote (loopback) inference tokens per second; with\n"
+     "--generate, generation bytes per second.",
+     NewBenchCommand},
+    {"dump-keys",
+     "The kNN layer's keys, values and queries over the --longest validation\n"
+     "documents: keys.npy, values.npy, queries.npy (NumPy float32 [rows, "
+     "heads,\n"
+     "head_dim]), documents.tsv and queries.tsv in --out; for knnmem-bench\n"
+     "--keys DIR (W-real).",
+     NewDumpKeysCommand},
+    {"corpus", "The documents, their split and their length distribution.",
+     NewCorpusCommand},
+};
 
---data: directories or globs (default: this machine's C++ and Python
-standard libraries), split by document name into train and validation
-(--holdout: the validation share in per mille, default 50). --documents
-directories: a document is a directory right below a source's root, its
-subtree's text files joined, each after a header line (the byte 0x1C, its
-path, a newline); the root's own files make one more. Documents are
---min-bytes to --max-bytes long (defaults: files 20,000 to 4 MiB,
-directories 256 KiB to 64 MiB).
---server: use a knnmem server; "spawn" starts one (--server-binary, default
-BUILD/server/knnmem-server) as a child, its data in a temporary directory;
-without it the server core runs in process. --index approximate: documents'
-memories are APPROXIMATE streams (a server only).
-)";
+// The flags of `command` and --help, writing into the command and *help.
+FlagSet CommandFlags(Command& command, bool* help) {
+  FlagSet flags;
+  command.AddFlags(flags);
+  flags.Bool("help", help, "print this text and exit");
+  return flags;
+}
+
+std::string Indented(absl::string_view text) {
+  std::string out;
+  for (absl::string_view line : absl::StrSplit(text, '\n')) {
+    absl::StrAppend(&out, "  ", line, "\n");
+  }
+  return out;
+}
+
+// knnmem-model COMMAND --help.
+std::string CommandHelp(const CommandEntry& entry) {
+  std::unique_ptr<Command> command = entry.make();
+  bool help = false;
+  return absl::StrCat("usage: knnmem-model ", entry.name,
+                      " [--flag=value ...]\n\n", Indented(entry.about), "\n",
+                      CommandFlags(*command, &help).Help());
+}
+
+// knnmem-model --help.
+std::string Usage() {
+  std::string out =
+      "usage: knnmem-model COMMAND [--flag=value ...]\n"
+      "       knnmem-model COMMAND --help   (the command's flags)\n\n"
+      "commands:\n";
+  for (const CommandEntry& entry : kCommands) {
+    absl::StrAppend(&out, "\n", entry.name, "\n", Indented(entry.about));
+  }
+  return out;
+}
+
+int Main(int argc, char** argv) {
+  const std::vector<std::string> args = CommandLineArgs(argc, argv);
+  bool help = false;
+  FlagSet top;
+  top.Bool("help", &help, "print this text and exit");
+  absl::StatusOr<size_t> at = top.ParseUntilCommand(args);
+  if (!at.ok()) {
+    std::fprintf(stderr, "knnmem-model: %s\n%s",
+                 std::string(at.status().message()).c_str(), Usage().c_str());
+    return 2;
+  }
+  if (help || (*at < args.size() && args[*at] == "help")) {
+    std::fputs(Usage().c_str(), stdout);
+    return 0;
+  }
+  if (*at == args.size()) {
+    std::fputs(Usage().c_str(), stderr);
+    return 2;
+  }
+  const std::string& name = args[*at];
+  const CommandEntry* entry = nullptr;
+  for (const CommandEntry& e : kCommands) {
+    if (name == e.name) entry = &e;
+  }
+  if (entry == nullptr) {
+    std::fprintf(stderr, "knnmem-model: unknown command '%s'\n%s", name.c_str(),
+                 Usage().c_str());
+    return 2;
+  }
+  std::unique_ptr<Command> command = entry->make();
+  bool command_help = false;
+  FlagSet flags = CommandFlags(*command, &command_help);
+  absl::Status status = flags.Parse(absl::MakeConstSpan(args).subspan(*at + 1));
+  if (status.ok() && command_help) {
+    std::fputs(CommandHelp(*entry).c_str(), stdout);
+    return 0;
+  }
+  if (status.ok()) status = command->Run(flags);
+  if (!status.ok()) {
+    std::fprintf(stderr, "knnmem-model %s: %s\n", name.c_str(),
+                 std::string(status.message()).c_str());
+    return absl::IsInvalidArgument(status) ? 2 : 1;
+  }
+  return 0;
+}
 
 }  // namespace
+}  // namespace knnmem::model
 
 int main(int argc, char** argv) {
   // Training allocates and frees tensors of megabytes every step; glibc's
@@ -79,38 +150,5 @@ int main(int argc, char** argv) {
   // step. Keep them in the heap (measured: 35 s -> 26 s for 25 steps).
   mallopt(M_MMAP_THRESHOLD, 32 << 20);
   mallopt(M_TRIM_THRESHOLD, 1 << 30);
-  if (argc < 2 || std::strcmp(argv[1], "--help") == 0 ||
-      std::strcmp(argv[1], "help") == 0) {
-    std::fputs(kUsage, argc < 2 ? stderr : stdout);
-    return argc < 2 ? 2 : 0;
-  }
-  const std::string command = argv[1];
-  absl::StatusOr<knnmem::model::CliArgs> args = knnmem::model::CliArgs::Parse(
-      std::vector<std::string>(argv + 2, argv + argc));
-  absl::Status status = args.status();
-  if (status.ok()) {
-    if (command == "train") {
-      status = knnmem::model::TrainCommand(*args);
-    } else if (command == "eval") {
-      status = knnmem::model::EvalCommand(*args);
-    } else if (command == "generate") {
-      status = knnmem::model::GenerateCommand(*args);
-    } else if (command == "bench") {
-      status = knnmem::model::BenchCommand(*args);
-    } else if (command == "dump-keys") {
-      status = knnmem::model::DumpKeysCommand(*args);
-    } else if (command == "corpus") {
-      status = knnmem::model::CorpusCommand(*args);
-    } else {
-      std::fprintf(stderr, "knnmem-model: unknown command '%s'\n%s",
-                   command.c_str(), kUsage);
-      return 2;
-    }
-  }
-  if (!status.ok()) {
-    std::fprintf(stderr, "knnmem-model %s: %s\n", command.c_str(),
-                 std::string(status.message()).c_str());
-    return absl::IsInvalidArgument(status) ? 2 : 1;
-  }
-  return 0;
+  return knnmem::model::Main(argc, argv);
 }

@@ -2,6 +2,8 @@
 // model on the corpus, with a progress line and checkpoints.
 #include <csignal>
 #include <cstdio>
+#include <memory>
+#include <string>
 
 #include "absl/strings/str_cat.h"
 #include "base/status_macros.h"
@@ -17,31 +19,60 @@ namespace {
 volatile std::sig_atomic_t stop_requested = 0;
 void RequestStop(int) { stop_requested = 1; }
 
-}  // namespace
+class TrainCommand final : public Command {
+ public:
+  TrainCommand() { settings_.warmup = 200; }
 
-absl::Status TrainCommand(CliArgs& args) {
-  const std::string out = args.String("out", "");
-  if (out.empty()) return absl::InvalidArgumentError("--out: required");
-  const std::string from = args.String("from", "");
-  ASSIGN_OR_RETURN(int64_t steps, args.Int("steps", 2000));
-  ASSIGN_OR_RETURN(double minutes, args.Double("minutes", 0));
-  ASSIGN_OR_RETURN(int64_t lanes, args.Int("lanes", 8));
-  ASSIGN_OR_RETURN(int64_t memory_size, args.Int("memory", 8192));
-  ASSIGN_OR_RETURN(int64_t every, args.Int("checkpoint-every", 200));
-  ASSIGN_OR_RETURN(int64_t seed, args.Int("seed", 1));
-  TrainSettings settings;
-  ASSIGN_OR_RETURN(settings.learning_rate, args.Double("lr", 1e-3));
-  ASSIGN_OR_RETURN(int64_t warmup, args.Int("warmup", 200));
-  settings.warmup = static_cast<int>(warmup);
-  ASSIGN_OR_RETURN(ModelConfig flags_config, ConfigFromFlags(args));
-  ASSIGN_OR_RETURN(std::unique_ptr<Memory> memory, MemoryFromFlags(args));
-  ASSIGN_OR_RETURN(Corpus corpus, CorpusFromFlags(args));
-  RETURN_IF_ERROR(args.CheckAllUsed());
-  if (lanes < 1 || steps < 1 || memory_size < 0 || every < 1) {
-    return absl::InvalidArgumentError(
-        "--lanes, --steps and --checkpoint-every must be positive, --memory "
-        "at least 0");
+  void AddFlags(FlagSet& f) override {
+    f.String("out", &out_, "DIR",
+             "where checkpoints go; resumes when DIR already holds one")
+        .Required();
+    f.String("from", &from_, "DIR",
+             "retrofit: start from a model trained without memory; its "
+             "shape, with --mix, --top-k, --age-penalty, --edge-bias and "
+             "--gate-init if given");
+    f.Int("steps", &steps_, "N", "train until step N").AtLeast(1);
+    f.Double("minutes", &minutes_, "M", "stop after M minutes (0: no limit)");
+    f.Int("lanes", &lanes_, "N", "documents read side by side").Range(1, 4096);
+    f.Int("memory", &memory_size_, "N", "memory entries per head").AtLeast(0);
+    f.Int("checkpoint-every", &every_, "N", "steps between checkpoints")
+        .AtLeast(1);
+    f.Int("seed", &seed_, "S", "seed of the weights and the batches");
+    f.Double("lr", &settings_.learning_rate, "X", "learning rate");
+    f.Int("warmup", &settings_.warmup, "N", "steps of learning-rate warm-up")
+        .AtLeast(0);
+    AddConfigFlags(f, &config_flags_);
+    AddMemoryFlags(f, &memory_flags_);
+    AddCorpusFlags(f, &corpus_flags_);
   }
+
+  absl::Status Run(const FlagSet& flags) override;
+
+ private:
+  std::string out_, from_;
+  int64_t steps_ = 2000;
+  double minutes_ = 0;
+  int64_t lanes_ = 8;
+  int64_t memory_size_ = 8192;
+  int64_t every_ = 200;
+  int64_t seed_ = 1;
+  TrainSettings settings_;
+  ConfigFlags config_flags_;
+  MemoryFlags memory_flags_;
+  CorpusFlags corpus_flags_;
+};
+
+absl::Status TrainCommand::Run(const FlagSet& flags) {
+  const std::string& out = out_;
+  const std::string& from = from_;
+  const int64_t steps = steps_, lanes = lanes_, memory_size = memory_size_,
+                every = every_, seed = seed_;
+  const double minutes = minutes_;
+  const TrainSettings& settings = settings_;
+  ASSIGN_OR_RETURN(ModelConfig flags_config, ConfigFromFlags(config_flags_));
+  ASSIGN_OR_RETURN(std::unique_ptr<Memory> memory,
+                   MemoryFromFlags(memory_flags_));
+  ASSIGN_OR_RETURN(Corpus corpus, CorpusFromFlags(corpus_flags_));
 
   // Resume from --out, or start from --from's weights (the retrofit: a
   // model trained without memory, now trained with it), or from scratch.
@@ -55,11 +86,12 @@ absl::Status TrainCommand(CliArgs& args) {
   if (retrofit) {
     // The retrofit keeps the shape it starts from; how memory is read is
     // the retrofit's to choose (none of it is in the weights).
-    if (args.Has("mix")) config.mix = flags_config.mix;
-    if (args.Has("top-k")) config.top_k = flags_config.top_k;
-    if (args.Has("age-penalty")) config.age_penalty = flags_config.age_penalty;
-    if (args.Has("edge-bias")) config.edge_bias = flags_config.edge_bias;
-    if (args.Has("gate-init")) config.gate_init = flags_config.gate_init;
+    if (flags.Given("mix")) config.mix = flags_config.mix;
+    if (flags.Given("top-k")) config.top_k = flags_config.top_k;
+    if (flags.Given("age-penalty"))
+      config.age_penalty = flags_config.age_penalty;
+    if (flags.Given("edge-bias")) config.edge_bias = flags_config.edge_bias;
+    if (flags.Given("gate-init")) config.gate_init = flags_config.gate_init;
   }
   torch::manual_seed(static_cast<uint64_t>(seed));
   Transformer model(config);
@@ -73,7 +105,7 @@ absl::Status TrainCommand(CliArgs& args) {
         LoadCheckpoint(source, model, resume ? &trainer.optimizer() : nullptr));
     if (!resume) state = TrainState{};  // a retrofit starts its own count
   }
-  if (retrofit && args.Has("gate-init")) {
+  if (retrofit && flags.Given("gate-init")) {
     // The memory-less model never trained b_h: the retrofit chooses where
     // memory starts (joint: its softmax mass scaled by exp(b_h)).
     torch::NoGradGuard no_grad;
@@ -122,6 +154,12 @@ absl::Status TrainCommand(CliArgs& args) {
       progress.loss(), progress.loss() / std::log(2.0), out.c_str(),
       static_cast<long long>(reader.link().failures()));
   return absl::OkStatus();
+}
+
+}  // namespace
+
+std::unique_ptr<Command> NewTrainCommand() {
+  return std::make_unique<TrainCommand>();
 }
 
 }  // namespace knnmem::model

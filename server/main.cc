@@ -104,10 +104,10 @@ int main(int argc, char** argv) {
   HandleSignals(stop_signals);
   pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
 
-  absl::StatusOr<knnmem::ServerOptions> options = knnmem::ParseServerOptions(
-      std::vector<std::string>(argv + 1, argv + argc));
+  absl::StatusOr<knnmem::ServerOptions> options =
+      knnmem::ParseServerOptions(knnmem::CommandLineArgs(argc, argv));
   if (!options.ok()) {
-    std::fprintf(stderr, "knnmem-server: %s\n",
+    std::fprintf(stderr, "knnmem-server: %s (see --help)\n",
                  std::string(options.status().message()).c_str());
     return 2;
   }

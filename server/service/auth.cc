@@ -11,8 +11,8 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
+#include "base/flags.h"
 #include "base/status_macros.h"
-#include "server/service/server_options.h"
 
 namespace knnmem {
 namespace {

@@ -7,7 +7,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
-#include "absl/strings/string_view.h"
+#include "base/flags.h"
 #include "server/storage/storage.h"
 
 namespace knnmem {
@@ -58,8 +58,15 @@ struct ServerOptions {
   bool help = false;
 };
 
-// Parses `--name=value` or `--name value` arguments (args excludes argv[0]).
-// Unknown flags and malformed values are INVALID_ARGUMENT naming the flag.
+// The flags of knnmem-server, each writing into *o; o's values are the
+// defaults that help shows.
+FlagSet ServerFlags(ServerOptions* o);
+
+// Parses args (argv without the program name) with ServerFlags, then checks
+// the rules between flags (TLS files go together, --transport-memory holds
+// one request, a non-loopback --listen needs authentication or
+// --insecure). Every error is INVALID_ARGUMENT naming the flag (base/flags.h
+// words them).
 absl::StatusOr<ServerOptions> ParseServerOptions(
     const std::vector<std::string>& args);
 
@@ -67,10 +74,8 @@ absl::StatusOr<ServerOptions> ParseServerOptions(
 // 127.0.0.0/8 or [::1].
 bool IsLoopback(const std::string& listen);
 
-// The text --help prints.
+// The text --help prints: every flag of ServerFlags, with its default.
 std::string ServerHelp();
-// "16GiB", "512MiB", "4096", ... as bytes (suffixes B, KiB, MiB, GiB, TiB).
-absl::StatusOr<uint64_t> ParseBytes(absl::string_view text);
 
 }  // namespace knnmem
 

@@ -216,15 +216,13 @@ absl::StatusOr<bool> CheckWal(const std::string& dir,
 
 }  // namespace
 
-absl::StatusOr<WalRecovery> ParseWalRecovery(absl::string_view name) {
-  if (name == "point-in-time") return WalRecovery::kPointInTime;
-  if (name == "absolute-consistency") {
-    return WalRecovery::kAbsoluteConsistency;
-  }
-  if (name == "skip-any-corrupted") return WalRecovery::kSkipAnyCorrupted;
-  return absl::InvalidArgumentError(absl::StrCat(
-      "'", name,
-      "' is not point-in-time, absolute-consistency or skip-any-corrupted"));
+const std::vector<std::pair<std::string, WalRecovery>>& WalRecoveryNames() {
+  static const auto* names =
+      new std::vector<std::pair<std::string, WalRecovery>>{
+          {"point-in-time", WalRecovery::kPointInTime},
+          {"absolute-consistency", WalRecovery::kAbsoluteConsistency},
+          {"skip-any-corrupted", WalRecovery::kSkipAnyCorrupted}};
+  return *names;
 }
 
 // Counts and logs RocksDB's background errors, and tells whether one stops

@@ -41,6 +41,7 @@
 #include <memory>
 #include <string>
 #include <utility>
+#include <vector>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
@@ -74,8 +75,9 @@ enum class WalRecovery {
   kSkipAnyCorrupted,
 };
 
-// Parses "point-in-time", "absolute-consistency" or "skip-any-corrupted".
-absl::StatusOr<WalRecovery> ParseWalRecovery(absl::string_view name);
+// Each mode by its name ("point-in-time", "absolute-consistency",
+// "skip-any-corrupted"), as knnmem-server's --wal-recovery takes them.
+const std::vector<std::pair<std::string, WalRecovery>>& WalRecoveryNames();
 
 // How Storage::Open sets up RocksDB.
 struct StorageConfig {

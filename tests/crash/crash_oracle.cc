@@ -38,8 +38,8 @@
 #include <vector>
 
 #include "absl/strings/match.h"
-#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "base/flags.h"
 #include "base/sync.h"
 #include "base/temp_dir.h"
 #include "client/memory_client.h"
@@ -397,25 +397,22 @@ class Oracle {
 int Main(int argc, char** argv) {
   int cycles = 20, streams = 24, threads = 4;
   uint64_t seed = 1;
-  bool disk_faults = false;
-  for (int i = 1; i < argc; ++i) {
-    const std::string flag = argv[i];
-    if (flag == "--disk-faults") {
-      disk_faults = true;
-      continue;
-    }
-    const char* value = i + 1 < argc ? argv[++i] : "";
-    const bool ok = flag == "--cycles"    ? absl::SimpleAtoi(value, &cycles)
-                    : flag == "--streams" ? absl::SimpleAtoi(value, &streams)
-                    : flag == "--threads" ? absl::SimpleAtoi(value, &threads)
-                    : flag == "--seed"    ? absl::SimpleAtoi(value, &seed)
-                                          : false;
-    if (!ok) {
-      std::fprintf(stderr,
-                   "usage: crash_oracle [--cycles N] [--streams N] [--threads "
-                   "N] [--seed N] [--disk-faults]\n");
-      return 2;
-    }
+  bool disk_faults = false, help = false;
+  FlagSet flags;
+  flags
+      .Int("cycles", &cycles, "N",
+           "kill cycles: start, verify, load, SIGKILL at a random moment")
+      .AtLeast(0);
+  flags.Int("streams", &streams, "N", "streams the load appends to").AtLeast(1);
+  flags.Int("threads", &threads, "N", "appending threads").Range(1, 1024);
+  flags.Int("seed", &seed, "S", "seed of the kill moments and the checks");
+  flags.Bool("disk-faults", &disk_faults,
+             "the data dir is a 64 MiB tmpfs (root only) that another writer "
+             "fills while the load runs");
+  flags.Bool("help", &help, "print this text and exit");
+  if (std::optional<int> status = flags.ParseForMain(
+          "crash_oracle", "usage: crash_oracle [flags]", argc, argv)) {
+    return *status;
   }
   try {
     Oracle oracle(streams, threads, seed, disk_faults);

@@ -16,11 +16,13 @@
 #include <cstdio>
 #include <fstream>
 #include <limits>
+#include <optional>
 #include <set>
 #include <string>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "base/flags.h"
 #include "google/protobuf/message_lite.h"
 #include "knnmem/v1/memory.pb.h"
 #include "proto/tensor_codec.h"
@@ -702,22 +704,32 @@ void WriteCrashInputs(CorpusWriter& w) {
 
 int main(int argc, char** argv) {
   using namespace knnmem::fuzz;
-  const bool crash_inputs =
-      argc == 3 && std::string(argv[1]) == "--crash-inputs";
-  if (argc != 2 && !crash_inputs) {
-    std::fprintf(stderr,
-                 "usage: make_corpus OUT_DIR\n"
-                 "       make_corpus --crash-inputs OUT_DIR\n");
+  bool crash_inputs = false, help = false;
+  knnmem::FlagSet flags;
+  flags.Bool("crash-inputs", &crash_inputs,
+             "write the reproducers of the known server bugs instead of the "
+             "corpus");
+  flags.Bool("help", &help, "print this text and exit");
+  flags.AcceptPositional();
+  if (std::optional<int> status = flags.ParseForMain(
+          "make_corpus", "usage: make_corpus [--crash-inputs] OUT_DIR", argc,
+          argv)) {
+    return *status;
+  }
+  if (flags.positional().size() != 1) {
+    std::fprintf(stderr, "make_corpus: give one OUT_DIR (see --help)\n");
     return 2;
   }
+  const std::string& out_dir = flags.positional()[0];
   if (crash_inputs) {
-    CorpusWriter w(argv[2]);
+    CorpusWriter w(out_dir);
     WriteCrashInputs(w);
     if (w.failed()) return 1;
-    std::printf("make_corpus: %zu crash inputs in %s\n", w.files(), argv[2]);
+    std::printf("make_corpus: %zu crash inputs in %s\n", w.files(),
+                out_dir.c_str());
     return 0;
   }
-  CorpusWriter w(argv[1]);
+  CorpusWriter w(out_dir);
   Values v(1);
   WriteCreateStreams(w);
   WriteIdOnly<knnmem::v1::GetStreamRequest>(w, "get", Rpc::kGetStream, 0);
@@ -737,6 +749,6 @@ int main(int argc, char** argv) {
   WriteDecodeSteps(w, v);
   if (w.failed()) return 1;
   std::printf("make_corpus: %zu files, %zu bytes in %s\n", w.files(), w.bytes(),
-              argv[1]);
+              out_dir.c_str());
   return 0;
 }

@@ -8,9 +8,12 @@
 #include <fstream>
 #include <regex>
 
+#include "base/json.h"
+#include "base/subprocess.h"
 #include "tests/support/attention_oracle.h"
 #include "tests/support/cli_runner.h"
 #include "tests/support/server_fixture.h"
+#include "tests/support/server_process.h"
 
 namespace knnmem::testing {
 namespace {
@@ -39,22 +42,20 @@ std::vector<float> SplitMixUniform(uint64_t seed, size_t count) {
   return out;
 }
 
-// Pulls the flat number array `"name":[...]` out of the CLI's JSON.
-std::vector<double> JsonArray(const std::string& json,
-                              const std::string& name) {
-  std::vector<double> out;
-  const size_t at = json.find("\"" + name + "\":[");
-  if (at == std::string::npos) return out;
-  size_t i = json.find('[', at) + 1;
-  const size_t end = json.find(']', i);
-  while (i < end) {
-    size_t comma = json.find(',', i);
-    if (comma == std::string::npos || comma > end) comma = end;
-    const std::string tok = json.substr(i, comma - i);
-    out.push_back(tok == "null" ? -INFINITY : std::stod(tok));
-    i = comma + 1;
-  }
-  return out;
+// The CLI's JSON output; null (and a failure) when it is not JSON.
+Json Parsed(const std::string& out) {
+  absl::StatusOr<Json> json = ParseJson(out);
+  EXPECT_TRUE(json.ok()) << json.status() << "\n" << out;
+  return json.ok() ? *std::move(json) : Json();
+}
+
+// The number array `name` of an object of the CLI's JSON (null reads as
+// NaN).
+std::vector<double> Numbers(const Json& object, const std::string& name) {
+  std::vector<double> numbers;
+  const absl::Status read = ReadMember(object, name, &numbers);
+  EXPECT_TRUE(read.ok()) << read << "\n" << object;
+  return numbers;
 }
 
 class CliTest : public ServerFixture {};
@@ -72,13 +73,14 @@ TEST_F(CliTest, CreateAppendTenThousandRandomRowsAndSearchMatchesBruteForce) {
 
   Output info = RunCli(addr, "--json info doc");
   ASSERT_EQ(info.status, 0);
-  EXPECT_NE(info.out.find("\"next_position\":10000"), std::string::npos)
+  EXPECT_EQ(Parsed(info.out).at("layers").at(0).at("next_position"), 10000)
       << info.out;
 
   Output search = RunCli(addr, "--json search doc --random 3 --seed 9 --k 32");
   ASSERT_EQ(search.status, 0) << search.out;
-  const std::vector<double> positions = JsonArray(search.out, "positions");
-  const std::vector<double> scores = JsonArray(search.out, "scores");
+  const Json found = Parsed(search.out);
+  const std::vector<double> positions = Numbers(found, "positions");
+  const std::vector<double> scores = Numbers(found, "scores");
   ASSERT_EQ(positions.size(), 3u * 8 * 32);
   ASSERT_EQ(scores.size(), positions.size());
 
@@ -128,8 +130,13 @@ TEST_F(CliTest, DecodeAsksEveryStreamInOneCallAndEachFailsAlone) {
   // and asked (its documented generator).
   Output one = RunCli(addr, "--json decode a --seed 5 --k 4");
   ASSERT_EQ(one.status, 0) << one.out;
-  const std::vector<double> lse = JsonArray(one.out, "lse");
-  const std::vector<double> output = JsonArray(one.out, "output");
+  const Json steps = Parsed(one.out);
+  ASSERT_EQ(steps.size(), 1u) << one.out;
+  EXPECT_EQ(steps.at(0).at("stream_id"), "a");
+  EXPECT_EQ(steps.at(0).at("code"), "OK");
+  EXPECT_EQ(steps.at(0).at("next_position"), 300);
+  const std::vector<double> lse = Numbers(steps.at(0), "lse");
+  const std::vector<double> output = Numbers(steps.at(0), "output");
   ASSERT_EQ(lse.size(), 2u);
   ASSERT_EQ(output.size(), 2u * 4);
   OracleMemory oracle{2, 8, {}};
@@ -174,18 +181,19 @@ TEST_F(CliTest, CreatesAnApproximateStreamAndSearchesItExactly) {
                          "--nlist 16 --nprobe 2 --exact-tail 100");
   ASSERT_EQ(create.status, 0) << create.out;
   Output info = RunCli(addr, "--json info ivf");
-  EXPECT_NE(info.out.find("\"index\":\"APPROXIMATE\""), std::string::npos)
-      << info.out;
-  EXPECT_NE(info.out.find("\"nlist\":16,\"nprobe\":2,\"exact_tail\":100"),
-            std::string::npos)
-      << info.out;
+  const Json spec = Parsed(info.out).at("spec");
+  EXPECT_EQ(spec.at("index"), "APPROXIMATE") << info.out;
+  EXPECT_EQ(spec.at("nlist"), 16) << info.out;
+  EXPECT_EQ(spec.at("nprobe"), 2) << info.out;
+  EXPECT_EQ(spec.at("exact_tail"), 100) << info.out;
   ASSERT_EQ(RunCli(addr, "append ivf --random 20000 --seed 3").status, 0);
   // --exact scans every entry, whatever the tier has indexed by now.
   Output search =
       RunCli(addr, "--json search ivf --random 2 --seed 4 --k 8 --exact");
   ASSERT_EQ(search.status, 0) << search.out;
-  const std::vector<double> positions = JsonArray(search.out, "positions");
-  const std::vector<double> scores = JsonArray(search.out, "scores");
+  const Json found = Parsed(search.out);
+  const std::vector<double> positions = Numbers(found, "positions");
+  const std::vector<double> scores = Numbers(found, "scores");
   ASSERT_EQ(positions.size(), 2u * 2 * 8);
   OracleMemory oracle{2, 16, {}};
   const std::vector<float> keys = SplitMixUniform(3, 20000 * 2 * 16);
@@ -242,8 +250,9 @@ TEST_F(CliTest, AppendsRawFloat32FilesAndSearchesWithAQueryFile) {
   Output search =
       RunCli(addr, "--json search f --queries " + dir_.Sub("q.f32") + " --k 1");
   ASSERT_EQ(search.status, 0) << search.out;
-  EXPECT_EQ(JsonArray(search.out, "positions"), (std::vector<double>{2, 2}));
-  EXPECT_EQ(JsonArray(search.out, "scores"), (std::vector<double>{1, 1}));
+  const Json found = Parsed(search.out);
+  EXPECT_EQ(Numbers(found, "positions"), (std::vector<double>{2, 2}));
+  EXPECT_EQ(Numbers(found, "scores"), (std::vector<double>{1, 1}));
 }
 
 TEST_F(CliTest, ErrorsExitNonZeroWithTheGrpcStatusOnStderr) {
@@ -268,11 +277,43 @@ TEST_F(CliTest, ErrorsExitNonZeroWithTheGrpcStatusOnStderr) {
                 .status,
             0);
   Output list = RunCli(addr, "--json list");
-  EXPECT_NE(list.out.find("\"stream_id\":\"l\""), std::string::npos)
-      << list.out;
+  const Json streams = Parsed(list.out);
+  ASSERT_EQ(streams.size(), 1u) << list.out;
+  EXPECT_EQ(streams.at(0).at("stream_id"), "l") << list.out;
   EXPECT_EQ(RunCli(addr, "reset l").status, 0);
   EXPECT_EQ(RunCli(addr, "delete l").status, 0);
   EXPECT_EQ(RunCli(addr, "info l", true).status, 1);
+}
+
+// A stream id and a server name with a quote, a backslash, a newline, a tab,
+// a control character and non-ASCII text come back from --json as they were
+// given (the CLI's JSON once escaped only the quote and the backslash).
+TEST_F(CliTest, JsonOutputReadsBackAwkwardIdsAndNames) {
+  const std::string odd =
+      "q\"uote b\\ack new\nline t\tab bell\x07 \x01 caf\xC3\xA9";
+  const std::string servers = odd + "=" + server_->address();
+  absl::StatusOr<CommandResult> where =
+      RunCommand({CliBinary(), "--servers", servers, "--json", "where", odd});
+  ASSERT_TRUE(where.ok()) << where.status();
+  ASSERT_EQ(where->exit_code, 0) << where->output;
+  const Json at = Parsed(where->output);
+  EXPECT_EQ(at.at("stream_id"), odd) << where->output;
+  EXPECT_EQ(at.at("server"), odd) << where->output;
+  EXPECT_EQ(at.at("address"), server_->address()) << where->output;
+
+  // The server refuses the id; the answer still names it, with the
+  // server's message.
+  absl::StatusOr<CommandResult> decode = RunCommand(
+      {CliBinary(), "--server", server_->address(), "--json", "decode", odd});
+  ASSERT_TRUE(decode.ok()) << decode.status();
+  EXPECT_EQ(decode->exit_code, 1) << decode->output;
+  const Json steps = Parsed(decode->output);
+  ASSERT_EQ(steps.size(), 1u) << decode->output;
+  EXPECT_EQ(steps.at(0).at("stream_id"), odd) << decode->output;
+  EXPECT_EQ(steps.at(0).at("code"), "INVALID_ARGUMENT") << decode->output;
+  EXPECT_NE(steps.at(0).at("message").get<std::string>().find("stream_id"),
+            std::string::npos)
+      << decode->output;
 }
 
 }  // namespace

@@ -12,8 +12,8 @@
 
 #include <chrono>
 #include <fstream>
-#include <regex>
 
+#include "base/json.h"
 #include "base/subprocess.h"
 #include "tests/support/http_get.h"
 #include "tests/support/server_fixture.h"
@@ -80,10 +80,14 @@ double Query(const std::string& prometheus, const std::string& promql) {
     }
   }
   const HttpResponse r = HttpGet(prometheus, "/api/v1/query?query=" + encoded);
-  std::smatch m;
-  static const std::regex kValue("\"value\":\\[[0-9.]+,\"([^\"]+)\"\\]");
-  if (r.status != 200 || !std::regex_search(r.body, m, kValue)) return -1;
-  return std::stod(m[1]);
+  if (r.status != 200) return -1;
+  // {"status":"success","data":{"result":[{"metric":{..},"value":[T,"V"]}]}}
+  // with an empty result until the first scrape.
+  absl::StatusOr<Json> answer = ParseJson(r.body);
+  if (!answer.ok() || !answer->contains("data")) return -1;
+  const Json& result = answer->at("data").value("result", Json::array());
+  if (!result.is_array() || result.empty()) return -1;
+  return std::stod(result.at(0).at("value").at(1).get<std::string>());
 }
 
 // Waits for Prometheus to scrape: polls the query every 100 ms until it

@@ -28,9 +28,10 @@ std::string Read(const std::string& path) {
 // Makes ca{1,2}.pem, server.{pem,key} (signed by ca1, for 127.0.0.1) and
 // client{1,2}.{pem,key} (signed by ca1 and ca2) in `dir`.
 void MakeCertificates(const TempDir& dir) {
-  const std::string d = dir.path();
-  std::string script = "set -e; cd '" + d + "'\n";
-  script +=
+  // The script is constant; the directory goes in as its argument, never
+  // into the script's text.
+  const std::string script =
+      "set -e; cd \"$1\"\n"
       "printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\\n' > san.ext\n"
       "for ca in ca1 ca2; do\n"
       "  openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=$ca "
@@ -46,7 +47,8 @@ void MakeCertificates(const TempDir& dir) {
       "sign client2 ca2 ''\n";
   std::ofstream(dir.Sub("make.sh")) << script;
   absl::StatusOr<CommandResult> made =
-      RunCommand({"bash", dir.Sub("make.sh")}, /*merge_stderr=*/true);
+      RunCommand({"bash", dir.Sub("make.sh"), dir.path()},
+                 /*merge_stderr=*/true);
   ASSERT_TRUE(made.ok()) << made.status();
   ASSERT_EQ(made->exit_code, 0) << made->output;
 }

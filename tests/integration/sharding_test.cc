@@ -4,6 +4,7 @@
 #include <map>
 #include <set>
 
+#include "base/json.h"
 #include "client/sharded_client.h"
 #include "tests/support/cli_runner.h"
 #include "tests/support/server_fixture.h"
@@ -56,8 +57,10 @@ TEST(ShardingTest, ThreeServersEachHoldTheirStreamsAndFailAlone) {
     const CliOutput info =
         RunCli("--servers " + servers_flag + " --json info " + id);
     EXPECT_EQ(info.status, 0) << info.out;
-    EXPECT_NE(info.out.find("\"next_position\":5"), std::string::npos)
-        << info.out;
+    absl::StatusOr<Json> parsed = ParseJson(info.out);
+    ASSERT_TRUE(parsed.ok()) << parsed.status() << "\n" << info.out;
+    EXPECT_EQ(parsed->at("stream_id"), id) << info.out;
+    EXPECT_EQ(parsed->at("layers").at(0).at("next_position"), 5) << info.out;
   }
   const CliOutput health = RunCli("--servers " + servers_flag + " health");
   EXPECT_EQ(health.out, "SERVING\n");

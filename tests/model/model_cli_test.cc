@@ -12,6 +12,8 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/str_format.h"
+#include "base/json.h"
 #include "base/temp_dir.h"
 #include "tests/support/cli_runner.h"
 
@@ -29,6 +31,13 @@ std::string Read(const std::string& path) {
   std::stringstream s;
   s << in.rdbuf();
   return s.str();
+}
+
+// The "rows" of an eval --json file.
+Json EvalRows(const std::string& path) {
+  absl::StatusOr<Json> file = ParseJson(Read(path));
+  EXPECT_TRUE(file.ok()) << file.status();
+  return file.ok() ? file->at("rows") : Json::array();
 }
 
 class ModelCliTest : public ::testing::Test {
@@ -78,17 +87,18 @@ TEST_F(ModelCliTest, TrainsResumesEvaluatesGeneratesAndBenchmarks) {
   ASSERT_EQ(eval.status, 0) << eval.out;
   EXPECT_NE(eval.out.find("memory 256"), std::string::npos) << eval.out;
   const std::string rows = Read(json);
-  EXPECT_NE(rows.find("\"memory\": 0,"), std::string::npos) << rows;
-  const std::string at256 = "\"memory\": 256, \"bits_per_byte\": ";
-  const size_t first = rows.find(at256), second = rows.rfind(at256);
-  ASSERT_NE(first, std::string::npos) << rows;
-  ASSERT_NE(first, second) << rows;
-  auto bits = [&](size_t at) {
-    const size_t from = at + at256.size();
-    return rows.substr(from, rows.find(',', from) - from);
-  };
-  EXPECT_EQ(bits(first), bits(second)) << rows;
-  EXPECT_GT(std::stod(bits(first)), 0.0) << rows;
+  int at0 = 0;
+  std::vector<double> at256;  // bits per byte
+  for (const Json& row : EvalRows(json)) {
+    if (row.at("memory") == 0) ++at0;
+    if (row.at("memory") == 256) {
+      at256.push_back(row.at("bits_per_byte").get<double>());
+    }
+  }
+  EXPECT_GT(at0, 0) << rows;
+  ASSERT_GE(at256.size(), 2u) << rows;
+  EXPECT_EQ(at256.front(), at256.back()) << rows;
+  EXPECT_GT(at256.front(), 0.0) << rows;
   EXPECT_EQ(Read(png).substr(1, 3), "PNG");
   // The same rows again from the JSON alone (evaluations run apart).
   const std::string again = dir_.Sub("again.json");
@@ -174,22 +184,9 @@ TEST_F(ModelCliTest, TrainsResumesEvaluatesGeneratesAndBenchmarks) {
       << bench.out;
 }
 
-// A number field of one row line of eval --json.
-double Field(const std::string& row, const std::string& key) {
-  const std::string tag = "\"" + key + "\": ";
-  const size_t at = row.find(tag);
-  if (at == std::string::npos) return std::nan("");
-  return std::stod(row.substr(at + tag.size()));
-}
-
-// The row lines of an eval --json file.
-std::vector<std::string> RowLines(const std::string& json) {
-  std::vector<std::string> rows;
-  std::istringstream in(json);
-  for (std::string line; std::getline(in, line);) {
-    if (line.find("\"checkpoint\"") != std::string::npos) rows.push_back(line);
-  }
-  return rows;
+// A number member of one row of eval --json.
+double Field(const Json& row, const std::string& key) {
+  return row.at(key).get<double>();
 }
 
 // The retrofit: a model trained without memory, trained on with it. Its
@@ -222,12 +219,10 @@ TEST_F(ModelCliTest, RetrofitStartsFromAMemorylessModel) {
                        " --data " + dir_.path() + " --holdout 500");
   ASSERT_EQ(eval.status, 0) << eval.out;
   // Rows: xl at 0 and 256, retro at 0, 256, and 256 without age penalty.
-  const std::string rows = Read(json), key = "\"bits_per_byte\": ";
+  const std::string rows = Read(json);
   std::vector<double> bits;
-  for (size_t at = rows.find(key); at != std::string::npos;
-       at = rows.find(key, at + 1)) {
-    const size_t from = at + key.size();
-    bits.push_back(std::stod(rows.substr(from, rows.find(',', from) - from)));
+  for (const Json& row : EvalRows(json)) {
+    bits.push_back(Field(row, "bits_per_byte"));
   }
   ASSERT_EQ(bits.size(), 5u) << rows;
   EXPECT_NEAR(bits[2], bits[0], 1e-6) << rows;           // the same weights
@@ -241,7 +236,7 @@ TEST_F(ModelCliTest, RetrofitStartsFromAMemorylessModel) {
                         dir_.path() + " --holdout 500");
   ASSERT_EQ(fewer.status, 0) << fewer.out;
   EXPECT_EQ(fewer.out.find("no age penalty"), std::string::npos) << fewer.out;
-  EXPECT_EQ(RowLines(Read(json)).size(), 4u) << Read(json);
+  EXPECT_EQ(EvalRows(json).size(), 4u) << Read(json);
 }
 
 // Directory documents: the corpus listing against the joined lengths
@@ -272,9 +267,7 @@ TEST_F(ModelCliTest, DirectoryDocumentsThroughASpawnedServer) {
   ASSERT_EQ(corpus.status, 0) << corpus.out;
   for (const auto& [name, bytes] : joined) {
     EXPECT_NE(
-        corpus.out.find("3 files " +
-                        std::string(11 - std::to_string(bytes).size(), ' ') +
-                        std::to_string(bytes) + " bytes  " + name),
+        corpus.out.find(absl::StrFormat("3 files %11d bytes  %s", bytes, name)),
         std::string::npos)
         << name << "\n"
         << corpus.out;
@@ -300,12 +293,11 @@ TEST_F(ModelCliTest, DirectoryDocumentsThroughASpawnedServer) {
   ASSERT_EQ(approximate.status, 0) << approximate.out;
   EXPECT_NE(approximate.out.find("memory 256 approximate"), std::string::npos)
       << approximate.out;
-  const std::vector<std::string> a = RowLines(Read(local)),
-                                 b = RowLines(Read(remote));
+  const Json a = EvalRows(local), b = EvalRows(remote);
   ASSERT_EQ(a.size(), 2u);
   ASSERT_EQ(b.size(), 2u);
-  EXPECT_NE(b[1].find("\"approximate\": true"), std::string::npos) << b[1];
-  EXPECT_NE(a[1].find("\"approximate\": false"), std::string::npos) << a[1];
+  EXPECT_EQ(b[1].at("approximate"), true) << b[1];
+  EXPECT_EQ(a[1].at("approximate"), false) << a[1];
   for (size_t i = 0; i < 2; ++i) {
     EXPECT_NEAR(Field(a[i], "bits_per_byte"), Field(b[i], "bits_per_byte"),
                 1e-4)
@@ -333,10 +325,13 @@ TEST_F(ModelCliTest, BadFlagsAreNamed) {
   r = Model("train --out " + dir_.Sub("x") + " --mix sometimes" + shape_);
   EXPECT_EQ(r.status, 2);
   EXPECT_NE(r.out.find("--mix"), std::string::npos) << r.out;
+  // eval takes the corpus's flags (not the shape's: --layers is unknown
+  // to it).
+  const std::string corpus = " --data " + dir_.path() + " --holdout 500";
   for (const std::string flag :
        {"--documents folders", "--index fuzzy", "--index approximate",
         "--min-bytes 10 --max-bytes 5"}) {
-    r = Model("eval --checkpoint " + dir_.Sub("x") + " " + flag + shape_);
+    r = Model("eval --checkpoint " + dir_.Sub("x") + " " + flag + corpus);
     EXPECT_EQ(r.status, 2) << flag;
     EXPECT_NE(r.out.find(flag.substr(0, flag.find(' '))), std::string::npos)
         << flag << ": " << r.out;

@@ -12,12 +12,13 @@
 #include <cmath>
 #include <cstdio>
 #include <fstream>
+#include <optional>
 #include <random>
 #include <string>
 #include <thread>
 #include <vector>
 
-#include "absl/strings/numbers.h"
+#include "base/flags.h"
 #include "base/temp_dir.h"
 #include "client/memory_client.h"
 #include "tests/support/proc_status.h"
@@ -175,27 +176,24 @@ TEST(SoakTest, BoundedLoadHasNoUnexpectedErrorsAndRssIsFlatAfterWarmUp) {
 }  // namespace knnmem::testing
 
 int main(int argc, char** argv) {
-  ::testing::InitGoogleTest(&argc, argv);
+  ::testing::InitGoogleTest(&argc, argv);  // takes gtest's own flags out
   knnmem::testing::SoakConfig config;
-  for (int i = 1; i + 1 < argc; i += 2) {
-    const std::string flag = argv[i];
-    double value = 0;
-    if (!absl::SimpleAtod(argv[i + 1], &value) || value <= 0) {
-      std::fprintf(stderr, "soak: bad value for %s\n", flag.c_str());
-      return 2;
-    }
-    if (flag == "--seconds") {
-      config.seconds = value;
-    } else if (flag == "--minutes") {
-      config.seconds = value * 60;
-    } else if (flag == "--clients") {
-      config.clients = static_cast<int>(value);
-    } else {
-      std::fprintf(stderr,
-                   "usage: soak [--seconds N | --minutes N] [--clients N]\n");
-      return 2;
-    }
+  double minutes = 0;
+  bool help = false;
+  knnmem::FlagSet flags;
+  flags.Double("seconds", &config.seconds, "N", "how long the load runs")
+      .Positive();
+  flags.Double("minutes", &minutes, "N", "the same in minutes (over --seconds)")
+      .Positive()
+      .DefaultText("");
+  flags.Int("clients", &config.clients, "N", "clients, one thread each")
+      .Range(1, 1024);
+  flags.Bool("help", &help, "print this text and exit");
+  if (std::optional<int> status =
+          flags.ParseForMain("soak", "usage: soak [flags]", argc, argv)) {
+    return *status;
   }
+  if (flags.Given("minutes")) config.seconds = minutes * 60;
   knnmem::testing::g_config = &config;
   return RUN_ALL_TESTS();
 }

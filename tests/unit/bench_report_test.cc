@@ -2,10 +2,15 @@
 // the JSON report (read back by Python's json module).
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
+#include <fstream>
+#include <limits>
+#include <sstream>
 #include <string>
 
 #include "absl/strings/str_cat.h"
+#include "base/json.h"
 #include "base/subprocess.h"
 #include "base/temp_dir.h"
 #include "bench/options.h"
@@ -94,6 +99,14 @@ TEST(BenchOptionsTest, BadFlagsAreNamed) {
   }
 }
 
+TEST(BenchOptionsTest, HelpDocumentsEveryFlag) {
+  const std::string help = BenchHelp();
+  BenchOptions defaults;
+  for (const FlagSet::Registered& flag : BenchFlags(&defaults).registered()) {
+    EXPECT_NE(help.find("\n  --" + flag.name), std::string::npos) << flag.name;
+  }
+}
+
 Result Row(const std::string& workload, const std::string& system,
            double median, const std::string& variant = "") {
   Result r;
@@ -135,14 +148,23 @@ TEST(BenchReportTest, RatiosCompareKnnmemWithItsPeersOnTheSameWorkload) {
 
 TEST(BenchReportTest, JsonIsValidAndEscapesEveryString) {
   Report report;
-  const std::string odd = "quote \" backslash \\ newline \n tab \t bell \a";
+  // Strings the writer must escape, and numbers that are not finite (the
+  // old writer wrote an infinite ratio as inf and a NaN load as nan: not
+  // JSON).
+  const std::string odd =
+      "quote \" backslash \\ newline \n tab \t bell \a \x01 caf\xC3\xA9";
   Result r = Row("W-append", "knnmem", 0.25, odd);
   r.note = odd;
   r.vectors_per_second = 1e6;
+  r.p99_seconds = 1.0 / 3;  // 9 significant digits: 0.333333333
+  r.ratios.emplace_back("knnmem_over_rocksdb_throughput",
+                        std::numeric_limits<double>::infinity());
   report.Add(r);
   Machine m;
   m.cpu = "cpu \"x\"";
   m.cores = 2;
+  m.load_at_end = std::nan("");
+  m.server_command = "/opt/knnmem server --data-dir 'a b'";
   TempDir dir;
   const std::string path = dir.Sub("bench.json");
   ASSERT_TRUE(report.WriteJson(path, m, RunSettings()).ok());
@@ -151,17 +173,35 @@ TEST(BenchReportTest, JsonIsValidAndEscapesEveryString) {
   absl::StatusOr<CommandResult> read = RunCommand(
       {"python3", "-c",
        "import json, sys\n"
-       "rows = json.load(open(sys.argv[1]))\n"
+       "rows = json.load(open(sys.argv[1], encoding='utf-8'))\n"
        "assert len(rows) == 1, rows\n"
        "r = rows[0]\n"
-       "sys.stdout.write('|'.join([r['variant'], r['note'], r['workload'],\n"
-       "    repr(r['median_seconds']), repr(r['vectors_per_second'])]))\n",
+       "sys.stdout.buffer.write('|'.join([r['variant'], r['note'],\n"
+       "    r['workload'], r['machine']['cpu'],\n"
+       "    r['machine']['server_command'], repr(r['median_seconds']),\n"
+       "    repr(r['p99_seconds']), repr(r['vectors_per_second']),\n"
+       "    repr(r['knnmem_over_rocksdb_throughput']),\n"
+       "    repr(r['machine']['load_at_end'])]).encode('utf-8'))\n",
        path},
       /*merge_stderr=*/true);
   ASSERT_TRUE(read.ok()) << read.status();
   EXPECT_EQ(read->exit_code, 0) << read->output;
-  EXPECT_EQ(read->output,
-            absl::StrCat(odd, "|", odd, "|W-append|0.25|1000000"));
+  EXPECT_EQ(
+      read->output,
+      absl::StrCat(odd, "|", odd, "|W-append|cpu \"x\"|", m.server_command,
+                   "|0.25|0.333333333|1000000.0|None|None"));
+  // One row per line, and the same through base/json.
+  std::ifstream in(path);
+  std::stringstream text;
+  text << in.rdbuf();
+  const std::string json = text.str();
+  EXPECT_EQ(std::count(json.begin(), json.end(), '\n'), 3) << json;
+  absl::StatusOr<Json> rows = ParseJson(json);
+  ASSERT_TRUE(rows.ok()) << rows.status();
+  ASSERT_EQ(rows->size(), 1u);
+  std::string note;
+  ASSERT_TRUE(ReadMember((*rows)[0], "note", &note).ok());
+  EXPECT_EQ(note, odd);
 }
 
 }  // namespace
