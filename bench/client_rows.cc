@@ -7,16 +7,16 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
+#include "base/status_macros.h"
 #include "bench/decode.h"
 #include "bench/knnmem_calls.h"
 #include "bench/stats.h"
-#include "bench/status_macros.h"
 #include "client/decode_step.h"
 #include "client/memory_client.h"
 
 namespace knnmem::bench {
 
-absl::Status RunClientRows(ShardedClient& client, int reps,
+absl::Status RunClientRows(client::ShardedClient& client, int reps,
                            const std::string& stream_prefix, Report& report,
                            std::vector<std::string>* created) {
   constexpr int kHeads = 8, kDim = 128, kRows = 512;
@@ -27,25 +27,25 @@ absl::Status RunClientRows(ShardedClient& client, int reps,
   spec.set_key_dim(kDim);
   spec.set_value_dim(kDim);
   spec.set_capacity(uint64_t{1} << 20);
-  BENCH_RETURN_IF_ERROR(CreateFreshStream(client, id, spec));
+  RETURN_IF_ERROR(CreateFreshStream(client, id, spec));
   created->push_back(id);
   std::mt19937 rng(7);
   std::uniform_real_distribution<float> uniform(-1, 1);
   std::vector<float> keys(kRows * kHeads * kDim), values(keys.size());
   for (float& x : keys) x = uniform(rng);
   for (float& x : values) x = uniform(rng);
-  MemoryClient& c = client.For(id);
+  client::MemoryClient& c = client.For(id);
   int64_t next = 0;
   Progress("W-client: the C++ client's 512-row Appends");
-  BENCH_ASSIGN_OR_RETURN(
-      Samples appends, Measure(1, reps, [&]() -> absl::Status {
-        BENCH_ASSIGN_OR_RETURN(v1::AppendRequest req,
-                               knnmem::MakeAppendRequest(
-                                   id, 0, next, keys, values, kRows, kHeads));
-        BENCH_RETURN_IF_ERROR(c.Append(std::move(req)).status());
-        next += kRows;
-        return absl::OkStatus();
-      }));
+  ASSIGN_OR_RETURN(Samples appends, Measure(1, reps, [&]() -> absl::Status {
+                     ASSIGN_OR_RETURN(
+                         v1::AppendRequest req,
+                         knnmem::client::MakeAppendRequest(
+                             id, 0, next, keys, values, kRows, kHeads));
+                     RETURN_IF_ERROR(c.Append(std::move(req)).status());
+                     next += kRows;
+                     return absl::OkStatus();
+                   }));
   Result a;
   a.workload = "W-client";
   a.system = "knnmem";
@@ -70,7 +70,7 @@ absl::Status RunClientRows(ShardedClient& client, int reps,
   config.stream_prefix = stream_prefix + ".client";
   config.time_request = true;
   Report decode;
-  BENCH_RETURN_IF_ERROR(RunDecode(client, config, decode, created));
+  RETURN_IF_ERROR(RunDecode(client, config, decode, created));
   for (Result r : decode.results()) {
     if (r.system != "knnmem") continue;
     r.workload = "W-client";
@@ -117,13 +117,13 @@ std::vector<float> UniformRows(std::mt19937& rng, int64_t rows) {
 
 }  // namespace
 
-absl::Status ServeClientRows(ShardedClient& client,
+absl::Status ServeClientRows(client::ShardedClient& client,
                              const std::string& stream_prefix, std::FILE* in,
                              std::FILE* out,
                              std::vector<std::string>* created) {
   std::mt19937 rng(7);
   const std::string append_id = stream_prefix + ".paired-append";
-  BENCH_RETURN_IF_ERROR(
+  RETURN_IF_ERROR(
       CreateFreshStream(client, append_id, PairedSpec(uint64_t{1} << 20)));
   created->push_back(append_id);
   const std::vector<float> keys = UniformRows(rng, kPairedRows);
@@ -133,23 +133,22 @@ absl::Status ServeClientRows(ShardedClient& client,
   std::vector<std::string> ids;
   for (int s = 0; s < kPairedStreams; ++s) {
     ids.push_back(absl::StrCat(stream_prefix, ".paired-decode-", s));
-    BENCH_RETURN_IF_ERROR(
+    RETURN_IF_ERROR(
         CreateFreshStream(client, ids.back(), PairedSpec(kPairedEntries)));
     created->push_back(ids.back());
     for (int64_t first = 0; first < kPairedEntries; first += kPairedRows) {
       const std::vector<float> rows = UniformRows(rng, kPairedRows);
-      BENCH_ASSIGN_OR_RETURN(
+      ASSIGN_OR_RETURN(
           v1::AppendRequest req,
-          knnmem::MakeAppendRequest(ids.back(), 0, first, rows, rows,
-                                    kPairedRows, kPairedHeads));
-      BENCH_RETURN_IF_ERROR(
-          client.For(ids.back()).Append(std::move(req)).status());
+          knnmem::client::MakeAppendRequest(ids.back(), 0, first, rows, rows,
+                                            kPairedRows, kPairedHeads));
+      RETURN_IF_ERROR(client.For(ids.back()).Append(std::move(req)).status());
     }
   }
   // The steps (as Python's knnmem.Step objects) are made once; each call
   // builds its request from them.
   std::vector<std::vector<float>> queries;
-  std::vector<StepInput> steps(kPairedStreams);
+  std::vector<client::Step> steps(kPairedStreams);
   for (int s = 0; s < kPairedStreams; ++s) {
     queries.push_back(UniformRows(rng, 1));
     steps[s].stream_id = ids[s];
@@ -157,11 +156,11 @@ absl::Status ServeClientRows(ShardedClient& client,
     steps[s].key_dim = steps[s].value_dim = kPairedDim;
     steps[s].queries = queries.back();
   }
-  StepParams params;
+  client::StepParams params;
   params.k = kPairedK;
 
-  MemoryClient& appender = client.For(append_id);
-  MemoryClient& decoder = client.At(0);
+  client::MemoryClient& appender = client.For(append_id);
+  client::MemoryClient& decoder = client.At(0);
   int64_t next = 0;
   std::fputs("ready\n", out);
   std::fflush(out);
@@ -172,19 +171,18 @@ absl::Status ServeClientRows(ShardedClient& client,
     const double cpu = CpuSeconds();
     if (command == "append") {
       const double start = NowSeconds();
-      BENCH_ASSIGN_OR_RETURN(
+      ASSIGN_OR_RETURN(
           v1::AppendRequest req,
-          knnmem::MakeAppendRequest(append_id, 0, next, keys, values,
-                                    kPairedRows, kPairedHeads));
-      BENCH_RETURN_IF_ERROR(appender.Append(std::move(req)).status());
+          knnmem::client::MakeAppendRequest(append_id, 0, next, keys, values,
+                                            kPairedRows, kPairedHeads));
+      RETURN_IF_ERROR(appender.Append(std::move(req)).status());
       seconds = NowSeconds() - start;
       next += kPairedRows;
     } else if (command == "decode") {
       const double start = NowSeconds();
-      BENCH_ASSIGN_OR_RETURN(v1::DecodeStepRequest req,
-                             MakeDecodeStepRequest(steps, params));
-      BENCH_ASSIGN_OR_RETURN(v1::DecodeStepResponse resp,
-                             decoder.DecodeStep(req));
+      ASSIGN_OR_RETURN(v1::DecodeStepRequest req,
+                       client::MakeDecodeStepRequest(steps, params));
+      ASSIGN_OR_RETURN(v1::DecodeStepResponse resp, decoder.DecodeStep(req));
       for (const v1::StreamStepResult& r : resp.results()) {
         if (r.code() != 0) {
           return absl::Status(

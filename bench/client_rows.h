@@ -21,7 +21,7 @@
 
 namespace knnmem::bench {
 
-absl::Status RunClientRows(ShardedClient& client, int reps,
+absl::Status RunClientRows(client::ShardedClient& client, int reps,
                            const std::string& stream_prefix, Report& report,
                            std::vector<std::string>* created);
 
@@ -39,7 +39,7 @@ absl::Status RunClientRows(ShardedClient& client, int reps,
 // end of `in`; any other command, or a failed call, ends it with an error.
 // One server: every stream is placed by `client`, the DecodeStep goes to
 // client.At(0).
-absl::Status ServeClientRows(ShardedClient& client,
+absl::Status ServeClientRows(client::ShardedClient& client,
                              const std::string& stream_prefix, std::FILE* in,
                              std::FILE* out, std::vector<std::string>* created);
 

@@ -14,10 +14,10 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "base/stable_hash.h"
+#include "base/status_macros.h"
 #include "bench/decode_peers.h"
 #include "bench/knnmem_calls.h"
 #include "bench/stats.h"
-#include "bench/status_macros.h"
 #include "client/memory_client.h"
 #include "proto/tensor_codec.h"
 
@@ -198,7 +198,7 @@ double EntriesRead(const DecodeShape& shape, const DecodeConfig& config) {
 
 class DecodeRun {
  public:
-  DecodeRun(ShardedClient& client, const DecodeConfig& config,
+  DecodeRun(client::ShardedClient& client, const DecodeConfig& config,
             const DecodeShape& shape, Report& report)
       : client_(client),
         config_(config),
@@ -213,12 +213,12 @@ class DecodeRun {
                                   DTypeName(shape_.dtype), "-", shape_.entries,
                                   shape_.approximate ? "a" : "e", "-", s));
     }
-    BENCH_RETURN_IF_ERROR(Fill(created));
+    RETURN_IF_ERROR(Fill(created));
     for (int b : shape_.streams) {
-      BENCH_RETURN_IF_ERROR(Measure(b, b == most));
+      RETURN_IF_ERROR(Measure(b, b == most));
     }
     for (const std::string& id : ids_) {
-      BENCH_RETURN_IF_ERROR(client_.DeleteStream(id));
+      RETURN_IF_ERROR(client_.DeleteStream(id));
     }
     return absl::OkStatus();
   }
@@ -231,17 +231,17 @@ class DecodeRun {
         ids_.size(), shape_.approximate ? "APPROXIMATE" : "EXACT",
         shape_.entries, DTypeName(shape_.dtype)));
     for (size_t s = 0; s < ids_.size(); ++s) {
-      BENCH_RETURN_IF_ERROR(CreateFreshStream(client_, ids_[s], spec));
+      RETURN_IF_ERROR(CreateFreshStream(client_, ids_[s], spec));
       created->push_back(ids_[s]);
-      MemoryClient& c = client_.For(ids_[s]);
+      client::MemoryClient& c = client_.For(ids_[s]);
       for (int64_t p = 0; p < shape_.entries; p += kBatchRows) {
         const int64_t rows = std::min<int64_t>(kBatchRows, shape_.entries - p);
-        BENCH_ASSIGN_OR_RETURN(
+        ASSIGN_OR_RETURN(
             v1::AppendRequest req,
-            MakeAppendRequest(ids_[s], 0, p, data_.Keys(s, p, rows),
-                              data_.Values(s, p, rows), rows, kHeads,
-                              shape_.dtype));
-        BENCH_RETURN_IF_ERROR(c.Append(std::move(req)).status());
+            client::MakeAppendRequest(ids_[s], 0, p, data_.Keys(s, p, rows),
+                                      data_.Values(s, p, rows), rows, kHeads,
+                                      shape_.dtype));
+        RETURN_IF_ERROR(c.Append(std::move(req)).status());
       }
       next_.push_back(shape_.entries);
     }
@@ -257,8 +257,7 @@ class DecodeRun {
     }
     const int64_t want = past_tail / 8192 * 8192;
     for (const std::string& id : ids_) {
-      BENCH_RETURN_IF_ERROR(
-          AwaitIndexed(client_.For(id), id, want, "W-decode"));
+      RETURN_IF_ERROR(AwaitIndexed(client_.For(id), id, want, "W-decode"));
     }
     return absl::OkStatus();
   }
@@ -289,7 +288,7 @@ class DecodeRun {
   absl::StatusOr<v1::DecodeStepRequest> StepRequest(const StepVectors& in,
                                                     bool append) const {
     const int b = static_cast<int>(in.q.size());
-    std::vector<StepInput> steps(b);
+    std::vector<client::Step> steps(b);
     for (int s = 0; s < b; ++s) {
       steps[s].stream_id = ids_[s];
       steps[s].heads = kHeads;
@@ -301,10 +300,10 @@ class DecodeRun {
         steps[s].values = in.v[s];
       }
     }
-    StepParams params;
+    client::StepParams params;
     params.k = kK;
     params.wire_dtype = shape_.dtype;
-    return MakeDecodeStepRequest(steps, params);
+    return client::MakeDecodeStepRequest(steps, params);
   }
 
   // Sends DecodeSteps of `b` streams; every step's result must be OK. The
@@ -312,14 +311,13 @@ class DecodeRun {
   // request from the vectors (the vectors are made untimed).
   absl::StatusOr<Samples> TimeSteps(int b, bool append) {
     Samples samples;
-    MemoryClient& c = client_.At(0);
+    client::MemoryClient& c = client_.At(0);
     for (int i = 0; i < kWarmups + config_.steps; ++i) {
       const StepVectors in = Vectors(b, step_++, append);
       const double building = NowSeconds();
-      BENCH_ASSIGN_OR_RETURN(v1::DecodeStepRequest req,
-                             StepRequest(in, append));
+      ASSIGN_OR_RETURN(v1::DecodeStepRequest req, StepRequest(in, append));
       const double start = config_.time_request ? building : NowSeconds();
-      BENCH_ASSIGN_OR_RETURN(v1::DecodeStepResponse resp, c.DecodeStep(req));
+      ASSIGN_OR_RETURN(v1::DecodeStepResponse resp, c.DecodeStep(req));
       const double seconds = NowSeconds() - start;
       for (const v1::StreamStepResult& r : resp.results()) {
         if (r.code() != 0) {
@@ -349,7 +347,7 @@ class DecodeRun {
       ++step_;
       const double start = NowSeconds();
       for (int s = 0; s < b; ++s) {
-        BENCH_RETURN_IF_ERROR(client_.For(ids_[s]).Attend(reqs[s]).status());
+        RETURN_IF_ERROR(client_.For(ids_[s]).Attend(reqs[s]).status());
       }
       if (i >= kWarmups) samples.Add(NowSeconds() - start);
     }
@@ -396,7 +394,7 @@ class DecodeRun {
         shape_.approximate ? "; bytes estimated from nprobe/nlist" : "");
     report_.Add(f);
 
-    BENCH_ASSIGN_OR_RETURN(Samples plain, TimeSteps(b, false));
+    ASSIGN_OR_RETURN(Samples plain, TimeSteps(b, false));
     Result r = Row("knnmem", name, plain, b);
     r.bytes = key_bytes;
     r.ratios.emplace_back("over_floor", plain.Median() / floor);
@@ -404,11 +402,11 @@ class DecodeRun {
         "one DecodeStep: one query per head per stream, k = 32; "
         "vectors/s column = stream-tokens per second";
     if (shape_.approximate) {
-      BENCH_ASSIGN_OR_RETURN(const double recall, Recall(b));
+      ASSIGN_OR_RETURN(const double recall, Recall(b));
       r.recall_at_k = recall;
     }
     if (shape_.with_append) {
-      BENCH_ASSIGN_OR_RETURN(Samples appending, TimeSteps(b, true));
+      ASSIGN_OR_RETURN(Samples appending, TimeSteps(b, true));
       Result a = Row("knnmem", name + " +append", appending, b);
       a.ratios.emplace_back("p99_over_plain_p99",
                             appending.P99() / plain.P99());
@@ -420,7 +418,7 @@ class DecodeRun {
       report_.Add(a);
     }
     if (shape_.sequential && (largest || b == 32)) {
-      BENCH_ASSIGN_OR_RETURN(Samples sequential, TimeSequential(b));
+      ASSIGN_OR_RETURN(Samples sequential, TimeSequential(b));
       Result q = Row("knnmem", name + " sequential", sequential, b);
       q.note = absl::StrFormat("%d Attend calls one after the other", b);
       r.ratios.emplace_back("batched_speedup_over_sequential",
@@ -428,7 +426,7 @@ class DecodeRun {
       report_.Add(q);
     }
     if (shape_.peers) {
-      BENCH_RETURN_IF_ERROR(MeasurePeers(b, plain.Median(), &r));
+      RETURN_IF_ERROR(MeasurePeers(b, plain.Median(), &r));
     }
     report_.Add(r);
     return absl::OkStatus();
@@ -451,8 +449,7 @@ class DecodeRun {
           std::memcpy(head.data() + r * kDim,
                       keys.data() + (r * kHeads + h) * kDim, kDim * 4);
         }
-        BENCH_RETURN_IF_ERROR(
-            peer.Add(s * kHeads + h, head.data(), shape_.entries));
+        RETURN_IF_ERROR(peer.Add(s * kHeads + h, head.data(), shape_.entries));
       }
     }
     return absl::OkStatus();
@@ -475,8 +472,8 @@ class DecodeRun {
         }
       }
       const double start = NowSeconds();
-      BENCH_ASSIGN_OR_RETURN(std::vector<int64_t> labels,
-                             peer.Search(indexes, queries, kK));
+      ASSIGN_OR_RETURN(std::vector<int64_t> labels,
+                       peer.Search(indexes, queries, kK));
       if (i >= kWarmups) samples.Add(NowSeconds() - start);
       if (i == kWarmups && first_labels != nullptr) *first_labels = labels;
     }
@@ -490,10 +487,9 @@ class DecodeRun {
         held < b ? absl::StrFormat("; %d streams held, cycled", held) : "";
     Progress(absl::StrFormat("W-decode: FAISS peers, %d streams held", held));
     DecodePeer flat(DecodePeer::Kind::kFlat, held * kHeads, kDim);
-    BENCH_RETURN_IF_ERROR(Build(flat, held));
+    RETURN_IF_ERROR(Build(flat, held));
     std::vector<int64_t> truth;
-    BENCH_ASSIGN_OR_RETURN(Samples flat_samples,
-                           TimePeer(flat, b, held, &truth));
+    ASSIGN_OR_RETURN(Samples flat_samples, TimePeer(flat, b, held, &truth));
     Result f = Row("faiss-flat", name, flat_samples, b);
     f.note =
         "IndexFlatIP per (stream, head), float32, one query each, in "
@@ -507,10 +503,9 @@ class DecodeRun {
     DecodePeer ivf(DecodePeer::Kind::kIvf, held * kHeads, kDim,
                    static_cast<int>(config_.nlist),
                    static_cast<int>(config_.nprobe));
-    BENCH_RETURN_IF_ERROR(Build(ivf, held));
+    RETURN_IF_ERROR(Build(ivf, held));
     std::vector<int64_t> labels;
-    BENCH_ASSIGN_OR_RETURN(Samples ivf_samples,
-                           TimePeer(ivf, b, held, &labels));
+    ASSIGN_OR_RETURN(Samples ivf_samples, TimePeer(ivf, b, held, &labels));
     Result v = Row("faiss-ivf", name, ivf_samples, b);
     v.recall_at_k = Overlap(truth, labels);
     v.note = absl::StrFormat(
@@ -524,7 +519,7 @@ class DecodeRun {
     Progress("W-decode: building HNSW (M = 15) per (stream, head)");
     DecodePeer hnsw(DecodePeer::Kind::kHnsw, held * kHeads, kDim);
     const double build_start = NowSeconds();
-    BENCH_RETURN_IF_ERROR(Build(hnsw, held));
+    RETURN_IF_ERROR(Build(hnsw, held));
     const double build = NowSeconds() - build_start;
     // The smallest efSearch with recall@32 >= 0.95 against the flat index.
     Samples hnsw_samples;
@@ -532,7 +527,7 @@ class DecodeRun {
     int ef = 32;
     for (; ef <= 1024; ef *= 2) {
       hnsw.set_ef_search(ef);
-      BENCH_ASSIGN_OR_RETURN(hnsw_samples, TimePeer(hnsw, b, held, &labels));
+      ASSIGN_OR_RETURN(hnsw_samples, TimePeer(hnsw, b, held, &labels));
       recall = Overlap(truth, labels);
       if (recall >= 0.95) break;
     }
@@ -577,9 +572,9 @@ class DecodeRun {
                                           {1, kHeads, kDim}, DType::kFloat32);
       for (bool exact : {true, false}) {
         req.set_exact(exact);
-        BENCH_ASSIGN_OR_RETURN(v1::SearchResponse resp,
-                               client_.For(ids_[s]).Search(req));
-        BENCH_ASSIGN_OR_RETURN(Neighbours n, DecodeNeighbours(resp));
+        ASSIGN_OR_RETURN(v1::SearchResponse resp,
+                         client_.For(ids_[s]).Search(req));
+        ASSIGN_OR_RETURN(client::Neighbours n, client::DecodeNeighbours(resp));
         std::vector<int64_t>& out = exact ? truth : found;
         out.insert(out.end(), n.positions.begin(), n.positions.end());
       }
@@ -587,7 +582,7 @@ class DecodeRun {
     return Overlap(truth, found);
   }
 
-  ShardedClient& client_;
+  client::ShardedClient& client_;
   const DecodeConfig& config_;
   const DecodeShape& shape_;
   Report& report_;
@@ -628,8 +623,9 @@ std::vector<DecodeShape> DefaultDecodeShapes(bool quick) {
   };
 }
 
-absl::Status RunDecode(ShardedClient& client, const DecodeConfig& config,
-                       Report& report, std::vector<std::string>* created) {
+absl::Status RunDecode(client::ShardedClient& client,
+                       const DecodeConfig& config, Report& report,
+                       std::vector<std::string>* created) {
   for (const DecodeShape& shape : config.shapes) {
     DecodeRun run(client, config, shape, report);
     std::vector<std::string> ids;

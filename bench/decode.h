@@ -62,8 +62,9 @@ struct DecodeConfig {
 // small ones with `quick`.
 std::vector<DecodeShape> DefaultDecodeShapes(bool quick);
 
-absl::Status RunDecode(ShardedClient& client, const DecodeConfig& config,
-                       Report& report, std::vector<std::string>* created);
+absl::Status RunDecode(client::ShardedClient& client,
+                       const DecodeConfig& config, Report& report,
+                       std::vector<std::string>* created);
 
 }  // namespace knnmem::bench
 

@@ -7,8 +7,8 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "base/status_macros.h"
 #include "bench/stats.h"
-#include "bench/status_macros.h"
 
 namespace knnmem::bench {
 
@@ -24,7 +24,8 @@ v1::StreamSpec BenchSpec(const Shape& shape, uint64_t capacity, DType storage) {
   return spec;
 }
 
-absl::Status CreateFreshStream(ShardedClient& client, const std::string& id,
+absl::Status CreateFreshStream(client::ShardedClient& client,
+                               const std::string& id,
                                const v1::StreamSpec& spec) {
   const std::string where = ServerLabel(client.ServerOf(id));
   absl::StatusOr<v1::CreateStreamResponse> created =
@@ -38,7 +39,7 @@ absl::Status CreateFreshStream(ShardedClient& client, const std::string& id,
                      absl::StrCat("ResetStream '", id, "' on ", where));
 }
 
-std::string ServerLabel(const ServerAddress& server) {
+std::string ServerLabel(const client::ServerAddress& server) {
   return server.name == server.address
              ? server.address
              : absl::StrCat(server.name, "=", server.address);
@@ -90,7 +91,8 @@ v1::AttendRequest MakeAttendRequest(const std::string& id,
   return req;
 }
 
-absl::Status AppendChecked(MemoryClient& client, v1::AppendRequest request) {
+absl::Status AppendChecked(client::MemoryClient& client,
+                           v1::AppendRequest request) {
   const std::string what =
       absl::StrCat("Append to '", request.stream_id(), "' at position ",
                    request.first_position());
@@ -118,7 +120,7 @@ absl::Status CheckSearchResponse(const v1::SearchResponse& response,
 
 absl::Status CheckAttendResponse(const v1::AttendResponse& response,
                                  const Shape& shape) {
-  absl::StatusOr<Attention> a = DecodeAttention(response);
+  absl::StatusOr<client::Attention> a = client::DecodeAttention(response);
   if (!a.ok()) return WithContext(a.status(), "Attend");
   if (a->queries != shape.queries || a->heads != shape.heads ||
       a->value_dim != shape.value_dim) {
@@ -134,11 +136,11 @@ absl::Status CheckAttendResponse(const v1::AttendResponse& response,
   return absl::OkStatus();
 }
 
-absl::Status AwaitIndexed(MemoryClient& client, const std::string& id,
+absl::Status AwaitIndexed(client::MemoryClient& client, const std::string& id,
                           int64_t want, const std::string& label) {
   int64_t seen = -1;
   for (double last = NowSeconds(), moved = NowSeconds();;) {
-    BENCH_ASSIGN_OR_RETURN(v1::StreamInfo info, client.GetStream(id));
+    ASSIGN_OR_RETURN(v1::StreamInfo info, client.GetStream(id));
     const int64_t indexed =
         static_cast<int64_t>(info.layers(0).indexed_entries());
     if (indexed >= want) return absl::OkStatus();

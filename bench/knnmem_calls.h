@@ -25,10 +25,11 @@ v1::StreamSpec BenchSpec(const Shape& shape, uint64_t capacity, DType storage);
 // Creates `id` on the server `client` places it on (and pins it there); if it
 // already exists with the same spec (a rerun against --server), resets it so
 // that positions start at 0. Later calls on `id` go to client.For(id).
-absl::Status CreateFreshStream(ShardedClient& client, const std::string& id,
+absl::Status CreateFreshStream(client::ShardedClient& client,
+                               const std::string& id,
                                const v1::StreamSpec& spec);
 // "NAME=HOST:PORT", or HOST:PORT when the name is the address.
-std::string ServerLabel(const ServerAddress& server);
+std::string ServerLabel(const client::ServerAddress& server);
 
 // Rows [position, position + rows) sent as `wire` at layer 0, sync = false.
 v1::AppendRequest MakeAppendRequest(const std::string& id,
@@ -44,7 +45,8 @@ v1::AttendRequest MakeAttendRequest(const std::string& id,
                                     const BenchData& data);
 
 // Sends `request` and checks the acknowledged next position.
-absl::Status AppendChecked(MemoryClient& client, v1::AppendRequest request);
+absl::Status AppendChecked(client::MemoryClient& client,
+                           v1::AppendRequest request);
 // Checks a Search answer's shape (and that float32 scores are returned).
 absl::Status CheckSearchResponse(const v1::SearchResponse& response,
                                  const Shape& shape);
@@ -55,7 +57,7 @@ absl::Status CheckAttendResponse(const v1::AttendResponse& response,
 // Polls GetStream (every 100 ms) until layer 0 of `id` has at least
 // `want` entries in its APPROXIMATE tier; progress every 10 s under
 // `label`; DEADLINE_EXCEEDED when the count has not moved for 300 s.
-absl::Status AwaitIndexed(MemoryClient& client, const std::string& id,
+absl::Status AwaitIndexed(client::MemoryClient& client, const std::string& id,
                           int64_t want, const std::string& label);
 
 // `status` with "`what`: " in front of its message, code kept.

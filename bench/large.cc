@@ -9,9 +9,9 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "base/status_macros.h"
 #include "bench/knnmem_calls.h"
 #include "bench/stats.h"
-#include "bench/status_macros.h"
 #include "client/memory_client.h"
 
 namespace knnmem::bench {
@@ -81,17 +81,17 @@ v1::StreamSpec Spec(uint64_t entries, bool approximate,
 }
 
 // Appends rows [0, rows) of the data to `id`, one 512-row batch per call.
-absl::Status Fill(MemoryClient& client, const std::string& id,
+absl::Status Fill(client::MemoryClient& client, const std::string& id,
                   const Clustered& keys, int64_t rows, uint64_t seed,
                   Samples* samples) {
   for (int64_t p = 0; p < rows; p += kRows) {
     const std::vector<float> k = keys.Draw(kRows, seed + p);
     const std::vector<float> v = Values(kRows, seed + p + 1);
-    absl::StatusOr<v1::AppendRequest> req =
-        MakeAppendRequest(id, 0, p, k, v, kRows, kHeads, DType::kFloat32);
-    BENCH_RETURN_IF_ERROR(req.status());
+    absl::StatusOr<v1::AppendRequest> req = client::MakeAppendRequest(
+        id, 0, p, k, v, kRows, kHeads, DType::kFloat32);
+    RETURN_IF_ERROR(req.status());
     const double start = NowSeconds();
-    BENCH_RETURN_IF_ERROR(client.Append(*std::move(req)).status());
+    RETURN_IF_ERROR(client.Append(*std::move(req)).status());
     samples->Add(NowSeconds() - start);
     if ((p / kRows) % 256 == 255) {
       Progress(
@@ -116,7 +116,7 @@ Result Row(const std::string& variant, const Samples& s, int64_t entries) {
 
 }  // namespace
 
-absl::Status RunLarge(ShardedClient& client, const LargeConfig& config,
+absl::Status RunLarge(client::ShardedClient& client, const LargeConfig& config,
                       Report& report, std::vector<std::string>* created) {
   const Clustered keys(config.centres, config.seed);
   const int64_t n = config.entries;
@@ -125,33 +125,32 @@ absl::Status RunLarge(ShardedClient& client, const LargeConfig& config,
 
   // Appends with nothing to index: the first 64K rows of an EXACT stream.
   const int64_t plain_rows = std::min<int64_t>(n, 65536);
-  BENCH_RETURN_IF_ERROR(
+  RETURN_IF_ERROR(
       CreateFreshStream(client, exact_id, Spec(plain_rows, false, config)));
   Progress(
       absl::StrFormat("W-large: %d rows into an EXACT stream", plain_rows));
   Samples plain;
-  BENCH_RETURN_IF_ERROR(Fill(client.For(exact_id), exact_id, keys, plain_rows,
-                             config.seed, &plain));
-  BENCH_RETURN_IF_ERROR(client.For(exact_id).DeleteStream(exact_id));
+  RETURN_IF_ERROR(Fill(client.For(exact_id), exact_id, keys, plain_rows,
+                       config.seed, &plain));
+  RETURN_IF_ERROR(client.For(exact_id).DeleteStream(exact_id));
 
-  BENCH_RETURN_IF_ERROR(
-      CreateFreshStream(client, approx_id, Spec(n, true, config)));
+  RETURN_IF_ERROR(CreateFreshStream(client, approx_id, Spec(n, true, config)));
   created->push_back(approx_id);
-  MemoryClient& c = client.For(approx_id);
+  client::MemoryClient& c = client.For(approx_id);
   Progress(absl::StrFormat(
       "W-large: %d rows into an APPROXIMATE stream (nlist %d), indexed "
       "in the background as they arrive",
       n, config.nlist));
   Samples sealing;
-  BENCH_RETURN_IF_ERROR(Fill(c, approx_id, keys, n, config.seed, &sealing));
+  RETURN_IF_ERROR(Fill(c, approx_id, keys, n, config.seed, &sealing));
   const int64_t tail = 16384, chunk = 8192;
   const int64_t want = (n - tail) / chunk * chunk;
   const double wait_start = NowSeconds();
-  BENCH_RETURN_IF_ERROR(AwaitIndexed(c, approx_id, want, "W-large"));
+  RETURN_IF_ERROR(AwaitIndexed(c, approx_id, want, "W-large"));
   const double index_lag = NowSeconds() - wait_start;
   // RAM per stored token per head, tier included, against the issue's
   // bound of 1.1 x 2 x (key_dim + value_dim) bytes in float16.
-  BENCH_ASSIGN_OR_RETURN(v1::StreamInfo indexed_info, c.GetStream(approx_id));
+  ASSIGN_OR_RETURN(v1::StreamInfo indexed_info, c.GetStream(approx_id));
   const double per_token_head =
       static_cast<double>(indexed_info.bytes_in_ram()) /
       (static_cast<double>(indexed_info.layers(0).entries()) * kHeads);
@@ -165,23 +164,23 @@ absl::Status RunLarge(ShardedClient& client, const LargeConfig& config,
   v1::SearchResponse exact, approx;
   req.set_exact(true);
   Progress("W-large: exact Search (every entry scanned)");
-  BENCH_ASSIGN_OR_RETURN(
+  ASSIGN_OR_RETURN(
       Samples exact_samples,
       Measure(1, std::max(1, config.reps - 2), [&]() -> absl::Status {
-        BENCH_ASSIGN_OR_RETURN(exact, c.Search(req));
+        ASSIGN_OR_RETURN(exact, c.Search(req));
         return absl::OkStatus();
       }));
   req.set_exact(false);
   Progress(absl::StrFormat("W-large: approximate Search (nprobe %d)",
                            config.nprobe));
-  BENCH_ASSIGN_OR_RETURN(Samples approx_samples,
-                         Measure(1, config.reps, [&]() -> absl::Status {
-                           BENCH_ASSIGN_OR_RETURN(approx, c.Search(req));
-                           return absl::OkStatus();
-                         }));
+  ASSIGN_OR_RETURN(Samples approx_samples,
+                   Measure(1, config.reps, [&]() -> absl::Status {
+                     ASSIGN_OR_RETURN(approx, c.Search(req));
+                     return absl::OkStatus();
+                   }));
   // Recall@k: the share of the exact top-k positions found, per (q, head).
-  BENCH_ASSIGN_OR_RETURN(Neighbours truth, DecodeNeighbours(exact));
-  BENCH_ASSIGN_OR_RETURN(Neighbours found, DecodeNeighbours(approx));
+  ASSIGN_OR_RETURN(client::Neighbours truth, client::DecodeNeighbours(exact));
+  ASSIGN_OR_RETURN(client::Neighbours found, client::DecodeNeighbours(approx));
   size_t hits = 0;
   for (size_t base = 0; base < truth.positions.size(); base += kK) {
     std::vector<int64_t> want_top(truth.positions.begin() + base,

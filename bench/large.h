@@ -36,7 +36,7 @@ struct LargeConfig {
   std::string stream_prefix;
 };
 
-absl::Status RunLarge(ShardedClient& client, const LargeConfig& config,
+absl::Status RunLarge(client::ShardedClient& client, const LargeConfig& config,
                       Report& report, std::vector<std::string>* created);
 
 }  // namespace knnmem::bench

@@ -1,9 +1,10 @@
 // knnmem-bench: runs the reference workloads against a knnmem-server (a
 // child started on 127.0.0.1:0 in a temp dir, --server HOST:PORT, or several
-// running servers with --servers, streams placed by knnmem::ShardedClient)
-// and measures the peers in-process on the same data; prints a table to
-// stdout and optionally writes JSON. This file holds the flags and the order
-// of the run; see workloads.h, mixed.h and peers.h for what is measured.
+// running servers with --servers, streams placed by
+// knnmem::client::ShardedClient) and measures the peers in-process on the same
+// data; prints a table to stdout and optionally writes JSON. This file holds
+// the flags and the order of the run; see workloads.h, mixed.h and peers.h for
+// what is measured.
 #include <unistd.h>
 
 #include <chrono>
@@ -20,6 +21,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "base/server_child.h"
+#include "base/status_macros.h"
 #include "base/temp_dir.h"
 #include "bench/client_rows.h"
 #include "bench/data.h"
@@ -32,7 +34,6 @@
 #include "bench/real_keys.h"
 #include "bench/report.h"
 #include "bench/stats.h"
-#include "bench/status_macros.h"
 #include "bench/streams.h"
 #include "bench/workloads.h"
 #include "client/memory_client.h"
@@ -46,7 +47,7 @@ namespace {
 constexpr uint32_t kSeed = 20220325;
 
 // Deletes what the run created; the first error is returned.
-absl::Status DeleteStreams(ShardedClient& client,
+absl::Status DeleteStreams(client::ShardedClient& client,
                            const std::vector<std::string>& ids) {
   absl::Status first;
   for (const std::string& id : ids) {
@@ -68,7 +69,7 @@ std::string StreamPrefix() {
 }
 
 // Every workload, in order. `streams` collects what was created.
-absl::Status RunWorkloads(ShardedClient& client, const BenchData& data,
+absl::Status RunWorkloads(client::ShardedClient& client, const BenchData& data,
                           const BenchOptions& options, Report& report,
                           std::vector<std::string>& streams) {
   const std::string prefix = StreamPrefix();
@@ -106,13 +107,13 @@ absl::StatusOr<std::string> ReadFlagFile(const char* flag,
 }
 
 // The client options of --token-file and --tls-ca.
-absl::StatusOr<MemoryClient::Options> ClientOptions(
+absl::StatusOr<client::MemoryClient::Options> ClientOptions(
     const BenchOptions& options) {
-  MemoryClient::Options o;
+  client::MemoryClient::Options o;
   o.deadline = std::chrono::minutes(10);
   if (!options.token_file.empty()) {
-    BENCH_ASSIGN_OR_RETURN(const std::string text,
-                           ReadFlagFile("token-file", options.token_file));
+    ASSIGN_OR_RETURN(const std::string text,
+                     ReadFlagFile("token-file", options.token_file));
     // As the CLI: the file holds the token, surrounding whitespace ignored.
     o.auth_token = std::string(absl::StripAsciiWhitespace(text));
     if (o.auth_token.empty() ||
@@ -125,8 +126,7 @@ absl::StatusOr<MemoryClient::Options> ClientOptions(
     }
   }
   if (!options.tls_ca.empty()) {
-    BENCH_ASSIGN_OR_RETURN(o.tls_root_certs,
-                           ReadFlagFile("tls-ca", options.tls_ca));
+    ASSIGN_OR_RETURN(o.tls_root_certs, ReadFlagFile("tls-ca", options.tls_ca));
     if (o.tls_root_certs.find("-----BEGIN CERTIFICATE-----") ==
         std::string::npos) {
       return absl::InvalidArgumentError(absl::StrCat(
@@ -169,7 +169,7 @@ absl::Status CheckJsonWritable(const std::string& path) {
 }
 
 absl::Status Run(const BenchOptions& options,
-                 const MemoryClient::Options& client_options) {
+                 const client::MemoryClient::Options& client_options) {
   const double start = NowSeconds();
   Machine machine = DetectMachine();
   // The peers use every core, as the server's worker pool does.
@@ -183,7 +183,7 @@ absl::Status Run(const BenchOptions& options,
 
   std::unique_ptr<TempDir> data_dir;
   std::unique_ptr<ServerChild> child;
-  std::vector<ServerAddress> servers = options.servers;
+  std::vector<client::ServerAddress> servers = options.servers;
   if (!options.servers.empty()) {
     machine.server = absl::StrCat("--servers ", options.servers_spec, " (",
                                   servers.size(), " servers)");
@@ -191,7 +191,7 @@ absl::Status Run(const BenchOptions& options,
     servers.push_back({options.server, options.server});
     machine.server = absl::StrCat("--server ", options.server);
   } else {
-    BENCH_ASSIGN_OR_RETURN(data_dir, TempDir::Create("knnmem-bench-data-"));
+    ASSIGN_OR_RETURN(data_dir, TempDir::Create("knnmem-bench-data-"));
     Progress(absl::StrCat("starting ", options.server_binary, " in ",
                           data_dir->path()));
     // Metrics on a free port, so that a server on the default one (make run,
@@ -200,9 +200,8 @@ absl::Status Run(const BenchOptions& options,
     if (ServerHasFlag(options.server_binary, "--metrics-address")) {
       extra_args = {"--metrics-address", "127.0.0.1:0"};
     }
-    BENCH_ASSIGN_OR_RETURN(
-        child, ServerChild::Start(options.server_binary, data_dir->path(),
-                                  extra_args));
+    ASSIGN_OR_RETURN(child, ServerChild::Start(options.server_binary,
+                                               data_dir->path(), extra_args));
     servers.push_back({child->address(), child->address()});
     machine.server = child->ready_line();
     machine.server_command = CommandLine(child->argv());
@@ -215,7 +214,7 @@ absl::Status Run(const BenchOptions& options,
                            "(AVX512_BF16) with float32 rescoring"
                          : "; blocks scored by float32 sgemm (no AVX512_BF16)");
   }
-  for (const ServerAddress& s : servers) {
+  for (const client::ServerAddress& s : servers) {
     machine.servers.push_back(ServerLabel(s));
   }
   if (!options.token_file.empty()) {
@@ -231,7 +230,8 @@ absl::Status Run(const BenchOptions& options,
                    client_options.tls_root_certs.empty() ? "" : ", TLS",
                    client_options.auth_token.empty() ? "" : ", bearer token"));
 
-  auto client = std::make_unique<ShardedClient>(servers, client_options);
+  auto client =
+      std::make_unique<client::ShardedClient>(servers, client_options);
   absl::Status status;
   for (size_t i = 0; i < servers.size() && status.ok(); ++i) {
     status = client->At(i).Health();
@@ -313,7 +313,7 @@ absl::Status Run(const BenchOptions& options,
     child.reset();
   }
   data_dir.reset();
-  BENCH_RETURN_IF_ERROR(status);
+  RETURN_IF_ERROR(status);
   // Its stdout carried the timings: no table.
   if (options.only == "W-client-paired") return absl::OkStatus();
   const bool streams_wanted =
@@ -326,7 +326,7 @@ absl::Status Run(const BenchOptions& options,
     streams_config.streams = options.quick ? 1000 : 10000;
     streams_config.accesses = options.quick ? 500 : 2000;
     streams_config.seed = kSeed;
-    BENCH_RETURN_IF_ERROR(RunStreams(streams_config, client_options, report));
+    RETURN_IF_ERROR(RunStreams(streams_config, client_options, report));
   } else {
     Progress("W-streams: skipped (it starts its own server with a budget)");
   }
@@ -341,7 +341,7 @@ absl::Status Run(const BenchOptions& options,
   std::printf("\nwall time: %.1f s\n", NowSeconds() - start);
   std::fflush(stdout);
   if (!options.json_path.empty()) {
-    BENCH_RETURN_IF_ERROR(report.WriteJson(options.json_path, machine, run));
+    RETURN_IF_ERROR(report.WriteJson(options.json_path, machine, run));
     Progress(absl::StrCat("wrote ", options.json_path));
   }
   return absl::OkStatus();
@@ -370,7 +370,7 @@ int main(int argc, char** argv) {
     return 2;
   }
   // --token-file and --tls-ca are read before the run: exit 2 if unusable.
-  absl::StatusOr<knnmem::MemoryClient::Options> client_options =
+  absl::StatusOr<knnmem::client::MemoryClient::Options> client_options =
       knnmem::bench::ClientOptions(*options);
   if (!client_options.ok()) {
     std::fprintf(stderr, "knnmem-bench: %s\n",

@@ -1,16 +1,15 @@
 #include "bench/mixed.h"
 
-#include <condition_variable>
-#include <mutex>
 #include <thread>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
+#include "base/status_macros.h"
+#include "base/sync.h"
 #include "bench/knnmem_calls.h"
 #include "bench/stats.h"
-#include "bench/status_macros.h"
 
 namespace knnmem::bench {
 namespace {
@@ -22,46 +21,45 @@ class Phase {
 
   // Records `s` as the phase's error (the first one wins) and stops it.
   void Fail(absl::Status s) {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     if (status_.ok()) status_ = std::move(s);
     stop_ = true;
-    cv_.notify_all();
   }
   bool stopped() {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     return stop_;
   }
   // An Attend on `stream` completed: its appender may send one Append.
   void AttendDone(int stream) {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     ++pending_[stream];
-    cv_.notify_all();
   }
   // Every attend thread finished: appenders stop.
   void Finish() {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     stop_ = true;
-    cv_.notify_all();
   }
   // Blocks until an Append is due on `stream` (true) or the phase ended.
   bool AwaitAppend(int stream) {
-    std::unique_lock<std::mutex> lock(mu_);
-    cv_.wait(lock, [&] { return stop_ || pending_[stream] > 0; });
+    MutexLock lock(&mu_);
+    auto due = [this, stream]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+      return stop_ || pending_[stream] > 0;
+    };
+    mu_.Await(absl::Condition(&due));
     if (stop_) return false;
     --pending_[stream];
     return true;
   }
   absl::Status status() {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     return status_;
   }
 
  private:
-  std::mutex mu_;
-  std::condition_variable cv_;
-  std::vector<int> pending_;
-  bool stop_ = false;
-  absl::Status status_;
+  Mutex mu_;
+  std::vector<int> pending_ ABSL_GUARDED_BY(mu_);
+  bool stop_ ABSL_GUARDED_BY(mu_) = false;
+  absl::Status status_ ABSL_GUARDED_BY(mu_);
 };
 
 struct PhaseSamples {
@@ -70,7 +68,7 @@ struct PhaseSamples {
   double wall_seconds = 0;
 };
 
-absl::StatusOr<PhaseSamples> RunPhase(ShardedClient& client,
+absl::StatusOr<PhaseSamples> RunPhase(client::ShardedClient& client,
                                       const BenchData& data,
                                       const MixedConfig& config,
                                       const std::vector<std::string>& ids,
@@ -80,7 +78,7 @@ absl::StatusOr<PhaseSamples> RunPhase(ShardedClient& client,
   std::vector<Samples> attend(config.attend_threads);
   std::vector<Samples> append(config.streams);
   std::vector<v1::AttendRequest> requests;
-  std::vector<MemoryClient*> clients;  // of each stream's server
+  std::vector<client::MemoryClient*> clients;  // of each stream's server
   for (const std::string& id : ids) {
     requests.push_back(MakeAttendRequest(id, data));
     clients.push_back(&client.For(id));
@@ -128,7 +126,7 @@ absl::StatusOr<PhaseSamples> RunPhase(ShardedClient& client,
   for (std::thread& t : readers) t.join();
   phase.Finish();
   for (std::thread& t : appenders) t.join();
-  BENCH_RETURN_IF_ERROR(phase.status());
+  RETURN_IF_ERROR(phase.status());
   PhaseSamples out;
   out.wall_seconds = NowSeconds() - start;
   for (const Samples& s : attend) {
@@ -154,7 +152,7 @@ Result MixedResult(const std::string& variant, const Samples& samples) {
 
 }  // namespace
 
-absl::Status RunMixed(ShardedClient& client, const BenchData& data,
+absl::Status RunMixed(client::ShardedClient& client, const BenchData& data,
                       const MixedConfig& config, Report& report,
                       std::vector<std::string>* created) {
   const Shape& sh = data.shape;
@@ -164,12 +162,12 @@ absl::Status RunMixed(ShardedClient& client, const BenchData& data,
                            config.streams, config.entries));
   for (int s = 0; s < config.streams; ++s) {
     ids.push_back(absl::StrCat(config.stream_prefix, ".mixed", s));
-    BENCH_RETURN_IF_ERROR(CreateFreshStream(
+    RETURN_IF_ERROR(CreateFreshStream(
         client, ids.back(),
         BenchSpec(sh, static_cast<uint64_t>(config.entries), DType::kFloat32)));
     created->push_back(ids.back());
     for (int64_t p = 0; p < config.entries; p += sh.batch_rows) {
-      BENCH_RETURN_IF_ERROR(
+      RETURN_IF_ERROR(
           AppendChecked(client.For(ids.back()),
                         MakeAppendRequest(ids.back(), data, p, sh.batch_rows,
                                           DType::kFloat32)));
@@ -187,7 +185,7 @@ absl::Status RunMixed(ShardedClient& client, const BenchData& data,
                                          "appender threads",
                                          config.streams)
                        : ", nothing else running"));
-      BENCH_ASSIGN_OR_RETURN(
+      ASSIGN_OR_RETURN(
           PhaseSamples phase,
           RunPhase(client, data, config, ids, next_position, with_appends));
       PhaseSamples& total = with_appends ? mixed : alone;

@@ -41,7 +41,7 @@ struct MixedConfig {
   std::string stream_prefix;
 };
 
-absl::Status RunMixed(ShardedClient& client, const BenchData& data,
+absl::Status RunMixed(client::ShardedClient& client, const BenchData& data,
                       const MixedConfig& config, Report& report,
                       std::vector<std::string>* created);
 

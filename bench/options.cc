@@ -129,8 +129,8 @@ absl::StatusOr<BenchOptions> ParseBenchOptions(
   o.server_binary = default_server_binary;
   if (absl::Status s = BenchFlags(&o).Parse(args); !s.ok()) return s;
   if (!o.servers_spec.empty()) {
-    absl::StatusOr<std::vector<ServerAddress>> servers =
-        ParseServerList(o.servers_spec);
+    absl::StatusOr<std::vector<client::ServerAddress>> servers =
+        client::ParseServerList(o.servers_spec);
     if (!servers.ok()) return servers.status();  // names --servers
     o.servers = std::move(*servers);
   }

@@ -21,7 +21,7 @@ struct BenchOptions {
   // --servers LIST (ParseServerList syntax), parsed; empty unless given.
   // Exclusive with `server`.
   std::string servers_spec;
-  std::vector<ServerAddress> servers;
+  std::vector<client::ServerAddress> servers;
   std::string token_file;     // --token-file: the bearer token (whole file)
   std::string tls_ca;         // --tls-ca: PEM of the CA; TLS when set
   std::string server_binary;  // knnmem-server started when `server` is empty

@@ -11,10 +11,10 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
 #include "base/npy.h"
+#include "base/status_macros.h"
 #include "bench/decode_peers.h"
 #include "bench/knnmem_calls.h"
 #include "bench/stats.h"
-#include "bench/status_macros.h"
 #include "client/memory_client.h"
 
 namespace knnmem::bench {
@@ -68,9 +68,9 @@ absl::StatusOr<int64_t> Int(const std::string& path, const std::string& s) {
 
 absl::StatusOr<Dump> LoadDump(const std::string& dir) {
   Dump d;
-  BENCH_ASSIGN_OR_RETURN(d.keys, ReadNpy(dir + "/keys.npy"));
-  BENCH_ASSIGN_OR_RETURN(d.values, ReadNpy(dir + "/values.npy"));
-  BENCH_ASSIGN_OR_RETURN(d.queries, ReadNpy(dir + "/queries.npy"));
+  ASSIGN_OR_RETURN(d.keys, ReadNpy(dir + "/keys.npy"));
+  ASSIGN_OR_RETURN(d.values, ReadNpy(dir + "/values.npy"));
+  ASSIGN_OR_RETURN(d.queries, ReadNpy(dir + "/queries.npy"));
   if (d.keys.shape.size() != 3 || d.values.shape.size() != 3 ||
       d.queries.shape.size() != 3 || d.keys.shape[0] != d.values.shape[0] ||
       d.keys.shape[1] != d.queries.shape[1] ||
@@ -83,23 +83,23 @@ absl::StatusOr<Dump> LoadDump(const std::string& dir) {
   d.key_dim = static_cast<int>(d.keys.shape[2]);
   d.value_dim = static_cast<int>(d.values.shape[2]);
   const std::string docs = dir + "/documents.tsv", calls = dir + "/queries.tsv";
-  BENCH_ASSIGN_OR_RETURN(auto doc_rows, ReadTsv(docs, 3));
+  ASSIGN_OR_RETURN(auto doc_rows, ReadTsv(docs, 3));
   for (const auto& r : doc_rows) {
     DumpDoc doc{r[0]};
-    BENCH_ASSIGN_OR_RETURN(doc.key_row, Int(docs, r[1]));
-    BENCH_ASSIGN_OR_RETURN(doc.keys, Int(docs, r[2]));
+    ASSIGN_OR_RETURN(doc.key_row, Int(docs, r[1]));
+    ASSIGN_OR_RETURN(doc.keys, Int(docs, r[2]));
     if (doc.key_row + doc.keys > d.keys.shape[0]) {
       return absl::InvalidArgumentError(
           absl::StrCat(docs, ": '", doc.name, "' runs past keys.npy"));
     }
     d.documents.push_back(doc);
   }
-  BENCH_ASSIGN_OR_RETURN(auto call_rows, ReadTsv(calls, 4));
+  ASSIGN_OR_RETURN(auto call_rows, ReadTsv(calls, 4));
   for (const auto& r : call_rows) {
     QueryCall c{r[0]};
-    BENCH_ASSIGN_OR_RETURN(c.row, Int(calls, r[1]));
-    BENCH_ASSIGN_OR_RETURN(c.rows, Int(calls, r[2]));
-    BENCH_ASSIGN_OR_RETURN(c.keys_in_memory, Int(calls, r[3]));
+    ASSIGN_OR_RETURN(c.row, Int(calls, r[1]));
+    ASSIGN_OR_RETURN(c.rows, Int(calls, r[2]));
+    ASSIGN_OR_RETURN(c.keys_in_memory, Int(calls, r[3]));
     if (c.row + c.rows > d.queries.shape[0]) {
       return absl::InvalidArgumentError(absl::StrCat(
           calls, ": a call of '", c.document, "' runs past queries.npy"));
@@ -231,7 +231,7 @@ Result Row(const std::string& system, const std::string& variant,
 
 class RealKeys {
  public:
-  RealKeys(ShardedClient& client, const RealKeysConfig& config,
+  RealKeys(client::ShardedClient& client, const RealKeysConfig& config,
            const Dump& dump, Report& report, std::vector<std::string>* created)
       : client_(client),
         config_(config),
@@ -263,17 +263,17 @@ class RealKeys {
       for (uint32_t nprobe : config_.nprobes) {
         const std::string id = absl::StrFormat(
             "%s-real-%d-%d-%d", config_.stream_prefix, c.entries, tail, nprobe);
-        BENCH_RETURN_IF_ERROR(Fill(id, c, tail, nprobe));
-        MemoryClient& m = client_.For(id);
+        RETURN_IF_ERROR(Fill(id, c, tail, nprobe));
+        client::MemoryClient& m = client_.For(id);
         if (std::isnan(exact_median)) {
           std::vector<int64_t> got;
-          BENCH_ASSIGN_OR_RETURN(Samples exact, Steps(m, id, c, true, &got));
+          ASSIGN_OR_RETURN(Samples exact, Steps(m, id, c, true, &got));
           exact_median = exact.Median();
           report_.Add(Row("knnmem", "exact scan", c.entries, exact,
                           Recall(got, truth, config_.k), c.document));
         }
         std::vector<int64_t> got;
-        BENCH_ASSIGN_OR_RETURN(Samples approx, Steps(m, id, c, false, &got));
+        ASSIGN_OR_RETURN(Samples approx, Steps(m, id, c, false, &got));
         Result r = Row(
             "knnmem",
             absl::StrFormat("nlist %d nprobe %d tail %d", nlist_, nprobe, tail),
@@ -281,7 +281,7 @@ class RealKeys {
         r.ratios.push_back(
             {"exact scan / this", exact_median / r.median_seconds});
         report_.Add(std::move(r));
-        BENCH_RETURN_IF_ERROR(m.DeleteStream(id));  // its RAM, for the next
+        RETURN_IF_ERROR(m.DeleteStream(id));  // its RAM, for the next
         created_->pop_back();
       }
     }
@@ -304,22 +304,22 @@ class RealKeys {
     spec.set_nlist(nlist_);
     spec.set_nprobe(nprobe);
     spec.set_exact_tail(tail);
-    BENCH_RETURN_IF_ERROR(CreateFreshStream(client_, id, spec));
+    RETURN_IF_ERROR(CreateFreshStream(client_, id, spec));
     created_->push_back(id);
     Progress(absl::StrFormat("W-real: %d keys of '%s' into %s", c.entries,
                              c.document, id));
     const int64_t key_row = int64_t{dump_.heads} * dump_.key_dim;
     const int64_t value_row = int64_t{dump_.heads} * dump_.value_dim;
-    MemoryClient& m = client_.For(id);
+    client::MemoryClient& m = client_.For(id);
     for (int64_t first = 0; first < c.entries; first += kBatchRows) {
       const int64_t rows = std::min(kBatchRows, c.entries - first);
-      BENCH_ASSIGN_OR_RETURN(
+      ASSIGN_OR_RETURN(
           v1::AppendRequest request,
-          knnmem::MakeAppendRequest(
+          knnmem::client::MakeAppendRequest(
               id, 0, first, {c.keys + first * key_row, size_t(rows * key_row)},
               {c.values + first * value_row, size_t(rows * value_row)}, rows,
               dump_.heads));
-      BENCH_RETURN_IF_ERROR(AppendChecked(m, std::move(request)));
+      RETURN_IF_ERROR(AppendChecked(m, std::move(request)));
     }
     const int64_t want =
         (c.entries - static_cast<int64_t>(tail)) / kIndexChunk * kIndexChunk;
@@ -328,15 +328,15 @@ class RealKeys {
 
   // Times one Search per step (one query per head); the positions found
   // go to *got, [steps, heads, k].
-  absl::StatusOr<Samples> Steps(MemoryClient& m, const std::string& id,
+  absl::StatusOr<Samples> Steps(client::MemoryClient& m, const std::string& id,
                                 const Case& c, bool exact,
                                 std::vector<int64_t>* got) {
     const size_t row = static_cast<size_t>(dump_.heads) * dump_.key_dim;
     Samples samples;
     for (const float* q : c.queries) {
       const double start = NowSeconds();
-      BENCH_ASSIGN_OR_RETURN(
-          Neighbours n,
+      ASSIGN_OR_RETURN(
+          client::Neighbours n,
           m.Search(id, 0, {q, row}, 1, dump_.heads,
                    static_cast<uint32_t>(config_.k), false, false, exact));
       samples.Add(NowSeconds() - start);
@@ -367,8 +367,8 @@ class RealKeys {
         std::vector<const float*> qs(heads);
         for (int h = 0; h < heads; ++h) qs[h] = q + int64_t{h} * dim;
         const double start = NowSeconds();
-        BENCH_ASSIGN_OR_RETURN(std::vector<int64_t> labels,
-                               peer.Search(indexes, qs, config_.k));
+        ASSIGN_OR_RETURN(std::vector<int64_t> labels,
+                         peer.Search(indexes, qs, config_.k));
         samples.Add(NowSeconds() - start);
         got.insert(got.end(), labels.begin(), labels.end());
       }
@@ -382,11 +382,11 @@ class RealKeys {
                      static_cast<int>(config_.nprobes.front()));
       Progress("W-real: faiss-ivf");
       for (int h = 0; h < heads; ++h) {
-        BENCH_RETURN_IF_ERROR(ivf.Add(h, per_head[h].data(), c.entries));
+        RETURN_IF_ERROR(ivf.Add(h, per_head[h].data(), c.entries));
       }
       for (uint32_t nprobe : config_.nprobes) {
         ivf.set_nprobe(static_cast<int>(nprobe));
-        BENCH_RETURN_IF_ERROR(time_peer(
+        RETURN_IF_ERROR(time_peer(
             ivf, "faiss-ivf",
             absl::StrFormat("nlist %d nprobe %d", nlist_, nprobe), ""));
       }
@@ -396,19 +396,19 @@ class RealKeys {
         absl::StrFormat("W-real: faiss-hnsw, %d inserts per head", c.entries));
     const double build = NowSeconds();
     for (int h = 0; h < heads; ++h) {
-      BENCH_RETURN_IF_ERROR(hnsw.Add(h, per_head[h].data(), c.entries));
+      RETURN_IF_ERROR(hnsw.Add(h, per_head[h].data(), c.entries));
     }
     const std::string built =
         absl::StrFormat("built in %.1f s", NowSeconds() - build);
     for (int ef : config_.ef_searches) {
       hnsw.set_ef_search(ef);
-      BENCH_RETURN_IF_ERROR(time_peer(
+      RETURN_IF_ERROR(time_peer(
           hnsw, "faiss-hnsw", absl::StrFormat("M 15 efSearch %d", ef), built));
     }
     return absl::OkStatus();
   }
 
-  ShardedClient& client_;
+  client::ShardedClient& client_;
   const RealKeysConfig& config_;
   const Dump& dump_;
   Report& report_;
@@ -418,10 +418,11 @@ class RealKeys {
 
 }  // namespace
 
-absl::Status RunRealKeys(ShardedClient& client, const RealKeysConfig& config,
-                         Report& report, std::vector<std::string>* created) {
+absl::Status RunRealKeys(client::ShardedClient& client,
+                         const RealKeysConfig& config, Report& report,
+                         std::vector<std::string>* created) {
   Progress(absl::StrCat("W-real: reading the dump in ", config.dir));
-  BENCH_ASSIGN_OR_RETURN(Dump dump, LoadDump(config.dir));
+  ASSIGN_OR_RETURN(Dump dump, LoadDump(config.dir));
   Progress(absl::StrFormat(
       "W-real: %d documents, %d keys and %d queries of %d heads x %d",
       dump.documents.size(), dump.keys.shape[0], dump.queries.shape[0],
@@ -437,7 +438,7 @@ absl::Status RunRealKeys(ShardedClient& client, const RealKeysConfig& config,
       report.Add(std::move(r));
       continue;
     }
-    BENCH_RETURN_IF_ERROR(run.Run(*c));
+    RETURN_IF_ERROR(run.Run(*c));
   }
   return absl::OkStatus();
 }

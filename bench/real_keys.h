@@ -44,8 +44,9 @@ struct RealKeysConfig {
   std::string stream_prefix;
 };
 
-absl::Status RunRealKeys(ShardedClient& client, const RealKeysConfig& config,
-                         Report& report, std::vector<std::string>* created);
+absl::Status RunRealKeys(client::ShardedClient& client,
+                         const RealKeysConfig& config, Report& report,
+                         std::vector<std::string>* created);
 
 }  // namespace knnmem::bench
 

@@ -14,9 +14,9 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "base/server_child.h"
+#include "base/status_macros.h"
 #include "base/temp_dir.h"
 #include "bench/stats.h"
-#include "bench/status_macros.h"
 
 namespace knnmem::bench {
 namespace {
@@ -61,7 +61,7 @@ absl::Status ForEachParallel(int n, const std::function<absl::Status(int)>& fn,
                               s.seconds.end());
     }
   }
-  for (const absl::Status& s : errors) BENCH_RETURN_IF_ERROR(s);
+  for (const absl::Status& s : errors) RETURN_IF_ERROR(s);
   return absl::OkStatus();
 }
 
@@ -77,14 +77,14 @@ Result Row(const std::string& variant) {
 }  // namespace
 
 absl::Status RunStreams(const StreamsConfig& config,
-                        const MemoryClient::Options& client_options,
+                        const client::MemoryClient::Options& client_options,
                         Report& report) {
   const int n = config.streams, tokens = config.tokens;
   const uint64_t row_bytes = uint64_t{kHeads} * 2 * kDim * 2;  // float16
   const uint64_t stream_bytes = tokens * row_bytes;
   const uint64_t budget = n * stream_bytes / 10;
-  BENCH_ASSIGN_OR_RETURN(std::unique_ptr<TempDir> dir,
-                         TempDir::Create("knnmem-bench-streams-"));
+  ASSIGN_OR_RETURN(std::unique_ptr<TempDir> dir,
+                   TempDir::Create("knnmem-bench-streams-"));
   const std::vector<std::string> args = {"--memory-budget",
                                          std::to_string(budget),
                                          "--metrics-address", "127.0.0.1:0"};
@@ -92,11 +92,10 @@ absl::Status RunStreams(const StreamsConfig& config,
       "W-streams: a server with --memory-budget %d (a tenth of %d streams "
       "of %d tokens)",
       budget, n, tokens));
-  BENCH_ASSIGN_OR_RETURN(
-      std::unique_ptr<ServerChild> child,
-      ServerChild::Start(config.server_binary, dir->path(), args));
-  auto client = MemoryClient::Connect(child->address(), client_options);
-  BENCH_RETURN_IF_ERROR(client->Health());
+  ASSIGN_OR_RETURN(std::unique_ptr<ServerChild> child,
+                   ServerChild::Start(config.server_binary, dir->path(), args));
+  auto client = client::MemoryClient::Connect(child->address(), client_options);
+  RETURN_IF_ERROR(client->Health());
   const uint64_t rss_empty_server = ResidentBytes(child->pid());
 
   v1::StreamSpec spec;
@@ -108,7 +107,7 @@ absl::Status RunStreams(const StreamsConfig& config,
   spec.set_storage_dtype(v1::FLOAT16);
   Progress(absl::StrFormat("W-streams: creating %d streams", n));
   const double create_start = NowSeconds();
-  BENCH_RETURN_IF_ERROR(ForEachParallel(
+  RETURN_IF_ERROR(ForEachParallel(
       n,
       [&](int i) { return client->CreateStream(StreamId(i), spec).status(); },
       nullptr));
@@ -125,7 +124,7 @@ absl::Status RunStreams(const StreamsConfig& config,
   Progress(
       absl::StrFormat("W-streams: one %d-token Append to each stream", tokens));
   Samples fill;
-  BENCH_RETURN_IF_ERROR(ForEachParallel(
+  RETURN_IF_ERROR(ForEachParallel(
       n,
       [&](int i) {
         return client
@@ -147,9 +146,9 @@ absl::Status RunStreams(const StreamsConfig& config,
   Samples hits, misses;
   for (int a = 0; a < config.accesses; ++a) {
     const std::string id = StreamId(order[zipf(rng)]);
-    BENCH_ASSIGN_OR_RETURN(v1::StreamInfo info, client->GetStream(id));
+    ASSIGN_OR_RETURN(v1::StreamInfo info, client->GetStream(id));
     const double start = NowSeconds();
-    BENCH_RETURN_IF_ERROR(
+    RETURN_IF_ERROR(
         client->Attend(id, 0, queries, kQueries, kHeads, kK).status());
     (info.resident() ? hits : misses).Add(NowSeconds() - start);
   }
@@ -157,18 +156,18 @@ absl::Status RunStreams(const StreamsConfig& config,
 
   Progress("W-streams: restarting the server on the same data");
   client.reset();
-  BENCH_RETURN_IF_ERROR(child->Stop());
+  RETURN_IF_ERROR(child->Stop());
   child.reset();
   const double restart_start = NowSeconds();
-  BENCH_ASSIGN_OR_RETURN(
-      child, ServerChild::Start(config.server_binary, dir->path(), args));
-  client = MemoryClient::Connect(child->address(), client_options);
-  BENCH_RETURN_IF_ERROR(
+  ASSIGN_OR_RETURN(child,
+                   ServerChild::Start(config.server_binary, dir->path(), args));
+  client = client::MemoryClient::Connect(child->address(), client_options);
+  RETURN_IF_ERROR(
       client->Attend(StreamId(order[0]), 0, queries, kQueries, kHeads, kK)
           .status());
   const double restart_seconds = NowSeconds() - restart_start;
   client.reset();
-  BENCH_RETURN_IF_ERROR(child->Stop());
+  RETURN_IF_ERROR(child->Stop());
 
   Result create = Row("create");
   create.runs = 1;

@@ -38,7 +38,7 @@ struct StreamsConfig {
 };
 
 absl::Status RunStreams(const StreamsConfig& config,
-                        const MemoryClient::Options& client_options,
+                        const client::MemoryClient::Options& client_options,
                         Report& report);
 
 }  // namespace knnmem::bench

@@ -7,10 +7,10 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "base/status_macros.h"
 #include "base/temp_dir.h"
 #include "bench/knnmem_calls.h"
 #include "bench/peers.h"
-#include "bench/status_macros.h"
 
 namespace knnmem::bench {
 namespace {
@@ -37,7 +37,7 @@ Result Timed(const std::string& workload, const std::string& system,
 
 }  // namespace
 
-Workloads::Workloads(ShardedClient& client, const BenchData& data,
+Workloads::Workloads(client::ShardedClient& client, const BenchData& data,
                      const WorkloadConfig& config, Report& report)
     : client_(client), data_(data), config_(config), report_(report) {}
 
@@ -45,14 +45,14 @@ absl::Status Workloads::Fill(const std::string& stream, int64_t from,
                              int64_t to, DType wire, Samples* samples,
                              int64_t* request_bytes) {
   const int64_t rows = data_.shape.batch_rows;
-  MemoryClient& client = client_.For(stream);
+  client::MemoryClient& client = client_.For(stream);
   for (int64_t p = from; p < to; p += rows) {
     v1::AppendRequest req = MakeAppendRequest(stream, data_, p, rows, wire);
     if (request_bytes != nullptr) {
       *request_bytes = static_cast<int64_t>(req.ByteSizeLong());
     }
     const double start = NowSeconds();
-    BENCH_RETURN_IF_ERROR(AppendChecked(client, std::move(req)));
+    RETURN_IF_ERROR(AppendChecked(client, std::move(req)));
     if (samples != nullptr) samples->Add(NowSeconds() - start);
   }
   return absl::OkStatus();
@@ -62,13 +62,13 @@ absl::StatusOr<Result> Workloads::MeasureAppendStream() {
   const Shape& sh = data_.shape;
   constexpr size_t kWindow = 2;
   const std::string stream = config_.stream_prefix + ".append-stream";
-  BENCH_RETURN_IF_ERROR(CreateFreshStream(
+  RETURN_IF_ERROR(CreateFreshStream(
       client_, stream, BenchSpec(sh, sh.entries, DType::kFloat32)));
   Progress(absl::StrFormat(
       "W-append: knnmem AppendStream of rows [0, %d), %d unacknowledged",
       sh.entries, kWindow));
-  MemoryClient& client = client_.For(stream);
-  std::unique_ptr<AppendPipeline> pipe =
+  client::MemoryClient& client = client_.For(stream);
+  std::unique_ptr<client::AppendPipeline> pipe =
       client.OpenAppendPipeline(kWindow, std::chrono::minutes(10));
   Samples samples;
   const double first = NowSeconds();
@@ -77,7 +77,7 @@ absl::StatusOr<Result> Workloads::MeasureAppendStream() {
     v1::AppendRequest req =
         MakeAppendRequest(stream, data_, p, sh.batch_rows, DType::kFloat32);
     const double start = NowSeconds();
-    BENCH_RETURN_IF_ERROR(
+    RETURN_IF_ERROR(
         WithContext(pipe->Send(std::move(req)),
                     absl::StrCat("AppendStream to '", stream, "'")));
     // Once the window is full each Send first waits for one
@@ -86,8 +86,8 @@ absl::StatusOr<Result> Workloads::MeasureAppendStream() {
       samples.Add(NowSeconds() - start);
     }
   }
-  BENCH_RETURN_IF_ERROR(WithContext(
-      pipe->Finish(), absl::StrCat("AppendStream to '", stream, "'")));
+  RETURN_IF_ERROR(WithContext(pipe->Finish(),
+                              absl::StrCat("AppendStream to '", stream, "'")));
   const double total = NowSeconds() - first;
   for (int64_t i = 0; i < sent; ++i) {
     const int64_t expected = (i + 1) * sh.batch_rows;
@@ -98,7 +98,7 @@ absl::StatusOr<Result> Workloads::MeasureAppendStream() {
     }
   }
   pipe.reset();
-  BENCH_RETURN_IF_ERROR(client.DeleteStream(stream));
+  RETURN_IF_ERROR(client.DeleteStream(stream));
   Result r = Timed("W-append", "knnmem", "float32", samples);
   r.variant = "AppendStream";
   r.p99_seconds = samples.P99();
@@ -118,9 +118,9 @@ absl::StatusOr<Result> Workloads::MeasureKnnmemSearch(
   Progress(absl::StrCat(workload, ": knnmem Search, ", DTypeName(storage),
                         " storage"));
   const v1::SearchRequest req = MakeSearchRequest(stream, data_, false);
-  MemoryClient& client = client_.For(stream);
+  client::MemoryClient& client = client_.For(stream);
   v1::SearchResponse last;
-  BENCH_ASSIGN_OR_RETURN(
+  ASSIGN_OR_RETURN(
       Samples samples, Measure(1, config_.reps, [&]() -> absl::Status {
         absl::StatusOr<v1::SearchResponse> r = client.Search(req);
         if (!r.ok()) {
@@ -130,8 +130,8 @@ absl::StatusOr<Result> Workloads::MeasureKnnmemSearch(
         last = std::move(*r);
         return absl::OkStatus();
       }));
-  BENCH_RETURN_IF_ERROR(CheckSearchResponse(last, sh));
-  BENCH_ASSIGN_OR_RETURN(Neighbours n, DecodeNeighbours(last));
+  RETURN_IF_ERROR(CheckSearchResponse(last, sh));
+  ASSIGN_OR_RETURN(client::Neighbours n, client::DecodeNeighbours(last));
   *found = TopKFromPositions(n.positions, sh.queries, sh.heads, sh.k);
   Result r = Timed(workload, "knnmem", DTypeName(storage), samples);
   r.entries = entries;
@@ -167,7 +167,7 @@ absl::StatusOr<std::vector<Result>> Workloads::MeasureFlat(
     TopK* out = omp1 ? truth : &default_top;
     SetOmpThreads(threads);
     absl::StatusOr<Samples> samples = Measure(1, reps, [&]() -> absl::Status {
-      BENCH_ASSIGN_OR_RETURN(*out, flat.Search(data_));
+      ASSIGN_OR_RETURN(*out, flat.Search(data_));
       return absl::OkStatus();
     });
     SetOmpThreads(cores);
@@ -195,14 +195,14 @@ absl::Status Workloads::RunFloat32() {
   const Shape& sh = data_.shape;
   const int reps = config_.reps;
   const std::string stream = config_.stream_prefix + ".float32";
-  BENCH_RETURN_IF_ERROR(CreateFreshStream(
+  RETURN_IF_ERROR(CreateFreshStream(
       client_, stream, BenchSpec(sh, sh.entries, DType::kFloat32)));
   streams_.push_back(stream);
 
-  BENCH_ASSIGN_OR_RETURN(std::unique_ptr<TempDir> rocks_dir,
-                         TempDir::Create("knnmem-bench-rocksdb-"));
-  BENCH_ASSIGN_OR_RETURN(std::unique_ptr<RocksDbPeer> rocks,
-                         RocksDbPeer::Open(rocks_dir->path()));
+  ASSIGN_OR_RETURN(std::unique_ptr<TempDir> rocks_dir,
+                   TempDir::Create("knnmem-bench-rocksdb-"));
+  ASSIGN_OR_RETURN(std::unique_ptr<RocksDbPeer> rocks,
+                   RocksDbPeer::Open(rocks_dir->path()));
   FlatPeer flat(sh);
   // FAISS HNSW inserts a few thousand vectors per second here: --quick
   // indexes one head and scales its times by the number of heads (the heads'
@@ -227,13 +227,13 @@ absl::Status Workloads::RunFloat32() {
     Progress(absl::StrFormat(
         "W-append: knnmem Append of rows [%d, %d), 512 per call", filled,
         size));
-    BENCH_RETURN_IF_ERROR(Fill(stream, filled, size, DType::kFloat32,
-                               &knnmem_append, &append_bytes));
+    RETURN_IF_ERROR(Fill(stream, filled, size, DType::kFloat32, &knnmem_append,
+                         &append_bytes));
     Progress("W-append: rocksdb WriteBatch of the same rows");
     for (int64_t p = filled; p < size; p += sh.batch_rows) {
       const double start = NowSeconds();
-      BENCH_ASSIGN_OR_RETURN(const size_t bytes,
-                             rocks->Append(data_, p, sh.batch_rows));
+      ASSIGN_OR_RETURN(const size_t bytes,
+                       rocks->Append(data_, p, sh.batch_rows));
       rocks_append.Add(NowSeconds() - start);
       rocks_bytes = static_cast<int64_t>(bytes);
     }
@@ -243,30 +243,30 @@ absl::Status Workloads::RunFloat32() {
       Progress(absl::StrFormat(
           "faiss-hnsw: untimed add of rows [%d, %d) in one call (--quick)",
           filled, size));
-      BENCH_RETURN_IF_ERROR(hnsw.Add(data_, filled, size - filled));
+      RETURN_IF_ERROR(hnsw.Add(data_, filled, size - filled));
     } else {
       Progress(absl::StrFormat(
           "W-append: faiss-hnsw add of the same rows (%d indexes)",
           hnsw.indexed_heads()));
       for (int64_t p = filled; p < size; p += sh.batch_rows) {
         const double start = NowSeconds();
-        BENCH_RETURN_IF_ERROR(hnsw.Add(data_, p, sh.batch_rows));
+        RETURN_IF_ERROR(hnsw.Add(data_, p, sh.batch_rows));
         hnsw_add.Add((NowSeconds() - start) * hnsw_scale);
       }
       hnsw_timed_rows = size;
     }
-    BENCH_RETURN_IF_ERROR(flat.Add(data_, filled, size - filled));
+    RETURN_IF_ERROR(flat.Add(data_, filled, size - filled));
     filled = size;
 
     // knnmem first: the peers' thread pools are idle while it runs.
     TopK knnmem_top;
-    BENCH_ASSIGN_OR_RETURN(
-        Result knnmem, MeasureKnnmemSearch(workload, stream, DType::kFloat32,
-                                           size, &knnmem_top));
+    ASSIGN_OR_RETURN(Result knnmem,
+                     MeasureKnnmemSearch(workload, stream, DType::kFloat32,
+                                         size, &knnmem_top));
 
     TopK truth;
-    BENCH_ASSIGN_OR_RETURN(std::vector<Result> flat_rows,
-                           MeasureFlat(workload, size, flat, &truth));
+    ASSIGN_OR_RETURN(std::vector<Result> flat_rows,
+                     MeasureFlat(workload, size, flat, &truth));
     knnmem.recall_at_k = RecallAtK(truth, knnmem_top);
     report_.Add(knnmem);
     for (Result& r : flat_rows) report_.Add(std::move(r));
@@ -278,11 +278,11 @@ absl::Status Workloads::RunFloat32() {
       Progress(absl::StrFormat("%s: faiss-hnsw search, efSearch=%d", workload,
                                hnsw.ef_search()));
       TopK approx;
-      BENCH_ASSIGN_OR_RETURN(
-          Samples hnsw_samples, Measure(1, reps, [&]() -> absl::Status {
-            BENCH_ASSIGN_OR_RETURN(approx, hnsw.Search(data_));
-            return absl::OkStatus();
-          }));
+      ASSIGN_OR_RETURN(Samples hnsw_samples,
+                       Measure(1, reps, [&]() -> absl::Status {
+                         ASSIGN_OR_RETURN(approx, hnsw.Search(data_));
+                         return absl::OkStatus();
+                       }));
       Result r = Timed(workload, "faiss-hnsw", "float32",
                        hnsw_samples.Scaled(hnsw_scale));
       r.entries = size;
@@ -300,11 +300,11 @@ absl::Status Workloads::RunFloat32() {
     }
 
     Progress(workload + ": bare cblas_sgemm of the score matrix");
-    BENCH_ASSIGN_OR_RETURN(Samples sgemm_samples,
-                           Measure(1, reps, [&]() -> absl::Status {
-                             sgemm.Scores(data_, size);
-                             return absl::OkStatus();
-                           }));
+    ASSIGN_OR_RETURN(Samples sgemm_samples,
+                     Measure(1, reps, [&]() -> absl::Status {
+                       sgemm.Scores(data_, size);
+                       return absl::OkStatus();
+                     }));
     Result sgemm_result = Timed(workload, "sgemm", "float32", sgemm_samples);
     sgemm_result.entries = size;
     sgemm_result.note = absl::StrFormat(
@@ -329,7 +329,7 @@ absl::Status Workloads::RunFloat32() {
       a.runs, sh.batch_rows, sh.heads,
       static_cast<double>(sh.entries) / knnmem_append.Total());
   report_.Add(a);
-  BENCH_ASSIGN_OR_RETURN(Result pipelined, MeasureAppendStream());
+  ASSIGN_OR_RETURN(Result pipelined, MeasureAppendStream());
   report_.Add(std::move(pipelined));
   Result d = Timed("W-append", "rocksdb", "float32", rocks_append);
   d.p99_seconds = rocks_append.P99();
@@ -361,9 +361,9 @@ absl::Status Workloads::MeasureAttend(const std::string& stream) {
   const std::string workload = "W-attend-64K";
   Progress(workload + ": knnmem Attend");
   const v1::AttendRequest attend_req = MakeAttendRequest(stream, data_);
-  MemoryClient& client = client_.For(stream);
+  client::MemoryClient& client = client_.For(stream);
   v1::AttendResponse attend_last;
-  BENCH_ASSIGN_OR_RETURN(
+  ASSIGN_OR_RETURN(
       Samples attend, Measure(1, config_.reps, [&]() -> absl::Status {
         absl::StatusOr<v1::AttendResponse> r = client.Attend(attend_req);
         if (!r.ok()) {
@@ -373,7 +373,7 @@ absl::Status Workloads::MeasureAttend(const std::string& stream) {
         attend_last = std::move(*r);
         return absl::OkStatus();
       }));
-  BENCH_RETURN_IF_ERROR(CheckAttendResponse(attend_last, sh));
+  RETURN_IF_ERROR(CheckAttendResponse(attend_last, sh));
   Result a = Timed(workload, "knnmem", "float32", attend);
   a.variant = "attend";
   a.entries = sh.entries;
@@ -385,7 +385,7 @@ absl::Status Workloads::MeasureAttend(const std::string& stream) {
   Progress(workload + ": knnmem Search returning keys and values");
   const v1::SearchRequest search_req = MakeSearchRequest(stream, data_, true);
   int64_t search_bytes = -1;
-  BENCH_ASSIGN_OR_RETURN(
+  ASSIGN_OR_RETURN(
       Samples search,
       Measure(config_.quick ? 0 : 1, config_.quick ? 1 : config_.reps,
               [&]() -> absl::Status {
@@ -397,7 +397,7 @@ absl::Status Workloads::MeasureAttend(const std::string& stream) {
                       absl::StrCat(workload, ": Search with keys and values '",
                                    stream, "'"));
                 }
-                BENCH_RETURN_IF_ERROR(CheckSearchResponse(*r, sh));
+                RETURN_IF_ERROR(CheckSearchResponse(*r, sh));
                 search_bytes = static_cast<int64_t>(r->ByteSizeLong());
                 return absl::OkStatus();
               }));
@@ -424,7 +424,7 @@ absl::Status Workloads::RunStorageDtype(DType storage) {
   const Shape& sh = data_.shape;
   const std::string stream =
       absl::StrCat(config_.stream_prefix, ".", DTypeName(storage));
-  BENCH_RETURN_IF_ERROR(
+  RETURN_IF_ERROR(
       CreateFreshStream(client_, stream, BenchSpec(sh, sh.entries, storage)));
   streams_.push_back(stream);
   int64_t filled = 0;
@@ -433,11 +433,10 @@ absl::Status Workloads::RunStorageDtype(DType storage) {
     const std::string workload = SearchWorkload(size);
     Progress(absl::StrFormat("%s: filling the %s stream to %d entries",
                              workload, DTypeName(storage), size));
-    BENCH_RETURN_IF_ERROR(
-        Fill(stream, filled, size, storage, nullptr, nullptr));
+    RETURN_IF_ERROR(Fill(stream, filled, size, storage, nullptr, nullptr));
     filled = size;
     TopK found;
-    BENCH_ASSIGN_OR_RETURN(
+    ASSIGN_OR_RETURN(
         Result r, MeasureKnnmemSearch(workload, stream, storage, size, &found));
     r.recall_at_k = RecallAtK(size == kSmall ? truth_8k_ : truth_64k_, found);
     r.note += "; recall vs the float32 exact top-k";

@@ -49,7 +49,7 @@ struct WorkloadConfig {
 
 class Workloads {
  public:
-  Workloads(ShardedClient& client, const BenchData& data,
+  Workloads(client::ShardedClient& client, const BenchData& data,
             const WorkloadConfig& config, Report& report);
 
   // W-append, W-search-8K, W-search-64K and W-attend-64K on float32 storage,
@@ -86,7 +86,7 @@ class Workloads {
   // repeats).
   absl::Status MeasureAttend(const std::string& stream);
 
-  ShardedClient& client_;
+  client::ShardedClient& client_;
   const BenchData& data_;
   WorkloadConfig config_;
   Report& report_;

@@ -4,15 +4,14 @@
 #include <grpcpp/support/slice.h>
 
 #include <atomic>
-#include <condition_variable>
-#include <mutex>
 #include <utility>
 #include <vector>
 
+#include "base/sync.h"
 #include "google/protobuf/io/coded_stream.h"
 #include "google/protobuf/io/zero_copy_stream.h"
 
-namespace knnmem {
+namespace knnmem::client {
 namespace {
 
 // Protobuf's own bytes (tags, lengths, small fields) go into owned chunks.
@@ -115,21 +114,19 @@ grpc::Status AliasedUnaryCall(
     return grpc::Status(grpc::StatusCode::INTERNAL,
                         std::string(send.status().message()));
   }
-  std::mutex mu;
-  std::condition_variable ended;
+  Mutex mu;
   bool done = false;
   grpc::Status status;
   grpc::ByteBuffer received;
   stub.UnaryCall(&context, method, grpc::StubOptions(), &*send, &received,
                  [&](grpc::Status s) {
-                   std::lock_guard<std::mutex> lock(mu);
+                   MutexLock lock(&mu);
                    status = std::move(s);
                    done = true;
-                   ended.notify_all();
                  });
   {
-    std::unique_lock<std::mutex> lock(mu);
-    ended.wait(lock, [&done] { return done; });
+    MutexLock lock(&mu);
+    mu.Await(absl::Condition(&done));
   }
   if (status.ok()) {
     grpc::ProtoBufferReader reader(&received);
@@ -141,4 +138,4 @@ grpc::Status AliasedUnaryCall(
   return status;
 }
 
-}  // namespace knnmem
+}  // namespace knnmem::client

@@ -27,7 +27,7 @@
 #include "absl/status/statusor.h"
 #include "google/protobuf/message_lite.h"
 
-namespace knnmem {
+namespace knnmem::client {
 
 // The serialised form of `message` as a ByteBuffer whose large bytes fields
 // are slices of the message itself. The slices share ownership of the
@@ -48,6 +48,6 @@ grpc::Status AliasedUnaryCall(
     std::shared_ptr<const google::protobuf::MessageLite> request,
     google::protobuf::MessageLite* response);
 
-}  // namespace knnmem
+}  // namespace knnmem::client
 
 #endif  // KNNMEM_CLIENT_ALIASED_MESSAGE_H_

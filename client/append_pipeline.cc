@@ -8,7 +8,7 @@
 #include "client/aliased_message.h"
 #include "client/memory_client.h"
 
-namespace knnmem {
+namespace knnmem::client {
 
 AppendPipeline::AppendPipeline(std::unique_ptr<grpc::ClientContext> context,
                                grpc::Channel* channel, size_t window)
@@ -90,4 +90,4 @@ absl::Status AppendPipeline::End() {
   return status_;
 }
 
-}  // namespace knnmem
+}  // namespace knnmem::client

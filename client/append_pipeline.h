@@ -24,7 +24,7 @@ template <class W, class R>
 class ClientReaderWriter;
 }  // namespace grpc
 
-namespace knnmem {
+namespace knnmem::client {
 
 class AppendPipeline {
  public:
@@ -66,6 +66,6 @@ class AppendPipeline {
   absl::Status status_;
 };
 
-}  // namespace knnmem
+}  // namespace knnmem::client
 
 #endif  // KNNMEM_CLIENT_APPEND_PIPELINE_H_

@@ -3,7 +3,7 @@
 #include "absl/strings/str_cat.h"
 #include "proto/tensor_codec.h"
 
-namespace knnmem {
+namespace knnmem::client {
 namespace {
 
 // The number of [heads, dim] rows in `values`; INVALID_ARGUMENT naming
@@ -22,7 +22,7 @@ absl::StatusOr<int64_t> RowsOf(absl::Span<const float> values, int64_t heads,
 }  // namespace
 
 absl::StatusOr<v1::DecodeStepRequest> MakeDecodeStepRequest(
-    absl::Span<const StepInput> steps, const StepParams& params) {
+    absl::Span<const Step> steps, const StepParams& params) {
   v1::DecodeStepRequest req;
   req.set_k(params.k);
   req.mutable_scale()->Add(params.scale.begin(), params.scale.end());
@@ -31,7 +31,7 @@ absl::StatusOr<v1::DecodeStepRequest> MakeDecodeStepRequest(
   req.set_age_tau(params.age_tau);
   req.set_sync(params.sync);
   for (size_t i = 0; i < steps.size(); ++i) {
-    const StepInput& in = steps[i];
+    const Step& in = steps[i];
     const std::string where = absl::StrCat("steps[", i, "]");
     v1::StreamStep* step = req.add_steps();
     step->set_stream_id(in.stream_id);
@@ -64,8 +64,8 @@ absl::StatusOr<v1::DecodeStepRequest> MakeDecodeStepRequest(
   return req;
 }
 
-StepOutput DecodeStepResult(const v1::StreamStepResult& result) {
-  StepOutput out;
+StepResult DecodeStepResult(const v1::StreamStepResult& result) {
+  StepResult out;
   if (result.code() != 0) {
     out.status = absl::Status(static_cast<absl::StatusCode>(result.code()),
                               result.message());
@@ -107,4 +107,4 @@ absl::StatusOr<Attention> DecodeAttentionTensors(const v1::Tensor& out,
   return a;
 }
 
-}  // namespace knnmem
+}  // namespace knnmem::client

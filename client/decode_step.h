@@ -14,7 +14,7 @@
 #include "base/dtype.h"
 #include "knnmem/v1/memory.pb.h"
 
-namespace knnmem {
+namespace knnmem::client {
 
 // Decoded Attend results.
 struct Attention {
@@ -29,7 +29,7 @@ struct Attention {
 // be 0 when it only appends), and optionally rows to append before the
 // lookup: keys [t, heads, key_dim] and values [t, heads, value_dim] at
 // first_position.. (empty: none). The spans must outlive the call.
-struct StepInput {
+struct Step {
   std::string stream_id;
   uint32_t layer = 0;
   int64_t heads = 0;
@@ -53,7 +53,7 @@ struct StepParams {
 
 // One step's answer: its own status; when OK, the layer's next position
 // after the append, and the attention of its queries (empty without).
-struct StepOutput {
+struct StepResult {
   absl::Status status;
   int64_t next_position = 0;
   Attention attention;
@@ -62,15 +62,15 @@ struct StepOutput {
 // The request for `steps`; INVALID_ARGUMENT naming "steps[i]" when an
 // input's sizes are not whole [.., heads, dim] rows.
 absl::StatusOr<v1::DecodeStepRequest> MakeDecodeStepRequest(
-    absl::Span<const StepInput> steps, const StepParams& params);
+    absl::Span<const Step> steps, const StepParams& params);
 
 // Decodes one step's result (its status included).
-StepOutput DecodeStepResult(const v1::StreamStepResult& result);
+StepResult DecodeStepResult(const v1::StreamStepResult& result);
 
 // Decodes an AttendResponse's output and lse.
 absl::StatusOr<Attention> DecodeAttentionTensors(const v1::Tensor& output,
                                                  const v1::Tensor& lse);
 
-}  // namespace knnmem
+}  // namespace knnmem::client
 
 #endif  // KNNMEM_CLIENT_DECODE_STEP_H_

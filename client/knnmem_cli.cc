@@ -25,7 +25,7 @@
 #include "client/random_rows.h"
 #include "client/sharded_client.h"
 
-namespace knnmem {
+namespace knnmem::client {
 namespace {
 
 struct UsageError {
@@ -474,10 +474,10 @@ int Decode(ShardedClient& client, const Args& args, bool json) {
   const bool append = args.flags.append;
   // Shapes (and next positions) first; a stream that is not found fails
   // alone, as it would in the call.
-  std::vector<StepOutput> out(ids.size());
+  std::vector<StepResult> out(ids.size());
   std::vector<std::vector<float>> queries(ids.size()), keys(ids.size()),
       values(ids.size());
-  std::vector<StepInput> steps;
+  std::vector<Step> steps;
   std::vector<size_t> asked;  // steps[j] is ids[asked[j]]
   for (size_t i = 0; i < ids.size(); ++i) {
     absl::StatusOr<v1::StreamInfo> info = client.For(ids[i]).GetStream(ids[i]);
@@ -485,7 +485,7 @@ int Decode(ShardedClient& client, const Args& args, bool json) {
       out[i].status = info.status();
       continue;
     }
-    StepInput step;
+    Step step;
     step.stream_id = ids[i];
     step.layer = layer;
     step.heads = info->spec().heads();
@@ -505,7 +505,7 @@ int Decode(ShardedClient& client, const Args& args, bool json) {
     asked.push_back(i);
   }
   if (!steps.empty()) {
-    absl::StatusOr<std::vector<StepOutput>> r =
+    absl::StatusOr<std::vector<StepResult>> r =
         client.DecodeStep(steps, params);
     if (!r.ok()) return Fail(r.status());
     for (size_t j = 0; j < asked.size(); ++j) {
@@ -527,7 +527,7 @@ int Decode(ShardedClient& client, const Args& args, bool json) {
                  "lse per head");
   }
   for (size_t i = 0; i < ids.size(); ++i) {
-    const StepOutput& o = out[i];
+    const StepResult& o = out[i];
     const std::string code = absl::StatusCodeToString(o.status.code());
     if (!o.status.ok()) {
       ++failed;
@@ -767,12 +767,12 @@ int Run(int argc, char** argv) {
 }
 
 }  // namespace
-}  // namespace knnmem
+}  // namespace knnmem::client
 
 int main(int argc, char** argv) {
   try {
-    return knnmem::Run(argc, argv);
-  } catch (const knnmem::UsageError& e) {
+    return knnmem::client::Run(argc, argv);
+  } catch (const knnmem::client::UsageError& e) {
     std::fprintf(stderr, "knnmem: %s\n(run knnmem --help for usage)\n",
                  e.message.c_str());
     return 2;

@@ -8,7 +8,7 @@
 #include "absl/strings/str_cat.h"
 #include "client/aliased_message.h"
 
-namespace knnmem {
+namespace knnmem::client {
 
 absl::Status FromGrpc(const grpc::Status& s) {
   if (s.ok()) return absl::OkStatus();
@@ -237,8 +237,8 @@ absl::StatusOr<v1::DecodeStepResponse> MemoryClient::DecodeStep(
   return Call(stub_.get(), &v1::Memory::Stub::DecodeStep, request);
 }
 
-absl::StatusOr<std::vector<StepOutput>> MemoryClient::DecodeStep(
-    absl::Span<const StepInput> steps, const StepParams& params) {
+absl::StatusOr<std::vector<StepResult>> MemoryClient::DecodeStep(
+    absl::Span<const Step> steps, const StepParams& params) {
   absl::StatusOr<v1::DecodeStepRequest> req =
       MakeDecodeStepRequest(steps, params);
   if (!req.ok()) return req.status();
@@ -249,7 +249,7 @@ absl::StatusOr<std::vector<StepOutput>> MemoryClient::DecodeStep(
                                             " for ", req->steps_size(),
                                             " steps"));
   }
-  std::vector<StepOutput> out;
+  std::vector<StepResult> out;
   out.reserve(steps.size());
   for (const v1::StreamStepResult& r : resp->results()) {
     out.push_back(DecodeStepResult(r));
@@ -319,12 +319,12 @@ absl::StatusOr<Neighbours> DecodeNeighbours(const v1::SearchResponse& r) {
   return n;
 }
 
-}  // namespace knnmem
+}  // namespace knnmem::client
 
-namespace knnmem {
+namespace knnmem::client {
 
 absl::StatusOr<Attention> DecodeAttention(const v1::AttendResponse& r) {
   return DecodeAttentionTensors(r.output(), r.lse());
 }
 
-}  // namespace knnmem
+}  // namespace knnmem::client

@@ -1,5 +1,10 @@
 // MemoryClient: the C++ client of knnmem.v1.Memory.
 //
+// The client library is namespace knnmem::client. Its types carry the
+// Python client's names (Neighbours, Attention; decode_step.h's Step and
+// StepResult); the server's types of the same answers, in namespace
+// knnmem, are called Neighbours, Attention and StepResult too.
+//
 // Every call carries a deadline (Options::deadline) and returns
 // absl::Status / absl::StatusOr with the server's gRPC code and message.
 // Thread-safe: one client may be shared by many threads.
@@ -30,7 +35,7 @@ class ClientContext;
 class Status;
 }  // namespace grpc
 
-namespace knnmem {
+namespace knnmem::client {
 
 // Decoded Search results, each [queries, heads, k]; empty entries have
 // position -1 and score -inf.
@@ -116,11 +121,11 @@ class MemoryClient {
   // One generation step of many streams (decode_step.h): per step an
   // optional append, then its queries attended. Fails as a whole only for
   // what concerns every step (transport, auth, k, size); otherwise each
-  // step's StepOutput carries its own status, in the order of `steps`.
+  // step's StepResult carries its own status, in the order of `steps`.
   absl::StatusOr<v1::DecodeStepResponse> DecodeStep(
       const v1::DecodeStepRequest& request);
-  absl::StatusOr<std::vector<StepOutput>> DecodeStep(
-      absl::Span<const StepInput> steps, const StepParams& params);
+  absl::StatusOr<std::vector<StepResult>> DecodeStep(
+      absl::Span<const Step> steps, const StepParams& params);
   // Starts a DecodeStep without waiting: `done` runs on a gRPC thread with
   // the call's status once `response` is filled. `request` and `response`
   // must outlive the call.
@@ -164,6 +169,6 @@ absl::StatusOr<Neighbours> DecodeNeighbours(const v1::SearchResponse& response);
 // Decodes an AttendResponse.
 absl::StatusOr<Attention> DecodeAttention(const v1::AttendResponse& response);
 
-}  // namespace knnmem
+}  // namespace knnmem::client
 
 #endif  // KNNMEM_CLIENT_MEMORY_CLIENT_H_

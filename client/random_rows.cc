@@ -2,7 +2,7 @@
 
 #include "base/stable_hash.h"
 
-namespace knnmem {
+namespace knnmem::client {
 
 std::vector<float> RandomUniform(uint64_t seed, size_t count) {
   std::vector<float> out(count);
@@ -14,4 +14,4 @@ std::vector<float> RandomUniform(uint64_t seed, size_t count) {
   return out;
 }
 
-}  // namespace knnmem
+}  // namespace knnmem::client

@@ -11,10 +11,10 @@
 #include <cstdint>
 #include <vector>
 
-namespace knnmem {
+namespace knnmem::client {
 
 std::vector<float> RandomUniform(uint64_t seed, size_t count);
 
-}  // namespace knnmem
+}  // namespace knnmem::client
 
 #endif  // KNNMEM_CLIENT_RANDOM_ROWS_H_

@@ -9,7 +9,7 @@
 #include "absl/strings/strip.h"
 #include "base/stable_hash.h"
 
-namespace knnmem {
+namespace knnmem::client {
 namespace {
 
 absl::Status Bad(absl::string_view entry, absl::string_view why) {
@@ -99,7 +99,7 @@ size_t ShardedClient::RendezvousIndex(const std::string& stream_id) const {
 
 size_t ShardedClient::ServerIndexOf(const std::string& stream_id) const {
   {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     auto it = pins_.find(stream_id);
     if (it != pins_.end()) return it->second;
   }
@@ -112,7 +112,7 @@ absl::StatusOr<v1::CreateStreamResponse> ShardedClient::CreateStream(
   absl::StatusOr<v1::CreateStreamResponse> r =
       clients_[index]->CreateStream(stream_id, spec);
   if (r.ok()) {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     pins_[stream_id] = index;
   }
   return r;
@@ -126,7 +126,7 @@ absl::StatusOr<size_t> ShardedClient::Locate(const std::string& stream_id) {
       return found;
     }
     if (found.ok()) {
-      absl::MutexLock lock(&mu_);
+      MutexLock lock(&mu_);
       pins_[stream_id] = i;
       return i;
     }
@@ -153,14 +153,14 @@ absl::StatusOr<std::vector<v1::StreamInfo>> ShardedClient::ListStreams() {
 absl::Status ShardedClient::DeleteStream(const std::string& stream_id) {
   absl::Status s = For(stream_id).DeleteStream(stream_id);
   if (s.ok()) {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     pins_.erase(stream_id);
   }
   return s;
 }
 
-absl::StatusOr<std::vector<StepOutput>> ShardedClient::DecodeStep(
-    absl::Span<const StepInput> steps, const StepParams& params) {
+absl::StatusOr<std::vector<StepResult>> ShardedClient::DecodeStep(
+    absl::Span<const Step> steps, const StepParams& params) {
   // Per server: its steps' indices into `steps`, its request and answer.
   struct ServerCall {
     std::vector<size_t> steps;
@@ -174,7 +174,7 @@ absl::StatusOr<std::vector<StepOutput>> ShardedClient::DecodeStep(
   }
   for (ServerCall& call : calls) {
     if (call.steps.empty()) continue;
-    std::vector<StepInput> mine;
+    std::vector<Step> mine;
     mine.reserve(call.steps.size());
     for (size_t i : call.steps) mine.push_back(steps[i]);
     absl::StatusOr<v1::DecodeStepRequest> request =
@@ -183,7 +183,7 @@ absl::StatusOr<std::vector<StepOutput>> ShardedClient::DecodeStep(
     call.request = *std::move(request);
   }
   // One call per server, all in flight at once.
-  absl::Mutex mu;
+  Mutex mu;
   size_t pending = 0;
   for (const ServerCall& call : calls) pending += call.steps.empty() ? 0 : 1;
   for (size_t s = 0; s < calls.size(); ++s) {
@@ -191,17 +191,17 @@ absl::StatusOr<std::vector<StepOutput>> ShardedClient::DecodeStep(
     if (call.steps.empty()) continue;
     clients_[s]->StartDecodeStep(call.request, &call.response,
                                  [&mu, &pending, &call](absl::Status status) {
-                                   absl::MutexLock lock(&mu);
+                                   MutexLock lock(&mu);
                                    call.status = std::move(status);
                                    --pending;
                                  });
   }
   {
-    absl::MutexLock lock(&mu);
+    MutexLock lock(&mu);
     mu.Await(absl::Condition(
         +[](size_t* p) { return *p == 0; }, &pending));
   }
-  std::vector<StepOutput> out(steps.size());
+  std::vector<StepResult> out(steps.size());
   for (size_t s = 0; s < calls.size(); ++s) {
     ServerCall& call = calls[s];
     absl::Status status = call.status;
@@ -212,7 +212,7 @@ absl::StatusOr<std::vector<StepOutput>> ShardedClient::DecodeStep(
                        call.steps.size(), " steps"));
     }
     for (size_t j = 0; j < call.steps.size(); ++j) {
-      StepOutput& o = out[call.steps[j]];
+      StepResult& o = out[call.steps[j]];
       if (!status.ok()) {
         // The server failed the whole call: each of its steps says so.
         o.status = absl::Status(
@@ -235,4 +235,4 @@ absl::StatusOr<std::vector<StepOutput>> ShardedClient::DecodeStep(
   return out;
 }
 
-}  // namespace knnmem
+}  // namespace knnmem::client

@@ -14,10 +14,10 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
-#include "absl/synchronization/mutex.h"
+#include "base/sync.h"
 #include "client/memory_client.h"
 
-namespace knnmem {
+namespace knnmem::client {
 
 // A server of the list. Streams are placed by `name`, which is the address
 // unless the list names it ("shard-0=10.1.2.3:50051"), so that a shard can
@@ -79,18 +79,18 @@ class ShardedClient {
   // order of `steps`. A server that fails the whole call (down, say) fails
   // only its own steps, with its address in the message. Messages name
   // steps by their index in `steps`.
-  absl::StatusOr<std::vector<StepOutput>> DecodeStep(
-      absl::Span<const StepInput> steps, const StepParams& params);
+  absl::StatusOr<std::vector<StepResult>> DecodeStep(
+      absl::Span<const Step> steps, const StepParams& params);
 
  private:
   size_t RendezvousIndex(const std::string& stream_id) const;
 
   const std::vector<ServerAddress> servers_;
   std::vector<std::unique_ptr<MemoryClient>> clients_;
-  mutable absl::Mutex mu_;
+  mutable Mutex mu_;
   absl::flat_hash_map<std::string, size_t> pins_ ABSL_GUARDED_BY(mu_);
 };
 
-}  // namespace knnmem
+}  // namespace knnmem::client
 
 #endif  // KNNMEM_CLIENT_SHARDED_CLIENT_H_

@@ -77,7 +77,7 @@ absl::Status BenchGenerate(Transformer model, Memory* in_process,
     MemoryLink link(memory, lanes,
                     {c.heads, c.head_dim(), c.head_dim(), memory_size}, true);
     for (int l = 0; l < lanes; ++l) {
-      link.StartDocument(l, absl::StrCat("bench-generate-", l));
+      link.BeginStream(l, absl::StrCat("bench-generate-", l));
     }
     torch::manual_seed(1);
     Generated g = GenerateBytes(model, memory != nullptr ? &link : nullptr,

@@ -62,7 +62,7 @@ StepResult DocumentReader::Step(
     active[i] = true;
     if (s->first) {
       if (state_.valid.defined()) state_.valid[i] = false;
-      link_.StartDocument(
+      link_.BeginStream(
           i, absl::StrCat(stream_prefix_, "-", i, "-", documents_++));
     }
   }
@@ -84,7 +84,7 @@ StepResult DocumentReader::Step(
   for (int i = 0; i < lanes_; ++i) {
     const std::optional<Segment>& s = batch[static_cast<size_t>(i)];
     if (s && s->last) {
-      link_.EndDocument(i);
+      link_.EndStream(i);
       state_.valid[i] = false;
     }
   }

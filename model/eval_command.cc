@@ -100,7 +100,7 @@ std::string Floats(const torch::Tensor& t) {
 
 // What the kNN layer learned, per head: how memory is weighed.
 void PrintKnnLayer(const std::string& checkpoint, Transformer& model) {
-  Attention& knn = model->knn_attention();
+  AttentionLayer& knn = model->knn_attention();
   std::fprintf(
       stderr,
       "%s: kNN layer (%s) b_h %s, position bias of memory %s, scale "

@@ -68,7 +68,7 @@ absl::Status GenerateCommand::Run(const FlagSet& flags) {
       memory.get(), static_cast<int>(lanes),
       {config.heads, config.head_dim(), config.head_dim(), memory_size}, true);
   for (int l = 0; l < lanes; ++l) {
-    link.StartDocument(l, absl::StrCat("generate-", seed, "-", l));
+    link.BeginStream(l, absl::StrCat("generate-", seed, "-", l));
   }
   const Generated out = GenerateBytes(
       model, &link,

@@ -14,7 +14,7 @@
 namespace knnmem::model {
 namespace {
 
-// The float32 rows a SearchResult carries (the streams store float32),
+// The float32 rows a knnmem::Neighbours carries (the streams store float32),
 // read in place.
 absl::Span<const float> FloatsIn(const std::string& bytes) {
   return {reinterpret_cast<const float*>(bytes.data()),
@@ -64,11 +64,11 @@ InProcessMemory::~InProcessMemory() {
 }
 
 absl::StatusOr<StreamSpec> InProcessMemory::SpecOf(
-    const std::string& document) const {
-  auto it = shapes_.find(document);
+    const std::string& stream) const {
+  auto it = shapes_.find(stream);
   if (it == shapes_.end()) {
     return absl::NotFoundError(
-        absl::StrCat("document '", document, "' has no memory open"));
+        absl::StrCat("document '", stream, "' has no memory open"));
   }
   StreamSpec spec;
   spec.layers = 1;
@@ -79,32 +79,32 @@ absl::StatusOr<StreamSpec> InProcessMemory::SpecOf(
   return spec;
 }
 
-absl::Status InProcessMemory::BeginDocument(const std::string& document,
-                                            const MemoryShape& shape) {
-  absl::Status dropped = store_->DeleteStream(document);
+absl::Status InProcessMemory::BeginStream(const std::string& stream,
+                                          const MemoryShape& shape) {
+  absl::Status dropped = store_->DeleteStream(stream);
   if (!dropped.ok() && !absl::IsNotFound(dropped)) return dropped;
-  shapes_[document] = shape;
-  ASSIGN_OR_RETURN(StreamSpec spec, SpecOf(document));
+  shapes_[stream] = shape;
+  ASSIGN_OR_RETURN(StreamSpec spec, SpecOf(stream));
   RETURN_IF_ERROR(ValidateSpec(spec));
   bool created = false;
-  return store_->CreateStream(document, spec, &created).status();
+  return store_->CreateStream(stream, spec, &created).status();
 }
 
-absl::Status InProcessMemory::EndDocument(const std::string& document) {
-  shapes_.erase(document);
-  absl::Status s = store_->DeleteStream(document);
+absl::Status InProcessMemory::EndStream(const std::string& stream) {
+  shapes_.erase(stream);
+  absl::Status s = store_->DeleteStream(stream);
   return absl::IsNotFound(s) ? absl::OkStatus() : s;
 }
 
-absl::Status InProcessMemory::Append(const std::string& document, int64_t first,
+absl::Status InProcessMemory::Append(const std::string& stream, int64_t first,
                                      const torch::Tensor& keys,
                                      const torch::Tensor& values) {
-  ASSIGN_OR_RETURN(StreamSpec spec, SpecOf(document));
+  ASSIGN_OR_RETURN(StreamSpec spec, SpecOf(stream));
   RETURN_IF_ERROR(CheckRows(keys, "keys", spec.heads, spec.key_dim));
   RETURN_IF_ERROR(CheckRows(values, "values", spec.heads, spec.value_dim));
   const torch::Tensor k = Flat(keys), v = Flat(values);
   AppendCommand cmd;
-  cmd.stream_id = document;
+  cmd.stream_id = stream;
   cmd.spec = spec;
   cmd.first_position = first;
   cmd.rows = static_cast<size_t>(k.size(0));
@@ -122,41 +122,39 @@ struct InProcessMemory::Queries {
 };
 
 absl::StatusOr<InProcessMemory::Queries> InProcessMemory::QueriesOf(
-    const std::string& document, const torch::Tensor& queries) const {
-  ASSIGN_OR_RETURN(StreamSpec spec, SpecOf(document));
+    const std::string& stream, const torch::Tensor& queries) const {
+  ASSIGN_OR_RETURN(StreamSpec spec, SpecOf(stream));
   RETURN_IF_ERROR(CheckRows(queries, "queries", spec.heads, spec.key_dim));
   const torch::Tensor flat = Flat(queries);
   const absl::Span<const float> q = FloatsOf(flat);
   return Queries{spec, std::vector<float>(q.begin(), q.end()), queries.size(0)};
 }
 
-absl::StatusOr<Retrieved> InProcessMemory::Search(const std::string& document,
-                                                  const torch::Tensor& queries,
-                                                  int k) {
-  ASSIGN_OR_RETURN(Queries q, QueriesOf(document, queries));
-  SearchCommand cmd{document, q.spec, 0, std::move(q.floats), {}};
+absl::StatusOr<Neighbours> InProcessMemory::Search(const std::string& stream,
+                                                   const torch::Tensor& queries,
+                                                   int k) {
+  ASSIGN_OR_RETURN(Queries q, QueriesOf(stream, queries));
+  SearchCommand cmd{stream, q.spec, 0, std::move(q.floats), {}};
   cmd.options.k = static_cast<uint32_t>(k);
   cmd.options.return_keys = cmd.options.return_values = true;
-  ASSIGN_OR_RETURN(SearchResult r, store_->Search(cmd));
-  return MakeRetrieved(q.n, shapes_.at(document), k, FloatsIn(r.keys),
-                       FloatsIn(r.values), r.positions);
+  ASSIGN_OR_RETURN(knnmem::Neighbours r, store_->Search(cmd));
+  return MakeNeighbours(q.n, shapes_.at(stream), k, FloatsIn(r.keys),
+                        FloatsIn(r.values), r.positions);
 }
 
-absl::StatusOr<Attended> InProcessMemory::Attend(const std::string& document,
-                                                 const torch::Tensor& queries,
-                                                 int k,
-                                                 const AttendParams& params) {
-  ASSIGN_OR_RETURN(Queries q, QueriesOf(document, queries));
+absl::StatusOr<Attention> InProcessMemory::Attend(
+    const std::string& stream, const torch::Tensor& queries, int k,
+    const AttendOptions& options) {
+  ASSIGN_OR_RETURN(Queries q, QueriesOf(stream, queries));
   AttendCommand cmd{
-      document, q.spec, 0, std::move(q.floats), static_cast<uint32_t>(k),
-      {},       {}};
-  cmd.options.scale = params.scale;
-  cmd.options.age_alpha = params.age_alpha;
-  cmd.options.age_tau = params.age_tau;
-  ASSIGN_OR_RETURN(AttendResult r, store_->Attend(cmd));
+      stream, q.spec, 0, std::move(q.floats), static_cast<uint32_t>(k), {}, {}};
+  cmd.options.scale = options.scale;
+  cmd.options.age_alpha = options.age_alpha;
+  cmd.options.age_tau = options.age_tau;
+  ASSIGN_OR_RETURN(knnmem::Attention r, store_->Attend(cmd));
   const int64_t h = q.spec.heads;
-  return Attended{FloatTensor(r.output, {q.n, h, int64_t{q.spec.value_dim}}),
-                  FloatTensor(r.lse, {q.n, h})};
+  return Attention{FloatTensor(r.output, {q.n, h, int64_t{q.spec.value_dim}}),
+                   FloatTensor(r.lse, {q.n, h})};
 }
 
 }  // namespace knnmem::model

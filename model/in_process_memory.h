@@ -26,26 +26,26 @@ class InProcessMemory : public Memory {
       const std::string& data_dir, int workers);
   ~InProcessMemory() override;
 
-  absl::Status BeginDocument(const std::string& document,
-                             const MemoryShape& shape) override;
-  absl::Status EndDocument(const std::string& document) override;
-  absl::Status Append(const std::string& document, int64_t first,
+  absl::Status BeginStream(const std::string& stream,
+                           const MemoryShape& shape) override;
+  absl::Status EndStream(const std::string& stream) override;
+  absl::Status Append(const std::string& stream, int64_t first,
                       const torch::Tensor& keys,
                       const torch::Tensor& values) override;
-  absl::StatusOr<Retrieved> Search(const std::string& document,
-                                   const torch::Tensor& queries,
-                                   int k) override;
-  absl::StatusOr<Attended> Attend(const std::string& document,
-                                  const torch::Tensor& queries, int k,
-                                  const AttendParams& params) override;
+  absl::StatusOr<Neighbours> Search(const std::string& stream,
+                                    const torch::Tensor& queries,
+                                    int k) override;
+  absl::StatusOr<Attention> Attend(const std::string& stream,
+                                   const torch::Tensor& queries, int k,
+                                   const AttendOptions& options) override;
 
  private:
   InProcessMemory(std::string temp_dir, std::unique_ptr<WorkerPool> pool,
                   std::unique_ptr<MemoryStore> store);
-  absl::StatusOr<StreamSpec> SpecOf(const std::string& document) const;
-  // A document's spec and `queries` checked against it, as floats.
+  absl::StatusOr<StreamSpec> SpecOf(const std::string& stream) const;
+  // A stream's spec and `queries` checked against it, as floats.
   struct Queries;
-  absl::StatusOr<Queries> QueriesOf(const std::string& document,
+  absl::StatusOr<Queries> QueriesOf(const std::string& stream,
                                     const torch::Tensor& queries) const;
 
   const std::string temp_dir_;  // removed on destruction when not empty

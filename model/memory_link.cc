@@ -14,11 +14,11 @@ MemoryLink::MemoryLink(Memory* memory, int lanes, const MemoryShape& shape,
       lanes_(static_cast<size_t>(lanes)) {}
 
 MemoryLink::~MemoryLink() {
-  for (size_t i = 0; i < lanes_.size(); ++i) EndDocument(static_cast<int>(i));
+  for (size_t i = 0; i < lanes_.size(); ++i) EndStream(static_cast<int>(i));
 }
 
 bool MemoryLink::Usable(const Lane& lane) const {
-  return memory_ != nullptr && !lane.document.empty() && !lane.broken;
+  return memory_ != nullptr && !lane.stream.empty() && !lane.broken;
 }
 
 void MemoryLink::Failed(Lane& lane, const absl::Status& status,
@@ -32,20 +32,20 @@ void MemoryLink::Failed(Lane& lane, const absl::Status& status,
   lane.broken = true;
 }
 
-void MemoryLink::StartDocument(int lane, const std::string& document) {
-  EndDocument(lane);
+void MemoryLink::BeginStream(int lane, const std::string& stream) {
+  EndStream(lane);
   Lane& l = lanes_[lane];
-  l = Lane{document, 0, false};
+  l = Lane{stream, 0, false};
   if (memory_ == nullptr) return;
-  absl::Status s = memory_->BeginDocument(document, shape_);
-  if (!s.ok()) Failed(l, s, "BeginDocument");
+  absl::Status s = memory_->BeginStream(stream, shape_);
+  if (!s.ok()) Failed(l, s, "BeginStream");
 }
 
-void MemoryLink::EndDocument(int lane) {
+void MemoryLink::EndStream(int lane) {
   Lane& l = lanes_[lane];
-  if (memory_ != nullptr && !l.document.empty()) {
+  if (memory_ != nullptr && !l.stream.empty()) {
     // A failure here only leaves a stream for the server's TTL to drop.
-    memory_->EndDocument(l.document).IgnoreError();
+    memory_->EndStream(l.stream).IgnoreError();
   }
   l = Lane{};
 }
@@ -56,20 +56,20 @@ void MemoryLink::Push(int lane, const torch::Tensor& keys,
   const int64_t rows = keys.size(1);
   if (Usable(l)) {
     absl::Status s =
-        memory_->Append(l.document, l.next, keys.transpose(0, 1).contiguous(),
+        memory_->Append(l.stream, l.next, keys.transpose(0, 1).contiguous(),
                         values.transpose(0, 1).contiguous());
     if (!s.ok()) Failed(l, s, "Append");
   }
   l.next += rows;
 }
 
-std::vector<std::optional<Retrieved>> MemoryLink::Search(
+std::vector<std::optional<Neighbours>> MemoryLink::Search(
     const torch::Tensor& queries, int k) {
-  std::vector<std::optional<Retrieved>> out(lanes_.size());
+  std::vector<std::optional<Neighbours>> out(lanes_.size());
   for (size_t i = 0; i < lanes_.size(); ++i) {
     Lane& l = lanes_[i];
     if (!Usable(l) || l.next == 0) continue;
-    absl::StatusOr<Retrieved> r = memory_->Search(l.document, queries[i], k);
+    absl::StatusOr<Neighbours> r = memory_->Search(l.stream, queries[i], k);
     if (r.ok()) {
       out[i] = std::move(*r);
     } else {
@@ -79,22 +79,22 @@ std::vector<std::optional<Retrieved>> MemoryLink::Search(
   return out;
 }
 
-std::vector<std::optional<Attended>> MemoryLink::Attend(
-    const torch::Tensor& queries, int k, const AttendParams& params) {
-  std::vector<std::optional<Attended>> out(lanes_.size());
+std::vector<std::optional<Attention>> MemoryLink::Attend(
+    const torch::Tensor& queries, int k, const AttendOptions& options) {
+  std::vector<std::optional<Attention>> out(lanes_.size());
   // Every lane with memory in one call (one DecodeStep when remote).
-  std::vector<DocumentQueries> asks;
+  std::vector<StreamQueries> asks;
   std::vector<size_t> asked;
   for (size_t i = 0; i < lanes_.size(); ++i) {
     const Lane& l = lanes_[i];
     if (!Usable(l) || l.next == 0) continue;
-    asks.push_back({l.document, queries[static_cast<int64_t>(i)]});
+    asks.push_back({l.stream, queries[static_cast<int64_t>(i)]});
     asked.push_back(i);
   }
   if (asks.empty()) return out;
   const auto start = std::chrono::steady_clock::now();
-  std::vector<absl::StatusOr<Attended>> got =
-      memory_->AttendMany(asks, k, params);
+  std::vector<absl::StatusOr<Attention>> got =
+      memory_->AttendMany(asks, k, options);
   attend_seconds_ +=
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start)
           .count();

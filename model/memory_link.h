@@ -25,18 +25,20 @@ class MemoryLink : public MemoryReader {
              bool use_attend);
   ~MemoryLink() override;
 
-  // Lane `lane` starts `document` (a stream id; the previous document's
-  // stream is dropped).
-  void StartDocument(int lane, const std::string& document);
-  void EndDocument(int lane);
+  // Lane `lane` starts a document, whose memory is the new stream `stream`
+  // (the lane's previous stream is dropped).
+  void BeginStream(int lane, const std::string& stream);
+  // The lane's document ended: drops its stream.
+  void EndStream(int lane);
   // keys and values [heads, rows, head_dim] that left lane's XL cache.
   void Push(int lane, const torch::Tensor& keys, const torch::Tensor& values);
 
   bool use_attend() const override { return use_attend_; }
-  std::vector<std::optional<Retrieved>> Search(const torch::Tensor& queries,
-                                               int k) override;
-  std::vector<std::optional<Attended>> Attend(
-      const torch::Tensor& queries, int k, const AttendParams& params) override;
+  std::vector<std::optional<Neighbours>> Search(const torch::Tensor& queries,
+                                                int k) override;
+  std::vector<std::optional<Attention>> Attend(
+      const torch::Tensor& queries, int k,
+      const AttendOptions& options) override;
   int64_t newest(int lane) const override { return lanes_[lane].next - 1; }
 
   // Calls that failed (each turned its lane local-only for its document).
@@ -46,9 +48,9 @@ class MemoryLink : public MemoryReader {
 
  private:
   struct Lane {
-    std::string document;  // empty: no stream open
-    int64_t next = 0;      // the next position to append
-    bool broken = false;   // a call failed: local only until the next doc
+    std::string stream;   // empty: no stream open
+    int64_t next = 0;     // the next position to append
+    bool broken = false;  // a call failed: local only until the next doc
   };
   bool Usable(const Lane& lane) const;
   void Failed(Lane& lane, const absl::Status& status, const char* call);

@@ -21,10 +21,10 @@ class MemoryReader {
   virtual bool use_attend() const = 0;
   // `queries` [lanes, T, heads, head_dim], normalised, detached. Per lane:
   // the neighbours, or nullopt when that lane has no memory to offer.
-  virtual std::vector<std::optional<Retrieved>> Search(
+  virtual std::vector<std::optional<Neighbours>> Search(
       const torch::Tensor& queries, int k) = 0;
-  virtual std::vector<std::optional<Attended>> Attend(
-      const torch::Tensor& queries, int k, const AttendParams& params) = 0;
+  virtual std::vector<std::optional<Attention>> Attend(
+      const torch::Tensor& queries, int k, const AttendOptions& options) = 0;
   // The newest position in lane's memory (ages count from it); -1: empty.
   virtual int64_t newest(int lane) const = 0;
 };

@@ -36,10 +36,10 @@ torch::Tensor LongTensor(absl::Span<const int64_t> values,
   return t;
 }
 
-Retrieved MakeRetrieved(int64_t n, const MemoryShape& shape, int k,
-                        absl::Span<const float> keys,
-                        absl::Span<const float> values,
-                        absl::Span<const int64_t> positions) {
+Neighbours MakeNeighbours(int64_t n, const MemoryShape& shape, int k,
+                          absl::Span<const float> keys,
+                          absl::Span<const float> values,
+                          absl::Span<const int64_t> positions) {
   const int64_t h = shape.heads;
   return {FloatTensor(keys, {n, h, k, shape.key_dim}),
           FloatTensor(values, {n, h, k, shape.value_dim}),

@@ -29,11 +29,11 @@ torch::Tensor FloatTensor(absl::Span<const float> values,
 torch::Tensor LongTensor(absl::Span<const int64_t> values,
                          std::vector<int64_t> shape);
 
-// Retrieved from flat [n, heads, k(, dim)] arrays.
-Retrieved MakeRetrieved(int64_t n, const MemoryShape& shape, int k,
-                        absl::Span<const float> keys,
-                        absl::Span<const float> values,
-                        absl::Span<const int64_t> positions);
+// Neighbours from flat [n, heads, k(, dim)] arrays.
+Neighbours MakeNeighbours(int64_t n, const MemoryShape& shape, int k,
+                          absl::Span<const float> keys,
+                          absl::Span<const float> values,
+                          absl::Span<const int64_t> positions);
 
 }  // namespace knnmem::model
 

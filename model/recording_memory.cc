@@ -74,19 +74,19 @@ absl::Status RecordingMemory::Close() {
   return s;
 }
 
-absl::Status RecordingMemory::CheckOpen(const std::string& document) const {
-  if (document == open_) return absl::OkStatus();
+absl::Status RecordingMemory::CheckOpen(const std::string& stream) const {
+  if (stream == open_) return absl::OkStatus();
   return absl::FailedPreconditionError(absl::StrCat(
-      "dump-keys: a call for document '", document, "' while '", open_,
+      "dump-keys: a call for document '", stream, "' while '", open_,
       "' is open: record one document at a time (one lane)"));
 }
 
-absl::Status RecordingMemory::BeginDocument(const std::string& document,
-                                            const MemoryShape& shape) {
+absl::Status RecordingMemory::BeginStream(const std::string& stream,
+                                          const MemoryShape& shape) {
   if (!open_.empty()) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "dump-keys: document '", document, "' begins while '", open_,
-        "' is open: record one document at a time (one lane)"));
+    return absl::FailedPreconditionError(
+        absl::StrCat("dump-keys: document '", stream, "' begins while '", open_,
+                     "' is open: record one document at a time (one lane)"));
   }
   if (keys_ == nullptr) {
     ASSIGN_OR_RETURN(keys_, NpyWriter::Create(dir_ + "/keys.npy",
@@ -101,61 +101,60 @@ absl::Status RecordingMemory::BeginDocument(const std::string& document,
     return absl::InvalidArgumentError(
         "dump-keys: documents of different shapes in one dump");
   }
-  open_ = document;
+  open_ = stream;
   open_key_row_ = keys_->rows();
   open_appended_ = 0;
-  return inner_->BeginDocument(document, shape);
+  return inner_->BeginStream(stream, shape);
 }
 
-absl::Status RecordingMemory::EndDocument(const std::string& document) {
-  RETURN_IF_ERROR(CheckOpen(document));
-  std::fprintf(documents_, "%s\t%lld\t%lld\n", document.c_str(),
+absl::Status RecordingMemory::EndStream(const std::string& stream) {
+  RETURN_IF_ERROR(CheckOpen(stream));
+  std::fprintf(documents_, "%s\t%lld\t%lld\n", stream.c_str(),
                static_cast<long long>(open_key_row_),
                static_cast<long long>(open_appended_));
   open_.clear();
-  return inner_->EndDocument(document);
+  return inner_->EndStream(stream);
 }
 
-absl::Status RecordingMemory::Append(const std::string& document, int64_t first,
+absl::Status RecordingMemory::Append(const std::string& stream, int64_t first,
                                      const torch::Tensor& keys,
                                      const torch::Tensor& values) {
-  RETURN_IF_ERROR(CheckOpen(document));
+  RETURN_IF_ERROR(CheckOpen(stream));
   if (first != open_appended_) {
     return absl::FailedPreconditionError(
-        absl::StrCat("dump-keys: document '", document, "' appends at ", first,
+        absl::StrCat("dump-keys: document '", stream, "' appends at ", first,
                      " after ", open_appended_, " keys"));
   }
   const torch::Tensor k = Rows(keys), v = Rows(values);
   RETURN_IF_ERROR(keys_->Append(k.data_ptr<float>(), k.size(0)));
   RETURN_IF_ERROR(values_->Append(v.data_ptr<float>(), v.size(0)));
   open_appended_ += k.size(0);
-  return inner_->Append(document, first, keys, values);
+  return inner_->Append(stream, first, keys, values);
 }
 
-absl::Status RecordingMemory::RecordQueries(const std::string& document,
+absl::Status RecordingMemory::RecordQueries(const std::string& stream,
                                             const torch::Tensor& queries) {
-  RETURN_IF_ERROR(CheckOpen(document));
+  RETURN_IF_ERROR(CheckOpen(stream));
   const torch::Tensor q = Rows(queries);
-  std::fprintf(query_calls_, "%s\t%lld\t%lld\t%lld\n", document.c_str(),
+  std::fprintf(query_calls_, "%s\t%lld\t%lld\t%lld\n", stream.c_str(),
                static_cast<long long>(queries_->rows()),
                static_cast<long long>(q.size(0)),
                static_cast<long long>(open_appended_));
   return queries_->Append(q.data_ptr<float>(), q.size(0));
 }
 
-absl::StatusOr<Retrieved> RecordingMemory::Search(const std::string& document,
-                                                  const torch::Tensor& queries,
-                                                  int k) {
-  RETURN_IF_ERROR(RecordQueries(document, queries));
-  return inner_->Search(document, queries, k);
+absl::StatusOr<Neighbours> RecordingMemory::Search(const std::string& stream,
+                                                   const torch::Tensor& queries,
+                                                   int k) {
+  RETURN_IF_ERROR(RecordQueries(stream, queries));
+  return inner_->Search(stream, queries, k);
 }
 
-absl::StatusOr<Attended> RecordingMemory::Attend(const std::string& document,
-                                                 const torch::Tensor& queries,
-                                                 int k,
-                                                 const AttendParams& params) {
-  RETURN_IF_ERROR(RecordQueries(document, queries));
-  return inner_->Attend(document, queries, k, params);
+absl::StatusOr<Attention> RecordingMemory::Attend(
+    const std::string& stream, const torch::Tensor& queries, int k,
+    const AttendOptions& options) {
+  RETURN_IF_ERROR(RecordQueries(stream, queries));
+  return inner_->Attend(stream, queries, k, options);
 }
 
 }  // namespace knnmem::model

@@ -4,20 +4,21 @@
 // knnmem-bench). It writes into a directory:
 //
 //   keys.npy     float32 [rows, heads, key_dim]: every appended key, in
-//                order; a document's rows are its positions 0, 1, ...
+//                order; a stream's rows are its positions 0, 1, ...
 //   values.npy   float32 [rows, heads, value_dim]: the appended values
 //   queries.npy  float32 [rows, heads, key_dim]: every query (Search,
 //                Attend, AttendMany), in order
-//   documents.tsv  "document  key_row  keys": per document, the row of its
-//                first key in keys.npy and how many it appended
+//   documents.tsv  "document  key_row  keys": per stream (the column is
+//                its id: one stream per document), the row of its first
+//                key in keys.npy and how many it appended
 //   queries.tsv  "document  query_row  queries  keys_in_memory": per call,
 //                its first row in queries.npy, its rows, and how many keys
-//                the document had appended when it was asked
+//                the stream had appended when it was asked
 //
 // The .npy files are NumPy's format (numpy.load opens them; base/npy.h).
-// One document at a time (read with one lane): a call for another document
+// One stream at a time (read with one lane): a call for another stream
 // while one is open is FAILED_PRECONDITION, as is an append that does not
-// continue the document's positions.
+// continue the stream's positions.
 #ifndef KNNMEM_MODEL_RECORDING_MEMORY_H_
 #define KNNMEM_MODEL_RECORDING_MEMORY_H_
 
@@ -43,25 +44,25 @@ class RecordingMemory final : public Memory {
   int64_t keys() const { return keys_ ? keys_->rows() : 0; }
   int64_t queries() const { return queries_ ? queries_->rows() : 0; }
 
-  absl::Status BeginDocument(const std::string& document,
-                             const MemoryShape& shape) override;
-  absl::Status EndDocument(const std::string& document) override;
-  absl::Status Append(const std::string& document, int64_t first,
+  absl::Status BeginStream(const std::string& stream,
+                           const MemoryShape& shape) override;
+  absl::Status EndStream(const std::string& stream) override;
+  absl::Status Append(const std::string& stream, int64_t first,
                       const torch::Tensor& keys,
                       const torch::Tensor& values) override;
-  absl::StatusOr<Retrieved> Search(const std::string& document,
-                                   const torch::Tensor& queries,
-                                   int k) override;
-  absl::StatusOr<Attended> Attend(const std::string& document,
-                                  const torch::Tensor& queries, int k,
-                                  const AttendParams& params) override;
+  absl::StatusOr<Neighbours> Search(const std::string& stream,
+                                    const torch::Tensor& queries,
+                                    int k) override;
+  absl::StatusOr<Attention> Attend(const std::string& stream,
+                                   const torch::Tensor& queries, int k,
+                                   const AttendOptions& options) override;
 
  private:
   RecordingMemory(std::string dir, Memory* inner, std::FILE* documents,
                   std::FILE* query_calls);
-  // FAILED_PRECONDITION unless `document` is the open one.
-  absl::Status CheckOpen(const std::string& document) const;
-  absl::Status RecordQueries(const std::string& document,
+  // FAILED_PRECONDITION unless `stream` is the open one.
+  absl::Status CheckOpen(const std::string& stream) const;
+  absl::Status RecordQueries(const std::string& stream,
                              const torch::Tensor& queries);
 
   const std::string dir_;
@@ -69,7 +70,7 @@ class RecordingMemory final : public Memory {
   std::FILE* documents_;
   std::FILE* query_calls_;
   std::unique_ptr<NpyWriter> keys_, values_, queries_;
-  std::string open_;           // the open document ("" when none)
+  std::string open_;           // the open stream ("" when none)
   int64_t open_key_row_ = 0;   // its first row in keys.npy
   int64_t open_appended_ = 0;  // keys it appended
 };

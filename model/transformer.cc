@@ -52,7 +52,7 @@ torch::Tensor StackLanes(const std::vector<torch::Tensor>& lanes,
 
 }  // namespace
 
-AttentionImpl::AttentionImpl(const ModelConfig& config, bool knn)
+AttentionLayerImpl::AttentionLayerImpl(const ModelConfig& config, bool knn)
     : config_(config), knn_(knn) {
   const int d = config.d_model, h = config.heads;
   qkv_ = register_module("qkv", torch::nn::Linear(d, 3 * d));
@@ -76,7 +76,7 @@ AttentionImpl::AttentionImpl(const ModelConfig& config, bool knn)
   ResetMemoryShare();
 }
 
-torch::Tensor AttentionImpl::forward(
+torch::Tensor AttentionLayerImpl::forward(
     const torch::Tensor& x, const torch::Tensor& cache_k,
     const torch::Tensor& cache_v, const torch::Tensor& cache_valid,
     MemoryReader* memory, torch::Tensor* keys, torch::Tensor* values,
@@ -130,27 +130,27 @@ torch::Tensor AttentionImpl::forward(
   return out_->forward(out.transpose(1, 2).reshape({b, t, h * dh}));
 }
 
-torch::Tensor AttentionImpl::MixMemory(const torch::Tensor& q,
-                                       const torch::Tensor& local,
-                                       const torch::Tensor& local_lse,
-                                       MemoryReader& memory) {
+torch::Tensor AttentionLayerImpl::MixMemory(const torch::Tensor& q,
+                                            const torch::Tensor& local,
+                                            const torch::Tensor& local_lse,
+                                            MemoryReader& memory) {
   const int64_t b = q.size(0), h = q.size(1), t = q.size(2), dh = q.size(3);
   const int k = config_.top_k;
   const torch::Tensor queries = q.detach().permute({0, 2, 1, 3}).contiguous();
   const torch::Tensor scale_h = memory_scale();
   torch::Tensor mem_out, mem_lse, has;
   if (memory.use_attend()) {
-    AttendParams params;
+    AttendOptions options;
     const torch::Tensor sc = scale_h.detach().contiguous();
-    params.scale.assign(sc.data_ptr<float>(), sc.data_ptr<float>() + h);
+    options.scale.assign(sc.data_ptr<float>(), sc.data_ptr<float>() + h);
     if (config_.age_penalty) {
       const torch::Tensor a = age_alpha_.detach().contiguous();
-      params.age_alpha.assign(a.data_ptr<float>(), a.data_ptr<float>() + h);
-      params.age_tau = config_.age_tau;
+      options.age_alpha.assign(a.data_ptr<float>(), a.data_ptr<float>() + h);
+      options.age_tau = config_.age_tau;
     }
     std::vector<torch::Tensor> outs(b), lses(b);
-    std::vector<std::optional<Attended>> got =
-        memory.Attend(queries, k, params);
+    std::vector<std::optional<Attention>> got =
+        memory.Attend(queries, k, options);
     for (int64_t i = 0; i < b; ++i) {
       if (!got[i]) continue;
       outs[i] = got[i]->output;
@@ -162,7 +162,7 @@ torch::Tensor AttentionImpl::MixMemory(const torch::Tensor& q,
     mem_lse = torch::where(has, mem_lse, torch::full({}, kMasked));
   } else {
     std::vector<torch::Tensor> ks(b), vs(b), ps(b);
-    std::vector<std::optional<Retrieved>> got = memory.Search(queries, k);
+    std::vector<std::optional<Neighbours>> got = memory.Search(queries, k);
     std::vector<int64_t> newest(b, 0);
     for (int64_t i = 0; i < b; ++i) {
       newest[i] = memory.newest(static_cast<int>(i));
@@ -216,18 +216,18 @@ torch::Tensor AttentionImpl::MixMemory(const torch::Tensor& q,
   return local + weight.unsqueeze(-1) * (mem_out - local);
 }
 
-torch::Tensor AttentionImpl::memory_position_bias() const {
+torch::Tensor AttentionLayerImpl::memory_position_bias() const {
   if (!knn_ || !config_.edge_bias || config_.mix != MemoryMix::kJoint) {
     return torch::zeros({config_.heads});
   }
   return position_bias_.select(1, edge_bucket_);
 }
 
-torch::Tensor AttentionImpl::memory_share() const {
+torch::Tensor AttentionLayerImpl::memory_share() const {
   return share_sum_ / share_count_;
 }
 
-void AttentionImpl::ResetMemoryShare() {
+void AttentionLayerImpl::ResetMemoryShare() {
   share_sum_ = torch::zeros({config_.heads});
   share_count_ = torch::zeros({config_.heads});
 }
@@ -238,7 +238,7 @@ BlockImpl::BlockImpl(const ModelConfig& config, bool knn) {
       "ln1", torch::nn::LayerNorm(torch::nn::LayerNormOptions({d})));
   ln2_ = register_module(
       "ln2", torch::nn::LayerNorm(torch::nn::LayerNormOptions({d})));
-  attention_ = register_module("attention", Attention(config, knn));
+  attention_ = register_module("attention", AttentionLayer(config, knn));
   up_ = register_module("up", torch::nn::Linear(d, config.ffn));
   down_ = register_module("down", torch::nn::Linear(config.ffn, d));
 }

@@ -33,9 +33,12 @@ struct SegmentCache {
   int64_t positions() const { return keys.empty() ? 0 : keys[0].size(2); }
 };
 
-class AttentionImpl : public torch::nn::Module {
+// A block's multi-head attention over its segment and the XL cache; in the
+// kNN layer (`knn`), mixed with the memory's answer. (Memory's own answer to
+// Attend is the struct Attention, memory.h.)
+class AttentionLayerImpl : public torch::nn::Module {
  public:
-  AttentionImpl(const ModelConfig& config, bool knn);
+  AttentionLayerImpl(const ModelConfig& config, bool knn);
 
   // x [B, T, D]; cache_* [B, H, S, Dh] or undefined; cache_valid bool [B].
   // Sets *keys and *values to this segment's [B, H, T, Dh] (the kNN layer's
@@ -81,7 +84,7 @@ class AttentionImpl : public torch::nn::Module {
   torch::Tensor share_sum_, share_count_;  // [H], no gradient
   int64_t edge_bucket_ = 0;  // the bucket of the window's farthest key
 };
-TORCH_MODULE(Attention);
+TORCH_MODULE(AttentionLayer);
 
 class BlockImpl : public torch::nn::Module {
  public:
@@ -92,11 +95,11 @@ class BlockImpl : public torch::nn::Module {
                         torch::Tensor* keys, torch::Tensor* values,
                         const torch::Tensor& prefix_k = {},
                         const torch::Tensor& prefix_v = {});
-  Attention& attention() { return attention_; }
+  AttentionLayer& attention() { return attention_; }
 
  private:
   torch::nn::LayerNorm ln1_{nullptr}, ln2_{nullptr};
-  Attention attention_{nullptr};
+  AttentionLayer attention_{nullptr};
   torch::nn::Linear up_{nullptr}, down_{nullptr};
 };
 TORCH_MODULE(Block);
@@ -118,7 +121,7 @@ class TransformerImpl : public torch::nn::Module {
                         MemoryReader* memory, SegmentCache* partial);
 
   const ModelConfig& config() const { return config_; }
-  Attention& knn_attention() {
+  AttentionLayer& knn_attention() {
     return blocks_[config_.knn_index()]->attention();
   }
 

@@ -108,12 +108,11 @@ class KeyGather {
 }  // namespace
 
 // One head: the coarse centroids (trained by FAISS k-means, searched by its
-// BLAS-backed flat index) and our own inverted lists, scanned with GEMMs
-// (see Search).
+// BLAS-backed flat index) and our own inverted lists, scanned by Search.
 struct ApproximateIndex::Head {
   explicit Head(uint32_t dim, uint32_t nlist) : quantizer(dim), lists(nlist) {}
   // Positions, increasing. The keys stay in the layer's blocks, the one
-  // copy: Search gathers them (see KeyGather).
+  // copy: Search reads them there (see KeyGather).
   using List = std::vector<int64_t>;
   faiss::IndexFlatIP quantizer;  // nlist centroids once trained
   std::vector<List> lists;
@@ -349,11 +348,11 @@ void ApproximateIndex::Search(const LayerSnapshot& snapshot,
   });
 }
 
-absl::StatusOr<SearchResult> TieredSearch(const StreamSpec& spec,
-                                          const LayerSnapshot& snapshot,
-                                          absl::Span<const float> queries,
-                                          const SearchOptions& options,
-                                          WorkerPool& pool) {
+absl::StatusOr<Neighbours> TieredSearch(const StreamSpec& spec,
+                                        const LayerSnapshot& snapshot,
+                                        absl::Span<const float> queries,
+                                        const SearchOptions& options,
+                                        WorkerPool& pool) {
   // Indexed positions below `split` (the index may have grown past this
   // snapshot's end since it was taken: those are not in its blocks).
   const int64_t split =
@@ -363,7 +362,7 @@ absl::StatusOr<SearchResult> TieredSearch(const StreamSpec& spec,
   tail.first_position = split;
   SearchOptions exact_options = options;
   exact_options.return_keys = exact_options.return_values = false;
-  ASSIGN_OR_RETURN(SearchResult result,
+  ASSIGN_OR_RETURN(Neighbours result,
                    ExactSearch(spec, tail, queries, exact_options, pool));
   const uint32_t n = result.queries, k = result.k;
   std::vector<float> scores(result.scores.size());

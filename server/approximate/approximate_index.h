@@ -2,9 +2,11 @@
 // says APPROXIMATE. Per head, an IVF-Flat index (inner product) over the
 // keys of positions [begin, indexed_end): coarse centroids trained once by
 // FAISS k-means on the first keys indexed (the stream's own), and inverted
-// lists of positions that Search scans in place: a decode step's few
-// queries by the streaming scan (few_query_scan.h), more queries by one GEMM
-// per list for all the queries that probe it; the keys are read from the
+// lists of positions that Search scans, each list once for all the queries
+// that probe it: a decode step's few queries by the streaming scan over the
+// keys in place (few_query_scan.h); more queries by the bfloat16 list scan
+// (bf16_list_scan.h) where the CPU has AVX512_BF16, else a GEMM, over keys
+// gathered into float32 a chunk at a time. The keys are read from the
 // layer's blocks (so a key is held once, in the storage dtype). Keys are
 // added in chunks, in the background (MemoryStore's indexer), never on the
 // request path; the newest exact_tail entries and whatever is not indexed
@@ -102,14 +104,16 @@ inline std::shared_ptr<ApproximateIndex> TierOf(const LayerMemory& layer) {
   return std::static_pointer_cast<ApproximateIndex>(layer.index());
 }
 
-// Search over a layer whose snapshot has an approximate tier: FAISS over
-// the indexed positions, exact over the rest, merged per (query, head);
-// keys and values (when asked for) gathered after the merge.
-absl::StatusOr<SearchResult> TieredSearch(const StreamSpec& spec,
-                                          const LayerSnapshot& snapshot,
-                                          absl::Span<const float> queries,
-                                          const SearchOptions& options,
-                                          WorkerPool& pool);
+// Search over a layer whose snapshot has an approximate tier: the tier's
+// lists (ApproximateIndex::Search) over the indexed positions, ExactSearch
+// over the rest, merged per (query, head); keys and values (when asked for)
+// gathered after the merge. Exact but for the indexed positions that the
+// probed lists miss.
+absl::StatusOr<Neighbours> TieredSearch(const StreamSpec& spec,
+                                        const LayerSnapshot& snapshot,
+                                        absl::Span<const float> queries,
+                                        const SearchOptions& options,
+                                        WorkerPool& pool);
 
 }  // namespace knnmem
 

@@ -98,7 +98,7 @@ struct LayerSnapshot {
   std::vector<std::shared_ptr<const Block>> blocks;  // oldest first
   int64_t first_position = 0;
   int64_t next_position = 0;
-  // APPROXIMATE layers: the FAISS tier, and where its indexed positions
+  // APPROXIMATE layers: the approximate tier, and where its indexed positions
   // ended when the snapshot was taken (later additions are not used).
   std::shared_ptr<const SealedTier> index;
   int64_t indexed_end = -1;
@@ -115,7 +115,8 @@ class LayerMemory {
   LayerMemory(const LayerMemory&) = delete;
   LayerMemory& operator=(const LayerMemory&) = delete;
 
-  // Held by the single appender across its storage write and AppendRows.
+  // Held by the single appender from StageRows through Publish (across
+  // its storage write), or across AppendRows.
   Mutex& append_mutex() { return append_mu_; }
 
   int64_t first_position() const;
@@ -149,7 +150,7 @@ class LayerMemory {
   }
 
   LayerSnapshot Snapshot() const;
-  // The FAISS tier (APPROXIMATE specs), else nullptr. Attached by the
+  // The approximate tier (APPROXIMATE specs), else nullptr. Attached by the
   // owner right after construction, before any other use.
   const std::shared_ptr<SealedTier>& index() const { return index_; }
   void AttachIndex(std::shared_ptr<SealedTier> index) {

@@ -6,11 +6,11 @@
 
 namespace knnmem {
 
-AttendResult Attend(const StreamSpec& spec, const LayerSnapshot& snapshot,
-                    const SearchResult& top, const AttendOptions& options,
-                    WorkerPool& pool) {
+Attention Attend(const StreamSpec& spec, const LayerSnapshot& snapshot,
+                 const Neighbours& top, const AttendOptions& options,
+                 WorkerPool& pool) {
   const uint32_t heads = spec.heads, dv = spec.value_dim, k = top.k;
-  AttendResult r;
+  Attention r;
   r.queries = top.queries;
   r.heads = heads;
   r.value_dim = dv;

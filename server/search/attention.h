@@ -22,7 +22,8 @@ struct AttendOptions {
   float age_tau = 1.0f;
 };
 
-struct AttendResult {
+// Attend's answer.
+struct Attention {
   uint32_t queries = 0;
   uint32_t heads = 0;
   uint32_t value_dim = 0;
@@ -30,11 +31,11 @@ struct AttendResult {
   std::vector<float> lse;     // [queries, heads]; -inf where nothing is stored
 };
 
-// Attends over the entries that `top` (an ExactSearch result over the same
-// snapshot) selected. Parallel over queries on `pool`.
-AttendResult Attend(const StreamSpec& spec, const LayerSnapshot& snapshot,
-                    const SearchResult& top, const AttendOptions& options,
-                    WorkerPool& pool);
+// Attends over the entries that `top` (ExactSearch's or TieredSearch's
+// answer over the same snapshot) selected. Parallel over queries on `pool`.
+Attention Attend(const StreamSpec& spec, const LayerSnapshot& snapshot,
+                 const Neighbours& top, const AttendOptions& options,
+                 WorkerPool& pool);
 
 }  // namespace knnmem
 

@@ -79,7 +79,7 @@ void GatherRows(const StreamSpec& spec, const LayerSnapshot& snapshot,
 void PinBlasToOneThread() { openblas_set_num_threads(1); }
 
 void GatherNeighbourRows(const StreamSpec& spec, const LayerSnapshot& snapshot,
-                         const SearchOptions& options, SearchResult* result) {
+                         const SearchOptions& options, Neighbours* result) {
   const size_t es = ElementSize(spec.storage_dtype);
   const size_t entries = result->positions.size();
   if (options.return_keys) result->keys.resize(entries * spec.key_dim * es);
@@ -98,16 +98,16 @@ void GatherNeighbourRows(const StreamSpec& spec, const LayerSnapshot& snapshot,
   }
 }
 
-absl::StatusOr<SearchResult> ExactSearch(const StreamSpec& spec,
-                                         const LayerSnapshot& snapshot,
-                                         absl::Span<const float> queries,
-                                         const SearchOptions& options,
-                                         WorkerPool& pool) {
+absl::StatusOr<Neighbours> ExactSearch(const StreamSpec& spec,
+                                       const LayerSnapshot& snapshot,
+                                       absl::Span<const float> queries,
+                                       const SearchOptions& options,
+                                       WorkerPool& pool) {
   const uint32_t heads = spec.heads;
   const uint32_t dk = spec.key_dim;
   const uint32_t n = static_cast<uint32_t>(queries.size() / (heads * dk));
   const uint32_t k = options.k;
-  SearchResult result;
+  Neighbours result;
   result.queries = n;
   result.heads = heads;
   result.k = k;

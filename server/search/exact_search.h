@@ -23,7 +23,8 @@
 
 namespace knnmem {
 
-struct SearchResult {
+// A search's answer: per (query, head), the k best entries.
+struct Neighbours {
   uint32_t queries = 0;
   uint32_t heads = 0;
   uint32_t k = 0;
@@ -59,16 +60,16 @@ struct SearchOptions {
 // `queries` is float32 [n, spec.heads, spec.key_dim]. Work is split over
 // (head, query tile) pairs on `pool`; the caller takes part. Returns
 // DEADLINE_EXCEEDED when options.cancelled fired before the end.
-absl::StatusOr<SearchResult> ExactSearch(const StreamSpec& spec,
-                                         const LayerSnapshot& snapshot,
-                                         absl::Span<const float> queries,
-                                         const SearchOptions& options,
-                                         WorkerPool& pool);
+absl::StatusOr<Neighbours> ExactSearch(const StreamSpec& spec,
+                                       const LayerSnapshot& snapshot,
+                                       absl::Span<const float> queries,
+                                       const SearchOptions& options,
+                                       WorkerPool& pool);
 
 // Fills result->keys / values (as options asks) with the stored rows of
 // every result position, zero for empty entries.
 void GatherNeighbourRows(const StreamSpec& spec, const LayerSnapshot& snapshot,
-                         const SearchOptions& options, SearchResult* result);
+                         const SearchOptions& options, Neighbours* result);
 
 // Pins OpenBLAS to one thread: the worker pool provides the parallelism.
 void PinBlasToOneThread();

@@ -408,7 +408,7 @@ grpc::ServerUnaryReactor* MemoryService::Search(
           " bytes, over the server's --max-message-bytes ", max_message_bytes_,
           "; send fewer queries, a smaller k, or omit keys/values"));
     }
-    ASSIGN_OR_RETURN(SearchResult r, store_->Search(cmd));
+    ASSIGN_OR_RETURN(Neighbours r, store_->Search(cmd));
     if (metrics_ != nullptr) metrics_->AddSearchedQueries(r.queries);
     const int64_t shape[] = {r.queries, r.heads, r.k};
     v1::Tensor* scores = response->mutable_scores();
@@ -455,7 +455,7 @@ grpc::ServerUnaryReactor* MemoryService::Attend(
         cmd.cancelled = [this, ctx] {
           return ctx->IsCancelled() || aborting_.load();
         };
-        ASSIGN_OR_RETURN(AttendResult r, store_->Attend(cmd));
+        ASSIGN_OR_RETURN(Attention r, store_->Attend(cmd));
         if (metrics_ != nullptr) metrics_->AddSearchedQueries(r.queries);
         SetFloatTensor(r.output, {r.queries, r.heads, r.value_dim},
                        response->mutable_output());
@@ -559,7 +559,7 @@ absl::Status MemoryService::RunDecodeStep(grpc::CallbackServerContext* ctx,
     v1::StreamStepResult* out = response->mutable_results(i);
     out->set_next_position(r.next_position);
     if (commands[j].attend) {
-      const AttendResult& a = r.attended;
+      const Attention& a = r.attention;
       queries += a.queries;
       SetFloatTensor(a.output, {a.queries, a.heads, a.value_dim},
                      out->mutable_output());

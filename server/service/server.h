@@ -1,6 +1,6 @@
-// Server: one running knnmem server, everything main() used to wire by
-// hand: the worker pool, the store opened on the data dir, metrics and
-// their HTTP endpoint, tokens and TLS, the gRPC server on its port, and the
+// Server: one running knnmem server and everything it wires together: the
+// worker pool, the store opened on the data dir, metrics and their HTTP
+// endpoint, tokens and TLS, the gRPC server on its port, and the
 // maintenance thread (idle streams, recovery from storage errors, health).
 // main() keeps what belongs to a process (signals, allocator settings, exit
 // codes); tests can start and stop one in process.

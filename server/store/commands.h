@@ -70,11 +70,12 @@ struct StepCommand {
   std::optional<AttendCommand> attend;
 };
 
+// One step's answer: its own status; when OK, what it appended and attended.
 struct StepResult {
   absl::Status status;
   int64_t next_position = 0;  // the layer's, after the append
   AppendResult appended;      // zero without rows
-  AttendResult attended;      // empty without queries
+  Attention attention;        // empty without queries
 };
 
 }  // namespace knnmem

@@ -51,7 +51,8 @@ namespace knnmem {
 struct LayerState {
   int64_t first_position = 0;
   int64_t next_position = 0;
-  // APPROXIMATE: entries in the FAISS tier (the rest are scanned exactly).
+  // APPROXIMATE: entries in the approximate tier (the rest are scanned
+  // exactly).
   uint64_t indexed_entries = 0;
 };
 
@@ -153,12 +154,12 @@ class MemoryStore {
   // candidates over the indexed positions merged with an exact scan of the
   // rest (approximate_index.h). Loads the stream if it is not in RAM; the
   // search itself runs on the pool with no lock held.
-  absl::StatusOr<SearchResult> Search(const SearchCommand& cmd) const;
+  absl::StatusOr<Neighbours> Search(const SearchCommand& cmd) const;
 
   // Softmax attention (attention.h) over the top-k entries per (query,
   // head), found as Search finds them without cmd.exact: exact for EXACT
   // layers, tiered for APPROXIMATE ones.
-  absl::StatusOr<AttendResult> Attend(const AttendCommand& cmd) const;
+  absl::StatusOr<Attention> Attend(const AttendCommand& cmd) const;
 
   // A decode step of many streams: for each step its Append (if any), then
   // its Attend (if any), the steps in parallel on the pool (and each
@@ -226,8 +227,8 @@ class MemoryStore {
   absl::Status Recover();
   StepResult RunStep(const StepCommand& step);
   // Attend over `snapshot`, a view of the command's layer.
-  absl::StatusOr<AttendResult> AttendOn(const LayerSnapshot& snapshot,
-                                        const AttendCommand& cmd) const;
+  absl::StatusOr<Attention> AttendOn(const LayerSnapshot& snapshot,
+                                     const AttendCommand& cmd) const;
   absl::StatusOr<AppendResult> AppendResident(Stream& stream,
                                               const AppendCommand& cmd)
       ABSL_SHARED_LOCKS_REQUIRED(stream.lifecycle_mutex());

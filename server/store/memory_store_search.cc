@@ -23,8 +23,7 @@ absl::StatusOr<LayerSnapshot> MemoryStore::Snapshot(absl::string_view stream_id,
   }
 }
 
-absl::StatusOr<SearchResult> MemoryStore::Search(
-    const SearchCommand& cmd) const {
+absl::StatusOr<Neighbours> MemoryStore::Search(const SearchCommand& cmd) const {
   ASSIGN_OR_RETURN(LayerSnapshot snapshot,
                    Snapshot(cmd.stream_id, cmd.spec, cmd.layer));
   if (snapshot.index != nullptr && !cmd.exact) {
@@ -33,20 +32,19 @@ absl::StatusOr<SearchResult> MemoryStore::Search(
   return ExactSearch(cmd.spec, snapshot, cmd.queries, cmd.options, *pool_);
 }
 
-absl::StatusOr<AttendResult> MemoryStore::Attend(
-    const AttendCommand& cmd) const {
+absl::StatusOr<Attention> MemoryStore::Attend(const AttendCommand& cmd) const {
   ASSIGN_OR_RETURN(LayerSnapshot snapshot,
                    Snapshot(cmd.stream_id, cmd.spec, cmd.layer));
   return AttendOn(snapshot, cmd);
 }
 
-absl::StatusOr<AttendResult> MemoryStore::AttendOn(
+absl::StatusOr<Attention> MemoryStore::AttendOn(
     const LayerSnapshot& snapshot, const AttendCommand& cmd) const {
   SearchOptions search;
   search.k = cmd.k;
   search.cancelled = cmd.cancelled;
   ASSIGN_OR_RETURN(
-      SearchResult top,
+      Neighbours top,
       snapshot.index != nullptr
           ? TieredSearch(cmd.spec, snapshot, cmd.queries, search, *pool_)
           : ExactSearch(cmd.spec, snapshot, cmd.queries, search, *pool_));
@@ -81,12 +79,12 @@ StepResult MemoryStore::RunStep(const StepCommand& step) {
       return r;
     }
     r.next_position = snapshot->next_position;
-    absl::StatusOr<AttendResult> attended = AttendOn(*snapshot, cmd);
+    absl::StatusOr<Attention> attended = AttendOn(*snapshot, cmd);
     if (!attended.ok()) {
       r.status = attended.status();
       return r;
     }
-    r.attended = *std::move(attended);
+    r.attention = *std::move(attended);
   }
   return r;
 }

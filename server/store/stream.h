@@ -1,5 +1,5 @@
-// Stream: one document's memory in RAM: its spec, its storage incarnation
-// and one LayerMemory per layer.
+// Stream: one stream's memory in RAM: its spec, its storage incarnation and
+// one LayerMemory per layer.
 //
 // Lifecycle lock: Append and Search hold it shared while they touch the
 // stream (Search only while it takes its snapshot), as the indexer does for
@@ -75,7 +75,7 @@ class Stream {
   }
   void MarkDeleted() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { deleted_ = true; }
 
-  // RAM of every layer (blocks and approximate-tier keys).
+  // RAM of every layer (blocks and the approximate tier's lists).
   uint64_t BytesInRam() const ABSL_SHARED_LOCKS_REQUIRED(mu_) {
     uint64_t bytes = 0;
     for (const auto& layer : layers_) bytes += layer->BytesInRam();

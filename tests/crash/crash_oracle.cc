@@ -40,6 +40,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "base/flags.h"
+#include "base/sync.h"
 #include "base/temp_dir.h"
 #include "client/memory_client.h"
 #include "server/store/memory_store.h"
@@ -131,7 +132,7 @@ class Oracle {
   void Cycle(int cycle) {
     if (!server_.Start())
       throw Failure{"server did not start: " + server_.error()};
-    auto client = MemoryClient::Connect(server_.address());
+    auto client = client::MemoryClient::Connect(server_.address());
     if (cycle == 0) {
       for (Record& r : records_) {
         v1::StreamSpec spec;
@@ -178,7 +179,7 @@ class Oracle {
   void Finish() {
     if (!server_.Start())
       throw Failure{"server did not start: " + server_.error()};
-    auto client = MemoryClient::Connect(server_.address());
+    auto client = client::MemoryClient::Connect(server_.address());
     for (Record& r : records_) Verify(*client, r);
     client.reset();
     if (server_.Stop() != 0) throw Failure{"server did not stop cleanly"};
@@ -237,9 +238,9 @@ class Oracle {
   }
 
   void Append(int thread, int cycle, std::atomic<bool>& stop) {
-    MemoryClient::Options options;
+    client::MemoryClient::Options options;
     options.deadline = std::chrono::seconds(5);
-    auto client = MemoryClient::Connect(server_.address(), options);
+    auto client = client::MemoryClient::Connect(server_.address(), options);
     std::mt19937 rng(static_cast<uint32_t>(cycle * 1000 + thread));
     std::normal_distribution<float> normal;
     std::uniform_int_distribution<int> rows(1, 48);
@@ -290,7 +291,7 @@ class Oracle {
     }
   }
 
-  void Verify(MemoryClient& client, Record& r) {
+  void Verify(client::MemoryClient& client, Record& r) {
     auto info = client.GetStream(r.id);
     if (!info.ok()) throw Failure{r.id + ": " + info.status().ToString()};
     const int64_t next = info->layers(0).next_position();
@@ -376,8 +377,8 @@ class Oracle {
   }
 
   void Fail(const std::string& what) {
-    static std::mutex mu;
-    std::lock_guard<std::mutex> lock(mu);
+    static Mutex mu;
+    MutexLock lock(&mu);
     if (failure_.empty()) failure_ = what;
   }
 

@@ -35,7 +35,7 @@ TEST(AppendStreamBackpressureTest, AClientThatReadsNoAcksIsNotReadFrom) {
   ServerProcess server(dir.Sub("data"));
   ASSERT_TRUE(server.Start()) << server.error();
   {
-    auto client = MemoryClient::Connect(server.address());
+    auto client = client::MemoryClient::Connect(server.address());
     const v1::StreamSpec spec =
         ServerFixture::MakeSpec(1, kHeads, kDim, kDim, 1 << 20);
     for (int c = 0; c < kCalls; ++c) {
@@ -63,9 +63,9 @@ TEST(AppendStreamBackpressureTest, AClientThatReadsNoAcksIsNotReadFrom) {
                        std::chrono::seconds(4));
       auto stream = stub->AppendStream(&ctx);
       for (int b = 0; b < kBatches; ++b) {
-        absl::StatusOr<v1::AppendRequest> request =
-            MakeAppendRequest("s" + std::to_string(c), 0, int64_t{b} * kRows,
-                              rows, rows, kRows, kHeads);
+        absl::StatusOr<v1::AppendRequest> request = client::MakeAppendRequest(
+            "s" + std::to_string(c), 0, int64_t{b} * kRows, rows, rows, kRows,
+            kHeads);
         if (!request.ok() || !stream->Write(*request)) break;
         ++written[c];
       }
@@ -75,7 +75,7 @@ TEST(AppendStreamBackpressureTest, AClientThatReadsNoAcksIsNotReadFrom) {
   }
   for (std::thread& t : calls) t.join();
 
-  auto client = MemoryClient::Connect(server.address());
+  auto client = client::MemoryClient::Connect(server.address());
   [[maybe_unused]] int64_t stored_bytes = 0;
   for (int c = 0; c < kCalls; ++c) {
     EXPECT_LT(written[c], kBatches) << "call " << c << " was never held back";

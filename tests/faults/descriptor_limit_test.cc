@@ -68,7 +68,7 @@ class DescriptorExhaustionTest : public ::testing::Test {
     args.insert(args.end(), {"--memory-budget", "256MiB"});
     server_ = std::make_unique<ServerProcess>(dir_.Sub("data"), args);
     ASSERT_TRUE(server_->Start()) << server_->error();
-    client_ = MemoryClient::Connect(server_->address());
+    client_ = client::MemoryClient::Connect(server_->address());
     ASSERT_TRUE(client_
                     ->CreateStream("s", ServerFixture::MakeSpec(1, kHeads, kDim,
                                                                 kDim, 1 << 20))
@@ -106,7 +106,8 @@ class DescriptorExhaustionTest : public ::testing::Test {
     EXPECT_EQ(server_->Stop(), 0);
     ServerProcess again(dir_.Sub("data"));
     ASSERT_TRUE(again.Start()) << again.error();
-    auto reread = MemoryClient::Connect(again.address())->GetStream("s");
+    auto reread =
+        client::MemoryClient::Connect(again.address())->GetStream("s");
     ASSERT_TRUE(reread.ok()) << reread.status();
     EXPECT_EQ(reread->layers(0).next_position(), position_);
     EXPECT_EQ(again.Stop(), 0);
@@ -114,7 +115,7 @@ class DescriptorExhaustionTest : public ::testing::Test {
 
   TempDir dir_;
   std::unique_ptr<ServerProcess> server_;
-  std::unique_ptr<MemoryClient> client_;
+  std::unique_ptr<client::MemoryClient> client_;
   std::vector<std::unique_ptr<RawHttp2Client>> idle_;
   int64_t position_ = 0;
   const std::vector<float> rows_ =

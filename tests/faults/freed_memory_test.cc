@@ -22,7 +22,7 @@ TEST(FreedMemoryTest, DeletedStreamsGiveTheirMemoryBack) {
   TempDir dir;
   ServerProcess server(dir.Sub("data"));
   ASSERT_TRUE(server.Start()) << server.error();
-  auto client = MemoryClient::Connect(server.address());
+  auto client = client::MemoryClient::Connect(server.address());
   const int64_t baseline = StatusBytes(server.pid(), "VmRSS");
   // Each stream: one 64-row block of 8 heads x (16 + 16) float32, 64 KiB.
   const v1::StreamSpec spec =

@@ -21,7 +21,7 @@ TEST(IdleClientStopTest, DrainedServerExitsAtOnceWithAnIdleClientConnected) {
   ServerProcess server(dir.Sub("data"),
                        {"--drain-seconds", "0", "--grace-seconds", "20"});
   ASSERT_TRUE(server.Start()) << server.error();
-  auto client = MemoryClient::Connect(server.address());
+  auto client = client::MemoryClient::Connect(server.address());
   ASSERT_TRUE(client->ListStreams().ok());  // the connection is up, idle
   const auto start = std::chrono::steady_clock::now();
   server.Signal(SIGTERM);

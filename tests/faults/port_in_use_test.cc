@@ -34,7 +34,7 @@ TEST(PortInUseTest, SecondServerOnTheSameAddressRefusesToStart) {
   EXPECT_NE(out.out.find("in use"), std::string::npos) << out.out;
   // The first server still answers, every time.
   {
-    auto client = MemoryClient::Connect(first.address());
+    auto client = client::MemoryClient::Connect(first.address());
     for (int i = 0; i < 20; ++i) {
       EXPECT_EQ(client->GetStream("absent").status().code(),
                 absl::StatusCode::kNotFound);

@@ -12,16 +12,16 @@
 
 #include <atomic>
 #include <chrono>
-#include <condition_variable>
 #include <cstdio>
 #include <cstdlib>
 #include <future>
 #include <memory>
-#include <mutex>
 #include <random>
 #include <string>
 #include <vector>
 
+#include "absl/time/time.h"
+#include "base/sync.h"
 #include "base/temp_dir.h"
 #include "client/memory_client.h"
 #include "tests/support/server_process.h"
@@ -40,20 +40,22 @@ constexpr auto kMargin = std::chrono::seconds(3);
 class AckCounter {
  public:
   void Add() {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     ++acks_;
-    changed_.notify_all();
   }
   // True once `target` acks arrived; false after `limit` without them.
   bool AwaitAtLeast(int target, Clock::duration limit) {
-    std::unique_lock<std::mutex> lock(mu_);
-    return changed_.wait_for(lock, limit, [&] { return acks_ >= target; });
+    MutexLock lock(&mu_);
+    auto reached = [this, target]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+      return acks_ >= target;
+    };
+    return mu_.AwaitWithTimeout(absl::Condition(&reached),
+                                absl::FromChrono(limit));
   }
 
  private:
-  std::mutex mu_;
-  std::condition_variable changed_;
-  int acks_ = 0;
+  Mutex mu_;
+  int acks_ ABSL_GUARDED_BY(mu_) = 0;
 };
 
 v1::StreamSpec Spec() {
@@ -86,9 +88,9 @@ class Appender {
   // Appends until a call fails; then one more call, which must fail fast
   // too (a dead server, a fresh connection attempt).
   Outcome Run() {
-    MemoryClient::Options options;
+    client::MemoryClient::Options options;
     options.deadline = kDeadline;
-    auto client = MemoryClient::Connect(address_, options);
+    auto client = client::MemoryClient::Connect(address_, options);
     Outcome out;
     int failures = 0;
     int64_t next = 0;
@@ -106,7 +108,7 @@ class Appender {
     std::vector<float> k(rows * kHeads * kKeyDim), v(rows * kHeads * kValueDim);
     for (float& x : k) x = normal(rng_);
     for (float& x : v) x = normal(rng_);
-    return *MakeAppendRequest(stream_, 0, first, k, v, rows, kHeads);
+    return *client::MakeAppendRequest(stream_, 0, first, k, v, rows, kHeads);
   }
   int64_t Rows() {
     // Mostly small batches, as the crash oracle's, and some of a megabyte.
@@ -122,7 +124,7 @@ class Appender {
     }
   }
 
-  bool Unary(MemoryClient& client, int64_t* next, Outcome* out) {
+  bool Unary(client::MemoryClient& client, int64_t* next, Outcome* out) {
     const int64_t rows = Rows();
     v1::AppendRequest request = Batch(*next, rows);
     const auto start = Clock::now();
@@ -136,12 +138,13 @@ class Appender {
   }
 
   // One AppendStream call of up to 16 batches, window 4.
-  bool Pipelined(MemoryClient& client, int64_t* next, Outcome* out) {
+  bool Pipelined(client::MemoryClient& client, int64_t* next, Outcome* out) {
     const auto start = Clock::now();
     absl::Status status;
     int64_t sent_end = *next;
     {
-      std::unique_ptr<AppendPipeline> pipe = client.OpenAppendPipeline(4);
+      std::unique_ptr<client::AppendPipeline> pipe =
+          client.OpenAppendPipeline(4);
       for (int i = 0; i < 16 && status.ok(); ++i) {
         const int64_t rows = Rows();
         status = pipe->Send(Batch(sent_end, rows));
@@ -173,7 +176,7 @@ TEST(ServerDeathTest, NoAppendOutlivesItsDeadlineWhenTheServerIsKilled) {
     ServerProcess server(dir.Sub("data"));
     ASSERT_TRUE(server.Start()) << server.error();
     {
-      auto admin = MemoryClient::Connect(server.address());
+      auto admin = client::MemoryClient::Connect(server.address());
       for (int a = 0; a < kAppenders; ++a) {
         ASSERT_TRUE(admin->CreateStream("s" + std::to_string(a), Spec()).ok());
       }

@@ -29,7 +29,7 @@ constexpr char kAppend[] = "/knnmem.v1.Memory/Append";
 
 // The server still serves: an Append, then a Search that finds the row.
 void ExpectServes(const std::string& address) {
-  auto client = MemoryClient::Connect(address);
+  auto client = client::MemoryClient::Connect(address);
   ASSERT_TRUE(
       client->CreateStream("after", ServerFixture::MakeSpec(1, 1, 4, 4, 16))
           .ok());

@@ -38,7 +38,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
-#include "absl/synchronization/mutex.h"
+#include "base/sync.h"
 #include "base/worker_pool.h"
 #include "google/protobuf/stubs/logging.h"
 #include "knnmem/v1/memory.pb.h"
@@ -87,20 +87,6 @@ constexpr float kInf = std::numeric_limits<float>::infinity();
 #define KNNMEM_FUZZ_GUARD_KNOWN_BUGS 0
 #endif
 constexpr bool kGuardKnownBugs = KNNMEM_FUZZ_GUARD_KNOWN_BUGS != 0;
-
-// Holds a LayerMemory's append mutex (absl::Mutex or the server's own
-// wrapper: anything with Lock and Unlock) for its scope.
-template <typename M>
-class HoldLock {
- public:
-  explicit HoldLock(M& mu) : mu_(mu) { mu_.Lock(); }
-  ~HoldLock() { mu_.Unlock(); }
-  HoldLock(const HoldLock&) = delete;
-  HoldLock& operator=(const HoldLock&) = delete;
-
- private:
-  M& mu_;
-};
 
 // The fuzzer's streams: one per fixed spec, each with its layers in RAM.
 struct SpecState {
@@ -197,9 +183,9 @@ void CheckSnapshot(const StreamSpec& spec, const LayerSnapshot& snap) {
 
 // Checks a search result against the snapshot it ran on and, when the search
 // is small and cannot overflow, against a brute-force oracle.
-void CheckSearchResult(const StreamSpec& spec, const LayerSnapshot& snap,
-                       const std::vector<float>& queries,
-                       const SearchOptions& options, const SearchResult& r) {
+void CheckNeighbours(const StreamSpec& spec, const LayerSnapshot& snap,
+                     const std::vector<float>& queries,
+                     const SearchOptions& options, const Neighbours& r) {
   const uint32_t heads = spec.heads, dk = spec.key_dim, k = options.k;
   const size_t n = queries.size() / (size_t{heads} * dk);
   FUZZ_CHECK(r.queries == n && r.heads == heads && r.k == k);
@@ -304,7 +290,7 @@ void CheckSearchResult(const StreamSpec& spec, const LayerSnapshot& snap,
 // The server's response for a search, built as MemoryService::Search does:
 // its size must stay within SearchResponseBytes.
 void CheckResponseSize(const StreamSpec& spec, const SearchCommand& cmd,
-                       const SearchResult& r) {
+                       const Neighbours& r) {
   v1::SearchResponse response;
   const int64_t shape[] = {r.queries, r.heads, r.k};
   v1::Tensor* scores = response.mutable_scores();
@@ -357,9 +343,9 @@ bool LogitsFinite(const LayerSnapshot& snap, const float* scores,
 }
 
 // Checks an attention result against the search result it attended over.
-void CheckAttendResult(const StreamSpec& spec, const LayerSnapshot& snap,
-                       const SearchResult& top, const AttendOptions& options,
-                       const AttendResult& r) {
+void CheckAttention(const StreamSpec& spec, const LayerSnapshot& snap,
+                    const Neighbours& top, const AttendOptions& options,
+                    const Attention& r) {
   const uint32_t heads = spec.heads, dv = spec.value_dim, k = top.k;
   FUZZ_CHECK(r.queries == top.queries && r.heads == heads && r.value_dim == dv);
   FUZZ_CHECK(r.output.size() == size_t{r.queries} * heads * dv);
@@ -442,14 +428,14 @@ bool SearchIsBounded(const StreamSpec& spec, size_t n, uint32_t k,
 }
 
 // Runs a validated search and checks it. Returns the result for Attend.
-absl::StatusOr<SearchResult> RunSearch(const StreamSpec& spec,
-                                       const LayerSnapshot& snap,
-                                       const std::vector<float>& queries,
-                                       const SearchOptions& options) {
-  absl::StatusOr<SearchResult> r =
+absl::StatusOr<Neighbours> RunSearch(const StreamSpec& spec,
+                                     const LayerSnapshot& snap,
+                                     const std::vector<float>& queries,
+                                     const SearchOptions& options) {
+  absl::StatusOr<Neighbours> r =
       ExactSearch(spec, snap, queries, options, Pool());
   FUZZ_CHECK(r.ok(), "a validated search failed: ", r.status().ToString());
-  CheckSearchResult(spec, snap, queries, options, *r);
+  CheckNeighbours(spec, snap, queries, options, *r);
   return r;
 }
 
@@ -462,7 +448,7 @@ absl::StatusOr<SearchResult> RunSearch(const StreamSpec& spec,
 void ExecuteAppend(const AppendCommand& cmd, LayerMemory& layer,
                    bool discard_staged) {
   const StreamSpec& spec = cmd.spec;
-  HoldLock append(layer.append_mutex());
+  MutexLock append(&layer.append_mutex());
   const int64_t first_before = layer.first_position();
   const int64_t next = layer.next_position();
   if (cmd.first_position > next) return;  // FAILED_PRECONDITION: a gap
@@ -629,7 +615,7 @@ void FuzzCreateStream(const v1::CreateStreamRequest& req) {
   const std::string packed_values = PackFloats(values, spec->storage_dtype);
   const size_t es = ElementSize(spec->storage_dtype);
   {
-    HoldLock append(layer.append_mutex());
+    MutexLock append(&layer.append_mutex());
     layer.AppendRows(packed_keys.data(), key_elems * es, packed_values.data(),
                      value_elems * es, rows);
   }
@@ -642,12 +628,12 @@ void FuzzCreateStream(const v1::CreateStreamRequest& req) {
   SearchOptions options;
   options.k = static_cast<uint32_t>(std::min<uint64_t>(spec->capacity, 4));
   options.return_keys = options.return_values = true;
-  absl::StatusOr<SearchResult> top = RunSearch(*spec, snap, query, options);
+  absl::StatusOr<Neighbours> top = RunSearch(*spec, snap, query, options);
   AttendOptions attend;
   attend.scale.assign(spec->heads,
                       1.0f / std::sqrt(static_cast<float>(spec->key_dim)));
-  CheckAttendResult(*spec, snap, *top, attend,
-                    Attend(*spec, snap, *top, attend, Pool()));
+  CheckAttention(*spec, snap, *top, attend,
+                 Attend(*spec, snap, *top, attend, Pool()));
 }
 
 void FuzzGetStream(const v1::GetStreamRequest& req, size_t spec_index) {
@@ -776,7 +762,7 @@ void FuzzSearch(const v1::SearchRequest& req, size_t spec_index) {
                        cmd->options.return_values, snap)) {
     return;
   }
-  absl::StatusOr<SearchResult> r =
+  absl::StatusOr<Neighbours> r =
       RunSearch(spec, snap, cmd->queries, cmd->options);
   CheckResponseSize(spec, *cmd, *r);
 }
@@ -839,9 +825,8 @@ void FuzzAttend(const v1::AttendRequest& req, size_t spec_index) {
   if (!SearchIsBounded(spec, n, cmd->k, false, false, snap)) return;
   SearchOptions options;
   options.k = cmd->k;
-  absl::StatusOr<SearchResult> top =
-      RunSearch(spec, snap, cmd->queries, options);
-  CheckAttendResult(spec, snap, *top, o, Attend(spec, snap, *top, o, Pool()));
+  absl::StatusOr<Neighbours> top = RunSearch(spec, snap, cmd->queries, options);
+  CheckAttention(spec, snap, *top, o, Attend(spec, snap, *top, o, Pool()));
 }
 
 // Every step is checked against the spec, as if each stream had it: a step

@@ -33,7 +33,8 @@ TEST_F(AppendStreamTest, PipelinedBatchesToTwoStreamsAreStoredInOrder) {
     ASSERT_TRUE(client_->ResetStream("b").ok());
     Written wa, wb;
     wa.capacity = wb.capacity = 3000;
-    std::unique_ptr<AppendPipeline> pipe = client_->OpenAppendPipeline(window);
+    std::unique_ptr<client::AppendPipeline> pipe =
+        client_->OpenAppendPipeline(window);
     for (const RandomBatch& b : batches) {
       ASSERT_TRUE(pipe->Send(b.request).ok());
     }
@@ -57,7 +58,7 @@ TEST_F(AppendStreamTest, PipelinedBatchesToTwoStreamsAreStoredInOrder) {
 
 TEST_F(AppendStreamTest, AFailingBatchEndsTheCallAfterEveryBatchBeforeIt) {
   ASSERT_TRUE(client_->CreateStream("s", MakeSpec(1, 2, 8, 8, 1000)).ok());
-  std::unique_ptr<AppendPipeline> pipe = client_->OpenAppendPipeline(4);
+  std::unique_ptr<client::AppendPipeline> pipe = client_->OpenAppendPipeline(4);
   std::vector<RandomBatch> good;
   for (int i = 0; i < 3; ++i) {
     good.push_back(MakeRandomBatch("s", 0, i * 10, 10, 2, 8, 8));
@@ -109,7 +110,7 @@ TEST_F(AppendStreamTest, AcknowledgedBatchesSurviveSigkill) {
   for (int i = 0; i < 30; ++i) {
     batches.push_back(MakeRandomBatch("k", 0, i * 128, 128, 2, 16, 16));
   }
-  std::unique_ptr<AppendPipeline> pipe = client_->OpenAppendPipeline(2);
+  std::unique_ptr<client::AppendPipeline> pipe = client_->OpenAppendPipeline(2);
   for (const RandomBatch& b : batches) ASSERT_TRUE(pipe->Send(b.request).ok());
   ASSERT_TRUE(pipe->Finish().ok());
   for (size_t i = 0; i < batches.size(); ++i) {

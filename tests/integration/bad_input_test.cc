@@ -20,7 +20,7 @@ struct BadCase {
   std::string name;
   absl::StatusCode code;
   std::string field;  // the message must start with this
-  std::function<absl::Status(MemoryClient&)> call;
+  std::function<absl::Status(client::MemoryClient&)> call;
 };
 
 v1::AppendRequest GoodAppend(int64_t first = 0, int64_t rows = 2) {
@@ -50,16 +50,16 @@ v1::SearchRequest GoodSearch() {
   return r;
 }
 
-absl::Status Append(MemoryClient& c, const v1::AppendRequest& r) {
+absl::Status Append(client::MemoryClient& c, const v1::AppendRequest& r) {
   return c.Append(r).status();
 }
-absl::Status Search(MemoryClient& c, const v1::SearchRequest& r) {
+absl::Status Search(client::MemoryClient& c, const v1::SearchRequest& r) {
   return c.Search(r).status();
 }
 
 template <typename F>
-std::function<absl::Status(MemoryClient&)> AppendWith(F mutate) {
-  return [mutate](MemoryClient& c) {
+std::function<absl::Status(client::MemoryClient&)> AppendWith(F mutate) {
+  return [mutate](client::MemoryClient& c) {
     v1::AppendRequest r = GoodAppend(1000000);  // past the end unless mutated
     r.set_first_position(0);
     mutate(r);
@@ -68,8 +68,8 @@ std::function<absl::Status(MemoryClient&)> AppendWith(F mutate) {
 }
 
 template <typename F>
-std::function<absl::Status(MemoryClient&)> SearchWith(F mutate) {
-  return [mutate](MemoryClient& c) {
+std::function<absl::Status(client::MemoryClient&)> SearchWith(F mutate) {
+  return [mutate](client::MemoryClient& c) {
     v1::SearchRequest r = GoodSearch();
     mutate(r);
     return Search(c, r);
@@ -77,8 +77,8 @@ std::function<absl::Status(MemoryClient&)> SearchWith(F mutate) {
 }
 
 template <typename F>
-std::function<absl::Status(MemoryClient&)> AttendWith(F mutate) {
-  return [mutate](MemoryClient& c) {
+std::function<absl::Status(client::MemoryClient&)> AttendWith(F mutate) {
+  return [mutate](client::MemoryClient& c) {
     const v1::SearchRequest s = GoodSearch();
     v1::AttendRequest r;
     r.set_stream_id(s.stream_id());
@@ -90,8 +90,8 @@ std::function<absl::Status(MemoryClient&)> AttendWith(F mutate) {
 }
 
 template <typename F>
-std::function<absl::Status(MemoryClient&)> CreateWith(F mutate) {
-  return [mutate](MemoryClient& c) {
+std::function<absl::Status(client::MemoryClient&)> CreateWith(F mutate) {
+  return [mutate](client::MemoryClient& c) {
     v1::StreamSpec s = ServerFixture::MakeSpec(1, kHeads, kDim, kDim, 100);
     std::string id = "fresh";
     mutate(id, s);
@@ -151,7 +151,7 @@ std::vector<BadCase> Cases() {
       {"ValuesOverflowFloat16Storage", kInvalid,
        "values: a value exceeds 65504 in magnitude, the largest the stream's "
        "float16",
-       [](MemoryClient& c) {
+       [](client::MemoryClient& c) {
          std::vector<float> k(2 * kHeads * kDim, 0.5f), v(k.size(), 70000.0f);
          return c.Append("half", 0, 0, k, v, 2, kHeads).status();
        }},
@@ -292,11 +292,11 @@ std::vector<BadCase> Cases() {
          s.set_capacity(5);
        })},
       {"GetUnknown", C::kNotFound, "stream_id",
-       [](MemoryClient& c) { return c.GetStream("unknown").status(); }},
+       [](client::MemoryClient& c) { return c.GetStream("unknown").status(); }},
       {"ResetUnknown", C::kNotFound, "stream_id",
-       [](MemoryClient& c) { return c.ResetStream("unknown"); }},
+       [](client::MemoryClient& c) { return c.ResetStream("unknown"); }},
       {"DeleteBadId", kInvalid, "stream_id",
-       [](MemoryClient& c) { return c.DeleteStream("a|b"); }},
+       [](client::MemoryClient& c) { return c.DeleteStream("a|b"); }},
   };
 }
 
@@ -338,7 +338,7 @@ TEST_F(BadInputTest, AppendsRacingADeleteGetOkOrNotFoundAndLeaveNothingBehind) {
     ASSERT_TRUE(client_->CreateStream("racing", spec).ok());
     std::atomic<int> ok{0}, not_found{0}, other{0};
     std::thread appender([&] {
-      auto c = MemoryClient::Connect(server_->address());
+      auto c = client::MemoryClient::Connect(server_->address());
       for (int64_t next = 0;;) {
         auto r = c->Append(GoodAppendTo("racing", next, 64));
         if (r.ok()) {
@@ -379,7 +379,7 @@ TEST_F(BadInputTest, DeleteDuringASearchOfTheSameStreamIsSafe) {
     ASSERT_TRUE(client_->Append("big", 0, b * 8192, k, v, 8192, 1).ok());
   std::atomic<int> code{-1};
   std::thread searcher([&] {
-    auto c = MemoryClient::Connect(server_->address());
+    auto c = client::MemoryClient::Connect(server_->address());
     // 4,096 queries x 65,536 keys: long enough to be in flight.
     code = static_cast<int>(
         c->Search("big", 0, std::vector<float>(4096 * 128, 0.1f), 4096, 1, 8)
@@ -412,9 +412,9 @@ TEST_F(BadInputTest, RequestOverTheMessageLimitIsResourceExhausted) {
 }
 
 TEST_F(BadInputTest, ExpiredDeadlineIsDeadlineExceeded) {
-  MemoryClient::Options options;
+  client::MemoryClient::Options options;
   options.deadline = std::chrono::milliseconds(-1000);  // already passed
-  auto impatient = MemoryClient::Connect(server_->address(), options);
+  auto impatient = client::MemoryClient::Connect(server_->address(), options);
   EXPECT_EQ(impatient->Search(GoodSearch()).status().code(),
             absl::StatusCode::kDeadlineExceeded);
   EXPECT_TRUE(client_->Search(GoodSearch()).ok());

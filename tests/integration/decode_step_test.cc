@@ -18,9 +18,9 @@ namespace {
 constexpr int kHeads = 4, kKeyDim = 32, kValueDim = 16;
 
 // A step that asks `queries` [n, kHeads, key_dim] of layer `layer`.
-StepInput Ask(const std::string& id, uint32_t layer,
-              absl::Span<const float> queries, int64_t key_dim = kKeyDim) {
-  StepInput step;
+client::Step Ask(const std::string& id, uint32_t layer,
+                 absl::Span<const float> queries, int64_t key_dim = kKeyDim) {
+  client::Step step;
   step.stream_id = id;
   step.layer = layer;
   step.heads = kHeads;
@@ -31,25 +31,25 @@ StepInput Ask(const std::string& id, uint32_t layer,
 }
 
 // The same, after appending keys and values at `first`.
-StepInput AskAfter(const std::string& id, uint32_t layer,
-                   absl::Span<const float> queries, int64_t first,
-                   absl::Span<const float> keys,
-                   absl::Span<const float> values) {
-  StepInput step = Ask(id, layer, queries);
+client::Step AskAfter(const std::string& id, uint32_t layer,
+                      absl::Span<const float> queries, int64_t first,
+                      absl::Span<const float> keys,
+                      absl::Span<const float> values) {
+  client::Step step = Ask(id, layer, queries);
   step.first_position = first;
   step.keys = keys;
   step.values = values;
   return step;
 }
 
-StepParams WithK(uint32_t k) {
-  StepParams params;
+client::StepParams WithK(uint32_t k) {
+  client::StepParams params;
   params.k = k;
   return params;
 }
 
 // Checks one step's answer against the oracle of what it holds.
-void ExpectAttention(const StepOutput& got, const Written& written,
+void ExpectAttention(const client::StepResult& got, const Written& written,
                      const std::vector<float>& queries, int n, uint32_t k,
                      const std::vector<float>& scale,
                      const std::vector<float>& alpha, float tau) {
@@ -120,7 +120,7 @@ TEST_F(DecodeStepTest, ManyStreamsWithAndWithoutAppendsEqualTheOracle) {
     const bool appends = round % 2 == 1, penalty = round >= 2;
     std::vector<std::vector<float>> queries(kStreams);
     std::vector<RandomBatch> rows(kStreams);
-    std::vector<StepInput> steps(kStreams);
+    std::vector<client::Step> steps(kStreams);
     for (int s = 0; s < kStreams; ++s) {
       const std::string id = "s" + std::to_string(s);
       queries[s] = RandomQueries(1);
@@ -133,7 +133,7 @@ TEST_F(DecodeStepTest, ManyStreamsWithAndWithoutAppendsEqualTheOracle) {
         steps[s].values = rows[s].values;
       }
     }
-    StepParams params;
+    client::StepParams params;
     params.k = 32;
     params.scale = scale;
     if (penalty) {
@@ -176,8 +176,8 @@ TEST_F(DecodeStepTest, SeveralQueriesPerStreamAndAppendOnlySteps) {
   const std::vector<float> qa = RandomQueries(5);
   const std::vector<float> qa20 = RandomQueries(20);
   RandomBatch rb = MakeRandomBatch("b", 0, 50, 3, kHeads, kKeyDim, kValueDim);
-  std::vector<StepInput> steps = {Ask("a", 0, qa20),
-                                  AskAfter("b", 0, {}, 50, rb.keys, rb.values)};
+  std::vector<client::Step> steps = {
+      Ask("a", 0, qa20), AskAfter("b", 0, {}, 50, rb.keys, rb.values)};
   auto out = client_->DecodeStep(steps, WithK(7));
   ASSERT_TRUE(out.ok()) << out.status();
   ExpectAttention((*out)[0], a, qa20, 20, 7, {}, {}, 1.0f);
@@ -205,7 +205,7 @@ TEST_F(DecodeStepTest, EachStepFailsAloneWithItsFieldNamed) {
       MakeRandomBatch("good", 0, 999, 1, kHeads, kKeyDim, kValueDim);
   std::vector<float> nan_q = q;
   nan_q[3] = std::nanf("");
-  std::vector<StepInput> steps = {
+  std::vector<client::Step> steps = {
       Ask("missing", 0, q),                 // 0
       Ask("good", 0, q),                    // 1: fine
       Ask("good", 0, q),                    // 2: again
@@ -216,7 +216,7 @@ TEST_F(DecodeStepTest, EachStepFailsAloneWithItsFieldNamed) {
       Ask("two", 1, q),                     // 7: fine
   };
   // 8: layer 1 of a 1-layer stream
-  StepInput with_gap = AskAfter("good", 1, q, 999, gap.keys, gap.values);
+  client::Step with_gap = AskAfter("good", 1, q, 999, gap.keys, gap.values);
   steps.push_back(with_gap);
   auto out = client_->DecodeStep(steps, WithK(16));
   ASSERT_TRUE(out.ok()) << out.status();
@@ -257,7 +257,7 @@ TEST_F(DecodeStepTest, EachStepFailsAloneWithItsFieldNamed) {
 
   // A scale that does not fit a step's stream fails that step, naming the
   // call's field and the stream's heads.
-  StepParams three_scales = WithK(16);
+  client::StepParams three_scales = WithK(16);
   three_scales.scale = {0.1f, 0.2f, 0.3f};
   out = client_->DecodeStep(steps, three_scales);
   ASSERT_TRUE(out.ok()) << out.status();
@@ -278,7 +278,7 @@ TEST_F(DecodeStepTest, WholeCallErrorsNameTheirField) {
   EXPECT_EQ(r.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_TRUE(absl::StartsWith(r.status().message(), "steps: empty"))
       << r.status();
-  std::vector<StepInput> steps = {Ask("w", 0, q)};
+  std::vector<client::Step> steps = {Ask("w", 0, q)};
   auto k0 = client_->DecodeStep(steps, WithK(0));
   EXPECT_EQ(k0.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_TRUE(absl::StartsWith(k0.status().message(), "k: 0")) << k0.status();
@@ -311,8 +311,8 @@ TEST(ShardedDecodeStepTest, ResultsInRequestOrderAndServersFailAlone) {
   Shards shards = StartShards(dir, 3);
   ASSERT_FALSE(HasFailure());
   std::vector<std::unique_ptr<ServerProcess>>& servers = shards.servers;
-  const std::vector<ServerAddress>& list = shards.list;
-  ShardedClient client(list, MemoryClient::Options());
+  const std::vector<client::ServerAddress>& list = shards.list;
+  client::ShardedClient client(list, client::MemoryClient::Options());
   const v1::StreamSpec spec =
       ServerFixture::MakeSpec(1, kHeads, kKeyDim, kValueDim, 1000);
   std::mt19937 rng(3);
@@ -320,7 +320,7 @@ TEST(ShardedDecodeStepTest, ResultsInRequestOrderAndServersFailAlone) {
   constexpr int kStreams = 30;
   std::vector<Written> written(kStreams);
   std::vector<std::vector<float>> queries(kStreams);
-  std::vector<StepInput> steps;
+  std::vector<client::Step> steps;
   for (int s = 0; s < kStreams; ++s) {
     const std::string id = "doc-" + std::to_string(s);
     ASSERT_TRUE(client.CreateStream(id, spec).ok());

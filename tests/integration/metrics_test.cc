@@ -3,12 +3,11 @@
 #include <grpcpp/grpcpp.h>
 #include <gtest/gtest.h>
 
-#include <condition_variable>
-#include <mutex>
 #include <regex>
 #include <thread>
 #include <vector>
 
+#include "base/sync.h"
 #include "knnmem/v1/memory.grpc.pb.h"
 #include "proto/tensor_codec.h"
 #include "tests/support/http_get.h"
@@ -105,23 +104,21 @@ TEST_F(MetricsTest, ACallTheClientCancelsIsCountedAsCancelled) {
                  DType::kFloat32);
   grpc::ClientContext ctx;
   v1::SearchResponse response;
-  std::mutex mu;
-  std::condition_variable cv;
+  Mutex mu;
   bool done = false;
   grpc::Status status;
   stub->async()->Search(&ctx, &request, &response, [&](grpc::Status s) {
-    std::lock_guard<std::mutex> lock(mu);
+    MutexLock lock(&mu);
     status = std::move(s);
     done = true;
-    cv.notify_all();
   });
   const bool queued = AwaitSampleAtLeast(server_->metrics_address(),
                                          "knnmem_worker_queue_depth", 1);
   ASSERT_TRUE(queued) << "the second search never queued";
   ctx.TryCancel();
   {
-    std::unique_lock<std::mutex> lock(mu);
-    cv.wait(lock, [&] { return done; });
+    MutexLock lock(&mu);
+    mu.Await(absl::Condition(&done));
   }
   EXPECT_EQ(status.error_code(), grpc::StatusCode::CANCELLED);
   busy.join();

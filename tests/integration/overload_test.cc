@@ -31,7 +31,7 @@ TEST_F(OverloadTest,
   std::vector<std::thread> threads;
   for (int c = 0; c < kClients; ++c) {
     threads.emplace_back([&, c] {
-      auto client = MemoryClient::Connect(server_->address());
+      auto client = client::MemoryClient::Connect(server_->address());
       const std::string id = "f" + std::to_string(c);
       std::vector<float> k(kRows * 8 * 128, 0.5f + c),
           v(kRows * 8 * 128, -0.5f);
@@ -89,18 +89,18 @@ TEST_F(OverloadTest, SearchWhoseDeadlinePassesStopsAndFreesItsWorker) {
     ASSERT_TRUE(client_->Append("big", 0, b * 8192, k, v, 8192, 1).ok());
   // 32,768 queries x 65,536 keys x 128 dims: about 550 GFLOP, several
   // seconds on one worker. Its deadline is 300 ms.
-  MemoryClient::Options hurried;
+  client::MemoryClient::Options hurried;
   hurried.deadline = std::chrono::milliseconds(300);
-  auto impatient = MemoryClient::Connect(server_->address(), hurried);
+  auto impatient = client::MemoryClient::Connect(server_->address(), hurried);
   std::vector<float> q(32768 * 128, 0.25f);
   auto slow = impatient->Search("big", 0, q, 32768, 1, 1);
   EXPECT_EQ(slow.status().code(), absl::StatusCode::kDeadlineExceeded)
       << slow.status();
   // The only worker is free again well before the search could have ended:
   // a small search with a 3 s deadline gets through.
-  MemoryClient::Options prompt;
+  client::MemoryClient::Options prompt;
   prompt.deadline = std::chrono::seconds(3);
-  auto next = MemoryClient::Connect(server_->address(), prompt);
+  auto next = client::MemoryClient::Connect(server_->address(), prompt);
   auto quick = next->Search("big", 0, std::vector<float>(128, 0.5f), 1, 1, 4);
   EXPECT_TRUE(quick.ok()) << quick.status();
 }

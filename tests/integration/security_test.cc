@@ -69,11 +69,11 @@ class SecurityTest : public ::testing::Test {
     return server;
   }
 
-  std::unique_ptr<MemoryClient> Client(const ServerProcess& server,
-                                       const std::string& token,
-                                       const std::string& ca = "",
-                                       const std::string& cert = "") {
-    MemoryClient::Options o;
+  std::unique_ptr<client::MemoryClient> Client(const ServerProcess& server,
+                                               const std::string& token,
+                                               const std::string& ca = "",
+                                               const std::string& cert = "") {
+    client::MemoryClient::Options o;
     o.deadline = std::chrono::seconds(10);
     o.auth_token = token;
     if (!ca.empty()) o.tls_root_certs = Read(dir_.Sub(ca + ".pem"));
@@ -81,7 +81,7 @@ class SecurityTest : public ::testing::Test {
       o.tls_cert_chain = Read(dir_.Sub(cert + ".pem"));
       o.tls_private_key = Read(dir_.Sub(cert + ".key"));
     }
-    return MemoryClient::Connect(server.address(), o);
+    return client::MemoryClient::Connect(server.address(), o);
   }
 
   TempDir dir_;

@@ -114,7 +114,7 @@ TEST_F(ServerTest, FifoKeepsExactlyTheNewestCapacityPositions) {
   EXPECT_EQ(info->layers(0).next_position(), next);
   EXPECT_EQ(info->layers(0).entries(), 1000u);
   // k = capacity returns exactly the retained positions, each once.
-  Neighbours all =
+  client::Neighbours all =
       SearchAndCheck("fifo", 0, 2, 1000, written, DType::kFloat32, 3);
   std::set<int64_t> seen(all.positions.begin(), all.positions.begin() + 1000);
   EXPECT_EQ(seen.size(), 1000u);
@@ -155,18 +155,18 @@ TEST_F(ServerTest, RestartOnTheSameDataDirReturnsIdenticalResults) {
     nb = AppendRandom("b", 1, nb, 300, 2, 16, 16, DType::kFloat32, &wb)
              ->next_position();
   }
-  const Neighbours before_a =
+  const client::Neighbours before_a =
       SearchAndCheck("a", 0, 20, 32, wa, DType::kFloat16, 5);
-  const Neighbours before_b =
+  const client::Neighbours before_b =
       SearchAndCheck("b", 1, 20, 32, wb, DType::kFloat32, 6);
   ASSERT_EQ(StopServer(), 0);
   StartServer();
   EXPECT_NE(server_->ready_line().find("2 streams recovered"),
             std::string::npos)
       << server_->ready_line();
-  const Neighbours after_a =
+  const client::Neighbours after_a =
       SearchAndCheck("a", 0, 20, 32, wa, DType::kFloat16, 5);
-  const Neighbours after_b =
+  const client::Neighbours after_b =
       SearchAndCheck("b", 1, 20, 32, wb, DType::kFloat32, 6);
   EXPECT_EQ(before_a.positions, after_a.positions);
   EXPECT_EQ(before_a.scores, after_a.scores);
@@ -215,12 +215,12 @@ TEST_F(ServerTest, SigtermDrainsFinishesInFlightCallsAndExitsZero) {
   // appends are in flight when SIGTERM arrives.
   absl::Status searched = absl::UnknownError("not run");
   std::thread search([&] {
-    auto other = MemoryClient::Connect(server_->address());
+    auto other = client::MemoryClient::Connect(server_->address());
     std::vector<float> q(4096 * 8 * 128, 0.01f);
     searched = other->Search("drain", 0, q, 4096, 8, 32).status();
   });
   std::vector<float> k(64 * 8 * 128, 0.5f), v(64 * 8 * 128, 0.25f);
-  auto appender = MemoryClient::Connect(server_->address());
+  auto appender = client::MemoryClient::Connect(server_->address());
   ASSERT_TRUE(appender->Append("drain", 0, next, k, v, 64, 8).ok());
   // SIGTERM once the search is in flight (admitted), not before it arrives.
   const bool in_flight = AwaitSampleAtLeast(server_->metrics_address(),
@@ -271,12 +271,12 @@ TEST_F(ServerTest, CallsRunningWhenTheGraceEndsGetUnavailable) {
   };
   absl::Status running, queued;
   std::thread long_search([&] {
-    auto c = MemoryClient::Connect(server_->address());
+    auto c = client::MemoryClient::Connect(server_->address());
     running = c->Search("g", 0, rows, kRows, kHeads, 32).status();
   });
   ASSERT_TRUE(await_in_flight(1)) << "the long search never arrived";
   std::thread short_search([&] {
-    auto c = MemoryClient::Connect(server_->address());
+    auto c = client::MemoryClient::Connect(server_->address());
     queued = c->Search("g", 0, absl::MakeSpan(rows).subspan(0, kHeads * kDim),
                        1, kHeads, 1)
                  .status();

@@ -17,8 +17,9 @@ TEST(ShardingTest, ThreeServersEachHoldTheirStreamsAndFailAlone) {
   Shards shards = StartShards(dir, 3);
   ASSERT_FALSE(HasFailure());
   std::vector<std::unique_ptr<ServerProcess>>& servers = shards.servers;
-  const std::vector<ServerAddress>& list = shards.list;
-  auto client = std::make_unique<ShardedClient>(list, MemoryClient::Options());
+  const std::vector<client::ServerAddress>& list = shards.list;
+  auto client = std::make_unique<client::ShardedClient>(
+      list, client::MemoryClient::Options());
   const v1::StreamSpec spec = ServerFixture::MakeSpec(1, 2, 8, 8, 100);
   std::vector<float> k(5 * 2 * 8, 0.5f), v(5 * 2 * 8, 0.25f);
   for (int i = 0; i < 300; ++i) {
@@ -84,7 +85,8 @@ TEST(ShardingTest, ThreeServersEachHoldTheirStreamsAndFailAlone) {
   servers[1] = std::make_unique<ServerProcess>(
       dir.Sub("shard1"), std::vector<std::string>{}, address1);
   ASSERT_TRUE(servers[1]->Start()) << servers[1]->error();
-  client = std::make_unique<ShardedClient>(list, MemoryClient::Options());
+  client = std::make_unique<client::ShardedClient>(
+      list, client::MemoryClient::Options());
   int on_one = 0;
   for (const auto& [id, s] : where) {
     if (s != 1) continue;

@@ -51,14 +51,14 @@ class TenantTest : public ::testing::Test {
     EXPECT_TRUE(server->Start()) << server->error();
     return server;
   }
-  static std::unique_ptr<MemoryClient> Client(const ServerProcess& server,
-                                              const std::string& token) {
-    MemoryClient::Options o;
+  static std::unique_ptr<client::MemoryClient> Client(
+      const ServerProcess& server, const std::string& token) {
+    client::MemoryClient::Options o;
     o.deadline = std::chrono::seconds(10);
     o.auth_token = token;
-    return MemoryClient::Connect(server.address(), o);
+    return client::MemoryClient::Connect(server.address(), o);
   }
-  static std::set<std::string> Listed(MemoryClient& client) {
+  static std::set<std::string> Listed(client::MemoryClient& client) {
     absl::StatusOr<std::vector<v1::StreamInfo>> streams = client.ListStreams();
     EXPECT_TRUE(streams.ok()) << streams.status();
     std::set<std::string> ids;
@@ -130,16 +130,16 @@ TEST_F(TenantTest, ATenantReachesOnlyItsOwnStreamsOnEveryRpc) {
 
   // A DecodeStep over its own and another's stream fails only the other.
   const std::vector<float> query(4, 1.0f);
-  std::vector<StepInput> steps(2);
+  std::vector<client::Step> steps(2);
   steps[0].stream_id = "acme/a";
   steps[1].stream_id = "globex/secret";
-  for (StepInput& step : steps) {
+  for (client::Step& step : steps) {
     step.heads = 1;
     step.key_dim = step.value_dim = 4;
     step.queries = query;
   }
-  absl::StatusOr<std::vector<StepOutput>> out =
-      acme->DecodeStep(steps, StepParams());
+  absl::StatusOr<std::vector<client::StepResult>> out =
+      acme->DecodeStep(steps, client::StepParams());
   ASSERT_TRUE(out.ok()) << out.status();
   EXPECT_TRUE((*out)[0].status.ok()) << (*out)[0].status;
   EXPECT_EQ((*out)[1].status.code(), absl::StatusCode::kPermissionDenied);
@@ -171,7 +171,7 @@ TEST_F(TenantTest, QuotasRefuseCreatesAndTheFileReloadsOnSighup) {
   const double ram_each = 2 * 100 * 3 * (8 + 4) * 4;
   ASSERT_TRUE(acme->CreateStream("acme/a", spec).ok());
   ASSERT_TRUE(admin->CreateStream("acme/b", spec).ok());  // also charged
-  for (MemoryClient* client : {acme.get(), admin.get()}) {
+  for (client::MemoryClient* client : {acme.get(), admin.get()}) {
     const absl::Status third = client->CreateStream("acme/c", spec).status();
     EXPECT_EQ(third.code(), absl::StatusCode::kResourceExhausted) << third;
     EXPECT_TRUE(absl::StartsWith(
@@ -307,12 +307,13 @@ TEST_F(TenantTest, TheShardedClientAndTheCliCarryATenantsToken) {
       dir_.Sub("data2"),
       std::vector<std::string>{"--auth-token-file", dir_.Sub("tokens")});
   ASSERT_TRUE(two->Start()) << two->error();
-  MemoryClient::Options o;
+  client::MemoryClient::Options o;
   o.deadline = std::chrono::seconds(10);
   o.auth_token = kAcme;
-  ShardedClient acme({{"a", one->address()}, {"b", two->address()}}, o);
+  client::ShardedClient acme({{"a", one->address()}, {"b", two->address()}}, o);
   o.auth_token = kAdmin;
-  ShardedClient admin({{"a", one->address()}, {"b", two->address()}}, o);
+  client::ShardedClient admin({{"a", one->address()}, {"b", two->address()}},
+                              o);
   const v1::StreamSpec spec = ServerFixture::MakeSpec(1, 1, 4, 4, 10);
   std::set<std::string> mine;
   for (int i = 0; i < 6; ++i) {

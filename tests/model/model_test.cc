@@ -104,15 +104,16 @@ class FixedMemory : public MemoryReader {
   FixedMemory(torch::Tensor output, torch::Tensor lse)
       : output_(output), lse_(lse) {}
   bool use_attend() const override { return true; }
-  std::vector<std::optional<Retrieved>> Search(const torch::Tensor&,
-                                               int) override {
+  std::vector<std::optional<Neighbours>> Search(const torch::Tensor&,
+                                                int) override {
     return {};
   }
-  std::vector<std::optional<Attended>> Attend(const torch::Tensor& queries, int,
-                                              const AttendParams&) override {
+  std::vector<std::optional<Attention>> Attend(const torch::Tensor& queries,
+                                               int,
+                                               const AttendOptions&) override {
     queries_ = queries;
-    return std::vector<std::optional<Attended>>(
-        static_cast<size_t>(queries.size(0)), Attended{output_, lse_});
+    return std::vector<std::optional<Attention>>(
+        static_cast<size_t>(queries.size(0)), Attention{output_, lse_});
   }
   int64_t newest(int) const override { return 0; }
   torch::Tensor queries_;
@@ -124,7 +125,7 @@ class FixedMemory : public MemoryReader {
 TEST(KnnLayerTest, NormalisesQueriesAndKeysAndGatesPerHead) {
   torch::manual_seed(1);
   const ModelConfig c = Tiny();
-  Attention knn(c, /*knn=*/true);
+  AttentionLayer knn(c, /*knn=*/true);
   const int64_t t = c.segment, h = c.heads, dh = c.head_dim();
   const torch::Tensor x = torch::randn({1, t, c.d_model});
   const torch::Tensor mem_out = torch::randn({t, h, dh});
@@ -165,7 +166,7 @@ TEST(KnnLayerTest, MemoryShareIsTheMeanMixWeightOverQueriesWithMemory) {
   torch::NoGradGuard no_grad;
   torch::Tensor keys, values;
   {
-    Attention gate(c, /*knn=*/true);
+    AttentionLayer gate(c, /*knn=*/true);
     FixedMemory memory(torch::randn({t, h, dh}), torch::zeros({t, h}));
     gate->forward(x, {}, {}, valid, &memory, &keys, &values);
     const float g = 1.0f / (1.0f + std::exp(-c.gate_init));
@@ -180,7 +181,7 @@ TEST(KnnLayerTest, MemoryShareIsTheMeanMixWeightOverQueriesWithMemory) {
   }
   c.mix = MemoryMix::kJoint;
   c.gate_init = -0.5f;
-  Attention joint(c, /*knn=*/true);
+  AttentionLayer joint(c, /*knn=*/true);
   joint->named_parameters()["position_bias"].zero_();
   const float mem_lse = 2.0f;
   FixedMemory memory(torch::randn({t, h, dh}), torch::full({t, h}, mem_lse));
@@ -204,7 +205,7 @@ TEST(KnnLayerTest, MemoryShareIsTheMeanMixWeightOverQueriesWithMemory) {
 TEST(KnnLayerTest, AnEmptyMemoryLeavesTheLocalAnswer) {
   torch::manual_seed(2);
   const ModelConfig c = Tiny();
-  Attention knn(c, /*knn=*/true);
+  AttentionLayer knn(c, /*knn=*/true);
   const int64_t t = c.segment, h = c.heads, dh = c.head_dim();
   const torch::Tensor x = torch::randn({1, t, c.d_model});
   FixedMemory memory(
@@ -225,19 +226,20 @@ class AllPairsMemory : public MemoryReader {
   AllPairsMemory(torch::Tensor keys, torch::Tensor values)
       : keys_(keys), values_(values) {}  // [H, M, Dh]
   bool use_attend() const override { return true; }
-  std::vector<std::optional<Retrieved>> Search(const torch::Tensor&,
-                                               int) override {
+  std::vector<std::optional<Neighbours>> Search(const torch::Tensor&,
+                                                int) override {
     return {};
   }
-  std::vector<std::optional<Attended>> Attend(
-      const torch::Tensor& queries, int, const AttendParams& params) override {
+  std::vector<std::optional<Attention>> Attend(
+      const torch::Tensor& queries, int,
+      const AttendOptions& options) override {
     const torch::Tensor scale =
-        torch::tensor(params.scale).view({1, -1, 1});  // [1, H, 1]
+        torch::tensor(options.scale).view({1, -1, 1});  // [1, H, 1]
     const torch::Tensor scores =
         torch::einsum("thd,hmd->thm", {queries[0], keys_}) * scale;
     const torch::Tensor p = torch::softmax(scores, -1);
-    return {Attended{torch::einsum("thm,hmd->thd", {p, values_}),
-                     torch::logsumexp(scores, -1)}};
+    return {Attention{torch::einsum("thm,hmd->thd", {p, values_}),
+                      torch::logsumexp(scores, -1)}};
   }
   int64_t newest(int) const override { return 0; }
 
@@ -247,7 +249,7 @@ class AllPairsMemory : public MemoryReader {
 
 // Every parameter of `from` that `to` has too (a layer with an option off
 // into the same layer with it on).
-void CopyParameters(Attention& from, Attention& to) {
+void CopyParameters(AttentionLayer& from, AttentionLayer& to) {
   torch::NoGradGuard no_grad;
   for (auto& p : from->named_parameters()) {
     to->named_parameters()[p.key()].copy_(p.value());
@@ -261,7 +263,7 @@ TEST(KnnLayerTest, JointSoftmaxIsOneSoftmaxOverLocalAndMemoryPairs) {
   torch::manual_seed(4);
   ModelConfig c = Tiny();
   c.mix = MemoryMix::kJoint;
-  Attention knn(c, /*knn=*/true);
+  AttentionLayer knn(c, /*knn=*/true);
   const int64_t t = c.segment, h = c.heads, dh = c.head_dim(), m = 3;
   torch::NoGradGuard no_grad;
   knn->named_parameters()["position_bias"].zero_();
@@ -295,7 +297,7 @@ TEST(KnnLayerTest, EdgeBiasGivesMemoryTheFarthestLocalKeysPositionBias) {
   c.mix = MemoryMix::kJoint;
   ModelConfig with_edge = c;
   with_edge.edge_bias = true;
-  Attention plain(c, /*knn=*/true), edge(with_edge, /*knn=*/true);
+  AttentionLayer plain(c, /*knn=*/true), edge(with_edge, /*knn=*/true);
   torch::NoGradGuard no_grad;
   CopyParameters(plain, edge);
   const torch::Tensor far = torch::tensor({-1.5f, 0.7f});
@@ -330,7 +332,7 @@ TEST(KnnLayerTest, MemoryScaleScalesOnlyMemorysScores) {
   c.mix = MemoryMix::kJoint;
   ModelConfig with_own = c;
   with_own.memory_scale = true;
-  Attention plain(c, /*knn=*/true), own(with_own, /*knn=*/true);
+  AttentionLayer plain(c, /*knn=*/true), own(with_own, /*knn=*/true);
   torch::NoGradGuard no_grad;
   CopyParameters(plain, own);
   const torch::Tensor log_scale = torch::tensor({0.3f, -0.8f});
@@ -447,7 +449,7 @@ TEST(GeneratorTest, OnePositionPerStepEqualsWholeSegments) {
     const int64_t t = std::min<int64_t>(c.segment, positions - first);
     if (first == 0) {
       for (int l = 0; l < kLanes; ++l) {
-        reference_link.StartDocument(l, "ref-" + std::to_string(l));
+        reference_link.BeginStream(l, "ref-" + std::to_string(l));
       }
     }
     const torch::Tensor tokens = bytes.narrow(1, first, t);
@@ -472,7 +474,7 @@ TEST(GeneratorTest, OnePositionPerStepEqualsWholeSegments) {
     SCOPED_TRACE(memory == &remote ? "remote" : "in process");
     MemoryLink link(memory, kLanes, shape, true);
     for (int l = 0; l < kLanes; ++l) {
-      link.StartDocument(l, "gen-" + std::to_string(l));
+      link.BeginStream(l, "gen-" + std::to_string(l));
     }
     Generator generator(model, &link, kLanes);
     for (int64_t p = 0; p < positions; ++p) {

@@ -17,11 +17,11 @@ namespace {
 // Counts the calls that reach it; answers with zeros.
 class CountingMemory final : public Memory {
  public:
-  absl::Status BeginDocument(const std::string&, const MemoryShape&) override {
+  absl::Status BeginStream(const std::string&, const MemoryShape&) override {
     ++calls;
     return absl::OkStatus();
   }
-  absl::Status EndDocument(const std::string&) override {
+  absl::Status EndStream(const std::string&) override {
     ++calls;
     return absl::OkStatus();
   }
@@ -30,15 +30,15 @@ class CountingMemory final : public Memory {
     ++calls;
     return absl::OkStatus();
   }
-  absl::StatusOr<Retrieved> Search(const std::string&, const torch::Tensor& q,
-                                   int) override {
+  absl::StatusOr<Neighbours> Search(const std::string&, const torch::Tensor& q,
+                                    int) override {
     ++calls;
-    return Retrieved{q, q, q};
+    return Neighbours{q, q, q};
   }
-  absl::StatusOr<Attended> Attend(const std::string&, const torch::Tensor& q,
-                                  int, const AttendParams&) override {
+  absl::StatusOr<Attention> Attend(const std::string&, const torch::Tensor& q,
+                                   int, const AttendOptions&) override {
     ++calls;
-    return Attended{q, q};
+    return Attention{q, q};
   }
   int calls = 0;
 };
@@ -70,7 +70,7 @@ TEST(RecordingMemoryTest, WritesWhatTheKnnLayerSentAndPassesItOn) {
   std::vector<torch::Tensor> keys, values, queries;
   int expected_calls = 0;
   for (const char* doc : {"a", "b"}) {
-    ASSERT_TRUE((*recorder)->BeginDocument(doc, shape).ok());
+    ASSERT_TRUE((*recorder)->BeginStream(doc, shape).ok());
     queries.push_back(torch::randn({5, 2, 3}));  // before any key
     ASSERT_TRUE((*recorder)->Attend(doc, queries.back(), 2, {}).ok());
     int64_t at = 0;
@@ -89,7 +89,7 @@ TEST(RecordingMemoryTest, WritesWhatTheKnnLayerSentAndPassesItOn) {
       ASSERT_TRUE((*recorder)->Search(doc, queries.back(), 2).ok());
       expected_calls += 2;
     }
-    ASSERT_TRUE((*recorder)->EndDocument(doc).ok());
+    ASSERT_TRUE((*recorder)->EndStream(doc).ok());
     expected_calls += 3;
   }
   ASSERT_TRUE((*recorder)->Close().ok());
@@ -119,8 +119,8 @@ TEST(RecordingMemoryTest, RefusesInterleavedDocumentsAndGaps) {
   auto recorder = RecordingMemory::Create(dir.Sub("dump"), &inner);
   ASSERT_TRUE(recorder.ok()) << recorder.status();
   const MemoryShape shape{1, 2, 2, 10};
-  ASSERT_TRUE((*recorder)->BeginDocument("a", shape).ok());
-  EXPECT_EQ((*recorder)->BeginDocument("b", shape).code(),
+  ASSERT_TRUE((*recorder)->BeginStream("a", shape).ok());
+  EXPECT_EQ((*recorder)->BeginStream("b", shape).code(),
             absl::StatusCode::kFailedPrecondition);
   const torch::Tensor row = torch::ones({1, 1, 2});
   EXPECT_EQ((*recorder)->Append("b", 0, row, row).code(),
@@ -129,7 +129,7 @@ TEST(RecordingMemoryTest, RefusesInterleavedDocumentsAndGaps) {
   EXPECT_EQ(gap.code(), absl::StatusCode::kFailedPrecondition);
   EXPECT_NE(gap.message().find("appends at 3 after 0 keys"), std::string::npos)
       << gap;
-  EXPECT_EQ(inner.calls, 1);  // only the first BeginDocument reached it
+  EXPECT_EQ(inner.calls, 1);  // only the first BeginStream reached it
 }
 
 }  // namespace

@@ -43,7 +43,7 @@ void Fail(Counts& c, const std::string& what) {
 // One client: documents one after another until `deadline`.
 void Client(const std::string& address, int id,
             std::chrono::steady_clock::time_point deadline, Counts& c) {
-  auto client = MemoryClient::Connect(address);
+  auto client = client::MemoryClient::Connect(address);
   std::mt19937 rng(static_cast<uint32_t>(id));
   std::normal_distribution<float> normal;
   v1::StreamSpec spec;

@@ -8,15 +8,16 @@ namespace knnmem::testing {
 namespace {
 
 // One DecodeStep of `id`, with a row to append when `rows`.
-absl::Status OneStep(MemoryClient& c, const std::string& id, bool rows) {
+absl::Status OneStep(client::MemoryClient& c, const std::string& id,
+                     bool rows) {
   const std::vector<float> row(4, 0.5f);
-  StepInput step;
+  client::Step step;
   step.stream_id = id;
   step.heads = 1;
   step.key_dim = step.value_dim = 4;
   step.queries = row;
   if (rows) step.keys = step.values = row;
-  auto r = c.DecodeStep({&step, 1}, StepParams());
+  auto r = c.DecodeStep({&step, 1}, client::StepParams());
   return r.ok() ? (*r)[0].status : r.status();
 }
 
@@ -27,33 +28,45 @@ std::vector<std::pair<std::string, RpcCall>> EveryRpc(const std::string& id) {
   const std::vector<float> row(4, 0.5f);
   return {
       {"CreateStream",
-       [=](MemoryClient& c) { return c.CreateStream(id, spec).status(); }},
+       [=](client::MemoryClient& c) {
+         return c.CreateStream(id, spec).status();
+       }},
       {"Append",
-       [=](MemoryClient& c) {
+       [=](client::MemoryClient& c) {
          return c.Append(id, 0, 0, row, row, 1, 1).status();
        }},
       {"AppendStream",
-       [=](MemoryClient& c) {
+       [=](client::MemoryClient& c) {
          absl::StatusOr<v1::AppendRequest> request =
-             MakeAppendRequest(id, 0, 1, row, row, 1, 1);
+             client::MakeAppendRequest(id, 0, 1, row, row, 1, 1);
          if (!request.ok()) return request.status();
-         std::unique_ptr<AppendPipeline> pipeline = c.OpenAppendPipeline();
+         std::unique_ptr<client::AppendPipeline> pipeline =
+             c.OpenAppendPipeline();
          absl::Status sent = pipeline->Send(*std::move(request));
          absl::Status finished = pipeline->Finish();
          return sent.ok() ? finished : sent;
        }},
-      {"GetStream", [=](MemoryClient& c) { return c.GetStream(id).status(); }},
-      {"ListStreams", [](MemoryClient& c) { return c.ListStreams().status(); }},
+      {"GetStream",
+       [=](client::MemoryClient& c) { return c.GetStream(id).status(); }},
+      {"ListStreams",
+       [](client::MemoryClient& c) { return c.ListStreams().status(); }},
       {"Search",
-       [=](MemoryClient& c) { return c.Search(id, 0, row, 1, 1, 1).status(); }},
+       [=](client::MemoryClient& c) {
+         return c.Search(id, 0, row, 1, 1, 1).status();
+       }},
       {"Attend",
-       [=](MemoryClient& c) { return c.Attend(id, 0, row, 1, 1, 1).status(); }},
-      {"DecodeStep", [=](MemoryClient& c) { return OneStep(c, id, false); }},
+       [=](client::MemoryClient& c) {
+         return c.Attend(id, 0, row, 1, 1, 1).status();
+       }},
+      {"DecodeStep",
+       [=](client::MemoryClient& c) { return OneStep(c, id, false); }},
       // A step that appends needs a token that may write.
       {"DecodeStep with rows",
-       [=](MemoryClient& c) { return OneStep(c, id, true); }},
-      {"ResetStream", [=](MemoryClient& c) { return c.ResetStream(id); }},
-      {"DeleteStream", [=](MemoryClient& c) { return c.DeleteStream(id); }},
+       [=](client::MemoryClient& c) { return OneStep(c, id, true); }},
+      {"ResetStream",
+       [=](client::MemoryClient& c) { return c.ResetStream(id); }},
+      {"DeleteStream",
+       [=](client::MemoryClient& c) { return c.DeleteStream(id); }},
   };
 }
 

@@ -13,7 +13,7 @@
 
 namespace knnmem::testing {
 
-using RpcCall = std::function<absl::Status(MemoryClient&)>;
+using RpcCall = std::function<absl::Status(client::MemoryClient&)>;
 
 // Each RPC (DecodeStep twice: without and with rows to append; Append
 // twice: unary and over AppendStream) on `stream_id`, a stream of one

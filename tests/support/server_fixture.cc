@@ -19,7 +19,7 @@ void ServerFixture::StartServer(std::vector<std::string> extra_args) {
   server_ =
       std::make_unique<ServerProcess>(dir_.Sub("data"), std::move(extra_args));
   ASSERT_TRUE(server_->Start()) << server_->error();
-  client_ = MemoryClient::Connect(server_->address());
+  client_ = client::MemoryClient::Connect(server_->address());
 }
 
 v1::StreamSpec ServerFixture::MakeSpec(uint32_t layers, uint32_t heads,
@@ -50,8 +50,8 @@ ServerFixture::RandomBatch ServerFixture::MakeRandomBatch(
   b.values.resize(rows * heads * value_dim);
   for (float& x : b.keys) x = normal(rng_);
   for (float& x : b.values) x = normal(rng_);
-  b.request = *MakeAppendRequest(stream, layer, first, b.keys, b.values, rows,
-                                 heads, wire);
+  b.request = *client::MakeAppendRequest(stream, layer, first, b.keys, b.values,
+                                         rows, heads, wire);
   return b;
 }
 
@@ -108,10 +108,9 @@ absl::StatusOr<v1::AppendResponse> ServerFixture::AppendRandom(
   return r;
 }
 
-Neighbours ServerFixture::SearchAndCheck(const std::string& stream,
-                                         uint32_t layer, int n, uint32_t k,
-                                         const Written& written, DType storage,
-                                         uint64_t query_seed) {
+client::Neighbours ServerFixture::SearchAndCheck(
+    const std::string& stream, uint32_t layer, int n, uint32_t k,
+    const Written& written, DType storage, uint64_t query_seed) {
   const int heads = written.oracle.heads, dk = written.oracle.key_dim;
   const int dv = written.value_dim;
   std::mt19937 qrng(static_cast<uint32_t>(query_seed));

@@ -35,7 +35,7 @@ struct Written {
 // happened to get. A server that fails to start fails the test.
 struct Shards {
   std::vector<std::unique_ptr<ServerProcess>> servers;
-  std::vector<ServerAddress> list;
+  std::vector<client::ServerAddress> list;
 };
 Shards StartShards(const TempDir& dir, int n);
 
@@ -82,13 +82,13 @@ class ServerFixture : public ::testing::Test {
   // Searches `n` random queries with keys and values returned and checks
   // every answer against the oracle, and keys/values against what was
   // written. Returns the raw answer for further comparison.
-  Neighbours SearchAndCheck(const std::string& stream, uint32_t layer, int n,
-                            uint32_t k, const Written& written, DType storage,
-                            uint64_t query_seed);
+  client::Neighbours SearchAndCheck(const std::string& stream, uint32_t layer,
+                                    int n, uint32_t k, const Written& written,
+                                    DType storage, uint64_t query_seed);
 
   TempDir dir_;
   std::unique_ptr<ServerProcess> server_;
-  std::unique_ptr<MemoryClient> client_;
+  std::unique_ptr<client::MemoryClient> client_;
   std::mt19937 rng_{12345};
 };
 

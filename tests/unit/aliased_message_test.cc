@@ -41,21 +41,21 @@ std::string Parsed(grpc::ByteBuffer* buffer) {
 
 TEST(SerializeAliasedTest, ParsesBackToTheSameMessage) {
   auto request = std::make_shared<const v1::AppendRequest>(BigRequest());
-  absl::StatusOr<grpc::ByteBuffer> aliased = SerializeAliased(request);
+  absl::StatusOr<grpc::ByteBuffer> aliased = client::SerializeAliased(request);
   ASSERT_TRUE(aliased.ok()) << aliased.status();
   EXPECT_EQ(Parsed(&*aliased), request->SerializeAsString());
 }
 
 TEST(SerializeAliasedTest, EmptyMessageIsAnEmptyBuffer) {
   absl::StatusOr<grpc::ByteBuffer> aliased =
-      SerializeAliased(std::make_shared<const v1::AppendRequest>());
+      client::SerializeAliased(std::make_shared<const v1::AppendRequest>());
   ASSERT_TRUE(aliased.ok()) << aliased.status();
   EXPECT_EQ(aliased->Length(), 0u);
 }
 
 TEST(SerializeAliasedTest, LargeBytesFieldsAreSlicesOfTheMessageItself) {
   auto request = std::make_shared<const v1::AppendRequest>(BigRequest());
-  absl::StatusOr<grpc::ByteBuffer> aliased = SerializeAliased(request);
+  absl::StatusOr<grpc::ByteBuffer> aliased = client::SerializeAliased(request);
   ASSERT_TRUE(aliased.ok()) << aliased.status();
   std::vector<grpc::Slice> slices;
   ASSERT_TRUE(aliased->Dump(&slices).ok());
@@ -84,7 +84,7 @@ TEST(SerializeAliasedTest, MessageLivesUntilTheLastSliceIsReleased) {
   std::vector<grpc::Slice> held_by_transport;
   {
     absl::StatusOr<grpc::ByteBuffer> aliased =
-        SerializeAliased(std::move(request));
+        client::SerializeAliased(std::move(request));
     ASSERT_TRUE(aliased.ok()) << aliased.status();
     ASSERT_TRUE(aliased->Dump(&held_by_transport).ok());
   }  // the caller's buffer and its share are gone

@@ -59,15 +59,14 @@ TEST_P(AttentionTest, EqualsSoftmaxOverTheBruteForceTopK) {
   const LayerSnapshot snapshot = memory.Snapshot();
   SearchOptions so;
   so.k = topk;
-  const SearchResult top =
-      ExactSearch(spec, snapshot, queries, so, pool).value();
+  const Neighbours top = ExactSearch(spec, snapshot, queries, so, pool).value();
   AttendOptions ao;
   ao.scale = {0.5f, 0.17f, 1.0f};
   if (c.age_penalty) {
     ao.age_alpha = {0.0f, 2.0f, 0.7f};
     ao.age_tau = 50.0f;
   }
-  const AttendResult r = Attend(spec, snapshot, top, ao, pool);
+  const Attention r = Attend(spec, snapshot, top, ao, pool);
   ASSERT_EQ(r.output.size(), size_t{n} * 3 * 12);
   for (uint32_t q = 0; q < n; ++q) {
     for (int h = 0; h < 3; ++h) {

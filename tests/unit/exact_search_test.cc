@@ -76,7 +76,7 @@ TEST_P(ExactSearchTest, EqualsBruteForce) {
   options.kernel = kernel;
   options.return_keys = true;
   options.return_values = true;
-  const SearchResult r =
+  const Neighbours r =
       ExactSearch(spec, memory.Snapshot(), queries, options, pool).value();
   ASSERT_EQ(r.scores.size(), size_t{c.queries} * spec.heads * c.k);
   for (uint32_t q = 0; q < c.queries; ++q) {
@@ -168,7 +168,7 @@ TEST(ExactSearchFallbackTest, AlikeAndHugeKeysStillEqualBruteForce) {
     WorkerPool pool(2);
     SearchOptions options;
     options.k = 8;
-    const SearchResult r =
+    const Neighbours r =
         ExactSearch(spec, memory.Snapshot(), queries, options, pool).value();
     // Top scores lie about 2e-3 (alike) or 0.3 scale^2 apart.
     const double tolerance = alike ? 1e-4 : 1e-4 * scale * scale;

@@ -8,7 +8,8 @@ namespace knnmem {
 namespace {
 
 TEST(ShardedClientTest, ParsesListsRangesAndNames) {
-  auto list = ParseServerList("knnmem-{0..2}.knnmem:50051, b=10.0.0.9:7");
+  auto list =
+      client::ParseServerList("knnmem-{0..2}.knnmem:50051, b=10.0.0.9:7");
   ASSERT_TRUE(list.ok()) << list.status();
   ASSERT_EQ(list->size(), 4u);
   EXPECT_EQ((*list)[0].address, "knnmem-0.knnmem:50051");
@@ -21,7 +22,7 @@ TEST(ShardedClientTest, ParsesListsRangesAndNames) {
 TEST(ShardedClientTest, BadListsNameTheFlag) {
   for (const char* bad : {"", "a", "a:0", "a:b", "x{2..1}:5", "x{0..}:5",
                           "a:1,a:1", "n=a:1,n=b:2", "=a:1"}) {
-    auto list = ParseServerList(bad);
+    auto list = client::ParseServerList(bad);
     EXPECT_EQ(list.status().code(), absl::StatusCode::kInvalidArgument) << bad;
     EXPECT_TRUE(absl::StartsWith(list.status().message(), "--servers"))
         << list.status();
@@ -36,9 +37,9 @@ TEST(ShardedClientTest,
     std::string best;
     uint64_t w = 0;
     for (const auto& n : among) {
-      if (best.empty() || RendezvousWeight(id, n) > w) {
+      if (best.empty() || client::RendezvousWeight(id, n) > w) {
         best = n;
-        w = RendezvousWeight(id, n);
+        w = client::RendezvousWeight(id, n);
       }
     }
     return best;
@@ -60,7 +61,8 @@ TEST(ShardedClientTest,
   for (const auto& [name, n] : count) EXPECT_NEAR(n, 10000, 500) << name;
   EXPECT_EQ(moved, count["s2"]);
   // Stable across processes and builds: a fixed value.
-  EXPECT_EQ(RendezvousWeight("doc-1", "s0"), RendezvousWeight("doc-1", "s0"));
+  EXPECT_EQ(client::RendezvousWeight("doc-1", "s0"),
+            client::RendezvousWeight("doc-1", "s0"));
 }
 
 }  // namespace
