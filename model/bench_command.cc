@@ -193,7 +193,8 @@ absl::Status BenchCommand::Run(const FlagSet& flags) {
   std::string address = server;
   if (address.empty()) {
     ASSIGN_OR_RETURN(dir, TempDir::Create("knnmem-model-bench-"));
-    ASSIGN_OR_RETURN(child, ServerChild::Start(binary, dir->path()));
+    ASSIGN_OR_RETURN(child, ServerChild::Start(binary, dir->path(),
+                                               {"--metrics-address", "none"}));
     address = child->address();
   }
   ASSIGN_OR_RETURN(std::unique_ptr<InProcessMemory> local,
