@@ -1,12 +1,10 @@
 #include "model/in_process_memory.h"
 
-#include <stdlib.h>
-
-#include <filesystem>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "base/status_macros.h"
+#include "base/temp_dir.h"
 #include "base/worker_pool.h"
 #include "model/memory_tensors.h"
 #include "server/store/memory_store.h"
@@ -25,16 +23,11 @@ absl::Span<const float> FloatsIn(const std::string& bytes) {
 
 absl::StatusOr<std::unique_ptr<InProcessMemory>> InProcessMemory::Create(
     const std::string& data_dir, int workers) {
-  std::string dir = data_dir, temp;
+  std::string dir = data_dir;
+  std::unique_ptr<TempDir> temp;
   if (dir.empty()) {
-    std::string pattern =
-        (std::filesystem::temp_directory_path() / "knnmem-model-XXXXXX")
-            .string();
-    if (mkdtemp(pattern.data()) == nullptr) {
-      return absl::InternalError(
-          absl::StrCat("cannot create a temporary directory: ", pattern));
-    }
-    dir = temp = pattern;
+    ASSIGN_OR_RETURN(temp, TempDir::Create("knnmem-model-"));
+    dir = temp->path();
   }
   auto pool = std::make_unique<WorkerPool>(std::max(1, workers));
   MemoryStore::Options options;
@@ -44,10 +37,10 @@ absl::StatusOr<std::unique_ptr<InProcessMemory>> InProcessMemory::Create(
   ASSIGN_OR_RETURN(std::unique_ptr<MemoryStore> store,
                    MemoryStore::Open(options));
   return std::unique_ptr<InProcessMemory>(
-      new InProcessMemory(temp, std::move(pool), std::move(store)));
+      new InProcessMemory(std::move(temp), std::move(pool), std::move(store)));
 }
 
-InProcessMemory::InProcessMemory(std::string temp_dir,
+InProcessMemory::InProcessMemory(std::unique_ptr<TempDir> temp_dir,
                                  std::unique_ptr<WorkerPool> pool,
                                  std::unique_ptr<MemoryStore> store)
     : temp_dir_(std::move(temp_dir)),
@@ -55,12 +48,8 @@ InProcessMemory::InProcessMemory(std::string temp_dir,
       store_(std::move(store)) {}
 
 InProcessMemory::~InProcessMemory() {
-  store_.reset();  // closes RocksDB before its directory goes
+  store_.reset();  // closes RocksDB before temp_dir_ removes its directory
   pool_.reset();
-  if (!temp_dir_.empty()) {
-    std::error_code ignored;
-    std::filesystem::remove_all(temp_dir_, ignored);
-  }
 }
 
 absl::StatusOr<StreamSpec> InProcessMemory::SpecOf(

@@ -12,6 +12,7 @@
 
 namespace knnmem {
 class MemoryStore;
+class TempDir;
 class WorkerPool;
 struct StreamSpec;
 }  // namespace knnmem
@@ -40,7 +41,8 @@ class InProcessMemory : public Memory {
                                    const AttendOptions& options) override;
 
  private:
-  InProcessMemory(std::string temp_dir, std::unique_ptr<WorkerPool> pool,
+  InProcessMemory(std::unique_ptr<TempDir> temp_dir,
+                  std::unique_ptr<WorkerPool> pool,
                   std::unique_ptr<MemoryStore> store);
   absl::StatusOr<StreamSpec> SpecOf(const std::string& stream) const;
   // A stream's spec and `queries` checked against it, as floats.
@@ -48,7 +50,9 @@ class InProcessMemory : public Memory {
   absl::StatusOr<Queries> QueriesOf(const std::string& stream,
                                     const torch::Tensor& queries) const;
 
-  const std::string temp_dir_;  // removed on destruction when not empty
+  // Null with a data_dir; destroyed (removed) after the store, which is
+  // declared after it.
+  std::unique_ptr<TempDir> temp_dir_;
   std::unique_ptr<WorkerPool> pool_;
   std::unique_ptr<MemoryStore> store_;
   absl::flat_hash_map<std::string, MemoryShape> shapes_;

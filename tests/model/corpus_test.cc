@@ -18,6 +18,7 @@
 #include "absl/status/status.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "base/temp_dir.h"
 #include "gtest/gtest.h"
 
 namespace knnmem::model {
@@ -50,15 +51,7 @@ std::vector<std::string> Names(const std::vector<Document>& documents) {
 
 class CorpusTest : public ::testing::Test {
  protected:
-  void SetUp() override {
-    char pattern[] = "/tmp/corpus_test.XXXXXX";
-    ASSERT_NE(mkdtemp(pattern), nullptr);
-    root_ = pattern;
-  }
-  void TearDown() override {
-    std::error_code ec;
-    fs::remove_all(root_, ec);
-  }
+  void SetUp() override { root_ = dir_.path(); }
 
   // Writes `bytes` at `relative` under the temp dir; returns the full path.
   std::string Write(const std::string& relative, const std::string& bytes) {
@@ -81,6 +74,7 @@ class CorpusTest : public ::testing::Test {
     return options;
   }
 
+  TempDir dir_{"corpus_test."};
   std::string root_;
 };
 
