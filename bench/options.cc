@@ -72,11 +72,12 @@ FlagSet BenchFlags(BenchOptions* o) {
            "use a running knnmem-server instead of starting one")
       .NonEmpty()
       .Check("HOST:PORT", IsHostPort);
-  f.String("servers", &o->servers_spec, "LIST",
-           "use several running servers, as the CLI does: comma-separated "
-           "[NAME=]HOST:PORT entries, one {A..B} range each; "
-           "knnmem::ShardedClient places each stream by rendezvous hashing "
-           "(exclusive with --server)")
+  f.String(
+       "servers", &o->servers_spec, "LIST",
+       "use several running servers, as the CLI does: comma-separated "
+       "[NAME=]HOST:PORT entries, one {A..B} range each; "
+       "knnmem::client::ShardedClient places each stream by rendezvous hashing "
+       "(exclusive with --server)")
       .NonEmpty();
   f.String("token-file", &o->token_file, "FILE",
            "bearer token for servers started with --auth-token-file: FILE "

@@ -90,7 +90,8 @@ std::string StreamPlacement(const Machine& m) {
         << ", all on " << m.servers[0] << "\n";
     return out.str();
   }
-  out << "streams" << ids << " by server (placed by knnmem::ShardedClient):\n";
+  out << "streams" << ids
+      << " by server (placed by knnmem::client::ShardedClient):\n";
   for (size_t i = 0; i < m.servers.size(); ++i) {
     out << "  " << m.servers[i] << ": "
         << (by_server[i].empty() ? "(none)" : absl::StrJoin(by_server[i], " "))
