@@ -20,6 +20,7 @@
 #include "bench/stats.h"
 #include "client/memory_client.h"
 #include "proto/tensor_codec.h"
+#include "server/spec/stream_spec.h"
 
 namespace knnmem::bench {
 namespace {
@@ -186,14 +187,22 @@ std::string ShapeName(const DecodeShape& shape, int b) {
   return absl::StrCat(shape.approximate ? "approximate" : "exact", " B=", b);
 }
 
-// Entries a step reads per (stream, head): every one for EXACT; for
-// APPROXIMATE, the exact tail plus nprobe/nlist of the rest, and the
-// centroids.
-double EntriesRead(const DecodeShape& shape, const DecodeConfig& config) {
-  if (!shape.approximate) return static_cast<double>(shape.entries);
-  const double tail = std::min<double>(16384, shape.entries);
-  return tail + (shape.entries - tail) * config.nprobe / config.nlist +
-         config.nlist * 2.0;  // float32 centroids: twice a half's bytes
+// Key bytes a step reads per (stream, head): every key for EXACT; for
+// APPROXIMATE, the keys not indexed (the exact tail, up to the chunk grid),
+// nprobe/nlist of the rest (their int8 codes and scales with
+// --tier-int8-codes, else their keys), and the float32 centroids.
+double KeyBytesRead(const DecodeShape& shape, const DecodeConfig& config) {
+  const double key_bytes = kDim * ElementSize(shape.dtype);
+  if (!shape.approximate) return shape.entries * key_bytes;
+  const int64_t indexed =
+      std::max<int64_t>(0, shape.entries - int64_t{kDefaultExactTail}) /
+      kIndexChunk * kIndexChunk;
+  const double tail = static_cast<double>(shape.entries - indexed);
+  const double listed =
+      static_cast<double>(indexed) * config.nprobe / config.nlist;
+  return tail * key_bytes +
+         listed * (config.tier_int8_codes ? kDim + 4.0 : key_bytes) +
+         config.nlist * kDim * 4.0;
 }
 
 class DecodeRun {
@@ -248,14 +257,14 @@ class DecodeRun {
     if (!shape_.approximate) return absl::OkStatus();
     // The tier covers everything but the exact tail before timing. It
     // trains once 64 x nlist keys are past the tail.
-    const int64_t past_tail = shape_.entries - 16384;
+    const int64_t past_tail = shape_.entries - int64_t{kDefaultExactTail};
     if (past_tail < int64_t{64} * config_.nlist) {
       return absl::InvalidArgumentError(absl::StrFormat(
           "W-decode: %d entries leave %d past the exact tail, fewer than the "
           "64 x nlist (%d) the tier trains on",
           shape_.entries, past_tail, config_.nlist));
     }
-    const int64_t want = past_tail / 8192 * 8192;
+    const int64_t want = past_tail / kIndexChunk * kIndexChunk;
     for (const std::string& id : ids_) {
       RETURN_IF_ERROR(AwaitIndexed(client_.For(id), id, want, "W-decode"));
     }
@@ -372,8 +381,7 @@ class DecodeRun {
   absl::Status Measure(int b, bool largest) {
     const std::string name = ShapeName(shape_, b);
     const int64_t key_bytes =
-        static_cast<int64_t>(b * kHeads * EntriesRead(shape_, config_) * kDim *
-                             ElementSize(shape_.dtype));
+        static_cast<int64_t>(b * kHeads * KeyBytesRead(shape_, config_));
     Progress(absl::StrFormat("W-decode: %s, %d entries, %s", name,
                              shape_.entries, DTypeName(shape_.dtype)));
     const double floor = StreamingReadSeconds(

@@ -51,6 +51,7 @@ struct DecodeConfig {
   std::vector<DecodeShape> shapes;
   int steps = 20;                      // timed steps per row, after 3 untimed
   uint32_t nlist = 1024, nprobe = 32;  // APPROXIMATE shapes and faiss-ivf
+  bool tier_int8_codes = false;        // the server runs with --tier-int8-codes
   uint64_t seed = 1;
   std::string stream_prefix;
   // The step's time also covers building its request (MakeDecodeStepRequest

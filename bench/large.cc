@@ -13,6 +13,7 @@
 #include "bench/knnmem_calls.h"
 #include "bench/stats.h"
 #include "client/memory_client.h"
+#include "server/spec/stream_spec.h"
 
 namespace knnmem::bench {
 namespace {
@@ -143,8 +144,8 @@ absl::Status RunLarge(client::ShardedClient& client, const LargeConfig& config,
       n, config.nlist));
   Samples sealing;
   RETURN_IF_ERROR(Fill(c, approx_id, keys, n, config.seed, &sealing));
-  const int64_t tail = 16384, chunk = 8192;
-  const int64_t want = (n - tail) / chunk * chunk;
+  const int64_t tail = kDefaultExactTail;
+  const int64_t want = (n - tail) / kIndexChunk * kIndexChunk;
   const double wait_start = NowSeconds();
   RETURN_IF_ERROR(AwaitIndexed(c, approx_id, want, "W-large"));
   const double index_lag = NowSeconds() - wait_start;

@@ -7,6 +7,7 @@
 // what is measured.
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <ctime>
@@ -200,6 +201,8 @@ absl::Status Run(const BenchOptions& options,
     if (ServerHasFlag(options.server_binary, "--metrics-address")) {
       extra_args = {"--metrics-address", "127.0.0.1:0"};
     }
+    extra_args.insert(extra_args.end(), options.server_flags.begin(),
+                      options.server_flags.end());
     ASSIGN_OR_RETURN(child, ServerChild::Start(options.server_binary,
                                                data_dir->path(), extra_args));
     servers.push_back({child->address(), child->address()});
@@ -266,6 +269,9 @@ absl::Status Run(const BenchOptions& options,
       decode.nlist = 256;
       decode.nprobe = 8;
     }
+    decode.tier_int8_codes =
+        std::find(options.server_flags.begin(), options.server_flags.end(),
+                  "--tier-int8-codes") != options.server_flags.end();
     decode.seed = kSeed;
     decode.stream_prefix = StreamPrefix();
     status = RunDecode(*client, decode, report, &streams);

@@ -91,6 +91,9 @@ FlagSet BenchFlags(BenchOptions* o) {
            "knnmem-server to start on 127.0.0.1:0 in a temp dir")
       .NonEmpty()
       .DefaultText("the one built with this tree");
+  f.Strings("server-flags", &o->server_flags, "LIST",
+            "more flags, comma-separated, for the knnmem-server the bench "
+            "starts, like --server-flags=--tier-int8-codes");
   f.String("json", &o->json_path, "FILE",
            "also write the results as a JSON array to FILE")
       .NonEmpty();
@@ -153,6 +156,11 @@ absl::StatusOr<BenchOptions> ParseBenchOptions(
         o.token_file.empty() ? "--tls-ca" : "--token-file",
         ": needs --server or --servers (the server this benchmark starts "
         "has neither auth nor TLS)"));
+  }
+  if (running && !o.server_flags.empty()) {
+    return absl::InvalidArgumentError(
+        "--server-flags: only for the server this benchmark starts (not with "
+        "--server or --servers)");
   }
   return o;
 }

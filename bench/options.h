@@ -25,8 +25,9 @@ struct BenchOptions {
   std::string token_file;     // --token-file: the bearer token (whole file)
   std::string tls_ca;         // --tls-ca: PEM of the CA; TLS when set
   std::string server_binary;  // knnmem-server started when `server` is empty
-  std::string json_path;      // --json FILE; empty: no JSON
-  bool quick = false;         // about a minute on 2 cores
+  std::vector<std::string> server_flags;  // --server-flag: more of its flags
+  std::string json_path;                  // --json FILE; empty: no JSON
+  bool quick = false;                     // about a minute on 2 cores
   int reps = 0;  // measured runs per op after one warm-up; 0: 7 (3 quick)
   bool help = false;
   std::string only;      // --only: a workload's name; empty: everything

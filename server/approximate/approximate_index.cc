@@ -14,6 +14,7 @@
 #include "absl/strings/str_cat.h"
 #include "base/status_macros.h"
 #include "server/approximate/bf16_list_scan.h"
+#include "server/approximate/int8_list_scan.h"
 #include "server/search/bf16_prefilter.h"
 #include "server/search/few_query_scan.h"
 #include "server/search/score_scan.h"
@@ -22,9 +23,7 @@
 namespace knnmem {
 namespace {
 
-// New positions an Extend waits for (fewer: the exact scan is cheap), and
-// the most one call adds (bounds its float32 staging per head).
-constexpr int64_t kChunk = 8192;
+// The most one Extend adds (bounds its float32 staging per head).
 constexpr int64_t kMaxExtend = 131072;
 // Keys to train on, per list: the first this many of the stream.
 constexpr int64_t kTrainPerList = 64;
@@ -47,9 +46,10 @@ std::vector<float> KeysOf(const StreamSpec& spec, const LayerSnapshot& snapshot,
   return out;
 }
 
-// Gathers one head's keys of a list's positions from the blocks that hold
-// them, as float32 rows for a GEMM: the lists keep positions only, so the
-// blocks' copy (in the storage dtype) is the only copy of a key in RAM.
+// Finds one head's keys of a list's positions in the blocks that hold them,
+// and gathers them as float32 rows for a GEMM: the blocks' copy (in the
+// storage dtype) is the one exact copy of a key in RAM; the lists hold
+// positions and int8 codes.
 class KeyGather {
  public:
   // Rows per gather: kRows float32 keys stay in the L2 cache for the GEMM.
@@ -71,13 +71,14 @@ class KeyGather {
   // Where the keys of `rows` increasing positions (which the snapshot
   // retains) are: row r's at out[r].
   void Locate(const int64_t* ids, uint32_t rows, const char** out) const {
-    size_t b = static_cast<size_t>(
-        std::upper_bound(starts_.begin(), starts_.end(), ids[0]) -
-        starts_.begin() - 1);
-    for (uint32_t r = 0; r < rows; ++r) {
-      while (b + 1 < starts_.size() && starts_[b + 1] <= ids[r]) ++b;
-      out[r] = keys_[b] + static_cast<size_t>(ids[r] - starts_[b]) * row_bytes_;
-    }
+    Find(
+        rows, [ids](uint32_t r) { return ids[r]; }, out);
+  }
+  // The same for the positions ids[pick[i]], `count` increasing picks.
+  void LocateSome(const int64_t* ids, const uint32_t* pick, uint32_t count,
+                  const char** out) const {
+    Find(
+        count, [ids, pick](uint32_t i) { return ids[pick[i]]; }, out);
   }
 
   // `ids`: `rows` (<= kRows) increasing positions the snapshot retains.
@@ -94,6 +95,19 @@ class KeyGather {
   }
 
  private:
+  template <class Id>
+  void Find(uint32_t count, Id id, const char** out) const {
+    if (count == 0) return;
+    size_t b = static_cast<size_t>(
+        std::upper_bound(starts_.begin(), starts_.end(), id(0)) -
+        starts_.begin() - 1);
+    for (uint32_t r = 0; r < count; ++r) {
+      const int64_t p = id(r);
+      while (b + 1 < starts_.size() && starts_[b + 1] <= p) ++b;
+      out[r] = keys_[b] + static_cast<size_t>(p - starts_[b]) * row_bytes_;
+    }
+  }
+
   void Prefetch(const char* p) const {
     for (size_t o = 0; o < row_bytes_; o += 64) __builtin_prefetch(p + o);
   }
@@ -111,15 +125,27 @@ class KeyGather {
 // BLAS-backed flat index) and our own inverted lists, scanned by Search.
 struct ApproximateIndex::Head {
   explicit Head(uint32_t dim, uint32_t nlist) : quantizer(dim), lists(nlist) {}
-  // Positions, increasing. The keys stay in the layer's blocks, the one
-  // copy: Search reads them there (see KeyGather).
-  using List = std::vector<int64_t>;
+  // A list's positions, increasing, and their keys' int8 codes and scales
+  // (int8_list_scan.h) in the same order. The keys themselves stay in the
+  // layer's blocks (see KeyGather).
+  struct List {
+    std::vector<int64_t> positions;
+    std::vector<int8_t> codes;  // [positions.size(), key_dim]
+    std::vector<float> scales;  // [positions.size()]
+  };
   faiss::IndexFlatIP quantizer;  // nlist centroids once trained
   std::vector<List> lists;
 };
 
-ApproximateIndex::ApproximateIndex(const StreamSpec& spec)
+size_t ApproximateIndex::ListRowBytes() const {
+  return sizeof(int64_t) +
+         (options_.int8_codes ? spec_.key_dim + sizeof(float) : 0);
+}
+
+ApproximateIndex::ApproximateIndex(const StreamSpec& spec,
+                                   const TierOptions& options)
     : spec_(spec),
+      options_(options),
       nlist_(spec.effective_nlist()),
       nprobe_(spec.effective_nprobe()) {
   for (uint32_t h = 0; h < spec.heads; ++h) {
@@ -133,7 +159,7 @@ int64_t ApproximateIndex::IndexableEnd(int64_t first, int64_t next) const {
   // On the grid of chunks, so that a layer rebuilt after a restart is
   // indexed to the same position as before.
   int64_t end = next - static_cast<int64_t>(spec_.effective_exact_tail());
-  end -= end % kChunk;
+  end -= end % kIndexChunk;
   const int64_t from = std::max(indexed_end_.load(), first);
   // Training waits for a full sample.
   const int64_t need = begin_.load() < 0 ? kTrainPerList * int64_t{nlist_} : 1;
@@ -169,11 +195,25 @@ absl::Status ApproximateIndex::Extend(const LayerSnapshot& snapshot,
     }
     std::vector<faiss::Index::idx_t> lists(static_cast<size_t>(n));
     head.quantizer.assign(n, keys.data(), lists.data());
+    std::vector<int8_t> codes;
+    std::vector<float> scales;
+    if (options_.int8_codes) {
+      codes.resize(keys.size());
+      scales.resize(static_cast<size_t>(n));
+      QuantizeRows(keys.data(), static_cast<uint32_t>(n), dk, codes.data(),
+                   scales.data());
+    }
     MutexLock lock(&mu_);
     for (int64_t i = 0; i < n; ++i) {
-      head.lists[static_cast<size_t>(lists[i])].push_back(from + i);
+      Head::List& list = head.lists[static_cast<size_t>(lists[i])];
+      list.positions.push_back(from + i);
+      if (options_.int8_codes) {
+        list.codes.insert(list.codes.end(), codes.begin() + i * dk,
+                          codes.begin() + (i + 1) * dk);
+        list.scales.push_back(scales[static_cast<size_t>(i)]);
+      }
     }
-    bytes_ += static_cast<size_t>(n) * sizeof(int64_t);
+    bytes_ += static_cast<size_t>(n) * ListRowBytes();
   }
   MutexLock lock(&mu_);
   if (train) begin_ = from;
@@ -214,15 +254,24 @@ absl::Status ApproximateIndex::RestoreCentroids(absl::string_view centroids,
 size_t ApproximateIndex::Forget(int64_t first) {
   MutexLock lock(&mu_);
   size_t removed = 0;
+  const size_t dk = spec_.key_dim;
   for (auto& head : heads_) {
     for (Head::List& list : head->lists) {
       // Positions increase along a list: the evicted ones are a prefix.
-      const auto drop = std::lower_bound(list.begin(), list.end(), first);
-      removed += static_cast<size_t>(drop - list.begin());
-      list.erase(list.begin(), drop);
+      const size_t drop =
+          static_cast<size_t>(std::lower_bound(list.positions.begin(),
+                                               list.positions.end(), first) -
+                              list.positions.begin());
+      removed += drop;
+      list.positions.erase(list.positions.begin(),
+                           list.positions.begin() + drop);
+      if (options_.int8_codes) {
+        list.codes.erase(list.codes.begin(), list.codes.begin() + drop * dk);
+        list.scales.erase(list.scales.begin(), list.scales.begin() + drop);
+      }
     }
   }
-  bytes_ -= removed * sizeof(int64_t);
+  bytes_ -= removed * ListRowBytes();
   if (begin_.load() >= 0 && begin_.load() < first) begin_ = first;
   return removed;
 }
@@ -264,17 +313,25 @@ void ApproximateIndex::Search(const LayerSnapshot& snapshot,
       }
       std::vector<int64_t> offset(nlist_ + 1, 0);
       for (uint32_t l = 0; l < nlist_; ++l) {
-        offset[l + 1] = offset[l] + static_cast<int64_t>(head.lists[l].size());
+        offset[l + 1] =
+            offset[l] + static_cast<int64_t>(head.lists[l].positions.size());
       }
       const KeyGather gather(spec_, snapshot, static_cast<uint32_t>(h));
       std::vector<float> qs, keys(size_t{KeyGather::kRows} * dk), block;
-      // A decode step's few queries: each list's keys read in place, once,
-      // by the streaming scan (few_query_scan.h). More queries: bfloat16
-      // with float32 rescoring where the CPU has it (bf16_list_scan.h);
-      // sgemm and the threshold scan otherwise.
+      // A decode step's few queries: with int8 codes, each list's codes
+      // read in order and the rows that may enter scored again from the
+      // blocks (int8_list_scan.h); without, each list's keys read in
+      // place, once, by the streaming scan (few_query_scan.h). More
+      // queries: the keys gathered from the blocks, bfloat16 with float32
+      // rescoring where the CPU has it (bf16_list_scan.h); sgemm and the
+      // threshold scan otherwise.
       const FewQueryIsa streaming =
           n <= kMaxFewQueries ? isa : FewQueryIsa::kNone;
       std::vector<const char*> rows_at;
+      std::optional<Int8ListScan> int8;
+      if (streaming != FewQueryIsa::kNone && options_.int8_codes) {
+        int8.emplace(streaming, q.data(), n, dk, k, spec_.storage_dtype);
+      }
       std::optional<Bf16ListScan> bf16;
       if (streaming == FewQueryIsa::kNone && Bf16PrefilterSupported()) {
         bf16.emplace(q.data(), n, dk);
@@ -282,6 +339,7 @@ void ApproximateIndex::Search(const LayerSnapshot& snapshot,
       std::vector<TopK*> tops;
       for (uint32_t l = 0; l < nlist_; ++l) {
         const Head::List& list = head.lists[l];
+        const std::vector<int64_t>& at = list.positions;
         const std::vector<uint32_t>& who = probing[l];
         if (who.empty()) continue;
         const uint32_t m = static_cast<uint32_t>(who.size());
@@ -293,15 +351,26 @@ void ApproximateIndex::Search(const LayerSnapshot& snapshot,
         // Positions increase along a list: those in [lo, hi) (neither
         // evicted nor added after the snapshot) are one run of it.
         const uint32_t b = static_cast<uint32_t>(
-            std::lower_bound(list.begin(), list.end(), lo) - list.begin());
+            std::lower_bound(at.begin(), at.end(), lo) - at.begin());
         const uint32_t e = static_cast<uint32_t>(
-            std::lower_bound(list.begin(), list.end(), hi) - list.begin());
+            std::lower_bound(at.begin(), at.end(), hi) - at.begin());
         tops.clear();
         for (uint32_t r = 0; r < m; ++r) tops.push_back(&top[who[r]]);
+        if (int8) {
+          if (e == b) continue;
+          int8->Scan(
+              qs.data(), who.data(), m, list.codes.data() + size_t{b} * dk,
+              list.scales.data() + b, e - b,
+              [&](const uint32_t* rows, uint32_t count, const char** out) {
+                gather.LocateSome(at.data() + b, rows, count, out);
+              },
+              offset[l] + b, tops.data());
+          continue;
+        }
         if (streaming != FewQueryIsa::kNone) {
           if (e == b) continue;
           rows_at.resize(e - b);
-          gather.Locate(list.data() + b, e - b, rows_at.data());
+          gather.Locate(at.data() + b, e - b, rows_at.data());
           ScanFewQueryRows(streaming, qs.data(), dk, m, dk, rows_at.data(),
                            spec_.storage_dtype, e - b, offset[l] + b,
                            tops.data());
@@ -309,7 +378,7 @@ void ApproximateIndex::Search(const LayerSnapshot& snapshot,
         }
         for (uint32_t c = b; c < e; c += KeyGather::kRows) {
           const uint32_t rows = std::min(KeyGather::kRows, e - c);
-          gather.Gather(list.data() + c, rows, keys.data());
+          gather.Gather(at.data() + c, rows, keys.data());
           if (bf16 && bf16->Scan(keys.data(), rows, who.data(), m, tops.data(),
                                  offset[l] + c)) {
             continue;
@@ -336,7 +405,7 @@ void ApproximateIndex::Search(const LayerSnapshot& snapshot,
           const size_t l = static_cast<size_t>(
               std::upper_bound(offset.begin(), offset.end(), g) -
               offset.begin() - 1);
-          positions[out + j] = head.lists[l][g - offset[l]];
+          positions[out + j] = head.lists[l].positions[g - offset[l]];
         }
       }
       return;

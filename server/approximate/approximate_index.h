@@ -2,12 +2,16 @@
 // says APPROXIMATE. Per head, an IVF-Flat index (inner product) over the
 // keys of positions [begin, indexed_end): coarse centroids trained once by
 // FAISS k-means on the first keys indexed (the stream's own), and inverted
-// lists of positions that Search scans, each list once for all the queries
-// that probe it: a decode step's few queries by the streaming scan over the
-// keys in place (few_query_scan.h); more queries by the bfloat16 list scan
-// (bf16_list_scan.h) where the CPU has AVX512_BF16, else a GEMM, over keys
-// gathered into float32 a chunk at a time. The keys are read from the
-// layer's blocks (so a key is held once, in the storage dtype). Keys are
+// lists of positions (with TierOptions::int8_codes, and their keys' int8
+// codes) that Search scans, each list once for all the queries that probe
+// it: a decode step's few queries by the streaming scan over the keys in
+// place (few_query_scan.h), or over the codes, scoring again from the
+// blocks only the keys that may enter the top k (int8_list_scan.h: the
+// answer of a float32 scan of the list at a quarter of its bytes, read in
+// order); more queries by the bfloat16 list scan (bf16_list_scan.h) where
+// the CPU has AVX512_BF16, else a GEMM, over keys gathered from the blocks
+// into float32 a chunk at a time. The blocks hold the one exact copy of a
+// key. Keys are
 // added in chunks, in the background (MemoryStore's indexer), never on the
 // request path; the newest exact_tail entries and whatever is not indexed
 // yet are scanned exactly, and TieredSearch merges the two. Positions the
@@ -35,9 +39,18 @@
 
 namespace knnmem {
 
+// How the tier holds its keys, for every stream of a server.
+struct TierOptions {
+  // Beside each listed position, its key's int8 codes and scale
+  // (int8_list_scan.h): a decode step reads a quarter of the float32 bytes,
+  // in order, instead of the keys scattered over the blocks, for key_dim +
+  // 4 more bytes of RAM per indexed entry and head.
+  bool int8_codes = false;
+};
+
 class ApproximateIndex final : public SealedTier {
  public:
-  explicit ApproximateIndex(const StreamSpec& spec);
+  ApproximateIndex(const StreamSpec& spec, const TierOptions& options);
   ~ApproximateIndex();
 
   ApproximateIndex(const ApproximateIndex&) = delete;
@@ -46,7 +59,8 @@ class ApproximateIndex final : public SealedTier {
   // Positions [begin(), indexed_end()) are in the index (those the layer
   // evicted since are ignored by searches).
   int64_t begin() const { return begin_.load(); }
-  // Bytes of the lists (positions; the keys stay in the layer's blocks).
+  // Bytes of the lists: per indexed position and head, the position (and
+  // with int8 codes, key_dim bytes of codes and a float32 scale).
   size_t bytes() const override { return bytes_.load(); }
   int64_t indexed_end() const override { return indexed_end_.load(); }
 
@@ -85,7 +99,10 @@ class ApproximateIndex final : public SealedTier {
 
  private:
   struct Head;
+  size_t ListRowBytes() const;  // per listed position and head
+
   const StreamSpec spec_;
+  const TierOptions options_;
   const uint32_t nlist_, nprobe_;
   std::vector<std::unique_ptr<Head>> heads_;
   mutable Mutex mu_;  // Search shared; additions and Forget exclusive

@@ -14,6 +14,8 @@ namespace {
 // Where a kernel finds the key rows of a call: one after another (a
 // block), or each anywhere (the approximate tier's lists, whose rows lie
 // scattered over the blocks). From(r) is the same rows from row r on.
+// Int8 code rows carry a scale each, by which their dot products are
+// multiplied (1 for the others).
 struct PackedRows {
   const char* base;
   size_t row_bytes;
@@ -29,6 +31,16 @@ struct GatheredRows {
     return {rows + r, count - r, row_bytes};
   }
 };
+struct ScaledRows {
+  PackedRows codes;
+  const float* scales;
+  const char* operator[](uint32_t r) const { return codes[r]; }
+  ScaledRows From(uint32_t r) const { return {codes.From(r), scales + r}; }
+};
+
+// The element types of key rows: the storage dtypes, and the approximate
+// tier's int8 codes.
+enum class Elem { kF32, kF16, kBF16, kI8 };
 
 // Scores of `rows` keys for M queries into out[j * out_stride + row].
 template <class Rows>
@@ -36,24 +48,38 @@ using ScoresFn = void (*)(const float* queries, size_t stride, uint32_t dim,
                           const Rows& keys, uint32_t rows, float* out,
                           size_t out_stride);
 
-template <DType D>
-constexpr size_t kBytes = D == DType::kFloat32 ? 4 : 2;
+template <Elem D>
+constexpr size_t kBytes = D == Elem::kF32  ? 4
+                          : D == Elem::kI8 ? 1
+                                           : 2;
 
 // Element d of a key row, for the dimensions past the last full vector.
-template <DType D>
+template <Elem D>
 float ElementAt(const char* row, uint32_t d) {
-  if constexpr (D == DType::kFloat32) {
+  if constexpr (D == Elem::kF32) {
     float f;
     std::memcpy(&f, row + size_t{d} * 4, 4);
     return f;
+  } else if constexpr (D == Elem::kI8) {
+    return static_cast<float>(static_cast<int8_t>(row[d]));
   } else {
     uint16_t h;
     std::memcpy(&h, row + size_t{d} * 2, 2);
-    return D == DType::kFloat16 ? HalfToFloat(h) : BFloat16ToFloat(h);
+    return D == Elem::kF16 ? HalfToFloat(h) : BFloat16ToFloat(h);
   }
 }
 
-template <DType D>
+// The scale of row r: 1 but for int8 codes.
+template <Elem D, class Rows>
+inline float ScaleOf(const Rows& keys, uint32_t r) {
+  if constexpr (D == Elem::kI8) {
+    return keys.scales[r];
+  } else {
+    return 1.0f;
+  }
+}
+
+template <Elem D>
 float TailDot(const float* query, const char* row, uint32_t from,
               uint32_t dim) {
   float s = 0.0f;
@@ -86,6 +112,11 @@ inline void PrefetchAhead(const GatheredRows& keys, uint32_t r) {
   }
 }
 
+template <int R>
+inline void PrefetchAhead(const ScaledRows& keys, uint32_t r) {
+  PrefetchAhead<R>(keys.codes, r);
+}
+
 // Rows in flight per step: with fewer queries, more rows, so that about
 // four independent FMA chains hide the FMA latency.
 constexpr int RowsInFlight(int m) { return m == 1 ? 4 : m == 2 ? 2 : 1; }
@@ -97,12 +128,16 @@ constexpr int RowsInFlight(int m) { return m == 1 ? 4 : m == 2 ? 2 : 1; }
 // 16 elements of D widened to float32. (The zero-masking forms, with every
 // lane selected: GCC 12 warns that the plain forms' undefined pass-through
 // operand may be used uninitialized.)
-template <DType D>
+template <Elem D>
 KNNMEM_AVX512 inline __m512 Load16(const char* p) {
   constexpr __mmask16 kAll = 0xffff;
-  if constexpr (D == DType::kFloat32) {
+  if constexpr (D == Elem::kF32) {
     return _mm512_loadu_ps(reinterpret_cast<const float*>(p));
-  } else if constexpr (D == DType::kFloat16) {
+  } else if constexpr (D == Elem::kI8) {
+    return _mm512_maskz_cvtepi32_ps(
+        kAll, _mm512_maskz_cvtepi8_epi32(
+                  kAll, _mm_loadu_si128(reinterpret_cast<const __m128i*>(p))));
+  } else if constexpr (D == Elem::kF16) {
     return _mm512_maskz_cvtph_ps(
         kAll, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
   } else {
@@ -129,7 +164,7 @@ KNNMEM_AVX512 inline float Sum16(__m512 v) {
   return x[0] + x[1];
 }
 
-template <DType D, int M, int R, class Rows>
+template <Elem D, int M, int R, class Rows>
 KNNMEM_AVX512 void ScoresAvx512(const float* q, size_t stride, uint32_t dim,
                                 const Rows& keys, uint32_t rows, float* out,
                                 size_t out_stride) {
@@ -163,7 +198,7 @@ KNNMEM_AVX512 void ScoresAvx512(const float* q, size_t stride, uint32_t dim,
       for (int j = 0; j < M; ++j) {
         float s = Sum16(acc[i][j]);
         if (full < dim) s += TailDot<D>(q + j * stride, row[i], full, dim);
-        out[j * out_stride + r + i] = s;
+        out[j * out_stride + r + i] = s * ScaleOf<D>(keys, r + i);
       }
     }
   }
@@ -175,11 +210,14 @@ KNNMEM_AVX512 void ScoresAvx512(const float* q, size_t stride, uint32_t dim,
   }
 }
 
-template <DType D>
+template <Elem D>
 KNNMEM_AVX2 inline __m256 Load8(const char* p) {
-  if constexpr (D == DType::kFloat32) {
+  if constexpr (D == Elem::kF32) {
     return _mm256_loadu_ps(reinterpret_cast<const float*>(p));
-  } else if constexpr (D == DType::kFloat16) {
+  } else if constexpr (D == Elem::kI8) {
+    return _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(
+        _mm_loadl_epi64(reinterpret_cast<const __m128i*>(p))));
+  } else if constexpr (D == Elem::kF16) {
     return _mm256_cvtph_ps(
         _mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
   } else {
@@ -197,7 +235,7 @@ KNNMEM_AVX2 inline float Sum8(__m256 v) {
   return _mm_cvtss_f32(s);
 }
 
-template <DType D, int M, int R, class Rows>
+template <Elem D, int M, int R, class Rows>
 KNNMEM_AVX2 void ScoresAvx2(const float* q, size_t stride, uint32_t dim,
                             const Rows& keys, uint32_t rows, float* out,
                             size_t out_stride) {
@@ -205,7 +243,7 @@ KNNMEM_AVX2 void ScoresAvx2(const float* q, size_t stride, uint32_t dim,
   uint32_t r = 0;
   for (; r + R <= rows; r += R) {
     if constexpr (std::is_same_v<Rows, GatheredRows>) {
-      PrefetchAhead<R>(keys, r);  // a block: the hardware's prefetch does
+      PrefetchAhead<R>(keys, r);  // packed: the hardware's prefetch does
     }
     const char* row[R];
 #pragma GCC unroll 8
@@ -233,7 +271,7 @@ KNNMEM_AVX2 void ScoresAvx2(const float* q, size_t stride, uint32_t dim,
       for (int j = 0; j < M; ++j) {
         float s = Sum8(acc[i][j]);
         if (full < dim) s += TailDot<D>(q + j * stride, row[i], full, dim);
-        out[j * out_stride + r + i] = s;
+        out[j * out_stride + r + i] = s * ScaleOf<D>(keys, r + i);
       }
     }
   }
@@ -245,13 +283,13 @@ KNNMEM_AVX2 void ScoresAvx2(const float* q, size_t stride, uint32_t dim,
   }
 }
 
-template <class Rows, DType D, int M>
+template <class Rows, Elem D, int M>
 ScoresFn<Rows> Kernel(FewQueryIsa isa) {
   return isa == FewQueryIsa::kAvx512 ? ScoresAvx512<D, M, RowsInFlight(M), Rows>
                                      : ScoresAvx2<D, M, RowsInFlight(M), Rows>;
 }
 
-template <class Rows, DType D>
+template <class Rows, Elem D>
 ScoresFn<Rows> KernelFor(FewQueryIsa isa, uint32_t m) {
   switch (m) {
     case 1:
@@ -277,11 +315,11 @@ template <class Rows>
 ScoresFn<Rows> KernelFor(FewQueryIsa isa, DType dtype, uint32_t m) {
   switch (dtype) {
     case DType::kFloat16:
-      return KernelFor<Rows, DType::kFloat16>(isa, m);
+      return KernelFor<Rows, Elem::kF16>(isa, m);
     case DType::kBFloat16:
-      return KernelFor<Rows, DType::kBFloat16>(isa, m);
+      return KernelFor<Rows, Elem::kBF16>(isa, m);
     default:
-      return KernelFor<Rows, DType::kFloat32>(isa, m);
+      return KernelFor<Rows, Elem::kF32>(isa, m);
   }
 }
 
@@ -333,6 +371,24 @@ void ScanFewQueryRows(FewQueryIsa isa, const float* queries, size_t stride,
   const GatheredRows gathered{rows, count, size_t{dim} * ElementSize(dtype)};
   Scan(isa, queries, stride, m, dim, gathered, dtype, count, first_index,
        [top](uint32_t j) { return top[j]; });
+}
+
+void ScoreFewQueryRows(FewQueryIsa isa, const float* queries, size_t stride,
+                       uint32_t m, uint32_t dim, const char* const* rows,
+                       DType dtype, uint32_t count, float* out,
+                       size_t out_stride) {
+  const GatheredRows gathered{rows, count, size_t{dim} * ElementSize(dtype)};
+  KernelFor<GatheredRows>(isa, dtype, m)(queries, stride, dim, gathered, count,
+                                         out, out_stride);
+}
+
+void ScoreInt8Rows(FewQueryIsa isa, const float* queries, size_t stride,
+                   uint32_t m, uint32_t dim, const int8_t* codes,
+                   const float* scales, uint32_t rows, float* out,
+                   size_t out_stride) {
+  const ScaledRows scaled{{reinterpret_cast<const char*>(codes), dim}, scales};
+  KernelFor<ScaledRows, Elem::kI8>(isa, m)(queries, stride, dim, scaled, rows,
+                                           out, out_stride);
 }
 
 }  // namespace knnmem

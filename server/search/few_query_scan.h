@@ -46,6 +46,22 @@ void ScanFewQueryRows(FewQueryIsa isa, const float* queries, size_t stride,
                       DType dtype, uint32_t count, int64_t first_index,
                       TopK* const* top);
 
+// The scores of such rows themselves: out[j * out_stride + r] for query j
+// and row r. The same arithmetic per row as ScanFewQueries, so the same
+// scores.
+void ScoreFewQueryRows(FewQueryIsa isa, const float* queries, size_t stride,
+                       uint32_t m, uint32_t dim, const char* const* rows,
+                       DType dtype, uint32_t count, float* out,
+                       size_t out_stride);
+
+// Int8 code rows with a scale each (the approximate tier's compact copy of
+// its keys): out[j * out_stride + r] = scales[r] * (query j .
+// codes row r), the dot product summed in float32. Row r at codes + r * dim.
+void ScoreInt8Rows(FewQueryIsa isa, const float* queries, size_t stride,
+                   uint32_t m, uint32_t dim, const int8_t* codes,
+                   const float* scales, uint32_t rows, float* out,
+                   size_t out_stride);
+
 }  // namespace knnmem
 
 #endif  // KNNMEM_SERVER_SEARCH_FEW_QUERY_SCAN_H_

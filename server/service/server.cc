@@ -83,6 +83,7 @@ absl::Status Server::Open() {
   store_options.disk_reserve_bytes = options_.disk_reserve_bytes;
   store_options.wal_recovery = options_.wal_recovery;
   store_options.descriptor_reserve = options_.descriptor_reserve;
+  store_options.tier.int8_codes = options_.tier_int8_codes;
   Metrics* metrics = metrics_.get();
   store_options.on_load = [metrics](double seconds) {
     metrics->ObserveStreamLoad(seconds);

@@ -101,6 +101,13 @@ FlagSet ServerFlags(ServerOptions* o) {
         "have taken every other one, RocksDB opens its files with these and "
         "keeps writing, while new connections wait")
       .Range(0, 4096);
+  f.Bool("tier-int8-codes", &o->tier_int8_codes,
+         "APPROXIMATE streams' tiers keep an int8 copy of their keys in list "
+         "order (key_dim + 4 bytes of RAM per indexed entry and head, about "
+         "a quarter more than float16 keys and values): a decode step's "
+         "few queries read it instead of the keys scattered over RAM, and "
+         "score again only the keys that may enter the top k, with the "
+         "same answers");
   f.Enum("wal-recovery", &o->wal_recovery, WalRecoveryNames(),
          "what start does with a WAL damaged in the middle (a torn tail, "
          "which a crash leaves, is always dropped): point-in-time replays up "

@@ -51,6 +51,8 @@ struct ServerOptions {
   // File descriptors held back for RocksDB, lent to it when connections
   // took every other one (see --help).
   int descriptor_reserve = 64;
+  // APPROXIMATE tiers keep int8 codes of their keys (see --help).
+  bool tier_int8_codes = false;
   // After SIGTERM: seconds to keep serving while health says NOT_SERVING,
   // then seconds in-flight calls get to finish.
   uint32_t drain_seconds = 0;

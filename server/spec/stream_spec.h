@@ -40,9 +40,14 @@ enum class IndexKind : int { kExact = 1, kApproximate = 2 };
 // APPROXIMATE defaults and limits.
 inline constexpr uint32_t kDefaultNlist = 1024;
 inline constexpr uint32_t kDefaultNprobe = 32;
-inline constexpr uint64_t kDefaultExactTail = 16384;
+inline constexpr uint64_t kDefaultExactTail = 4096;
 inline constexpr uint32_t kMinNlist = 16;
 inline constexpr uint32_t kMaxNlist = 65536;
+// The grid the tier's indexing extends on: a layer's newest exact_tail
+// entries and up to kIndexChunk - 1 more are scanned exactly. Small, since
+// a decode step reads all of those keys and only nprobe/nlist of the
+// indexed ones.
+inline constexpr int64_t kIndexChunk = 2048;
 
 struct StreamSpec {
   uint32_t layers = 0;

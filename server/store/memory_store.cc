@@ -106,6 +106,7 @@ MemoryStore::MemoryStore(const Options& options,
                          std::unique_ptr<Storage> storage)
     : pool_(options.pool),
       default_ttl_seconds_(options.default_ttl_seconds),
+      tier_(options.tier),
       on_load_(options.on_load),
       budget_(options.memory_budget_bytes,
               StreamBudget(options.memory_budget_bytes)),
@@ -139,7 +140,7 @@ absl::Status MemoryStore::Recover() {
   // Only the records: each stream's entries load on its first use, so a
   // restart with many streams serves at once.
   return storage_->LoadStreams([this](StreamRecord record) -> absl::Status {
-    auto stream = std::make_shared<Stream>(record.stream_id, record.spec,
+    auto stream = std::make_shared<Stream>(record.stream_id, record.spec, tier_,
                                            record.incarnation,
                                            /*resident=*/false);
     stream->Touch(clock_->NowMicros());  // a restart counts as a use
@@ -192,7 +193,8 @@ absl::StatusOr<StreamState> MemoryStore::CreateStream(
     ledger_.Refund(stream_id, charge);
     return put;
   }
-  auto stream = std::make_shared<Stream>(stream_id, spec, record.incarnation);
+  auto stream =
+      std::make_shared<Stream>(stream_id, spec, tier_, record.incarnation);
   stream->Touch(clock_->NowMicros());
   registry_.Insert(stream);
   *created = true;

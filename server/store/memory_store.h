@@ -99,6 +99,8 @@ class MemoryStore {
     int descriptor_reserve = 0;
     // Called with the seconds each load of a stream took; may be empty.
     std::function<void(double)> on_load;
+    // How APPROXIMATE layers' tiers hold their keys (--tier-int8-codes).
+    TierOptions tier;
   };
 
   // Opens the storage in options.data_dir and reads every stream's record;
@@ -257,6 +259,7 @@ class MemoryStore {
 
   WorkerPool* const pool_;
   const uint32_t default_ttl_seconds_;
+  const TierOptions tier_;
   const std::function<void(double)> on_load_;
   mutable MemoryBudget budget_;
   SteadyClock steady_clock_;

@@ -7,6 +7,7 @@
 #include "absl/strings/str_cat.h"
 #include "base/status_macros.h"
 #include "server/store/memory_store.h"
+#include "server/store/new_rows.h"
 
 namespace knnmem {
 
@@ -47,34 +48,20 @@ absl::StatusOr<AppendResult> MemoryStore::AppendResident(
         cmd.layer, " of stream '", cmd.stream_id, "' expects position ", next));
   }
   const int64_t end = cmd.first_position + static_cast<int64_t>(cmd.rows);
-  if (end <= next) return AppendResult{next, 0};  // a replay: already stored
-
-  const size_t skip = static_cast<size_t>(next - cmd.first_position);
-  const size_t rows = cmd.rows - skip;
-  const size_t key_elems = size_t{spec.heads} * spec.key_dim;
-  const size_t value_elems = size_t{spec.heads} * spec.value_dim;
-  const size_t in_es = ElementSize(cmd.dtype);
-  const char* keys = cmd.keys.data() + skip * key_elems * in_es;
-  const char* values = cmd.values.data() + skip * value_elems * in_es;
-  std::string converted_keys, converted_values;
-  if (cmd.dtype != spec.storage_dtype) {
-    converted_keys =
-        TranscodeFloats(keys, rows * key_elems, cmd.dtype, spec.storage_dtype);
-    converted_values = TranscodeFloats(values, rows * value_elems, cmd.dtype,
-                                       spec.storage_dtype);
-    keys = converted_keys.data();
-    values = converted_values.data();
-  }
-  const size_t es = ElementSize(spec.storage_dtype);
+  const NewRows fresh(cmd, next);
+  if (fresh.rows() == 0) return AppendResult{next, 0};  // a replay
+  const size_t rows = fresh.rows();
+  const char* keys = fresh.keys();
+  const char* values = fresh.values();
   RowBatch batch;
   batch.incarnation = stream.incarnation();
   batch.layer = cmd.layer;
   batch.first_position = next;
   batch.rows = rows;
   batch.keys = keys;
-  batch.key_stride = batch.key_row_bytes = key_elems * es;
+  batch.key_stride = batch.key_row_bytes = fresh.key_row_bytes();
   batch.values = values;
-  batch.value_stride = batch.value_row_bytes = value_elems * es;
+  batch.value_stride = batch.value_row_bytes = fresh.value_row_bytes();
   batch.evict_from = layer.first_position();
   batch.evict_before = std::max<int64_t>(
       batch.evict_from, end - static_cast<int64_t>(spec.capacity));

@@ -28,10 +28,11 @@ class Stream {
   // A stream that is `resident` holds its entries in RAM; one that is not
   // has them only in storage (after a restart, or unloaded for the memory
   // budget) and holds empty layers until MemoryStore loads it.
-  Stream(std::string id, const StreamSpec& spec, uint64_t incarnation,
-         bool resident = true)
+  Stream(std::string id, const StreamSpec& spec, const TierOptions& tier,
+         uint64_t incarnation, bool resident = true)
       : id_(std::move(id)),
         spec_(spec),
+        tier_(tier),
         incarnation_(incarnation),
         resident_(resident) {
     NewLayers();
@@ -88,13 +89,15 @@ class Stream {
     for (uint32_t l = 0; l < spec_.layers; ++l) {
       layers_.push_back(std::make_unique<LayerMemory>(spec_));
       if (spec_.index == IndexKind::kApproximate) {
-        layers_.back()->AttachIndex(std::make_shared<ApproximateIndex>(spec_));
+        layers_.back()->AttachIndex(
+            std::make_shared<ApproximateIndex>(spec_, tier_));
       }
     }
   }
 
   const std::string id_;
   const StreamSpec spec_;
+  const TierOptions tier_;
   std::atomic<int64_t> last_used_{0};
   mutable Mutex mu_;
   uint64_t incarnation_ ABSL_GUARDED_BY(mu_);

@@ -3,13 +3,11 @@
 // (RPC byte, spec byte, flags byte, serialized request).
 //
 //   make_corpus OUT_DIR
-//   make_corpus --crash-inputs OUT_DIR
 //
-// The output is deterministic; tests/fuzz/corpus/ holds what the first form
-// wrote. The second form writes the minimal reproducers of the known server
-// bugs (tests/fuzz/crash-*, described in request_fuzzer.cc at
-// kGuardKnownBugs); they crash a fuzzer built with
-// -DKNNMEM_FUZZ_GUARD_KNOWN_BUGS=OFF.
+// The output is deterministic; tests/fuzz/corpus/ holds what it wrote. The
+// regress-* inputs are the reproducers of the bugs the fuzzer found (fixed:
+// the server now refuses values beyond the storage dtype's range, and the
+// scale and age_tau that overflowed Attend's logits).
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
@@ -626,7 +624,7 @@ void WriteDecodeSteps(CorpusWriter& w, Values& v) {
   }
 }
 
-void WriteCrashInputs(CorpusWriter& w) {
+void WriteRegressions(CorpusWriter& w) {
   // Finite float32 rows that overflow the storage dtype: spec 1 stores
   // float16 (max 65504), spec 2 bfloat16 (FLT_MAX rounds up to Inf).
   {
@@ -639,7 +637,7 @@ void WriteCrashInputs(CorpusWriter& w) {
     *req.mutable_values() =
         F32(std::vector<float>(spec.heads * spec.value_dim, 0.0f), 1,
             spec.heads, spec.value_dim);
-    w.Write("crash-append-f16-overflow", Rpc::kAppend, 1, 0, req);
+    w.Write("regress-append-f16-overflow", Rpc::kAppend, 1, 0, req);
   }
   {
     const StreamSpec& spec = kSpecs[2];
@@ -651,12 +649,12 @@ void WriteCrashInputs(CorpusWriter& w) {
     *req.mutable_values() =
         F32(std::vector<float>(spec.heads * spec.value_dim, 0.0f), 1,
             spec.heads, spec.value_dim);
-    w.Write("crash-append-bf16-overflow", Rpc::kAppend, 2, 0, req);
+    w.Write("regress-append-bf16-overflow", Rpc::kAppend, 2, 0, req);
   }
   // Attend with non-finite logits, over spec 5 (float32, 1 head, key_dim 8,
-  // value_dim 64) after crash-attend-1-append has stored two rows whose
-  // keys are (1e30, 0, ..., 0): run `request_fuzzer crash-attend-1-append
-  // crash-attend-<case>`.
+  // value_dim 64) after regress-attend-1-append has stored two rows whose
+  // keys are (1e30, 0, ..., 0): `request_fuzzer regress-attend-1-append
+  // regress-attend-<case>` replays one in order.
   const StreamSpec& spec = kSpecs[5];
   {
     std::vector<float> keys(2 * spec.key_dim, 0.0f);
@@ -667,7 +665,7 @@ void WriteCrashInputs(CorpusWriter& w) {
     req.set_stream_id("a");
     *req.mutable_keys() = F32(keys, 2, spec.heads, spec.key_dim);
     *req.mutable_values() = F32(values, 2, spec.heads, spec.value_dim);
-    w.Write("crash-attend-1-append", Rpc::kAppend, 5, 0, req);
+    w.Write("regress-attend-1-append", Rpc::kAppend, 5, 0, req);
   }
   auto attend = [&](float q0) {
     std::vector<float> q(spec.key_dim, 0.0f);
@@ -679,14 +677,14 @@ void WriteCrashInputs(CorpusWriter& w) {
     return req;
   };
   // Scores 1e60 overflow to +Inf: exp(Inf - Inf).
-  w.Write("crash-attend-2-inf-score", Rpc::kAttend, 5, 0, attend(1e30f));
+  w.Write("regress-attend-2-inf-score", Rpc::kAttend, 5, 0, attend(1e30f));
   // Scores -1e60 overflow to -Inf: every logit -Inf, exp(-Inf + Inf).
-  w.Write("crash-attend-3-neg-inf-score", Rpc::kAttend, 5, 0, attend(-1e30f));
+  w.Write("regress-attend-3-neg-inf-score", Rpc::kAttend, 5, 0, attend(-1e30f));
   {
     // Scores 1e10, scale 1e30: logits overflow.
     v1::AttendRequest req = attend(1e-20f);
     req.add_scale(1e30f);
-    w.Write("crash-attend-4-scale-overflow", Rpc::kAttend, 5, 0, req);
+    w.Write("regress-attend-4-scale-overflow", Rpc::kAttend, 5, 0, req);
   }
   {
     // Scores 1; age_tau 1e-45 makes log1p(age / age_tau) = Inf for the
@@ -694,7 +692,7 @@ void WriteCrashInputs(CorpusWriter& w) {
     v1::AttendRequest req = attend(1e-30f);
     req.add_age_alpha(-1.0f);
     req.set_age_tau(1e-45f);
-    w.Write("crash-attend-5-tiny-age-tau", Rpc::kAttend, 5, 0, req);
+    w.Write("regress-attend-5-tiny-age-tau", Rpc::kAttend, 5, 0, req);
   }
 }
 
@@ -704,16 +702,12 @@ void WriteCrashInputs(CorpusWriter& w) {
 
 int main(int argc, char** argv) {
   using namespace knnmem::fuzz;
-  bool crash_inputs = false, help = false;
+  bool help = false;
   knnmem::FlagSet flags;
-  flags.Bool("crash-inputs", &crash_inputs,
-             "write the reproducers of the known server bugs instead of the "
-             "corpus");
   flags.Bool("help", &help, "print this text and exit");
   flags.AcceptPositional();
   if (std::optional<int> status = flags.ParseForMain(
-          "make_corpus", "usage: make_corpus [--crash-inputs] OUT_DIR", argc,
-          argv)) {
+          "make_corpus", "usage: make_corpus OUT_DIR", argc, argv)) {
     return *status;
   }
   if (flags.positional().size() != 1) {
@@ -721,14 +715,6 @@ int main(int argc, char** argv) {
     return 2;
   }
   const std::string& out_dir = flags.positional()[0];
-  if (crash_inputs) {
-    CorpusWriter w(out_dir);
-    WriteCrashInputs(w);
-    if (w.failed()) return 1;
-    std::printf("make_corpus: %zu crash inputs in %s\n", w.files(),
-                out_dir.c_str());
-    return 0;
-  }
   CorpusWriter w(out_dir);
   Values v(1);
   WriteCreateStreams(w);
@@ -747,6 +733,7 @@ int main(int argc, char** argv) {
   WriteSearches(w, v);
   WriteAttends(w, v);
   WriteDecodeSteps(w, v);
+  WriteRegressions(w);
   if (w.failed()) return 1;
   std::printf("make_corpus: %zu files, %zu bytes in %s\n", w.files(), w.bytes(),
               out_dir.c_str());

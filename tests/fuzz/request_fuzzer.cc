@@ -48,6 +48,7 @@
 #include "server/search/exact_search.h"
 #include "server/service/request_validation.h"
 #include "server/spec/stream_spec.h"
+#include "server/store/new_rows.h"
 #include "tests/fuzz/fuzz_common.h"
 
 namespace knnmem {
@@ -79,14 +80,6 @@ constexpr uint64_t kMaxOracleWork = uint64_t{1} << 22;
 constexpr size_t kMaxScratchRowBytes = 16 << 10;
 
 constexpr float kInf = std::numeric_limits<float>::infinity();
-
-// Skips the cases of the known server bugs described at each use (search
-// for kGuardKnownBugs). Configure with -DKNNMEM_FUZZ_GUARD_KNOWN_BUGS=OFF to
-// turn the guards off, e.g. to replay tests/fuzz/crash-* against a fix.
-#ifndef KNNMEM_FUZZ_GUARD_KNOWN_BUGS
-#define KNNMEM_FUZZ_GUARD_KNOWN_BUGS 0
-#endif
-constexpr bool kGuardKnownBugs = KNNMEM_FUZZ_GUARD_KNOWN_BUGS != 0;
 
 // The fuzzer's streams: one per fixed spec, each with its layers in RAM.
 struct SpecState {
@@ -324,24 +317,6 @@ void CheckResponseSize(const StreamSpec& spec, const SearchCommand& cmd,
              response.ByteSizeLong(), " bytes, SearchResponseBytes ", bound);
 }
 
-// Whether every logit of one (query, head) is finite, computed in float32
-// as server/attention.cc computes them.
-bool LogitsFinite(const LayerSnapshot& snap, const float* scores,
-                  const int64_t* positions, uint32_t present,
-                  const AttendOptions& options, uint32_t h) {
-  const int64_t newest = snap.next_position - 1;
-  const float alpha = options.age_alpha.empty() ? 0.0f : options.age_alpha[h];
-  for (uint32_t j = 0; j < present; ++j) {
-    float s = scores[j];
-    if (alpha != 0.0f) {
-      const float age = static_cast<float>(newest - positions[j]);
-      s -= alpha * std::log1p(age / options.age_tau);
-    }
-    if (!std::isfinite(options.scale[h] * s)) return false;
-  }
-  return true;
-}
-
 // Checks an attention result against the search result it attended over.
 void CheckAttention(const StreamSpec& spec, const LayerSnapshot& snap,
                     const Neighbours& top, const AttendOptions& options,
@@ -364,19 +339,6 @@ void CheckAttention(const StreamSpec& spec, const LayerSnapshot& snap,
         for (uint32_t d = 0; d < dv; ++d) {
           FUZZ_CHECK(out[d] == 0.0f, "output ", out[d], " over nothing");
         }
-        continue;
-      }
-      // KNOWN BUG, TEMPORARY GUARD (tests/fuzz/crash-attend-*): Attend
-      // (server/attention.cc) computes logit_j = scale * (score_j -
-      // age_alpha * log1p(age / age_tau)) in float32 and subtracts the
-      // largest logit. When a logit is not finite (a score that overflowed
-      // to +-Inf from finite queries and keys, scale * score overflowing, or
-      // log1p(age / age_tau) = Inf for a tiny age_tau), exp(logit - max) is
-      // exp(Inf - Inf) = NaN and lse and the output are NaN. Such (query,
-      // head) pairs are skipped here so that the run can pass; remove the
-      // guard once Attend handles them.
-      if (kGuardKnownBugs && !LogitsFinite(snap, top.scores.data() + cell * k,
-                                           positions, present, options, h)) {
         continue;
       }
       FUZZ_CHECK(std::isfinite(lse), "lse ", lse, " at query ", q, " head ", h,
@@ -440,9 +402,9 @@ absl::StatusOr<Neighbours> RunSearch(const StreamSpec& spec,
 }
 
 // Stores a validated Append as MemoryStore::Append does (without the
-// storage write): positions already stored are skipped, a gap is refused,
-// rows in another dtype are converted through float32 one row at a time,
-// then LayerMemory::AppendRows (StageRows + Publish) stores them. With
+// storage write): a gap is refused, NewRows skips the positions already
+// stored and converts rows in another dtype, then LayerMemory::AppendRows
+// (StageRows + Publish) stores them. With
 // `discard_staged` the rows are staged and dropped instead, as when the
 // storage write fails.
 void ExecuteAppend(const AppendCommand& cmd, LayerMemory& layer,
@@ -455,36 +417,19 @@ void ExecuteAppend(const AppendCommand& cmd, LayerMemory& layer,
   const int64_t end = cmd.first_position + static_cast<int64_t>(cmd.rows);
   if (end <= next) return;  // a replay: already stored
 
-  const size_t skip = static_cast<size_t>(next - cmd.first_position);
-  const size_t rows = cmd.rows - skip;
+  const NewRows fresh(cmd, next);
+  const size_t rows = fresh.rows();
+  const char* keys = fresh.keys();
+  const char* values = fresh.values();
   const size_t key_elems = size_t{spec.heads} * spec.key_dim;
   const size_t value_elems = size_t{spec.heads} * spec.value_dim;
-  const size_t in_es = ElementSize(cmd.dtype);
-  const char* keys = cmd.keys.data() + skip * key_elems * in_es;
-  const char* values = cmd.values.data() + skip * value_elems * in_es;
-  std::string converted_keys, converted_values;
-  if (cmd.dtype != spec.storage_dtype) {
-    converted_keys =
-        TranscodeFloats(keys, rows * key_elems, cmd.dtype, spec.storage_dtype);
-    converted_values = TranscodeFloats(values, rows * value_elems, cmd.dtype,
-                                       spec.storage_dtype);
-    keys = converted_keys.data();
-    values = converted_values.data();
-  }
   const size_t es = ElementSize(spec.storage_dtype);
-  const size_t key_stride = key_elems * es, value_stride = value_elems * es;
+  const size_t key_stride = fresh.key_row_bytes();
+  const size_t value_stride = fresh.value_row_bytes();
   // The memory holds only finite numbers: ValidateAppend refuses NaN and
   // Inf, and a search over an Inf key scores NaN or Inf.
   const bool finite = AllFinite(keys, rows * key_elems, spec.storage_dtype) &&
                       AllFinite(values, rows * value_elems, spec.storage_dtype);
-  // KNOWN BUG, TEMPORARY GUARD (tests/fuzz/crash-append-f16-overflow,
-  // crash-append-bf16-overflow): ValidateAppend checks finiteness in the
-  // wire dtype only, and MemoryStore::Append's float32 -> float16 / bfloat16
-  // conversion turns finite values beyond the storage range (|x| > 65504
-  // for float16, |x| > ~3.39e38 for bfloat16) into +-Inf, which it stores.
-  // Such batches are skipped here so that the run can pass; remove the
-  // guard once the server refuses (or saturates) them.
-  if (kGuardKnownBugs && !finite) return;
   FUZZ_CHECK(finite, "finite ", DTypeName(cmd.dtype), " rows become Inf in ",
              DTypeName(spec.storage_dtype), " storage (rows ", next, "..",
              end - 1, ")");

@@ -35,7 +35,9 @@ StreamSpec Spec() {
   return s;
 }
 
-class ApproximateIndexTest : public ::testing::Test {
+// The parameter: whether the lists keep int8 codes of their keys
+// (TierOptions::int8_codes); either way the answers are the same.
+class ApproximateIndexTest : public ::testing::TestWithParam<bool> {
  protected:
   void SetUp() override {
     std::mt19937 rng(7);
@@ -71,7 +73,8 @@ class ApproximateIndexTest : public ::testing::Test {
 
   // Searches [lo, hi) and checks every (query, head) against Exact over
   // [exact_lo, hi): with 1 and 5 queries (a decode step: the streaming
-  // scan reads the keys in place) and with 12 (a GEMM per list).
+  // scan reads the keys in place, or the int8 codes) and with 12 (a GEMM
+  // per list).
   void ExpectExact(const ApproximateIndex& index, int64_t lo, int64_t hi,
                    int64_t exact_lo) {
     for (const uint32_t n : {1u, 5u, kQueries}) {
@@ -99,14 +102,26 @@ class ApproximateIndexTest : public ::testing::Test {
     }
   }
 
+  TierOptions Tier() const {
+    TierOptions tier;
+    tier.int8_codes = GetParam();
+    return tier;
+  }
+  // The lists' bytes for `entries` positions of every head.
+  size_t ListBytes(int64_t entries) const {
+    const size_t per_row =
+        sizeof(int64_t) + (GetParam() ? kDim + sizeof(float) : 0);
+    return static_cast<size_t>(entries) * kHeads * per_row;
+  }
+
   const StreamSpec spec_ = Spec();
   LayerMemory layer_{spec_};
   WorkerPool pool_{2};
   std::vector<float> keys_, queries_;
 };
 
-TEST_F(ApproximateIndexTest, EveryListProbedEqualsBruteForce) {
-  ApproximateIndex index(spec_);
+TEST_P(ApproximateIndexTest, EveryListProbedEqualsBruteForce) {
+  ApproximateIndex index(spec_, Tier());
   EXPECT_EQ(index.indexed_end(), -1);
   EXPECT_TRUE(index.Centroids().empty());  // not trained yet
   const int64_t end = index.IndexableEnd(0, kRows);
@@ -114,29 +129,28 @@ TEST_F(ApproximateIndexTest, EveryListProbedEqualsBruteForce) {
   ASSERT_TRUE(index.Extend(layer_.Snapshot(), end).ok());
   EXPECT_EQ(index.begin(), 0);
   EXPECT_EQ(index.indexed_end(), end);
-  EXPECT_GT(index.bytes(), 0u);
+  EXPECT_EQ(index.bytes(), ListBytes(end));
   ExpectExact(index, 0, end, 0);
   ExpectExact(index, 3000, end, 3000);  // a range inside the indexed span
 }
 
-TEST_F(ApproximateIndexTest, ForgottenPositionsLeaveTheLists) {
-  ApproximateIndex index(spec_);
+TEST_P(ApproximateIndexTest, ForgottenPositionsLeaveTheLists) {
+  ApproximateIndex index(spec_, Tier());
   const int64_t end = index.IndexableEnd(0, kRows);
   ASSERT_TRUE(index.Extend(layer_.Snapshot(), end).ok());
-  const size_t bytes = index.bytes();
   EXPECT_EQ(index.Forget(4096), size_t{4096} * kHeads);
-  EXPECT_LT(index.bytes(), bytes);
+  EXPECT_EQ(index.bytes(), ListBytes(end - 4096));
   // Searching from 0 finds nothing below 4096 any more.
   ExpectExact(index, 0, end, 4096);
 }
 
-TEST_F(ApproximateIndexTest, RestoredCentroidsAnswerTheSame) {
-  ApproximateIndex index(spec_);
+TEST_P(ApproximateIndexTest, RestoredCentroidsAnswerTheSame) {
+  ApproximateIndex index(spec_, Tier());
   const int64_t end = index.IndexableEnd(0, kRows);
   ASSERT_TRUE(index.Extend(layer_.Snapshot(), end).ok());
   const std::string centroids = index.Centroids();
   EXPECT_EQ(centroids.size(), size_t{kHeads} * kLists * kDim * sizeof(float));
-  ApproximateIndex restored(spec_);
+  ApproximateIndex restored(spec_, Tier());
   ASSERT_TRUE(restored.RestoreCentroids(centroids, 0).ok());
   ASSERT_TRUE(restored.Extend(layer_.Snapshot(), end).ok());
   EXPECT_EQ(restored.Centroids(), centroids);
@@ -144,6 +158,11 @@ TEST_F(ApproximateIndexTest, RestoredCentroidsAnswerTheSame) {
   EXPECT_EQ(restored.RestoreCentroids("short", 0).code(),
             absl::StatusCode::kInvalidArgument);
 }
+
+INSTANTIATE_TEST_SUITE_P(Lists, ApproximateIndexTest, ::testing::Bool(),
+                         [](const ::testing::TestParamInfo<bool>& info) {
+                           return info.param ? "Int8Codes" : "Positions";
+                         });
 
 }  // namespace
 }  // namespace knnmem

@@ -71,6 +71,17 @@ TEST(BenchOptionsTest, ParsesBothFormsAndDefaults) {
       {"--server", "127.0.0.1:5", "--only", "W-client-paired"}, "s");
   ASSERT_TRUE(paired.ok()) << paired.status();
   EXPECT_EQ(paired->only, "W-client-paired");
+  auto flags =
+      ParseBenchOptions({"--server-flags=--tier-int8-codes,--shards=4"}, "s");
+  ASSERT_TRUE(flags.ok()) << flags.status();
+  EXPECT_EQ(flags->server_flags,
+            (std::vector<std::string>{"--tier-int8-codes", "--shards=4"}));
+  EXPECT_EQ(
+      ParseBenchOptions({"--server", "127.0.0.1:5", "--server-flags=-x"}, "s")
+          .status()
+          .message(),
+      "--server-flags: only for the server this benchmark starts (not "
+      "with --server or --servers)");
   auto real = ParseBenchOptions({"--only", "W-real", "--keys", "dump"}, "s");
   ASSERT_TRUE(real.ok()) << real.status();
   EXPECT_EQ(real->only, "W-real");

@@ -11,6 +11,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "tests/support/oracle.h"
+#include "tests/support/scattered_rows.h"
 
 namespace knnmem {
 namespace {
@@ -25,9 +26,9 @@ bool CpuRuns(FewQueryIsa isa) {
 }
 
 // Each instruction set, dtype, query count and dimension (full vectors
-// and tails), packed and gathered rows, against the double-precision brute
-// force: the keys are one head's rows, so the oracle sees them as [1, dim]
-// entries.
+// and tails), packed, gathered and scored rows, against the
+// double-precision brute force and each other: the keys are one head's rows, so
+// the oracle sees them as [1, dim] entries.
 TEST(FewQueryScanTest, EveryKernelEqualsBruteForce) {
   if (FewQueryIsaOfCpu() == FewQueryIsa::kNone) {
     GTEST_SKIP() << "this CPU has neither AVX2+FMA+F16C nor AVX-512";
@@ -66,34 +67,50 @@ TEST(FewQueryScanTest, EveryKernelEqualsBruteForce) {
               rows - split, first + split, top.data());
           // The same rows gathered: row r lies at a shuffled place of
           // another copy, and the queries' TopKs are reached by pointer.
-          const size_t row_bytes = size_t{dim} * ElementSize(dtype);
-          std::vector<uint32_t> place(rows);
-          std::iota(place.begin(), place.end(), 0u);
-          std::shuffle(place.begin(), place.end(), rng);
-          std::string scattered(stored.size(), '\0');
-          std::vector<const char*> row_at(rows);
-          for (uint32_t r = 0; r < rows; ++r) {
-            std::memcpy(scattered.data() + place[r] * row_bytes,
-                        stored.data() + r * row_bytes, row_bytes);
-            row_at[r] = scattered.data() + place[r] * row_bytes;
-          }
+          const testing::ScatteredRows scattered =
+              testing::Scatter(stored, size_t{dim} * ElementSize(dtype), rng);
+          const std::vector<const char*>& row_at = scattered.row_at;
           std::vector<TopK> gathered_top(m, TopK(k));
           std::vector<TopK*> gathered_tops;
           for (TopK& t : gathered_top) gathered_tops.push_back(&t);
           ScanFewQueryRows(isa, queries.data(), stride, m, dim, row_at.data(),
                            dtype, rows, first, gathered_tops.data());
+          // Their scores themselves, pushed in order.
+          std::vector<TopK> scored_top(m, TopK(k));
+          std::vector<float> scored(size_t{m} * rows);
+          ScoreFewQueryRows(isa, queries.data(), stride, m, dim, row_at.data(),
+                            dtype, rows, scored.data(), rows);
           for (uint32_t q = 0; q < m; ++q) {
-            for (std::vector<TopK>* tops : {&top, &gathered_top}) {
-              std::vector<float> scores(k);
-              std::vector<int64_t> positions(k);
-              (*tops)[q].Finish(scores.data(), positions.data());
-              ASSERT_EQ(
-                  CompareWithOracle(oracle, queries.data() + q * stride, 0, k,
-                                    scores.data(), positions.data(), 1e-4),
-                  "")
+            for (uint32_t r = 0; r < rows; ++r) {
+              scored_top[q].Push(scored[size_t{q} * rows + r], first + r);
+            }
+          }
+          const char* const kForm[] = {"packed", "gathered", "scored"};
+          for (uint32_t q = 0; q < m; ++q) {
+            std::vector<float> scores[3];
+            std::vector<int64_t> positions[3];
+            int form = 0;
+            for (std::vector<TopK>* tops : {&top, &gathered_top, &scored_top}) {
+              scores[form].resize(k);
+              positions[form].resize(k);
+              (*tops)[q].Finish(scores[form].data(), positions[form].data());
+              ASSERT_EQ(CompareWithOracle(oracle, queries.data() + q * stride,
+                                          0, k, scores[form].data(),
+                                          positions[form].data(), 1e-4),
+                        "")
                   << "isa " << static_cast<int>(isa) << " " << DTypeName(dtype)
-                  << " dim " << dim << " m " << m << " query " << q
-                  << (tops == &top ? " packed" : " gathered");
+                  << " dim " << dim << " m " << m << " query " << q << " "
+                  << kForm[form];
+              ++form;
+            }
+            // The same arithmetic per row, so the same bits: the
+            // approximate tier rescores rows by ScoreFewQueryRows and
+            // merges them with the exact search's.
+            for (int f = 1; f < 3; ++f) {
+              EXPECT_EQ(scores[f], scores[0])
+                  << "query " << q << " " << kForm[f];
+              EXPECT_EQ(positions[f], positions[0])
+                  << "query " << q << " " << kForm[f];
             }
           }
         }

@@ -32,9 +32,10 @@ StreamSpec Spec(uint64_t capacity, DType dtype = DType::kFloat32) {
 
 class MemoryStoreTest : public ::testing::Test {
  protected:
-  void Open(uint64_t memory_budget_bytes = 0) {
+  void Open(uint64_t memory_budget_bytes = 0, TierOptions tier = {}) {
     store_.reset();
     MemoryStore::Options options;
+    options.tier = tier;
     options.data_dir = dir_.path();
     options.shards = 4;
     options.pool = &pool_;
@@ -321,48 +322,65 @@ StreamSpec ApproximateSpec(uint64_t capacity, uint32_t nprobe,
   return s;
 }
 
-TEST_F(MemoryStoreTest, ApproximateTierProbingEveryListEqualsBruteForce) {
-  // nprobe = nlist: the FAISS tier scans every list, so the tiered search
-  // (FAISS below the exact tail, exact scan above) must equal brute force.
-  for (DType dtype : {DType::kFloat32, DType::kFloat16}) {
-    const StreamSpec spec = ApproximateSpec(100000, 16, dtype);
-    const std::string id = std::string("ivf-") + DTypeName(dtype);
-    Create(id, spec);
-    OracleMemory oracle{2, 16, {}};
-    int64_t next = 0;
-    for (int i = 0; i < 6; ++i) {
-      auto r = AppendRandom(id, spec, 0, next, 5000, &oracle);
-      ASSERT_TRUE(r.ok()) << r.status();
-      next = r->next_position;
+// nprobe = nlist: the tier scans every list, so the tiered search (the tier
+// below the exact tail, the exact scan above) must equal brute force.
+class MemoryStoreTierTest : public MemoryStoreTest {
+ protected:
+  // The tier's lists take `list_bytes` per indexed entry and head.
+  void ExpectTierEqualsBruteForce(size_t list_bytes) {
+    for (DType dtype : {DType::kFloat32, DType::kFloat16}) {
+      const StreamSpec spec = ApproximateSpec(100000, 16, dtype);
+      const std::string id = std::string("ivf-") + DTypeName(dtype);
+      Create(id, spec);
+      OracleMemory oracle{2, 16, {}};
+      int64_t next = 0;
+      for (int i = 0; i < 6; ++i) {
+        auto r = AppendRandom(id, spec, 0, next, 5000, &oracle);
+        ASSERT_TRUE(r.ok()) << r.status();
+        next = r->next_position;
+      }
+      store_->WaitForIndexing();
+      auto state = store_->GetStream(id);
+      ASSERT_TRUE(state.ok());
+      // Indexed to the chunk grid below the exact tail (30,000 - 1,000).
+      const uint64_t indexed = 29000 / kIndexChunk * kIndexChunk;
+      EXPECT_EQ(state->layers[0].indexed_entries, indexed);
+      EXPECT_EQ(state->layers[1].indexed_entries, 0u);  // no entries
+      ExpectSearchMatches(id, spec, 0, oracle, 32);
+      // The tier holds no key copy: an EXACT stream of as many rows has the
+      // same blocks, and the tier adds list_bytes per indexed entry and head.
+      StreamSpec flat_spec = spec;
+      flat_spec.index = IndexKind::kExact;
+      const std::string flat = std::string("flat-") + DTypeName(dtype);
+      Create(flat, flat_spec);
+      OracleMemory unused{2, 16, {}};
+      for (int64_t first = 0; first < next; first += 5000) {
+        ASSERT_TRUE(
+            AppendRandom(flat, flat_spec, 0, first, 5000, &unused).ok());
+      }
+      EXPECT_EQ(
+          store_->GetStream(id)->bytes_in_ram,
+          store_->GetStream(flat)->bytes_in_ram + indexed * 2 * list_bytes);
     }
-    store_->WaitForIndexing();
-    auto state = store_->GetStream(id);
-    ASSERT_TRUE(state.ok());
-    // Indexed to the chunk grid below the exact tail: 29,000 -> 24,576.
-    EXPECT_EQ(state->layers[0].indexed_entries, 24576u);
-    EXPECT_EQ(state->layers[1].indexed_entries, 0u);  // no entries
-    ExpectSearchMatches(id, spec, 0, oracle, 32);
-    // The tier holds no key copy: an EXACT stream of as many rows has the
-    // same blocks, and the tier adds one 8-byte position per indexed entry
-    // and head.
-    StreamSpec flat_spec = spec;
-    flat_spec.index = IndexKind::kExact;
-    const std::string flat = std::string("flat-") + DTypeName(dtype);
-    Create(flat, flat_spec);
-    OracleMemory unused{2, 16, {}};
-    for (int64_t first = 0; first < next; first += 5000) {
-      ASSERT_TRUE(AppendRandom(flat, flat_spec, 0, first, 5000, &unused).ok());
+    // Every stream's bytes, the tier's lists included, count for the budget.
+    uint64_t in_ram = 0;
+    for (const char* id :
+         {"ivf-float32", "ivf-float16", "flat-float32", "flat-float16"}) {
+      in_ram += store_->GetStream(id)->bytes_in_ram;
     }
-    EXPECT_EQ(store_->GetStream(id)->bytes_in_ram,
-              store_->GetStream(flat)->bytes_in_ram + 24576u * 2 * 8);
+    EXPECT_EQ(store_->resident_bytes(), in_ram);
   }
-  // Every stream's bytes, the tier's lists included, count for the budget.
-  uint64_t in_ram = 0;
-  for (const char* id :
-       {"ivf-float32", "ivf-float16", "flat-float32", "flat-float16"}) {
-    in_ram += store_->GetStream(id)->bytes_in_ram;
-  }
-  EXPECT_EQ(store_->resident_bytes(), in_ram);
+};
+
+TEST_F(MemoryStoreTierTest, ProbingEveryListEqualsBruteForce) {
+  ExpectTierEqualsBruteForce(8);  // a position
+}
+
+TEST_F(MemoryStoreTierTest, WithInt8CodesProbingEveryListEqualsBruteForce) {
+  TierOptions tier;
+  tier.int8_codes = true;
+  Open(0, tier);
+  ExpectTierEqualsBruteForce(8 + 16 + 4);  // position, codes, scale
 }
 
 TEST_F(MemoryStoreTest, ApproximateTierKeepsFifoEvictionExact) {

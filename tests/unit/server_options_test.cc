@@ -141,6 +141,7 @@ TEST(ServerOptionsTest, HelpDocumentsEveryFlag) {
       {"--disk-reserve", {"1GiB"}},
       {"--wal-recovery", {"absolute-consistency"}},
       {"--descriptor-reserve", {"16"}},
+      {"--tier-int8-codes", {}},
       {"--stream-ttl-seconds", {"5"}},
       {"--drain-seconds", {"1"}},
       {"--grace-seconds", {"1"}},
