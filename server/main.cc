@@ -2,6 +2,7 @@
 // SIGHUP reloads the token file.
 #include <fcntl.h>
 #include <malloc.h>
+#include <poll.h>
 #include <signal.h>
 #include <sys/resource.h>
 #include <unistd.h>
@@ -75,10 +76,17 @@ void HandleSignals(const sigset_t& signals) {
   }
 }
 
-// The next signal handed over by OnSignal.
+// The next signal handed over by OnSignal. Waits in poll with a timeout,
+// not in a bare read: ThreadSanitizer runs a signal's handler only when
+// the interrupted call returns, and with SA_RESTART a read that the signal
+// interrupted restarts without returning, so the handler never wrote the
+// pipe and the server never stopped (two of make test-tsan's faults tests
+// hung on it). Waking once a second lets a deferred handler run.
 int NextSignal() {
   unsigned char number = 0;
+  pollfd pending = {signal_pipe[0], POLLIN, 0};
   while (true) {
+    if (poll(&pending, 1, /*timeout ms=*/1000) <= 0) continue;
     const ssize_t n = read(signal_pipe[0], &number, 1);
     if (n == 1) return number;
     if (n < 0 && errno == EINTR) continue;
