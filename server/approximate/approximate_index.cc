@@ -49,7 +49,7 @@ std::vector<float> KeysOf(const StreamSpec& spec, const LayerSnapshot& snapshot,
 // Finds one head's keys of a list's positions in the blocks that hold them,
 // and gathers them as float32 rows for a GEMM: the blocks' copy (in the
 // storage dtype) is the one exact copy of a key in RAM; the lists hold
-// positions and int8 codes.
+// positions (and, with TierOptions::int8_codes, int8 codes).
 class KeyGather {
  public:
   // Rows per gather: kRows float32 keys stay in the L2 cache for the GEMM.
@@ -125,9 +125,10 @@ class KeyGather {
 // BLAS-backed flat index) and our own inverted lists, scanned by Search.
 struct ApproximateIndex::Head {
   explicit Head(uint32_t dim, uint32_t nlist) : quantizer(dim), lists(nlist) {}
-  // A list's positions, increasing, and their keys' int8 codes and scales
-  // (int8_list_scan.h) in the same order. The keys themselves stay in the
-  // layer's blocks (see KeyGather).
+  // A list's positions, increasing, and (with TierOptions::int8_codes)
+  // their keys' int8 codes and scales (int8_list_scan.h) in the same order,
+  // else empty. The keys themselves stay in the layer's blocks (see
+  // KeyGather).
   struct List {
     std::vector<int64_t> positions;
     std::vector<int8_t> codes;  // [positions.size(), key_dim]
