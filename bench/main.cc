@@ -286,6 +286,7 @@ absl::Status Run(const BenchOptions& options,
       real.exact_tails = {16384};
       real.ef_searches = {32, 128};
       real.steps = 16;
+      real.decode_streams = {1, 4};
     }
     real.stream_prefix = StreamPrefix();
     status = RunRealKeys(*client, real, report, &streams);

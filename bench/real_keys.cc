@@ -14,203 +14,13 @@
 #include "base/status_macros.h"
 #include "bench/decode_peers.h"
 #include "bench/knnmem_calls.h"
+#include "bench/real_dump.h"
 #include "bench/stats.h"
+#include "client/decode_step.h"
 #include "client/memory_client.h"
 
 namespace knnmem::bench {
 namespace {
-
-constexpr int64_t kBatchRows = 512;
-constexpr int64_t kIndexChunk = 8192;  // the indexer's step (decode.cc)
-
-struct DumpDoc {
-  std::string name;
-  int64_t key_row = 0, keys = 0;
-};
-struct QueryCall {
-  std::string document;
-  int64_t row = 0, rows = 0, keys_in_memory = 0;
-};
-struct Dump {
-  NpyArray keys, values, queries;
-  std::vector<DumpDoc> documents;
-  std::vector<QueryCall> calls;
-  int heads = 0, key_dim = 0, value_dim = 0;
-};
-
-// The rows of a .tsv with a header line, each with `columns` fields.
-absl::StatusOr<std::vector<std::vector<std::string>>> ReadTsv(
-    const std::string& path, size_t columns) {
-  std::ifstream in(path);
-  if (!in) return absl::NotFoundError(absl::StrCat("cannot read '", path, "'"));
-  std::vector<std::vector<std::string>> rows;
-  std::string line;
-  std::getline(in, line);  // the header
-  while (std::getline(in, line)) {
-    std::vector<std::string> fields = absl::StrSplit(line, '\t');
-    if (fields.size() != columns) {
-      return absl::InvalidArgumentError(
-          absl::StrCat(path, ": '", line, "' has not ", columns, " fields"));
-    }
-    rows.push_back(std::move(fields));
-  }
-  return rows;
-}
-
-absl::StatusOr<int64_t> Int(const std::string& path, const std::string& s) {
-  int64_t v = 0;
-  if (!absl::SimpleAtoi(s, &v) || v < 0) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(path, ": '", s, "' is not a count"));
-  }
-  return v;
-}
-
-absl::StatusOr<Dump> LoadDump(const std::string& dir) {
-  Dump d;
-  ASSIGN_OR_RETURN(d.keys, ReadNpy(dir + "/keys.npy"));
-  ASSIGN_OR_RETURN(d.values, ReadNpy(dir + "/values.npy"));
-  ASSIGN_OR_RETURN(d.queries, ReadNpy(dir + "/queries.npy"));
-  if (d.keys.shape.size() != 3 || d.values.shape.size() != 3 ||
-      d.queries.shape.size() != 3 || d.keys.shape[0] != d.values.shape[0] ||
-      d.keys.shape[1] != d.queries.shape[1] ||
-      d.keys.shape[2] != d.queries.shape[2]) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("--keys ", dir,
-                     ": keys, values and queries.npy do not agree in shape"));
-  }
-  d.heads = static_cast<int>(d.keys.shape[1]);
-  d.key_dim = static_cast<int>(d.keys.shape[2]);
-  d.value_dim = static_cast<int>(d.values.shape[2]);
-  const std::string docs = dir + "/documents.tsv", calls = dir + "/queries.tsv";
-  ASSIGN_OR_RETURN(auto doc_rows, ReadTsv(docs, 3));
-  for (const auto& r : doc_rows) {
-    DumpDoc doc{r[0]};
-    ASSIGN_OR_RETURN(doc.key_row, Int(docs, r[1]));
-    ASSIGN_OR_RETURN(doc.keys, Int(docs, r[2]));
-    if (doc.key_row + doc.keys > d.keys.shape[0]) {
-      return absl::InvalidArgumentError(
-          absl::StrCat(docs, ": '", doc.name, "' runs past keys.npy"));
-    }
-    d.documents.push_back(doc);
-  }
-  ASSIGN_OR_RETURN(auto call_rows, ReadTsv(calls, 4));
-  for (const auto& r : call_rows) {
-    QueryCall c{r[0]};
-    ASSIGN_OR_RETURN(c.row, Int(calls, r[1]));
-    ASSIGN_OR_RETURN(c.rows, Int(calls, r[2]));
-    ASSIGN_OR_RETURN(c.keys_in_memory, Int(calls, r[3]));
-    if (c.row + c.rows > d.queries.shape[0]) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          calls, ": a call of '", c.document, "' runs past queries.npy"));
-    }
-    d.calls.push_back(c);
-  }
-  if (d.documents.empty()) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("--keys ", dir, ": documents.tsv lists no document"));
-  }
-  return d;
-}
-
-// One memory size: the keys and values of its streams and the queries
-// ([heads, key_dim] each) of its steps.
-struct Case {
-  std::string document;
-  const float* keys = nullptr;
-  const float* values = nullptr;
-  int64_t entries = 0;
-  std::vector<const float*> queries;
-};
-
-absl::StatusOr<Case> PickCase(const Dump& d, int64_t entries, int steps) {
-  const DumpDoc& doc = *std::max_element(
-      d.documents.begin(), d.documents.end(),
-      [](const DumpDoc& a, const DumpDoc& b) { return a.keys < b.keys; });
-  if (doc.keys < entries) {
-    return absl::OutOfRangeError(
-        absl::StrFormat("the longest document ('%s') holds %d keys per head",
-                        doc.name, doc.keys));
-  }
-  const int64_t row = int64_t{d.heads} * d.key_dim;
-  Case c;
-  c.document = doc.name;
-  c.keys = d.keys.data.data() + doc.key_row * row;
-  c.values =
-      d.values.data.data() + doc.key_row * int64_t{d.heads} * d.value_dim;
-  c.entries = entries;
-  std::vector<const float*> later, all;  // asked with >= entries; every one
-  for (const QueryCall& call : d.calls) {
-    if (call.document != doc.name) continue;
-    for (int64_t i = 0; i < call.rows; ++i) {
-      const float* q = d.queries.data.data() + (call.row + i) * row;
-      all.push_back(q);
-      if (call.keys_in_memory >= entries) later.push_back(q);
-    }
-  }
-  std::vector<const float*>& from =
-      static_cast<int>(later.size()) >= steps ? later : all;
-  if (static_cast<int>(from.size()) < steps) {
-    return absl::OutOfRangeError(
-        absl::StrFormat("'%s' asked %d queries, fewer than %d steps", doc.name,
-                        all.size(), steps));
-  }
-  // Spread over the queries available (consecutive ones are alike).
-  for (int s = 0; s < steps; ++s) {
-    c.queries.push_back(from[from.size() * s / steps]);
-  }
-  return c;
-}
-
-// The brute-force top-k positions of every (step, head): [steps, heads, k].
-std::vector<int64_t> BruteTopK(const Case& c, int heads, int dim, int k) {
-  const int steps = static_cast<int>(c.queries.size());
-  std::vector<int64_t> out(static_cast<size_t>(steps) * heads * k);
-  auto work = [&](int first, int stride) {
-    std::vector<float> scores(static_cast<size_t>(c.entries));
-    std::vector<int64_t> order(static_cast<size_t>(c.entries));
-    for (int s = first; s < steps; s += stride) {
-      for (int h = 0; h < heads; ++h) {
-        const float* q = c.queries[s] + int64_t{h} * dim;
-        for (int64_t e = 0; e < c.entries; ++e) {
-          const float* key = c.keys + (e * heads + h) * dim;
-          float dot = 0;
-          for (int j = 0; j < dim; ++j) dot += q[j] * key[j];
-          scores[e] = dot;
-        }
-        std::iota(order.begin(), order.end(), 0);
-        std::partial_sort(
-            order.begin(), order.begin() + k, order.end(),
-            [&](int64_t a, int64_t b) {
-              return scores[a] != scores[b] ? scores[a] > scores[b] : a < b;
-            });
-        std::copy(order.begin(), order.begin() + k,
-                  out.begin() + (static_cast<size_t>(s) * heads + h) * k);
-      }
-    }
-  };
-  const int threads =
-      std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
-  std::vector<std::thread> pool;
-  for (int t = 0; t < threads; ++t) pool.emplace_back(work, t, threads);
-  for (std::thread& t : pool) t.join();
-  return out;
-}
-
-// Mean share of the true top-k found, per (step, head).
-double Recall(const std::vector<int64_t>& got,
-              const std::vector<int64_t>& truth, int k) {
-  double sum = 0;
-  const size_t groups = truth.size() / k;
-  for (size_t g = 0; g < groups; ++g) {
-    absl::flat_hash_set<int64_t> want(truth.begin() + g * k,
-                                      truth.begin() + (g + 1) * k);
-    int found = 0;
-    for (int i = 0; i < k; ++i) found += want.contains(got[g * k + i]);
-    sum += static_cast<double>(found) / k;
-  }
-  return groups == 0 ? kNotApplicable : sum / groups;
-}
 
 Result Row(const std::string& system, const std::string& variant,
            int64_t entries, const Samples& steps, double recall,
@@ -263,7 +73,8 @@ class RealKeys {
       for (uint32_t nprobe : config_.nprobes) {
         const std::string id = absl::StrFormat(
             "%s-real-%d-%d-%d", config_.stream_prefix, c.entries, tail, nprobe);
-        RETURN_IF_ERROR(Fill(id, c, tail, nprobe));
+        RETURN_IF_ERROR(FillStream(client_, id, dump_, c,
+                                   {true, nlist_, nprobe, tail}, created_));
         client::MemoryClient& m = client_.For(id);
         if (std::isnan(exact_median)) {
           std::vector<int64_t> got;
@@ -285,45 +96,128 @@ class RealKeys {
         created_->pop_back();
       }
     }
+    RETURN_IF_ERROR(Decode(c, truth));
     return Peers(c, truth);
   }
 
  private:
-  // Creates `id` (APPROXIMATE, float32) and appends the case's keys, then
-  // waits for the tier to cover all but the tail.
-  absl::Status Fill(const std::string& id, const Case& c, uint64_t tail,
-                    uint32_t nprobe) {
-    v1::StreamSpec spec;
-    spec.set_layers(1);
-    spec.set_heads(dump_.heads);
-    spec.set_key_dim(dump_.key_dim);
-    spec.set_value_dim(dump_.value_dim);
-    spec.set_capacity(static_cast<uint64_t>(c.entries));
-    spec.set_index(v1::APPROXIMATE);
-    spec.set_storage_dtype(v1::FLOAT32);
-    spec.set_nlist(nlist_);
-    spec.set_nprobe(nprobe);
-    spec.set_exact_tail(tail);
-    RETURN_IF_ERROR(CreateFreshStream(client_, id, spec));
-    created_->push_back(id);
-    Progress(absl::StrFormat("W-real: %d keys of '%s' into %s", c.entries,
-                             c.document, id));
-    const int64_t key_row = int64_t{dump_.heads} * dump_.key_dim;
-    const int64_t value_row = int64_t{dump_.heads} * dump_.value_dim;
-    client::MemoryClient& m = client_.For(id);
-    for (int64_t first = 0; first < c.entries; first += kBatchRows) {
-      const int64_t rows = std::min(kBatchRows, c.entries - first);
-      ASSIGN_OR_RETURN(
-          v1::AppendRequest request,
-          knnmem::client::MakeAppendRequest(
-              id, 0, first, {c.keys + first * key_row, size_t(rows * key_row)},
-              {c.values + first * value_row, size_t(rows * value_row)}, rows,
-              dump_.heads));
-      RETURN_IF_ERROR(AppendChecked(m, std::move(request)));
+  // The decode shape: one DecodeStep per step asks one query per head of
+  // each of b streams (stream s, step i: query (i + s) % steps), k = 32, no
+  // appends. The same b streams, each holding the case's keys, APPROXIMATE
+  // (the decode grid point) and EXACT, and b streams of the first 64 keys
+  // (what the call costs without a scan). The recall is every stream's
+  // Search of every query against the brute force.
+  absl::Status Decode(const Case& c, const std::vector<int64_t>& truth) {
+    if (config_.decode_streams.empty()) return absl::OkStatus();
+    const int most = *std::max_element(config_.decode_streams.begin(),
+                                       config_.decode_streams.end());
+    const FillSpec tier{true, nlist_, config_.decode_nprobe,
+                        config_.decode_tail};
+    if (c.entries - static_cast<int64_t>(tier.exact_tail) <
+        int64_t{64} * nlist_) {
+      return absl::OkStatus();  // too few keys for the tier (reported above)
     }
-    const int64_t want =
-        (c.entries - static_cast<int64_t>(tail)) / kIndexChunk * kIndexChunk;
-    return AwaitIndexed(m, id, want, "W-real");
+    Case tiny = c;
+    tiny.entries = std::min<int64_t>(64, c.entries);
+    std::vector<std::string> approx, exact, small;
+    for (int s = 0; s < most; ++s) {
+      const std::string id = absl::StrFormat(
+          "%s-real-decode-%d-%d", config_.stream_prefix, c.entries, s);
+      approx.push_back(id + "-approximate");
+      exact.push_back(id + "-exact");
+      small.push_back(id + "-small");
+      RETURN_IF_ERROR(
+          FillStream(client_, approx.back(), dump_, c, tier, created_));
+      RETURN_IF_ERROR(
+          FillStream(client_, exact.back(), dump_, c, {false}, created_));
+      RETURN_IF_ERROR(
+          FillStream(client_, small.back(), dump_, tiny, {false}, created_));
+    }
+    const std::string point = absl::StrFormat(
+        "nlist %d nprobe %d tail %d", nlist_, tier.nprobe, tier.exact_tail);
+    for (int b : config_.decode_streams) {
+      const std::string shape = absl::StrFormat("decode B=%d, ", b);
+      ASSIGN_OR_RETURN(Samples on_exact, DecodeSteps(c, exact, b));
+      report_.Add(Row("knnmem", shape + "exact", c.entries, on_exact,
+                      kNotApplicable, "EXACT streams"));
+      ASSIGN_OR_RETURN(Samples on_tier, DecodeSteps(c, approx, b));
+      std::vector<int64_t> got, want;
+      for (int s = 0; s < b; ++s) {
+        client::MemoryClient& m = client_.For(approx[s]);
+        for (size_t i = 0; i < c.queries.size(); ++i) {
+          const size_t q = (i + s) % c.queries.size();
+          ASSIGN_OR_RETURN(client::Neighbours n,
+                           Search(m, approx[s], c.queries[q], false));
+          got.insert(got.end(), n.positions.begin(), n.positions.end());
+          const auto from = truth.begin() + q * dump_.heads * config_.k;
+          want.insert(want.end(), from, from + dump_.heads * config_.k);
+        }
+      }
+      Result r = Row("knnmem", shape + point, c.entries, on_tier,
+                     Recall(got, want, config_.k), "");
+      r.ratios.push_back(
+          {"exact step / this", on_exact.Median() / r.median_seconds});
+      report_.Add(std::move(r));
+      ASSIGN_OR_RETURN(Samples on_small, DecodeSteps(tiny, small, b));
+      report_.Add(Row("knnmem", shape + "64 keys (the call alone)",
+                      tiny.entries, on_small, kNotApplicable, ""));
+    }
+    for (const auto* ids : {&approx, &exact, &small}) {
+      for (const std::string& id : *ids) {
+        RETURN_IF_ERROR(client_.DeleteStream(id));
+        created_->erase(std::find(created_->begin(), created_->end(), id));
+      }
+    }
+    return absl::OkStatus();
+  }
+
+  // Times DecodeSteps over the first b of `ids` (3 warm-up steps first).
+  absl::StatusOr<Samples> DecodeSteps(const Case& c,
+                                      const std::vector<std::string>& ids,
+                                      int b) {
+    constexpr int kWarmups = 3;
+    const int steps = static_cast<int>(c.queries.size());
+    const size_t row = static_cast<size_t>(dump_.heads) * dump_.key_dim;
+    client::MemoryClient& m = client_.For(ids[0]);
+    client::StepParams params;
+    params.k = static_cast<uint32_t>(config_.k);
+    Samples samples;
+    for (int i = 0; i < kWarmups + steps; ++i) {
+      std::vector<client::Step> parts(b);
+      for (int s = 0; s < b; ++s) {
+        if (&client_.For(ids[s]) != &m) {
+          return absl::FailedPreconditionError(
+              "W-real decode: its streams must share one server");
+        }
+        parts[s].stream_id = ids[s];
+        parts[s].heads = dump_.heads;
+        parts[s].key_dim = dump_.key_dim;
+        parts[s].queries = {c.queries[(i + s) % steps], row};
+      }
+      ASSIGN_OR_RETURN(v1::DecodeStepRequest request,
+                       client::MakeDecodeStepRequest(parts, params));
+      const double start = NowSeconds();
+      ASSIGN_OR_RETURN(v1::DecodeStepResponse response, m.DecodeStep(request));
+      const double seconds = NowSeconds() - start;
+      for (const v1::StreamStepResult& r : response.results()) {
+        if (r.code() != 0) {
+          return absl::Status(
+              static_cast<absl::StatusCode>(r.code()),
+              absl::StrCat("W-real decode step: ", r.message()));
+        }
+      }
+      if (i >= kWarmups) samples.Add(seconds);
+    }
+    return samples;
+  }
+
+  // One Search: one query per head, positions only.
+  absl::StatusOr<client::Neighbours> Search(client::MemoryClient& m,
+                                            const std::string& id,
+                                            const float* query, bool exact) {
+    const size_t row = static_cast<size_t>(dump_.heads) * dump_.key_dim;
+    return m.Search(id, 0, {query, row}, 1, dump_.heads,
+                    static_cast<uint32_t>(config_.k), false, false, exact);
   }
 
   // Times one Search per step (one query per head); the positions found
@@ -331,14 +225,10 @@ class RealKeys {
   absl::StatusOr<Samples> Steps(client::MemoryClient& m, const std::string& id,
                                 const Case& c, bool exact,
                                 std::vector<int64_t>* got) {
-    const size_t row = static_cast<size_t>(dump_.heads) * dump_.key_dim;
     Samples samples;
     for (const float* q : c.queries) {
       const double start = NowSeconds();
-      ASSIGN_OR_RETURN(
-          client::Neighbours n,
-          m.Search(id, 0, {q, row}, 1, dump_.heads,
-                   static_cast<uint32_t>(config_.k), false, false, exact));
+      ASSIGN_OR_RETURN(client::Neighbours n, Search(m, id, q, exact));
       samples.Add(NowSeconds() - start);
       got->insert(got->end(), n.positions.begin(), n.positions.end());
     }

@@ -15,6 +15,9 @@
 //           exact scan;
 //   faiss-ivf  IndexIVFFlat per head, same nlist, each nprobe;
 //   faiss-hnsw IndexHNSWFlat per head (M 15), each efSearch.
+//   knnmem  "decode B=b, ...": b streams per DecodeStep, one query per head
+//           each: EXACT streams, the tier at one point of the grid (with
+//           its speed-up), and streams of 64 keys (the call's fixed cost).
 // Each row's recall and step time make the curve the defaults are chosen
 // from (README, "Choosing EXACT or APPROXIMATE").
 #ifndef KNNMEM_BENCH_REAL_KEYS_H_
@@ -39,8 +42,13 @@ struct RealKeysConfig {
   int k = 32;
   uint32_t nlist = 1024;  // at most: halved until 64 x nlist fit past the tail
   std::vector<uint32_t> nprobes = {8, 16, 32, 64, 128};
-  std::vector<uint64_t> exact_tails = {16384, 4096};
+  std::vector<uint64_t> exact_tails = {16384, 4096, 1024};
   std::vector<int> ef_searches = {16, 32, 64, 128, 256};
+  // The decode shape: B streams per DecodeStep, each B of this list, on the
+  // tier at this nprobe and tail against EXACT streams (empty: not run).
+  std::vector<int> decode_streams = {1, 8};
+  uint32_t decode_nprobe = 32;
+  uint64_t decode_tail = 4096;
   std::string stream_prefix;
 };
 
