@@ -87,39 +87,28 @@ float TailDot(const float* query, const char* row, uint32_t from,
   return s;
 }
 
-// How far ahead of the rows being scored their lines are asked for.
+// How far ahead of the row being scored the tier's scattered rows are asked
+// for: rows that many bytes on in the list (their addresses are known, the
+// hardware cannot guess them). Rows one after another (a block, the int8
+// codes of a list) are left to the hardware's prefetch, which streams them
+// at the memory's pace as long as they are read in order.
 constexpr size_t kPrefetchBytes = 4096;
 
-// Asks for the lines of the R rows that follow rows [r, r + R) by about
-// kPrefetchBytes: in a block, the bytes that far on; gathered, the rows
-// that many rows on (their addresses are known, the hardware cannot guess
-// them).
-template <int R>
-inline void PrefetchAhead(const PackedRows& keys, uint32_t r) {
-  const char* row = keys[r];
-  for (size_t line = 0; line < R * keys.row_bytes; line += 64) {
-    __builtin_prefetch(row + kPrefetchBytes + line);
-  }
-}
-template <int R>
 inline void PrefetchAhead(const GatheredRows& keys, uint32_t r) {
-  const uint32_t ahead = static_cast<uint32_t>(
-      std::max<size_t>(1, kPrefetchBytes / keys.row_bytes));
-  for (uint32_t i = r + ahead; i < std::min(keys.count, r + ahead + R); ++i) {
-    for (size_t line = 0; line < keys.row_bytes; line += 64) {
-      __builtin_prefetch(keys[i] + line);
-    }
+  const uint32_t i = r + static_cast<uint32_t>(std::max<size_t>(
+                             1, kPrefetchBytes / keys.row_bytes));
+  if (i >= keys.count) return;
+  for (size_t line = 0; line < keys.row_bytes; line += 64) {
+    __builtin_prefetch(keys[i] + line);
   }
 }
 
-template <int R>
-inline void PrefetchAhead(const ScaledRows& keys, uint32_t r) {
-  PrefetchAhead<R>(keys.codes, r);
-}
-
-// Rows in flight per step: with fewer queries, more rows, so that about
-// four independent FMA chains hide the FMA latency.
-constexpr int RowsInFlight(int m) { return m == 1 ? 4 : m == 2 ? 2 : 1; }
+// Accumulators per query: each row is read once, in order, its 16 (or 8)
+// element chunks spread over A independent FMA chains per query, so that
+// about four chains hide the FMA's latency. (Reading several rows at once,
+// interleaved, halved the memory's streaming rate on Zen 4: the hardware
+// prefetch lost the pattern.)
+constexpr int Chains(int m) { return m >= 4 ? 1 : 4 / m; }
 
 #define KNNMEM_AVX512 \
   __attribute__((target("avx512f,avx512bw,avx512vl,avx2,fma,f16c")))
@@ -164,48 +153,49 @@ KNNMEM_AVX512 inline float Sum16(__m512 v) {
   return x[0] + x[1];
 }
 
-template <Elem D, int M, int R, class Rows>
+template <Elem D, int M, class Rows>
 KNNMEM_AVX512 void ScoresAvx512(const float* q, size_t stride, uint32_t dim,
                                 const Rows& keys, uint32_t rows, float* out,
                                 size_t out_stride) {
+  constexpr int A = Chains(M);
   const uint32_t full = dim / 16 * 16;
-  uint32_t r = 0;
-  for (; r + R <= rows; r += R) {
-    if (kPrefetchBytes > 0) PrefetchAhead<R>(keys, r);
-    const char* row[R];
+  for (uint32_t r = 0; r < rows; ++r) {
+    if constexpr (std::is_same_v<Rows, GatheredRows>) PrefetchAhead(keys, r);
+    const char* row = keys[r];
+    __m512 acc[M][A];
 #pragma GCC unroll 8
-    for (int i = 0; i < R; ++i) row[i] = keys[r + i];
-    __m512 acc[R][M];
-#pragma GCC unroll 8
-    for (int i = 0; i < R; ++i) {
-#pragma GCC unroll 8
-      for (int j = 0; j < M; ++j) acc[i][j] = _mm512_setzero_ps();
+    for (int j = 0; j < M; ++j) {
+#pragma GCC unroll 4
+      for (int a = 0; a < A; ++a) acc[j][a] = _mm512_setzero_ps();
     }
-    for (uint32_t c = 0; c < full; c += 16) {
-#pragma GCC unroll 8
-      for (int i = 0; i < R; ++i) {
-        const __m512 k = Load16<D>(row[i] + c * kBytes<D>);
+    uint32_t c = 0;
+    for (; c + 16 * A <= full; c += 16 * A) {
+#pragma GCC unroll 4
+      for (int a = 0; a < A; ++a) {
+        const __m512 k = Load16<D>(row + (c + 16 * a) * kBytes<D>);
 #pragma GCC unroll 8
         for (int j = 0; j < M; ++j) {
-          acc[i][j] = _mm512_fmadd_ps(k, _mm512_loadu_ps(q + j * stride + c),
-                                      acc[i][j]);
+          acc[j][a] = _mm512_fmadd_ps(
+              k, _mm512_loadu_ps(q + j * stride + c + 16 * a), acc[j][a]);
         }
       }
     }
-#pragma GCC unroll 8
-    for (int i = 0; i < R; ++i) {
+    for (; c < full; c += 16) {
+      const __m512 k = Load16<D>(row + c * kBytes<D>);
 #pragma GCC unroll 8
       for (int j = 0; j < M; ++j) {
-        float s = Sum16(acc[i][j]);
-        if (full < dim) s += TailDot<D>(q + j * stride, row[i], full, dim);
-        out[j * out_stride + r + i] = s * ScaleOf<D>(keys, r + i);
+        acc[j][0] =
+            _mm512_fmadd_ps(k, _mm512_loadu_ps(q + j * stride + c), acc[j][0]);
       }
     }
-  }
-  if constexpr (R > 1) {
-    if (r < rows) {
-      ScoresAvx512<D, M, 1>(q, stride, dim, keys.From(r), rows - r, out + r,
-                            out_stride);
+#pragma GCC unroll 8
+    for (int j = 0; j < M; ++j) {
+#pragma GCC unroll 4
+      for (int a = 1; a < A; ++a)
+        acc[j][0] = _mm512_add_ps(acc[j][0], acc[j][a]);
+      float s = Sum16(acc[j][0]);
+      if (full < dim) s += TailDot<D>(q + j * stride, row, full, dim);
+      out[j * out_stride + r] = s * ScaleOf<D>(keys, r);
     }
   }
 }
@@ -235,58 +225,57 @@ KNNMEM_AVX2 inline float Sum8(__m256 v) {
   return _mm_cvtss_f32(s);
 }
 
-template <Elem D, int M, int R, class Rows>
+template <Elem D, int M, class Rows>
 KNNMEM_AVX2 void ScoresAvx2(const float* q, size_t stride, uint32_t dim,
                             const Rows& keys, uint32_t rows, float* out,
                             size_t out_stride) {
+  constexpr int A = Chains(M);
   const uint32_t full = dim / 8 * 8;
-  uint32_t r = 0;
-  for (; r + R <= rows; r += R) {
-    if constexpr (std::is_same_v<Rows, GatheredRows>) {
-      PrefetchAhead<R>(keys, r);  // packed: the hardware's prefetch does
+  for (uint32_t r = 0; r < rows; ++r) {
+    if constexpr (std::is_same_v<Rows, GatheredRows>) PrefetchAhead(keys, r);
+    const char* row = keys[r];
+    __m256 acc[M][A];
+#pragma GCC unroll 8
+    for (int j = 0; j < M; ++j) {
+#pragma GCC unroll 4
+      for (int a = 0; a < A; ++a) acc[j][a] = _mm256_setzero_ps();
     }
-    const char* row[R];
-#pragma GCC unroll 8
-    for (int i = 0; i < R; ++i) row[i] = keys[r + i];
-    __m256 acc[R][M];
-#pragma GCC unroll 8
-    for (int i = 0; i < R; ++i) {
-#pragma GCC unroll 8
-      for (int j = 0; j < M; ++j) acc[i][j] = _mm256_setzero_ps();
-    }
-    for (uint32_t c = 0; c < full; c += 8) {
-#pragma GCC unroll 8
-      for (int i = 0; i < R; ++i) {
-        const __m256 k = Load8<D>(row[i] + c * kBytes<D>);
+    uint32_t c = 0;
+    for (; c + 8 * A <= full; c += 8 * A) {
+#pragma GCC unroll 4
+      for (int a = 0; a < A; ++a) {
+        const __m256 k = Load8<D>(row + (c + 8 * a) * kBytes<D>);
 #pragma GCC unroll 8
         for (int j = 0; j < M; ++j) {
-          acc[i][j] = _mm256_fmadd_ps(k, _mm256_loadu_ps(q + j * stride + c),
-                                      acc[i][j]);
+          acc[j][a] = _mm256_fmadd_ps(
+              k, _mm256_loadu_ps(q + j * stride + c + 8 * a), acc[j][a]);
         }
       }
     }
-#pragma GCC unroll 8
-    for (int i = 0; i < R; ++i) {
+    for (; c < full; c += 8) {
+      const __m256 k = Load8<D>(row + c * kBytes<D>);
 #pragma GCC unroll 8
       for (int j = 0; j < M; ++j) {
-        float s = Sum8(acc[i][j]);
-        if (full < dim) s += TailDot<D>(q + j * stride, row[i], full, dim);
-        out[j * out_stride + r + i] = s * ScaleOf<D>(keys, r + i);
+        acc[j][0] =
+            _mm256_fmadd_ps(k, _mm256_loadu_ps(q + j * stride + c), acc[j][0]);
       }
     }
-  }
-  if constexpr (R > 1) {
-    if (r < rows) {
-      ScoresAvx2<D, M, 1>(q, stride, dim, keys.From(r), rows - r, out + r,
-                          out_stride);
+#pragma GCC unroll 8
+    for (int j = 0; j < M; ++j) {
+#pragma GCC unroll 4
+      for (int a = 1; a < A; ++a)
+        acc[j][0] = _mm256_add_ps(acc[j][0], acc[j][a]);
+      float s = Sum8(acc[j][0]);
+      if (full < dim) s += TailDot<D>(q + j * stride, row, full, dim);
+      out[j * out_stride + r] = s * ScaleOf<D>(keys, r);
     }
   }
 }
 
 template <class Rows, Elem D, int M>
 ScoresFn<Rows> Kernel(FewQueryIsa isa) {
-  return isa == FewQueryIsa::kAvx512 ? ScoresAvx512<D, M, RowsInFlight(M), Rows>
-                                     : ScoresAvx2<D, M, RowsInFlight(M), Rows>;
+  return isa == FewQueryIsa::kAvx512 ? ScoresAvx512<D, M, Rows>
+                                     : ScoresAvx2<D, M, Rows>;
 }
 
 template <class Rows, Elem D>

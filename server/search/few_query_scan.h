@@ -7,8 +7,10 @@
 // again). Here each key row is loaded once, widened in registers (F16C for
 // float16, a shift for bfloat16), and multiplied with every query while it
 // is there; the scores of 256 rows at a time go through ScanScores' running
-// threshold into the queries' TopKs. Several rows are in flight at once
-// when there are fewer queries, so that the FMA chains overlap.
+// threshold into the queries' TopKs. Rows are read one after another, in
+// order (the hardware prefetch streams them); with fewer queries each row's
+// chunks feed several accumulators per query, so that the FMA chains
+// overlap.
 #ifndef KNNMEM_SERVER_SEARCH_FEW_QUERY_SCAN_H_
 #define KNNMEM_SERVER_SEARCH_FEW_QUERY_SCAN_H_
 
