@@ -13,6 +13,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
 #include "base/stable_hash.h"
 #include "base/status_macros.h"
 #include "bench/decode_peers.h"
@@ -629,6 +630,32 @@ std::vector<DecodeShape> DefaultDecodeShapes(bool quick) {
       shape(262144, DType::kFloat16, false, {1, 8}),
       shape(262144, DType::kFloat16, true, {1, 8}),
   };
+}
+
+std::string DecodeShapeName(const DecodeShape& shape) {
+  return absl::StrCat(shape.entries, ":", DTypeName(shape.dtype),
+                      shape.approximate ? ":approximate" : "");
+}
+
+absl::StatusOr<std::vector<DecodeShape>> SelectDecodeShapes(
+    const std::vector<DecodeShape>& shapes,
+    const std::vector<std::string>& names) {
+  if (names.empty()) return shapes;
+  std::vector<DecodeShape> chosen;
+  std::vector<std::string> known;
+  for (const DecodeShape& shape : shapes) {
+    known.push_back(DecodeShapeName(shape));
+  }
+  for (const std::string& name : names) {
+    auto it = std::find(known.begin(), known.end(), name);
+    if (it == known.end()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("--decode-shapes: '", name, "' is none of ",
+                       absl::StrJoin(known, ", ")));
+    }
+    chosen.push_back(shapes[static_cast<size_t>(it - known.begin())]);
+  }
+  return chosen;
 }
 
 absl::Status RunDecode(client::ShardedClient& client,

@@ -30,6 +30,7 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "base/dtype.h"
 #include "bench/report.h"
 #include "client/sharded_client.h"
@@ -62,6 +63,16 @@ struct DecodeConfig {
 // The shapes `make bench` measures (about 10 GB of RAM at most), or a few
 // small ones with `quick`.
 std::vector<DecodeShape> DefaultDecodeShapes(bool quick);
+
+// A shape's name for --decode-shapes: ENTRIES:DTYPE, and ":approximate".
+std::string DecodeShapeName(const DecodeShape& shape);
+
+// The shapes of `shapes` named in `names` (all when `names` is empty);
+// INVALID_ARGUMENT naming --decode-shapes and the names of `shapes` when a
+// name matches none.
+absl::StatusOr<std::vector<DecodeShape>> SelectDecodeShapes(
+    const std::vector<DecodeShape>& shapes,
+    const std::vector<std::string>& names);
 
 absl::Status RunDecode(client::ShardedClient& client,
                        const DecodeConfig& config, Report& report,

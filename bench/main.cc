@@ -263,7 +263,9 @@ absl::Status Run(const BenchOptions& options,
   }
   if (status.ok() && (options.only.empty() || options.only == "W-decode")) {
     DecodeConfig decode;
-    decode.shapes = DefaultDecodeShapes(options.quick);
+    ASSIGN_OR_RETURN(decode.shapes,
+                     SelectDecodeShapes(DefaultDecodeShapes(options.quick),
+                                        options.decode_shapes));
     decode.steps = options.quick ? 10 : 30;
     if (options.quick) {  // 64K entries: train on 16K keys, as knnmem does
       decode.nlist = 256;
@@ -374,6 +376,15 @@ int main(int argc, char** argv) {
   if (!writable.ok()) {
     std::fprintf(stderr, "knnmem-bench: %s\n",
                  std::string(writable.message()).c_str());
+    return 2;
+  }
+  absl::Status shapes = knnmem::bench::SelectDecodeShapes(
+                            knnmem::bench::DefaultDecodeShapes(options->quick),
+                            options->decode_shapes)
+                            .status();
+  if (!shapes.ok()) {
+    std::fprintf(stderr, "knnmem-bench: %s\n",
+                 std::string(shapes.message()).c_str());
     return 2;
   }
   // --token-file and --tls-ca are read before the run: exit 2 if unusable.

@@ -113,6 +113,9 @@ FlagSet BenchFlags(BenchOptions* o) {
            "a dump of `knnmem-model dump-keys`: W-real runs on it (with the "
            "others, or alone with --only)")
       .NonEmpty();
+  f.Strings("decode-shapes", &o->decode_shapes, "LIST",
+            "W-decode runs only these of its shapes: comma-separated "
+            "ENTRIES:DTYPE[:approximate], like 1024:float32,65536:float16");
   f.Bool("help", &o->help, "print this text and exit");
   return f;
 }

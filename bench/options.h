@@ -32,6 +32,9 @@ struct BenchOptions {
   bool help = false;
   std::string only;      // --only: a workload's name; empty: everything
   std::string keys_dir;  // --keys: a dump-keys directory for W-real
+  // --decode-shapes: W-decode's shapes to run, as ENTRIES:DTYPE or
+  // ENTRIES:DTYPE:approximate (of DefaultDecodeShapes); empty: all.
+  std::vector<std::string> decode_shapes;
 
   // The runs per measured op that apply (reps, or the mode's default).
   int EffectiveReps() const { return reps > 0 ? reps : (quick ? 3 : 7); }
