@@ -290,6 +290,11 @@ absl::Status Run(const BenchOptions& options,
       real.steps = 16;
       real.decode_streams = {1, 4};
     }
+    if (!options.real_entries.empty()) real.entries = options.real_entries;
+    if (!options.real_tails.empty()) {
+      real.exact_tails.assign(options.real_tails.begin(),
+                              options.real_tails.end());
+    }
     real.stream_prefix = StreamPrefix();
     status = RunRealKeys(*client, real, report, &streams);
   }

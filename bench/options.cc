@@ -116,6 +116,12 @@ FlagSet BenchFlags(BenchOptions* o) {
   f.Strings("decode-shapes", &o->decode_shapes, "LIST",
             "W-decode runs only these of its shapes: comma-separated "
             "ENTRIES:DTYPE[:approximate], like 1024:float32,65536:float16");
+  f.Ints("real-entries", &o->real_entries, "LIST",
+         "W-real's memory sizes (keys per head), comma-separated")
+      .DefaultText("65536,262144; 65536 with --quick");
+  f.Ints("real-tails", &o->real_tails, "LIST",
+         "W-real's exact tails, comma-separated")
+      .DefaultText("16384,4096,1024; 16384 with --quick");
   f.Bool("help", &o->help, "print this text and exit");
   return f;
 }
@@ -143,6 +149,18 @@ absl::StatusOr<BenchOptions> ParseBenchOptions(
   }
   if (!o.server.empty() && !o.servers.empty()) {
     return absl::InvalidArgumentError("give --server or --servers, not both");
+  }
+  for (int64_t e : o.real_entries) {
+    if (e < 1024) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("--real-entries: ", e, " is not a size >= 1024"));
+    }
+  }
+  for (int64_t t : o.real_tails) {
+    if (t < 1) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("--real-tails: ", t, " is not a tail >= 1"));
+    }
   }
   if (o.only == "W-real" && o.keys_dir.empty()) {
     return absl::InvalidArgumentError(

@@ -35,6 +35,9 @@ struct BenchOptions {
   // --decode-shapes: W-decode's shapes to run, as ENTRIES:DTYPE or
   // ENTRIES:DTYPE:approximate (of DefaultDecodeShapes); empty: all.
   std::vector<std::string> decode_shapes;
+  // --real-entries, --real-tails: W-real's memory sizes and exact tails
+  // (empty: RealKeysConfig's).
+  std::vector<int64_t> real_entries, real_tails;
 
   // The runs per measured op that apply (reps, or the mode's default).
   int EffectiveReps() const { return reps > 0 ? reps : (quick ? 3 : 7); }

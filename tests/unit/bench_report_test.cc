@@ -86,6 +86,14 @@ TEST(BenchOptionsTest, ParsesBothFormsAndDefaults) {
   ASSERT_TRUE(real.ok()) << real.status();
   EXPECT_EQ(real->only, "W-real");
   EXPECT_EQ(real->keys_dir, "dump");
+  auto grid =
+      ParseBenchOptions({"--real-entries", "65536,262144", "--real-tails",
+                         "4096,1024", "--decode-shapes", "1024:float32"},
+                        "s");
+  ASSERT_TRUE(grid.ok()) << grid.status();
+  EXPECT_EQ(grid->real_entries, (std::vector<int64_t>{65536, 262144}));
+  EXPECT_EQ(grid->real_tails, (std::vector<int64_t>{4096, 1024}));
+  EXPECT_EQ(grid->decode_shapes, std::vector<std::string>{"1024:float32"});
 }
 
 TEST(BenchOptionsTest, BadFlagsAreNamed) {
@@ -99,6 +107,8 @@ TEST(BenchOptionsTest, BadFlagsAreNamed) {
       {{"--only", "W-nothing"}, "--only"},
       {{"--only", "W-client-paired"}, "--only W-client-paired: needs --server"},
       {{"--only", "W-real"}, "--only W-real: needs --keys DIR"},
+      {{"--real-entries", "65536,512"}, "--real-entries: 512 is not a size"},
+      {{"--real-tails", "0"}, "--real-tails: 0 is not a tail >= 1"},
       {{"--keys"}, "--keys: missing value"},
       {{"stray"}, "unexpected argument 'stray'"},
   };
