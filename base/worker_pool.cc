@@ -86,10 +86,19 @@ void WorkerPool::ParallelFor(size_t n, const std::function<void(size_t)>& fn) {
       state->done += finished;
     }
   };
-  const size_t helpers = std::min(n, threads_.size()) - 1;
   // Helpers capture `fn` by reference: they only call it after claiming an
   // index, and the caller does not return until every index is finished.
-  for (size_t h = 0; h < helpers; ++h) Submit(work);
+  // Only as many as there are idle workers: when every worker is busy (the
+  // outer loop of a nested ParallelFor holds them all), a helper would
+  // start after the caller has claimed every index, and cost a wake-up and
+  // a queue round trip for nothing.
+  {
+    MutexLock lock(&mu_);
+    const size_t busy = running_ + queue_.size();
+    const size_t idle = threads_.size() > busy ? threads_.size() - busy : 0;
+    const size_t helpers = std::min(std::min(n, threads_.size()) - 1, idle);
+    for (size_t h = 0; h < helpers; ++h) queue_.push_back(work);
+  }
   work();
   std::pair<State*, size_t> target(state.get(), n);
   MutexLock lock(&state->mu);

@@ -103,7 +103,11 @@ class KeyGather {
         starts_.begin() - 1);
     for (uint32_t r = 0; r < count; ++r) {
       const int64_t p = id(r);
-      while (b + 1 < starts_.size() && starts_[b + 1] <= p) ++b;
+      if (b + 1 < starts_.size() && starts_[b + 1] <= p) {
+        b = static_cast<size_t>(
+            std::upper_bound(starts_.begin() + b + 1, starts_.end(), p) -
+            starts_.begin() - 1);
+      }
       out[r] = keys_[b] + static_cast<size_t>(p - starts_[b]) * row_bytes_;
     }
   }
@@ -296,27 +300,47 @@ void ApproximateIndex::Search(const LayerSnapshot& snapshot,
     for (uint32_t i = 0; i < n; ++i) top.emplace_back(k);
     if (hi > lo) {
       const Head& head = *heads_[h];
-      // The lists each query probes (a GEMM against the centroids).
+      // The lists each query probes: its nprobe nearest centroids. A few
+      // queries read the centroids once with the streaming scan (FAISS
+      // scores one query at a time with scalar code as Debian builds it);
+      // more, FAISS's GEMM.
       std::vector<float> d(static_cast<size_t>(n) * nprobe_);
       std::vector<faiss::Index::idx_t> probe(d.size());
       ReaderMutexLock lock(&mu_);
-      head.quantizer.search(n, q.data(), nprobe_, d.data(), probe.data());
+      if (n <= kMaxFewQueries && isa != FewQueryIsa::kNone) {
+        std::vector<TopK> nearest;
+        nearest.reserve(n);
+        for (uint32_t i = 0; i < n; ++i) nearest.emplace_back(nprobe_);
+        ScanFewQueries(isa, q.data(), dk, n, dk,
+                       reinterpret_cast<const char*>(head.quantizer.get_xb()),
+                       DType::kFloat32,
+                       static_cast<uint32_t>(head.quantizer.ntotal), 0,
+                       nearest.data());
+        for (uint32_t i = 0; i < n; ++i) {
+          nearest[i].Finish(d.data() + size_t{i} * nprobe_,
+                            probe.data() + size_t{i} * nprobe_);
+        }
+      } else {
+        head.quantizer.search(n, q.data(), nprobe_, d.data(), probe.data());
+      }
       // FAISS, as Debian builds it, scans a list one query at a time with
       // scalar code. Here each list is scanned once for all the queries
       // that probe it, by a GEMM, and fed to the same threshold top-k as
       // the exact search.
-      std::vector<std::vector<uint32_t>> probing(nlist_);
+      // (list, query) for every probe, grouped by list. The top-k sees a
+      // list's row r as (list << 32) + r: ordered as the lists and rows.
+      std::vector<std::pair<uint32_t, uint32_t>> probes;
+      probes.reserve(probe.size());
       for (uint32_t i = 0; i < n; ++i) {
         for (uint32_t j = 0; j < nprobe_; ++j) {
           const faiss::Index::idx_t l = probe[i * nprobe_ + j];
-          if (l >= 0) probing[static_cast<size_t>(l)].push_back(i);
+          if (l >= 0) probes.emplace_back(static_cast<uint32_t>(l), i);
         }
       }
-      std::vector<int64_t> offset(nlist_ + 1, 0);
-      for (uint32_t l = 0; l < nlist_; ++l) {
-        offset[l + 1] =
-            offset[l] + static_cast<int64_t>(head.lists[l].positions.size());
-      }
+      std::sort(probes.begin(), probes.end());
+      auto ref = [](uint32_t l, uint32_t row) {
+        return (static_cast<int64_t>(l) << 32) + row;
+      };
       const KeyGather gather(spec_, snapshot, static_cast<uint32_t>(h));
       std::vector<float> qs, keys(size_t{KeyGather::kRows} * dk), block;
       // A decode step's few queries: with int8 codes, each list's codes
@@ -338,11 +362,15 @@ void ApproximateIndex::Search(const LayerSnapshot& snapshot,
         bf16.emplace(q.data(), n, dk);
       }
       std::vector<TopK*> tops;
-      for (uint32_t l = 0; l < nlist_; ++l) {
+      std::vector<uint32_t> who;
+      for (size_t p = 0; p < probes.size();) {
+        const uint32_t l = probes[p].first;
+        who.clear();
+        for (; p < probes.size() && probes[p].first == l; ++p) {
+          who.push_back(probes[p].second);
+        }
         const Head::List& list = head.lists[l];
         const std::vector<int64_t>& at = list.positions;
-        const std::vector<uint32_t>& who = probing[l];
-        if (who.empty()) continue;
         const uint32_t m = static_cast<uint32_t>(who.size());
         qs.resize(static_cast<size_t>(m) * dk);
         for (uint32_t r = 0; r < m; ++r) {
@@ -350,11 +378,19 @@ void ApproximateIndex::Search(const LayerSnapshot& snapshot,
                       qs.data() + static_cast<size_t>(r) * dk);
         }
         // Positions increase along a list: those in [lo, hi) (neither
-        // evicted nor added after the snapshot) are one run of it.
-        const uint32_t b = static_cast<uint32_t>(
-            std::lower_bound(at.begin(), at.end(), lo) - at.begin());
-        const uint32_t e = static_cast<uint32_t>(
-            std::lower_bound(at.begin(), at.end(), hi) - at.begin());
+        // evicted nor added after the snapshot) are one run of it, most
+        // often the whole list (its ends are read first: a binary search
+        // of a cold list costs a cache miss per step).
+        const uint32_t b =
+            at.empty() || at.front() >= lo
+                ? 0
+                : static_cast<uint32_t>(
+                      std::lower_bound(at.begin(), at.end(), lo) - at.begin());
+        const uint32_t e =
+            at.empty() || at.back() < hi
+                ? static_cast<uint32_t>(at.size())
+                : static_cast<uint32_t>(
+                      std::lower_bound(at.begin(), at.end(), hi) - at.begin());
         tops.clear();
         for (uint32_t r = 0; r < m; ++r) tops.push_back(&top[who[r]]);
         if (int8) {
@@ -365,7 +401,7 @@ void ApproximateIndex::Search(const LayerSnapshot& snapshot,
               [&](const uint32_t* rows, uint32_t count, const char** out) {
                 gather.LocateSome(at.data() + b, rows, count, out);
               },
-              offset[l] + b, tops.data());
+              ref(l, b), tops.data());
           continue;
         }
         if (streaming != FewQueryIsa::kNone) {
@@ -373,15 +409,14 @@ void ApproximateIndex::Search(const LayerSnapshot& snapshot,
           rows_at.resize(e - b);
           gather.Locate(at.data() + b, e - b, rows_at.data());
           ScanFewQueryRows(streaming, qs.data(), dk, m, dk, rows_at.data(),
-                           spec_.storage_dtype, e - b, offset[l] + b,
-                           tops.data());
+                           spec_.storage_dtype, e - b, ref(l, b), tops.data());
           continue;
         }
         for (uint32_t c = b; c < e; c += KeyGather::kRows) {
           const uint32_t rows = std::min(KeyGather::kRows, e - c);
           gather.Gather(at.data() + c, rows, keys.data());
           if (bf16 && bf16->Scan(keys.data(), rows, who.data(), m, tops.data(),
-                                 offset[l] + c)) {
+                                 ref(l, c))) {
             continue;
           }
           block.resize(static_cast<size_t>(m) * rows);
@@ -392,21 +427,19 @@ void ApproximateIndex::Search(const LayerSnapshot& snapshot,
                       0.0f, block.data(), static_cast<int>(rows));
           for (uint32_t r = 0; r < m; ++r) {
             ScanScores(block.data() + static_cast<size_t>(r) * rows, rows,
-                       offset[l] + c, top[who[r]]);
+                       ref(l, c), top[who[r]]);
           }
         }
       }
-      // The top-k saw indexes over all lists, end to end (offset[l] + row);
-      // back to positions while the lists cannot change.
+      // Back from (list, row) to positions while the lists cannot change.
       for (uint32_t i = 0; i < n; ++i) {
         const size_t out = (static_cast<size_t>(i) * heads + h) * k;
         top[i].Finish(scores + out, positions + out);
         for (uint32_t j = 0; j < k && positions[out + j] >= 0; ++j) {
           const int64_t g = positions[out + j];
-          const size_t l = static_cast<size_t>(
-              std::upper_bound(offset.begin(), offset.end(), g) -
-              offset.begin() - 1);
-          positions[out + j] = head.lists[l].positions[g - offset[l]];
+          positions[out + j] =
+              head.lists[static_cast<size_t>(g >> 32)]
+                  .positions[static_cast<size_t>(g & 0xffffffff)];
         }
       }
       return;

@@ -3,9 +3,11 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <thread>
 #include <vector>
 
 #include "absl/synchronization/notification.h"
+#include "absl/time/time.h"
 
 namespace knnmem {
 namespace {
@@ -32,6 +34,40 @@ TEST(WorkerPoolTest, ParallelForFromEveryWorkerAtOnceDoesNotDeadlock) {
   done[0].WaitForNotification();
   done[1].WaitForNotification();
   EXPECT_EQ(sum.load(), 2 * 4950);
+}
+
+TEST(WorkerPoolTest, ParallelForUsesIdleWorkers) {
+  // Each index waits for the other to start: only two threads at once finish.
+  WorkerPool pool(2);
+  absl::Notification started[2];
+  std::atomic<int> met{0};
+  pool.ParallelFor(2, [&](size_t i) {
+    started[i].Notify();
+    met += started[1 - i].WaitForNotificationWithTimeout(absl::Seconds(60));
+  });
+  EXPECT_EQ(met.load(), 2);
+}
+
+TEST(WorkerPoolTest, ParallelForRunsInlineWhenEveryWorkerIsBusy) {
+  WorkerPool pool(2);
+  absl::Notification release;
+  absl::Notification running[2];
+  for (int t = 0; t < 2; ++t) {
+    pool.Submit([&, t] {
+      running[t].Notify();
+      release.WaitForNotification();
+    });
+  }
+  running[0].WaitForNotification();
+  running[1].WaitForNotification();
+  std::vector<std::thread::id> ran_on(100);
+  pool.ParallelFor(ran_on.size(),
+                   [&](size_t i) { ran_on[i] = std::this_thread::get_id(); });
+  EXPECT_EQ(pool.queue_depth(), 0u);  // no helper was queued behind them
+  for (const std::thread::id& id : ran_on) {
+    EXPECT_EQ(id, std::this_thread::get_id());
+  }
+  release.Notify();
 }
 
 TEST(WorkerPoolTest, DestructorRunsQueuedTasks) {
