@@ -30,6 +30,7 @@
 #include "absl/status/status.h"
 #include "bench/report.h"
 #include "client/sharded_client.h"
+#include "server/spec/stream_spec.h"
 
 namespace knnmem::bench {
 
@@ -48,7 +49,7 @@ struct RealKeysConfig {
   // tier at this nprobe and tail against EXACT streams (empty: not run).
   std::vector<int> decode_streams = {1, 8};
   uint32_t decode_nprobe = 32;
-  uint64_t decode_tail = 4096;
+  uint64_t decode_tail = kDefaultExactTail;
   std::string stream_prefix;
 };
 
