@@ -294,6 +294,7 @@ absl::Status Run(const BenchOptions& options,
     if (!options.real_tails.empty()) {
       real.exact_tails.assign(options.real_tails.begin(),
                               options.real_tails.end());
+      real.decode_tails = real.exact_tails;
     }
     real.stream_prefix = StreamPrefix();
     status = RunRealKeys(*client, real, report, &streams);

@@ -120,7 +120,8 @@ FlagSet BenchFlags(BenchOptions* o) {
          "W-real's memory sizes (keys per head), comma-separated")
       .DefaultText("65536,262144; 65536 with --quick");
   f.Ints("real-tails", &o->real_tails, "LIST",
-         "W-real's exact tails, comma-separated")
+         "W-real's exact tails, comma-separated: its grid's, and its decode "
+         "rows' (the server's default without the flag)")
       .DefaultText("16384,4096,1024; 16384 with --quick");
   f.Bool("help", &o->help, "print this text and exit");
   return f;

@@ -103,70 +103,85 @@ class RealKeys {
  private:
   // The decode shape: one DecodeStep per step asks one query per head of
   // each of b streams (stream s, step i: query (i + s) % steps), k = 32, no
-  // appends. The same b streams, each holding the case's keys, APPROXIMATE
-  // (the decode grid point) and EXACT, and b streams of the first 64 keys
-  // (what the call costs without a scan). The recall is every stream's
+  // appends. b EXACT streams, each holding the case's keys, and b streams
+  // of its first 64 keys (what the call costs without a scan); then, for
+  // each decode tail, b APPROXIMATE streams. The recall is every stream's
   // Search of every query against the brute force.
   absl::Status Decode(const Case& c, const std::vector<int64_t>& truth) {
     if (config_.decode_streams.empty()) return absl::OkStatus();
     const int most = *std::max_element(config_.decode_streams.begin(),
                                        config_.decode_streams.end());
-    const FillSpec tier{true, nlist_, config_.decode_nprobe,
-                        config_.decode_tail};
-    if (c.entries - static_cast<int64_t>(tier.exact_tail) <
-        int64_t{64} * nlist_) {
-      return absl::OkStatus();  // too few keys for the tier (reported above)
-    }
     Case tiny = c;
     tiny.entries = std::min<int64_t>(64, c.entries);
-    std::vector<std::string> approx, exact, small;
+    const std::string id =
+        absl::StrFormat("%s-real-decode-%d", config_.stream_prefix, c.entries);
+    std::vector<std::string> exact, small;
     for (int s = 0; s < most; ++s) {
-      const std::string id = absl::StrFormat(
-          "%s-real-decode-%d-%d", config_.stream_prefix, c.entries, s);
-      approx.push_back(id + "-approximate");
-      exact.push_back(id + "-exact");
-      small.push_back(id + "-small");
-      RETURN_IF_ERROR(
-          FillStream(client_, approx.back(), dump_, c, tier, created_));
+      exact.push_back(absl::StrCat(id, "-exact-", s));
+      small.push_back(absl::StrCat(id, "-small-", s));
       RETURN_IF_ERROR(
           FillStream(client_, exact.back(), dump_, c, {false}, created_));
       RETURN_IF_ERROR(
           FillStream(client_, small.back(), dump_, tiny, {false}, created_));
     }
-    const std::string point = absl::StrFormat(
-        "nlist %d nprobe %d tail %d", nlist_, tier.nprobe, tier.exact_tail);
+    std::vector<double> exact_median;
     for (int b : config_.decode_streams) {
       const std::string shape = absl::StrFormat("decode B=%d, ", b);
       ASSIGN_OR_RETURN(Samples on_exact, DecodeSteps(c, exact, b));
+      exact_median.push_back(on_exact.Median());
       report_.Add(Row("knnmem", shape + "exact", c.entries, on_exact,
                       kNotApplicable, "EXACT streams"));
-      ASSIGN_OR_RETURN(Samples on_tier, DecodeSteps(c, approx, b));
-      std::vector<int64_t> got, want;
-      for (int s = 0; s < b; ++s) {
-        client::MemoryClient& m = client_.For(approx[s]);
-        for (size_t i = 0; i < c.queries.size(); ++i) {
-          const size_t q = (i + s) % c.queries.size();
-          ASSIGN_OR_RETURN(client::Neighbours n,
-                           Search(m, approx[s], c.queries[q], false));
-          got.insert(got.end(), n.positions.begin(), n.positions.end());
-          const auto from = truth.begin() + q * dump_.heads * config_.k;
-          want.insert(want.end(), from, from + dump_.heads * config_.k);
-        }
-      }
-      Result r = Row("knnmem", shape + point, c.entries, on_tier,
-                     Recall(got, want, config_.k), "");
-      r.ratios.push_back(
-          {"exact step / this", on_exact.Median() / r.median_seconds});
-      report_.Add(std::move(r));
       ASSIGN_OR_RETURN(Samples on_small, DecodeSteps(tiny, small, b));
       report_.Add(Row("knnmem", shape + "64 keys (the call alone)",
                       tiny.entries, on_small, kNotApplicable, ""));
     }
-    for (const auto* ids : {&approx, &exact, &small}) {
-      for (const std::string& id : *ids) {
-        RETURN_IF_ERROR(client_.DeleteStream(id));
-        created_->erase(std::find(created_->begin(), created_->end(), id));
+    RETURN_IF_ERROR(Delete(exact));
+    RETURN_IF_ERROR(Delete(small));
+    for (uint64_t tail : config_.decode_tails) {
+      const FillSpec tier{true, nlist_, config_.decode_nprobe, tail};
+      if (c.entries - static_cast<int64_t>(tail) < int64_t{64} * nlist_) {
+        continue;  // too few keys for the tier (reported above)
       }
+      std::vector<std::string> approx;
+      for (int s = 0; s < most; ++s) {
+        approx.push_back(absl::StrCat(id, "-tail-", tail, "-", s));
+        RETURN_IF_ERROR(
+            FillStream(client_, approx.back(), dump_, c, tier, created_));
+      }
+      for (size_t i = 0; i < config_.decode_streams.size(); ++i) {
+        const int b = config_.decode_streams[i];
+        ASSIGN_OR_RETURN(Samples on_tier, DecodeSteps(c, approx, b));
+        std::vector<int64_t> got, want;
+        for (int s = 0; s < b; ++s) {
+          client::MemoryClient& m = client_.For(approx[s]);
+          for (size_t j = 0; j < c.queries.size(); ++j) {
+            const size_t q = (j + s) % c.queries.size();
+            ASSIGN_OR_RETURN(client::Neighbours n,
+                             Search(m, approx[s], c.queries[q], false));
+            got.insert(got.end(), n.positions.begin(), n.positions.end());
+            const auto from = truth.begin() + q * dump_.heads * config_.k;
+            want.insert(want.end(), from, from + dump_.heads * config_.k);
+          }
+        }
+        Result r =
+            Row("knnmem",
+                absl::StrFormat("decode B=%d, nlist %d nprobe %d tail %d", b,
+                                nlist_, tier.nprobe, tail),
+                c.entries, on_tier, Recall(got, want, config_.k), "");
+        r.ratios.push_back(
+            {"exact step / this", exact_median[i] / r.median_seconds});
+        report_.Add(std::move(r));
+      }
+      RETURN_IF_ERROR(Delete(approx));
+    }
+    return absl::OkStatus();
+  }
+
+  // Deletes the streams `ids` (their RAM, for the next) and forgets them.
+  absl::Status Delete(const std::vector<std::string>& ids) {
+    for (const std::string& id : ids) {
+      RETURN_IF_ERROR(client_.DeleteStream(id));
+      created_->erase(std::find(created_->begin(), created_->end(), id));
     }
     return absl::OkStatus();
   }

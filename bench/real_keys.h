@@ -46,10 +46,11 @@ struct RealKeysConfig {
   std::vector<uint64_t> exact_tails = {16384, 4096, 1024};
   std::vector<int> ef_searches = {16, 32, 64, 128, 256};
   // The decode shape: B streams per DecodeStep, each B of this list, on the
-  // tier at this nprobe and tail against EXACT streams (empty: not run).
+  // tier at this nprobe and each of these tails, against EXACT streams
+  // (empty: not run).
   std::vector<int> decode_streams = {1, 8};
   uint32_t decode_nprobe = 32;
-  uint64_t decode_tail = kDefaultExactTail;
+  std::vector<uint64_t> decode_tails = {kDefaultExactTail};
   std::string stream_prefix;
 };
 
