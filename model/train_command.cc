@@ -126,6 +126,12 @@ absl::Status TrainCommand::Run(const FlagSet& flags) {
                static_cast<long long>(memory_size),
                from.empty() ? "" : absl::StrCat(", from ", from).c_str(),
                static_cast<long long>(steps));
+  if (state.step >= steps) {  // resumed at or past --steps: nothing to do
+    std::printf("already trained to step %lld (%lld bytes); checkpoint %s\n",
+                static_cast<long long>(state.step),
+                static_cast<long long>(state.tokens), out.c_str());
+    return absl::OkStatus();
+  }
   std::signal(SIGINT, RequestStop);
   std::signal(SIGTERM, RequestStop);
   Progress progress("train", steps);

@@ -76,6 +76,14 @@ TEST_F(ModelCliTest, TrainsResumesEvaluatesGeneratesAndBenchmarks) {
   EXPECT_NE(more.out.find("resuming"), std::string::npos) << more.out;
   EXPECT_NE(more.out.find("trained to step 9"), std::string::npos) << more.out;
   EXPECT_NE(Read(ck + "/state.txt").find("step=9"), std::string::npos);
+  // Started again at its last step (a script resuming): nothing to train,
+  // and it says so instead of printing a loss of no step.
+  Outcome done =
+      Model("train --out " + ck + " --steps 9 --lanes 2 --memory 256" + shape_);
+  ASSERT_EQ(done.status, 0) << done.out;
+  EXPECT_NE(done.out.find("already trained to step 9"), std::string::npos)
+      << done.out;
+  EXPECT_EQ(done.out.find("loss"), std::string::npos) << done.out;
 
   const std::string json = dir_.Sub("eval.json"), png = dir_.Sub("eval.png");
   // Two checkpoints side by side (the same one twice: evaluation is
