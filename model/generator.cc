@@ -1,6 +1,7 @@
 #include "model/generator.h"
 
 #include <ATen/Parallel.h>
+#include <cblas.h>
 
 #include <chrono>
 
@@ -82,8 +83,14 @@ Generated GenerateBytes(Transformer model, MemoryLink* link,
   // intra-op thread a step waits at each operator for a thread another
   // process may hold (measured beside a build on 2 cores: 1,023 bytes/s on
   // one thread, 18 on two). The re-running baseline keeps its threads.
+  // OpenBLAS has threads of its own: on two, a GEMM of a few rows spent a
+  // third of the step in sched_yield, handing its packing to the other.
   const int threads = at::get_num_threads();
-  if (!rerun) at::set_num_threads(1);
+  const int blas_threads = openblas_get_num_threads();
+  if (!rerun) {
+    at::set_num_threads(1);
+    openblas_set_num_threads(1);
+  }
   const double memory_before = link != nullptr ? link->attend_seconds() : 0;
   const auto start = std::chrono::steady_clock::now();
   torch::Tensor logits;
@@ -111,6 +118,7 @@ Generated GenerateBytes(Transformer model, MemoryLink* link,
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start)
           .count();
   at::set_num_threads(threads);
+  openblas_set_num_threads(blas_threads);
   out.memory_seconds =
       link != nullptr ? link->attend_seconds() - memory_before : 0;
   out.bytes *= lanes;

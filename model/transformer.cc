@@ -1,8 +1,11 @@
 #include "model/transformer.h"
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 #include <string>
+
+#include "model/small_linear.h"
 
 namespace knnmem::model {
 namespace {
@@ -80,10 +83,10 @@ torch::Tensor AttentionLayerImpl::forward(
     const torch::Tensor& x, const torch::Tensor& cache_k,
     const torch::Tensor& cache_v, const torch::Tensor& cache_valid,
     MemoryReader* memory, torch::Tensor* keys, torch::Tensor* values,
-    const torch::Tensor& prefix_k, const torch::Tensor& prefix_v) {
+    const SegmentSlot* segment) {
   const int64_t b = x.size(0), t = x.size(1);
   const int64_t h = config_.heads, dh = config_.head_dim();
-  torch::Tensor qkv = qkv_->forward(x).view({b, t, 3, h, dh});
+  torch::Tensor qkv = SmallLinear(qkv_, x).view({b, t, 3, h, dh});
   qkv = qkv.permute({2, 0, 3, 1, 4});  // [3, B, H, T, Dh]
   torch::Tensor q = qkv[0], k = qkv[1], v = qkv[2];
   if (knn_) {
@@ -94,18 +97,36 @@ torch::Tensor AttentionLayerImpl::forward(
   *values = v.detach();
   const int64_t s = cache_k.defined() ? cache_k.size(2) : 0;
   // Query i sits at s + p + i: after the cache and the segment's prefix.
-  const int64_t p = prefix_k.defined() ? prefix_k.size(2) : 0;
+  const int64_t p = segment != nullptr ? segment->positions : 0;
+  // The keys attended to, in parts: the cache, then the segment. A whole
+  // segment joins them in one tensor (one GEMM each way, the copy is small
+  // against it); a step scores the parts in place, its own key written
+  // into the segment's buffer, and copies one position, not the window.
   std::vector<torch::Tensor> ks, vs;
   if (s > 0) ks.push_back(cache_k), vs.push_back(cache_v);
-  if (p > 0) ks.push_back(prefix_k), vs.push_back(prefix_v);
-  ks.push_back(k);
-  vs.push_back(v);
-  torch::Tensor all_k = ks.size() > 1 ? torch::cat(ks, 2) : k;
-  torch::Tensor all_v = vs.size() > 1 ? torch::cat(vs, 2) : v;
+  if (segment != nullptr) {
+    segment->keys.narrow(2, p, t).copy_(*keys);
+    segment->values.narrow(2, p, t).copy_(*values);
+    ks.push_back(segment->keys.narrow(2, 0, p + t));
+    vs.push_back(segment->values.narrow(2, 0, p + t));
+  } else {
+    ks.push_back(k);
+    vs.push_back(v);
+  }
+  if (segment == nullptr && ks.size() > 1) {
+    ks = {torch::cat(ks, 2)};
+    vs = {torch::cat(vs, 2)};
+  }
+  std::vector<torch::Tensor> part_scores;
+  for (const torch::Tensor& part : ks) {
+    part_scores.push_back(torch::matmul(q, part.transpose(-2, -1)));
+  }
   const torch::Tensor factor =
       knn_ ? scale().view({1, h, 1, 1})
            : torch::full({1, 1, 1, 1}, 1.0f / std::sqrt(float(dh)));
-  torch::Tensor scores = torch::matmul(q, all_k.transpose(-2, -1)) * factor;
+  torch::Tensor scores =
+      (part_scores.size() > 1 ? torch::cat(part_scores, -1) : part_scores[0]) *
+      factor;
   // Key j at j; causal; a lane's cache counts only when it is of the same
   // document.
   const int64_t n = s + p + t;
@@ -124,10 +145,18 @@ torch::Tensor AttentionLayerImpl::forward(
   }
   scores = torch::where(masked, torch::full({}, kMasked), scores + bias);
   const torch::Tensor lse = torch::logsumexp(scores, -1);  // [B, H, T]
-  torch::Tensor out =
-      torch::matmul(torch::exp(scores - lse.unsqueeze(-1)), all_v);
+  const torch::Tensor weights = torch::exp(scores - lse.unsqueeze(-1));
+  torch::Tensor out;
+  int64_t first = 0;
+  for (size_t i = 0; i < vs.size(); ++i) {
+    const int64_t count = vs[i].size(2);
+    const torch::Tensor part =
+        torch::matmul(weights.narrow(-1, first, count), vs[i]);
+    out = out.defined() ? out + part : part;
+    first += count;
+  }
   if (knn_ && memory != nullptr) out = MixMemory(q, out, lse, *memory);
-  return out_->forward(out.transpose(1, 2).reshape({b, t, h * dh}));
+  return SmallLinear(out_, out.transpose(1, 2).reshape({b, t, h * dh}));
 }
 
 torch::Tensor AttentionLayerImpl::MixMemory(const torch::Tensor& q,
@@ -243,15 +272,17 @@ BlockImpl::BlockImpl(const ModelConfig& config, bool knn) {
   down_ = register_module("down", torch::nn::Linear(config.ffn, d));
 }
 
-torch::Tensor BlockImpl::forward(
-    const torch::Tensor& x, const torch::Tensor& cache_k,
-    const torch::Tensor& cache_v, const torch::Tensor& cache_valid,
-    MemoryReader* memory, torch::Tensor* keys, torch::Tensor* values,
-    const torch::Tensor& prefix_k, const torch::Tensor& prefix_v) {
+torch::Tensor BlockImpl::forward(const torch::Tensor& x,
+                                 const torch::Tensor& cache_k,
+                                 const torch::Tensor& cache_v,
+                                 const torch::Tensor& cache_valid,
+                                 MemoryReader* memory, torch::Tensor* keys,
+                                 torch::Tensor* values,
+                                 const SegmentSlot* segment) {
   torch::Tensor y =
       x + attention_->forward(ln1_->forward(x), cache_k, cache_v, cache_valid,
-                              memory, keys, values, prefix_k, prefix_v);
-  return y + down_->forward(F::gelu(up_->forward(ln2_->forward(y))));
+                              memory, keys, values, segment);
+  return y + SmallLinear(down_, F::gelu(SmallLinear(up_, ln2_->forward(y))));
 }
 
 TransformerImpl::TransformerImpl(const ModelConfig& config) : config_(config) {
@@ -288,30 +319,43 @@ torch::Tensor TransformerImpl::forward(const torch::Tensor& tokens,
                                        const XlState& state,
                                        MemoryReader* memory,
                                        SegmentCache* partial) {
-  const int64_t b = tokens.size(0);
+  const int64_t b = tokens.size(0), t = tokens.size(1);
   const bool cached = !state.keys.empty();
-  const bool prefix = partial->positions() > 0;
+  const int64_t p = partial->positions();
   const torch::Tensor valid =
       state.valid.defined() ? state.valid : torch::zeros({b}, torch::kBool);
+  // Buffers of a whole segment (or more, when the tokens overrun it).
+  const int64_t capacity = std::max<int64_t>(config_.segment, p + t);
+  if (partial->key_buffers.empty() || partial->key_buffers[0].size(2) < p + t) {
+    const int64_t h = config_.heads, dh = config_.head_dim();
+    std::vector<torch::Tensor> kb(blocks_.size()), vb(blocks_.size());
+    for (size_t l = 0; l < blocks_.size(); ++l) {
+      kb[l] = torch::empty({b, h, capacity, dh});
+      vb[l] = torch::empty({b, h, capacity, dh});
+      if (p > 0) {
+        kb[l].narrow(2, 0, p).copy_(partial->keys[l]);
+        vb[l].narrow(2, 0, p).copy_(partial->values[l]);
+      }
+    }
+    partial->key_buffers = std::move(kb);
+    partial->value_buffers = std::move(vb);
+  }
   torch::Tensor x = embed_->forward(tokens);
-  std::vector<torch::Tensor> keys(blocks_.size()), values(blocks_.size());
+  partial->keys.resize(blocks_.size());
+  partial->values.resize(blocks_.size());
   for (size_t l = 0; l < blocks_.size(); ++l) {
+    const SegmentSlot slot{partial->key_buffers[l], partial->value_buffers[l],
+                           p};
+    torch::Tensor keys, values;
     x = blocks_[l]->forward(x, cached ? state.keys[l] : torch::Tensor(),
                             cached ? state.values[l] : torch::Tensor(), valid,
-                            memory, &keys[l], &values[l],
-                            prefix ? partial->keys[l] : torch::Tensor(),
-                            prefix ? partial->values[l] : torch::Tensor());
+                            memory, &keys, &values, &slot);
   }
-  if (!prefix) {
-    partial->keys = std::move(keys);
-    partial->values = std::move(values);
-  } else {
-    for (size_t l = 0; l < blocks_.size(); ++l) {
-      partial->keys[l] = torch::cat({partial->keys[l], keys[l]}, 2);
-      partial->values[l] = torch::cat({partial->values[l], values[l]}, 2);
-    }
+  for (size_t l = 0; l < blocks_.size(); ++l) {
+    partial->keys[l] = partial->key_buffers[l].narrow(2, 0, p + t);
+    partial->values[l] = partial->value_buffers[l].narrow(2, 0, p + t);
   }
-  return head_->forward(ln_f_->forward(x));
+  return SmallLinear(head_, ln_f_->forward(x));
 }
 
 }  // namespace knnmem::model

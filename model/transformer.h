@@ -27,10 +27,20 @@ struct XlState {
 
 // The current segment's keys and values so far, per layer ([lanes, heads,
 // positions, head_dim]): what incremental decoding keeps beside the XL
-// cache. Empty at a segment's start.
+// cache. Empty at a segment's start. They are views of buffers of a whole
+// segment, which each step's keys and values are written into in place (a
+// step copies one position, not the segment so far).
 struct SegmentCache {
   std::vector<torch::Tensor> keys, values;
+  std::vector<torch::Tensor> key_buffers, value_buffers;  // [.., capacity, ..]
   int64_t positions() const { return keys.empty() ? 0 : keys[0].size(2); }
+};
+
+// One layer's part of a SegmentCache, as its attention sees it: buffers
+// [B, H, capacity, Dh] of which the first `positions` are filled.
+struct SegmentSlot {
+  torch::Tensor keys, values;
+  int64_t positions = 0;
 };
 
 // A block's multi-head attention over its segment and the XL cache; in the
@@ -42,14 +52,14 @@ class AttentionLayerImpl : public torch::nn::Module {
 
   // x [B, T, D]; cache_* [B, H, S, Dh] or undefined; cache_valid bool [B].
   // Sets *keys and *values to this segment's [B, H, T, Dh] (the kNN layer's
-  // keys normalised), detached. prefix_* [B, H, P, Dh] (or undefined): the
-  // segment's earlier positions, which x continues (incremental decoding).
+  // keys normalised), detached. `segment` (or null): the segment's earlier
+  // positions, which x continues (incremental decoding); this call's keys
+  // and values are written after them (the buffers must have room).
   torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& cache_k,
                         const torch::Tensor& cache_v,
                         const torch::Tensor& cache_valid, MemoryReader* memory,
                         torch::Tensor* keys, torch::Tensor* values,
-                        const torch::Tensor& prefix_k = {},
-                        const torch::Tensor& prefix_v = {});
+                        const SegmentSlot* segment = nullptr);
 
   // kNN layer: the per-head gate sigmoid(b_h), scale and age penalty alpha.
   torch::Tensor gate() const { return torch::sigmoid(gate_bias_); }
@@ -93,8 +103,7 @@ class BlockImpl : public torch::nn::Module {
                         const torch::Tensor& cache_v,
                         const torch::Tensor& cache_valid, MemoryReader* memory,
                         torch::Tensor* keys, torch::Tensor* values,
-                        const torch::Tensor& prefix_k = {},
-                        const torch::Tensor& prefix_v = {});
+                        const SegmentSlot* segment = nullptr);
   AttentionLayer& attention() { return attention_; }
 
  private:

@@ -105,10 +105,10 @@ inline void PrefetchAhead(const GatheredRows& keys, uint32_t r) {
 
 // Accumulators per query: each row is read once, in order, its 16 (or 8)
 // element chunks spread over A independent FMA chains per query, so that
-// about four chains hide the FMA's latency. (Reading several rows at once,
-// interleaved, halved the memory's streaming rate on Zen 4: the hardware
-// prefetch lost the pattern.)
-constexpr int Chains(int m) { return m >= 4 ? 1 : 4 / m; }
+// four to eight chains hide the FMA's latency. (Reading several rows at
+// once, interleaved, halved the memory's streaming rate on Zen 4: the
+// hardware prefetch lost the pattern.)
+constexpr int Chains(int m) { return m <= 2 ? 4 / m : m <= 4 ? 2 : 1; }
 
 #define KNNMEM_AVX512 \
   __attribute__((target("avx512f,avx512bw,avx512vl,avx2,fma,f16c")))
@@ -369,6 +369,14 @@ void ScoreFewQueryRows(FewQueryIsa isa, const float* queries, size_t stride,
   const GatheredRows gathered{rows, count, size_t{dim} * ElementSize(dtype)};
   KernelFor<GatheredRows>(isa, dtype, m)(queries, stride, dim, gathered, count,
                                          out, out_stride);
+}
+
+void ScoreFewQueries(FewQueryIsa isa, const float* queries, size_t stride,
+                     uint32_t m, uint32_t dim, const char* keys, DType dtype,
+                     uint32_t rows, float* out, size_t out_stride) {
+  const PackedRows packed{keys, size_t{dim} * ElementSize(dtype)};
+  KernelFor<PackedRows>(isa, dtype, m)(queries, stride, dim, packed, rows, out,
+                                       out_stride);
 }
 
 void ScoreInt8Rows(FewQueryIsa isa, const float* queries, size_t stride,

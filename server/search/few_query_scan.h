@@ -56,6 +56,14 @@ void ScoreFewQueryRows(FewQueryIsa isa, const float* queries, size_t stride,
                        DType dtype, uint32_t count, float* out,
                        size_t out_stride);
 
+// The scores of `rows` packed rows (as ScanFewQueries reads them) against
+// `m` queries: out[j * out_stride + r]. With a weight matrix for the rows
+// and a few inputs for the queries this is a linear layer of a decode step
+// (model/small_linear.h).
+void ScoreFewQueries(FewQueryIsa isa, const float* queries, size_t stride,
+                     uint32_t m, uint32_t dim, const char* keys, DType dtype,
+                     uint32_t rows, float* out, size_t out_stride);
+
 // Int8 code rows with a scale each (the approximate tier's compact copy of
 // its keys): out[j * out_stride + r] = scales[r] * (query j .
 // codes row r), the dot product summed in float32. Row r at codes + r * dim.

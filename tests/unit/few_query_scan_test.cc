@@ -85,12 +85,26 @@ TEST(FewQueryScanTest, EveryKernelEqualsBruteForce) {
               scored_top[q].Push(scored[size_t{q} * rows + r], first + r);
             }
           }
-          const char* const kForm[] = {"packed", "gathered", "scored"};
+          // The packed rows' scores (ScoreFewQueries, the model's
+          // SmallLinear).
+          std::vector<TopK> packed_scored_top(m, TopK(k));
+          std::vector<float> packed_scored(size_t{m} * rows);
+          ScoreFewQueries(isa, queries.data(), stride, m, dim, stored.data(),
+                          dtype, rows, packed_scored.data(), rows);
           for (uint32_t q = 0; q < m; ++q) {
-            std::vector<float> scores[3];
-            std::vector<int64_t> positions[3];
+            for (uint32_t r = 0; r < rows; ++r) {
+              packed_scored_top[q].Push(packed_scored[size_t{q} * rows + r],
+                                        first + r);
+            }
+          }
+          const char* const kForm[] = {"packed", "gathered", "scored",
+                                       "packed scored"};
+          for (uint32_t q = 0; q < m; ++q) {
+            std::vector<float> scores[4];
+            std::vector<int64_t> positions[4];
             int form = 0;
-            for (std::vector<TopK>* tops : {&top, &gathered_top, &scored_top}) {
+            for (std::vector<TopK>* tops :
+                 {&top, &gathered_top, &scored_top, &packed_scored_top}) {
               scores[form].resize(k);
               positions[form].resize(k);
               (*tops)[q].Finish(scores[form].data(), positions[form].data());
@@ -106,7 +120,7 @@ TEST(FewQueryScanTest, EveryKernelEqualsBruteForce) {
             // The same arithmetic per row, so the same bits: the
             // approximate tier rescores rows by ScoreFewQueryRows and
             // merges them with the exact search's.
-            for (int f = 1; f < 3; ++f) {
+            for (int f = 1; f < 4; ++f) {
               EXPECT_EQ(scores[f], scores[0])
                   << "query " << q << " " << kForm[f];
               EXPECT_EQ(positions[f], positions[0])
