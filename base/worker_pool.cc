@@ -61,9 +61,16 @@ void WorkerPool::WaitIdle() {
       this));
 }
 
+namespace {
+thread_local bool serial = false;  // a SerialScope lives on this thread
+}  // namespace
+
+WorkerPool::SerialScope::SerialScope() : outer_(serial) { serial = true; }
+WorkerPool::SerialScope::~SerialScope() { serial = outer_; }
+
 void WorkerPool::ParallelFor(size_t n, const std::function<void(size_t)>& fn) {
   if (n == 0) return;
-  if (n == 1 || threads_.size() == 1) {
+  if (n == 1 || threads_.size() == 1 || serial) {
     for (size_t i = 0; i < n; ++i) fn(i);
     return;
   }

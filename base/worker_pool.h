@@ -29,8 +29,23 @@ class WorkerPool {
 
   // Runs fn(i) for i in [0, n) on the pool and returns when all are done.
   // The calling thread takes part, so this is safe to call from a worker:
-  // it never waits for a task that no thread is running.
+  // it never waits for a task that no thread is running. Inside a
+  // SerialScope of the calling thread, the calling thread runs them all.
   void ParallelFor(size_t n, const std::function<void(size_t)>& fn);
+
+  // While one lives, every ParallelFor called on its thread (of any pool,
+  // nested ones included) runs on that thread alone: for work smaller than
+  // waking a worker costs (a decode step over a few short streams).
+  class SerialScope {
+   public:
+    SerialScope();
+    ~SerialScope();
+    SerialScope(const SerialScope&) = delete;
+    SerialScope& operator=(const SerialScope&) = delete;
+
+   private:
+    const bool outer_;  // the thread's state before this scope
+  };
 
   // Returns once no task is queued or running. The server calls it after
   // gRPC has finished every call and before it closes the store, so no task

@@ -6,6 +6,7 @@
 #include <string>
 
 #include "model/small_linear.h"
+#include "model/step_attention.h"
 
 namespace knnmem::model {
 namespace {
@@ -76,6 +77,9 @@ AttentionLayerImpl::AttentionLayerImpl(const ModelConfig& config, bool knn)
   // The farthest local key: the XL cache and the segment, less one.
   edge_bucket_ =
       Buckets(torch::tensor(int64_t{2} * config.segment - 1)).item<int64_t>();
+  const torch::Tensor buckets = Buckets(torch::arange(kFar + 1));
+  distance_bucket_.assign(buckets.data_ptr<int64_t>(),
+                          buckets.data_ptr<int64_t>() + buckets.numel());
   ResetMemoryShare();
 }
 
@@ -117,9 +121,34 @@ torch::Tensor AttentionLayerImpl::forward(
     ks = {torch::cat(ks, 2)};
     vs = {torch::cat(vs, 2)};
   }
+  torch::Tensor out, lse;
+  if (segment != nullptr && t == 1 && !torch::GradMode::is_enabled() &&
+      StepAttentionAvailable()) {
+    const torch::Tensor factor =
+        knn_ ? scale() : torch::full({1}, 1.0f / std::sqrt(float(dh)));
+    StepAttentionResult r = StepAttention(
+        q, ks, vs, s,
+        cache_valid.defined() ? cache_valid : torch::ones({b}, torch::kBool),
+        factor, position_bias_, distance_bucket_);
+    out = std::move(r.out);
+    lse = std::move(r.lse);
+  } else {
+    out = LocalAttention(q, ks, vs, s, cache_valid, &lse);
+  }
+  if (knn_ && memory != nullptr) out = MixMemory(q, out, lse, *memory);
+  return SmallLinear(out_, out.transpose(1, 2).reshape({b, t, h * dh}));
+}
+
+torch::Tensor AttentionLayerImpl::LocalAttention(
+    const torch::Tensor& q, const std::vector<torch::Tensor>& ks,
+    const std::vector<torch::Tensor>& vs, int64_t s,
+    const torch::Tensor& cache_valid, torch::Tensor* lse_out) const {
+  const int64_t b = q.size(0), h = q.size(1), t = q.size(2), dh = q.size(3);
   std::vector<torch::Tensor> part_scores;
+  int64_t n = 0;
   for (const torch::Tensor& part : ks) {
     part_scores.push_back(torch::matmul(q, part.transpose(-2, -1)));
+    n += part.size(2);
   }
   const torch::Tensor factor =
       knn_ ? scale().view({1, h, 1, 1})
@@ -127,10 +156,9 @@ torch::Tensor AttentionLayerImpl::forward(
   torch::Tensor scores =
       (part_scores.size() > 1 ? torch::cat(part_scores, -1) : part_scores[0]) *
       factor;
-  // Key j at j; causal; a lane's cache counts only when it is of the same
-  // document.
-  const int64_t n = s + p + t;
-  const torch::Tensor qpos = torch::arange(s + p, n).view({t, 1});
+  // Key j at j; the queries are the last t positions; causal; a lane's
+  // cache counts only when it is of the same document.
+  const torch::Tensor qpos = torch::arange(n - t, n).view({t, 1});
   const torch::Tensor kpos = torch::arange(n).view({1, n});
   const torch::Tensor bucket = Buckets((qpos - kpos).clamp_min(0));
   const torch::Tensor bias =
@@ -148,15 +176,15 @@ torch::Tensor AttentionLayerImpl::forward(
   const torch::Tensor weights = torch::exp(scores - lse.unsqueeze(-1));
   torch::Tensor out;
   int64_t first = 0;
-  for (size_t i = 0; i < vs.size(); ++i) {
-    const int64_t count = vs[i].size(2);
-    const torch::Tensor part =
-        torch::matmul(weights.narrow(-1, first, count), vs[i]);
-    out = out.defined() ? out + part : part;
+  for (const torch::Tensor& part : vs) {
+    const int64_t count = part.size(2);
+    const torch::Tensor sum =
+        torch::matmul(weights.narrow(-1, first, count), part);
+    out = out.defined() ? out + sum : sum;
     first += count;
   }
-  if (knn_ && memory != nullptr) out = MixMemory(q, out, lse, *memory);
-  return SmallLinear(out_, out.transpose(1, 2).reshape({b, t, h * dh}));
+  *lse_out = lse;
+  return out;
 }
 
 torch::Tensor AttentionLayerImpl::MixMemory(const torch::Tensor& q,

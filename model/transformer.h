@@ -81,6 +81,14 @@ class AttentionLayerImpl : public torch::nn::Module {
   void ResetMemoryShare();
 
  private:
+  // Attention of q [B, H, T, Dh] (the last T positions) over the keys and
+  // values in parts ([B, H, n_i, Dh]; the first s of them the XL cache):
+  // [B, H, T, Dh], and the log-sum-exp of the scores in *lse [B, H, T].
+  torch::Tensor LocalAttention(const torch::Tensor& q,
+                               const std::vector<torch::Tensor>& ks,
+                               const std::vector<torch::Tensor>& vs, int64_t s,
+                               const torch::Tensor& cache_valid,
+                               torch::Tensor* lse) const;
   // out_local mixed with the memory's answer, [B, H, T, Dh].
   torch::Tensor MixMemory(const torch::Tensor& q, const torch::Tensor& local,
                           const torch::Tensor& local_lse, MemoryReader& memory);
@@ -93,6 +101,7 @@ class AttentionLayerImpl : public torch::nn::Module {
   torch::Tensor memory_log_scale_;         // kNN layer with memory_scale only
   torch::Tensor share_sum_, share_count_;  // [H], no gradient
   int64_t edge_bucket_ = 0;  // the bucket of the window's farthest key
+  std::vector<int64_t> distance_bucket_;  // the bucket of distances 0..kFar
 };
 TORCH_MODULE(AttentionLayer);
 

@@ -228,6 +228,8 @@ class MemoryStore {
                                          uint32_t layer) const;
   absl::Status Recover();
   StepResult RunStep(const StepCommand& step);
+  // About the bytes a step scores (keys x queries) and appends.
+  uint64_t StepBytes(const StepCommand& step) const;
   // Attend over `snapshot`, a view of the command's layer.
   absl::StatusOr<Attention> AttendOn(const LayerSnapshot& snapshot,
                                      const AttendCommand& cmd) const;

@@ -70,6 +70,41 @@ TEST(WorkerPoolTest, ParallelForRunsInlineWhenEveryWorkerIsBusy) {
   release.Notify();
 }
 
+// In a SerialScope every ParallelFor of the thread, nested ones too, runs
+// on it alone, with idle workers about; after the scope they help again.
+TEST(WorkerPoolTest, SerialScopeRunsOnTheCallingThread) {
+  WorkerPool pool(2);
+  const std::thread::id me = std::this_thread::get_id();
+  {
+    WorkerPool::SerialScope serial;
+    std::vector<std::thread::id> ran_on(16 * 16);
+    pool.ParallelFor(16, [&](size_t i) {
+      pool.ParallelFor(16, [&](size_t j) {
+        ran_on[i * 16 + j] = std::this_thread::get_id();
+      });
+    });
+    for (const std::thread::id& id : ran_on) EXPECT_EQ(id, me);
+    { WorkerPool::SerialScope nested; }
+    // A nested scope's end leaves the outer one in force.
+    std::thread::id inner;
+    pool.ParallelFor(2, [&](size_t i) {
+      if (i == 1) inner = std::this_thread::get_id();
+    });
+    EXPECT_EQ(inner, me);
+  }
+  // After the scope: a worker takes part once it is free to (each index
+  // waits until one does, so this cannot pass on the caller alone).
+  absl::Notification helped;
+  pool.ParallelFor(2, [&](size_t) {
+    if (std::this_thread::get_id() != me) {
+      helped.Notify();
+    } else {
+      helped.WaitForNotificationWithTimeout(absl::Seconds(60));
+    }
+  });
+  EXPECT_TRUE(helped.HasBeenNotified());
+}
+
 TEST(WorkerPoolTest, DestructorRunsQueuedTasks) {
   std::atomic<int> ran{0};
   {
