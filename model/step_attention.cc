@@ -10,9 +10,6 @@
 namespace knnmem::model {
 namespace {
 
-// Stand-in for -inf, as transformer.cc's kMasked.
-constexpr float kMasked = -1e30f;
-
 FewQueryIsa Isa() {
   static const FewQueryIsa isa = FewQueryIsaOfCpu();
   return isa;

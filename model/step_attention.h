@@ -19,6 +19,11 @@
 
 namespace knnmem::model {
 
+// Stand-in for -inf in masked scores: finite, so that a row with nothing to
+// attend to has finite gradients (exp(-inf - -inf) would be NaN). The
+// general path (transformer.cc) and StepAttention mask with it alike.
+inline constexpr float kMasked = -1e30f;
+
 // True when this CPU runs the kernels (AVX2 with FMA and F16C, or AVX-512).
 bool StepAttentionAvailable();
 

@@ -14,10 +14,6 @@ namespace {
 namespace F = torch::nn::functional;
 using torch::indexing::Slice;
 
-// Stand-in for -inf in masked scores: finite, so that a row with nothing to
-// attend to has finite gradients (exp(-inf - -inf) would be NaN).
-constexpr float kMasked = -1e30f;
-
 // Relative positions as in T5 (the paper's choice): a learned bias per head
 // and distance bucket; distances below kExact have a bucket each, larger
 // ones share log-spaced buckets up to kFar.
