@@ -14,9 +14,9 @@
 #include "absl/strings/str_cat.h"
 #include "base/status_macros.h"
 #include "server/approximate/bf16_list_scan.h"
-#include "server/approximate/int8_list_scan.h"
 #include "server/search/bf16_prefilter.h"
 #include "server/search/few_query_scan.h"
+#include "server/search/int8_list_scan.h"
 #include "server/search/score_scan.h"
 #include "server/search/top_k.h"
 

@@ -4,11 +4,15 @@
 #include <cassert>
 #include <cstdlib>
 #include <cstring>
+#include <vector>
+
+#include "base/dtype.h"
+#include "server/memory/int8_codes.h"
 
 namespace knnmem {
 
 Block::Block(const StreamSpec& spec, int64_t first_position,
-             uint32_t capacity_rows)
+             uint32_t capacity_rows, bool int8_codes)
     : first_position_(first_position),
       capacity_rows_(capacity_rows),
       heads_(spec.heads),
@@ -16,8 +20,12 @@ Block::Block(const StreamSpec& spec, int64_t first_position,
                       ElementSize(spec.storage_dtype)),
       value_head_bytes_(static_cast<size_t>(capacity_rows) * spec.value_dim *
                         ElementSize(spec.storage_dtype)),
+      code_head_bytes_(int8_codes ? size_t{capacity_rows} * spec.key_dim : 0),
       keys_(Allocate(key_head_bytes_ * spec.heads)),
-      values_(Allocate(value_head_bytes_ * spec.heads)) {}
+      values_(Allocate(value_head_bytes_ * spec.heads)),
+      codes_(int8_codes ? Allocate(code_head_bytes_ * spec.heads) : nullptr),
+      scales_(int8_codes ? Allocate(sizeof(float) * capacity_rows * spec.heads)
+                         : nullptr) {}
 
 // No MADV_HUGEPAGE: with the kernel's THP defrag "madvise" setting the
 // first touch of advised memory compacts for huge pages, and on the CI VMs
@@ -47,7 +55,8 @@ const Block& LayerSnapshot::BlockOf(int64_t position) const {
   return **(it - 1);
 }
 
-LayerMemory::LayerMemory(const StreamSpec& spec) : spec_(spec) {}
+LayerMemory::LayerMemory(const StreamSpec& spec, LayerOptions options)
+    : spec_(spec), options_(options) {}
 
 int64_t LayerMemory::first_position() const {
   MutexLock lock(&mu_);
@@ -91,11 +100,13 @@ LayerMemory::Staged LayerMemory::StageRows(const char* keys, size_t key_stride,
     if (!blocks_.empty()) block = blocks_.back();
   }
   std::vector<std::shared_ptr<Block>> added;
+  std::vector<float> wide(options_.int8_codes ? spec_.key_dim : 0);
   for (size_t r = 0; r < rows; ++r, ++position) {
     if (block == nullptr ||
         position >= block->first_position() + block->capacity_rows()) {
       const uint32_t size = BlockRowsAt(position, spec_.capacity);
-      block = std::make_shared<Block>(spec_, position - position % size, size);
+      block = std::make_shared<Block>(spec_, position - position % size, size,
+                                      options_.int8_codes);
       added.push_back(block);
     }
     const size_t row = static_cast<size_t>(position - block->first_position());
@@ -106,6 +117,17 @@ LayerMemory::Staged LayerMemory::StageRows(const char* keys, size_t key_stride,
                   key_bytes);
       std::memcpy(block->mutable_values(h) + row * value_bytes,
                   v + h * value_bytes, value_bytes);
+      if (options_.int8_codes) {
+        const char* key = block->keys(h) + row * key_bytes;
+        const float* widened = reinterpret_cast<const float*>(key);
+        if (spec_.storage_dtype != DType::kFloat32) {
+          DecodeFloats(key, spec_.key_dim, spec_.storage_dtype, wide.data());
+          widened = wide.data();
+        }
+        QuantizeRows(widened, 1, spec_.key_dim,
+                     block->mutable_codes(h) + row * spec_.key_dim,
+                     block->mutable_scales(h) + row);
+      }
     }
   }
   return Staged{position, std::move(added)};

@@ -52,10 +52,20 @@ inline constexpr uint32_t kMaxBlockRows = 1024;
 // blocks.
 uint32_t BlockRowsAt(int64_t position, uint64_t capacity);
 
+// How a layer holds its keys besides the keys themselves.
+struct LayerOptions {
+  // Every block also holds each key as int8 codes with a scale (int8_codes.h;
+  // key_dim + 4 bytes per key and head, +26% of float32 keys of 128): a
+  // decode step's few queries read the codes and score again, in float32,
+  // only the rows that may enter the top k, with the same answers.
+  bool int8_codes = false;
+};
+
 // Positions [first_position, first_position + capacity_rows) of every head.
 class Block {
  public:
-  Block(const StreamSpec& spec, int64_t first_position, uint32_t capacity_rows);
+  Block(const StreamSpec& spec, int64_t first_position, uint32_t capacity_rows,
+        bool int8_codes = false);
 
   int64_t first_position() const { return first_position_; }
   uint32_t capacity_rows() const { return capacity_rows_; }
@@ -73,8 +83,29 @@ class Block {
   char* mutable_values(uint32_t head) {
     return values_.get() + head * value_head_bytes_;
   }
+  // With LayerOptions::int8_codes: row-major [capacity_rows, key_dim] codes
+  // and [capacity_rows] scales of `head`'s keys; else nullptr.
+  const int8_t* codes(uint32_t head) const {
+    return codes_ == nullptr ? nullptr
+                             : reinterpret_cast<const int8_t*>(codes_.get()) +
+                                   head * code_head_bytes_;
+  }
+  int8_t* mutable_codes(uint32_t head) {
+    return reinterpret_cast<int8_t*>(codes_.get()) + head * code_head_bytes_;
+  }
+  const float* scales(uint32_t head) const {
+    return scales_ == nullptr ? nullptr
+                              : reinterpret_cast<const float*>(scales_.get()) +
+                                    size_t{head} * capacity_rows_;
+  }
+  float* mutable_scales(uint32_t head) {
+    return reinterpret_cast<float*>(scales_.get()) +
+           size_t{head} * capacity_rows_;
+  }
   size_t bytes() const {
-    return (key_head_bytes_ + value_head_bytes_) * heads_;
+    return (key_head_bytes_ + value_head_bytes_ + code_head_bytes_ +
+            (codes_ == nullptr ? 0 : sizeof(float) * capacity_rows_)) *
+           heads_;
   }
 
  private:
@@ -83,6 +114,7 @@ class Block {
   const uint32_t heads_;
   const size_t key_head_bytes_;
   const size_t value_head_bytes_;
+  const size_t code_head_bytes_;  // 0 without codes
   struct Free {
     void operator()(char* p) const;
   };
@@ -91,6 +123,8 @@ class Block {
   static char* Allocate(size_t bytes);
   std::unique_ptr<char[], Free> keys_;
   std::unique_ptr<char[], Free> values_;
+  std::unique_ptr<char[], Free> codes_;   // with int8 codes
+  std::unique_ptr<char[], Free> scales_;  // with int8 codes
 };
 
 // An immutable view of the retained entries at one moment.
@@ -110,7 +144,7 @@ struct LayerSnapshot {
 
 class LayerMemory {
  public:
-  explicit LayerMemory(const StreamSpec& spec);
+  explicit LayerMemory(const StreamSpec& spec, LayerOptions options = {});
 
   LayerMemory(const LayerMemory&) = delete;
   LayerMemory& operator=(const LayerMemory&) = delete;
@@ -163,6 +197,7 @@ class LayerMemory {
 
  private:
   const StreamSpec spec_;
+  const LayerOptions options_;
   std::shared_ptr<SealedTier> index_;
   Mutex append_mu_;
   mutable Mutex mu_;

@@ -7,6 +7,7 @@
 #include <optional>
 
 #include "server/search/bf16_prefilter.h"
+#include "server/search/coded_block_scan.h"
 #include "server/search/few_query_scan.h"
 #include "server/search/score_scan.h"
 #include "server/search/top_k.h"
@@ -141,8 +142,19 @@ absl::StatusOr<Neighbours> ExactSearch(const StreamSpec& spec,
     if (streaming == FewQueryIsa::kNone && UsePrefilter(options.kernel, m)) {
       prefilter.emplace(qbase, lda, m, dk);
     }
+    // Blocks with int8 codes (LayerOptions::int8_codes): the streaming scan
+    // reads the codes and scores again only the rows that may enter; a
+    // small layer all at once.
+    std::optional<CodedBlockScan> coded;
+    if (streaming != FewQueryIsa::kNone &&
+        CodedBlockScan::Applies(snapshot, head)) {
+      coded.emplace(streaming, spec, head, qbase, lda, m, k, top.data());
+      if (snapshot.entries() <= kTwoPassRows) coded->ScanSmallLayer(snapshot);
+    }
+    const bool scanned = coded && snapshot.entries() <= kTwoPassRows;
     uint64_t prefiltered_rows = 0;
     for (const auto& block : snapshot.blocks) {
+      if (scanned) break;
       if (stopped.load(std::memory_order_relaxed)) return;
       if (options.cancelled && options.cancelled()) {
         stopped = true;
@@ -157,6 +169,10 @@ absl::StatusOr<Neighbours> ExactSearch(const StreamSpec& spec,
       const uint32_t rows = static_cast<uint32_t>(hi - lo);
       const size_t row0 = static_cast<size_t>(lo - block->first_position());
       const char* raw = block->keys(head) + row0 * dk * es;
+      if (coded) {
+        coded->ScanBlock(*block, lo, hi);
+        continue;
+      }
       if (streaming != FewQueryIsa::kNone) {
         ScanFewQueries(streaming, qbase, lda, m, dk, raw, spec.storage_dtype,
                        rows, lo, top.data());

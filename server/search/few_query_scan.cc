@@ -200,6 +200,84 @@ KNNMEM_AVX512 void ScoresAvx512(const float* q, size_t stride, uint32_t dim,
   }
 }
 
+// The sums of four vectors' 16 lanes each, into s[0..4): halves of the
+// first two side by side, then of the last two, then quarters of all four,
+// each 128-bit lane four partial sums of one vector. (Vector extensions for
+// the reasons of Sum16.)
+KNNMEM_AVX512 inline void Sum4x16(const __m512* v, float* s) {
+  typedef float V16 __attribute__((vector_size(64)));
+  const V16 a = reinterpret_cast<V16>(v[0]), b = reinterpret_cast<V16>(v[1]);
+  const V16 c = reinterpret_cast<V16>(v[2]), d = reinterpret_cast<V16>(v[3]);
+  const V16 ab = __builtin_shufflevector(a, b, 0, 1, 2, 3, 4, 5, 6, 7, 16, 17,
+                                         18, 19, 20, 21, 22, 23) +
+                 __builtin_shufflevector(a, b, 8, 9, 10, 11, 12, 13, 14, 15, 24,
+                                         25, 26, 27, 28, 29, 30, 31);
+  const V16 cd = __builtin_shufflevector(c, d, 0, 1, 2, 3, 4, 5, 6, 7, 16, 17,
+                                         18, 19, 20, 21, 22, 23) +
+                 __builtin_shufflevector(c, d, 8, 9, 10, 11, 12, 13, 14, 15, 24,
+                                         25, 26, 27, 28, 29, 30, 31);
+  V16 x = __builtin_shufflevector(ab, cd, 0, 1, 2, 3, 8, 9, 10, 11, 16, 17, 18,
+                                  19, 24, 25, 26, 27) +
+          __builtin_shufflevector(ab, cd, 4, 5, 6, 7, 12, 13, 14, 15, 20, 21,
+                                  22, 23, 28, 29, 30, 31);
+  x += __builtin_shufflevector(x, x, 2, 3, 0, 1, 6, 7, 4, 5, 10, 11, 8, 9, 14,
+                               15, 12, 13);
+  x += __builtin_shufflevector(x, x, 1, 0, 3, 2, 5, 4, 7, 6, 9, 8, 11, 10, 13,
+                               12, 15, 14);
+  for (int i = 0; i < 4; ++i) s[i] = x[4 * i];
+}
+
+// Int8 codes for up to 4 queries: four rows at a time, one FMA chain per
+// (query, row), each query's chunk loaded once for the four rows, and the
+// four rows' sums reduced together. A row of codes is short (128 bytes at
+// dim 128), so one row at a time spent more on its reduction than on its
+// elements: about 11 ns a row from cache against 3 here.
+template <int M>
+KNNMEM_AVX512 void Int8RowsAvx512(const float* q, size_t stride, uint32_t dim,
+                                  const ScaledRows& keys, uint32_t rows,
+                                  float* out, size_t out_stride) {
+  constexpr int R = 4;
+  const uint32_t full = dim / 16 * 16;
+  uint32_t r = 0;
+  for (; r + R <= rows; r += R) {
+    __m512 acc[M][R];
+#pragma GCC unroll 4
+    for (int j = 0; j < M; ++j) {
+#pragma GCC unroll 4
+      for (int i = 0; i < R; ++i) acc[j][i] = _mm512_setzero_ps();
+    }
+    for (uint32_t c = 0; c < full; c += 16) {
+      __m512 k[R];
+#pragma GCC unroll 4
+      for (int i = 0; i < R; ++i) k[i] = Load16<Elem::kI8>(keys[r + i] + c);
+#pragma GCC unroll 4
+      for (int j = 0; j < M; ++j) {
+        const __m512 qv = _mm512_loadu_ps(q + j * stride + c);
+#pragma GCC unroll 4
+        for (int i = 0; i < R; ++i) {
+          acc[j][i] = _mm512_fmadd_ps(k[i], qv, acc[j][i]);
+        }
+      }
+    }
+#pragma GCC unroll 4
+    for (int j = 0; j < M; ++j) {
+      float sums[R];
+      Sum4x16(acc[j], sums);
+      for (int i = 0; i < R; ++i) {
+        float v = sums[i];
+        if (full < dim) {
+          v += TailDot<Elem::kI8>(q + j * stride, keys[r + i], full, dim);
+        }
+        out[j * out_stride + r + i] = v * keys.scales[r + i];
+      }
+    }
+  }
+  if (r < rows) {
+    ScoresAvx512<Elem::kI8, M, ScaledRows>(q, stride, dim, keys.From(r),
+                                           rows - r, out + r, out_stride);
+  }
+}
+
 template <Elem D>
 KNNMEM_AVX2 inline __m256 Load8(const char* p) {
   if constexpr (D == Elem::kF32) {
@@ -384,8 +462,14 @@ void ScoreInt8Rows(FewQueryIsa isa, const float* queries, size_t stride,
                    const float* scales, uint32_t rows, float* out,
                    size_t out_stride) {
   const ScaledRows scaled{{reinterpret_cast<const char*>(codes), dim}, scales};
-  KernelFor<ScaledRows, Elem::kI8>(isa, m)(queries, stride, dim, scaled, rows,
-                                           out, out_stride);
+  ScoresFn<ScaledRows> kernel = KernelFor<ScaledRows, Elem::kI8>(isa, m);
+  if (isa == FewQueryIsa::kAvx512 && m <= 4) {
+    constexpr ScoresFn<ScaledRows> kFourRows[] = {
+        Int8RowsAvx512<1>, Int8RowsAvx512<2>, Int8RowsAvx512<3>,
+        Int8RowsAvx512<4>};
+    kernel = kFourRows[m - 1];
+  }
+  kernel(queries, stride, dim, scaled, rows, out, out_stride);
 }
 
 }  // namespace knnmem

@@ -2,15 +2,56 @@
 
 #include <immintrin.h>
 
+#include <algorithm>
+#include <limits>
+
 namespace knnmem {
 namespace {
 
-void ScanPortable(const float* s, uint32_t count, int64_t first, TopK& top) {
-  float threshold = top.threshold();
+// The largest k for which a row of scores gets a bound of its own (the
+// maxima live on the stack).
+constexpr uint32_t kMaxBoundK = 128;
+
+// A lower bound of the k-th best of s[0, count): the least of the k strided
+// maxima max{s[i] : i = g mod k}, which are k different scores at or above
+// it. Scores below it cannot be among the k best of the row, nor of
+// anything the row is part of. Strided, not contiguous, groups: when scores
+// rise along the row (attention keys score higher the newer they are), the
+// bound is the row's k-th best itself, where the TopK's own threshold, built
+// from older rows, lets every score in. -inf for count < k, and for groups
+// holding only NaNs.
+float RowBound(const float* s, uint32_t count, uint32_t k) {
+  constexpr float kNone = -std::numeric_limits<float>::infinity();
+  if (k > kMaxBoundK || count < k) return kNone;
+  float maxima[kMaxBoundK];
+  for (uint32_t g = 0; g < k; ++g) maxima[g] = kNone;
+  uint32_t base = 0;
+  for (; base + k <= count; base += k) {
+    for (uint32_t g = 0; g < k; ++g) {
+      maxima[g] = s[base + g] > maxima[g] ? s[base + g] : maxima[g];
+    }
+  }
+  for (uint32_t g = 0; base + g < count; ++g) {
+    maxima[g] = s[base + g] > maxima[g] ? s[base + g] : maxima[g];
+  }
+  float bound = maxima[0];
+  for (uint32_t g = 1; g < k; ++g) bound = std::min(bound, maxima[g]);
+  return bound;
+}
+
+// The least score that can still enter: the TopK's threshold, or the row's
+// own bound if that is higher.
+inline float Least(const TopK& top, float bound) {
+  return std::max(top.threshold(), bound);
+}
+
+void ScanPortable(const float* s, uint32_t count, int64_t first, float bound,
+                  TopK& top) {
+  float threshold = Least(top, bound);
   for (uint32_t i = 0; i < count; ++i) {
     if (s[i] >= threshold) {
       top.Push(s[i], first + i);
-      threshold = top.threshold();
+      threshold = Least(top, bound);
     }
   }
 }
@@ -19,9 +60,10 @@ void ScanPortable(const float* s, uint32_t count, int64_t first, TopK& top) {
 // one branch per 16 (or 8) scores; hits are pushed in order.
 __attribute__((target("avx512f"))) void ScanAvx512(const float* s,
                                                    uint32_t count,
-                                                   int64_t first, TopK& top) {
+                                                   int64_t first, float bound,
+                                                   TopK& top) {
   uint32_t i = 0;
-  __m512 threshold = _mm512_set1_ps(top.threshold());
+  __m512 threshold = _mm512_set1_ps(Least(top, bound));
   for (; i + 16 <= count; i += 16) {
     __mmask16 hits =
         _mm512_cmp_ps_mask(_mm512_loadu_ps(s + i), threshold, _CMP_GE_OQ);
@@ -30,17 +72,18 @@ __attribute__((target("avx512f"))) void ScanAvx512(const float* s,
       const uint32_t j = static_cast<uint32_t>(__builtin_ctz(hits));
       hits &= hits - 1;
       // The threshold may have risen since the compare.
-      if (s[i + j] >= top.threshold()) top.Push(s[i + j], first + i + j);
+      if (s[i + j] >= Least(top, bound)) top.Push(s[i + j], first + i + j);
     }
-    threshold = _mm512_set1_ps(top.threshold());
+    threshold = _mm512_set1_ps(Least(top, bound));
   }
-  ScanPortable(s + i, count - i, first + i, top);
+  ScanPortable(s + i, count - i, first + i, bound, top);
 }
 
 __attribute__((target("avx2"))) void ScanAvx2(const float* s, uint32_t count,
-                                              int64_t first, TopK& top) {
+                                              int64_t first, float bound,
+                                              TopK& top) {
   uint32_t i = 0;
-  __m256 threshold = _mm256_set1_ps(top.threshold());
+  __m256 threshold = _mm256_set1_ps(Least(top, bound));
   for (; i + 8 <= count; i += 8) {
     uint32_t hits = static_cast<uint32_t>(_mm256_movemask_ps(
         _mm256_cmp_ps(_mm256_loadu_ps(s + i), threshold, _CMP_GE_OQ)));
@@ -48,14 +91,14 @@ __attribute__((target("avx2"))) void ScanAvx2(const float* s, uint32_t count,
     while (hits != 0) {
       const uint32_t j = static_cast<uint32_t>(__builtin_ctz(hits));
       hits &= hits - 1;
-      if (s[i + j] >= top.threshold()) top.Push(s[i + j], first + i + j);
+      if (s[i + j] >= Least(top, bound)) top.Push(s[i + j], first + i + j);
     }
-    threshold = _mm256_set1_ps(top.threshold());
+    threshold = _mm256_set1_ps(Least(top, bound));
   }
-  ScanPortable(s + i, count - i, first + i, top);
+  ScanPortable(s + i, count - i, first + i, bound, top);
 }
 
-using ScanFn = void (*)(const float*, uint32_t, int64_t, TopK&);
+using ScanFn = void (*)(const float*, uint32_t, int64_t, float, TopK&);
 
 struct Dispatch {
   ScanFn fn;
@@ -78,7 +121,8 @@ const Dispatch& Chosen() {
 
 void ScanScores(const float* scores, uint32_t count, int64_t first_position,
                 TopK& top) {
-  Chosen().fn(scores, count, first_position, top);
+  Chosen().fn(scores, count, first_position, RowBound(scores, count, top.k()),
+              top);
 }
 
 const char* ScanScoresIsa() { return Chosen().isa; }
@@ -98,13 +142,14 @@ bool ScanIsaSupported(ScanIsa isa) {
 
 void ScanScoresWith(ScanIsa isa, const float* scores, uint32_t count,
                     int64_t first_position, TopK& top) {
+  const float bound = RowBound(scores, count, top.k());
   switch (isa) {
     case ScanIsa::kPortable:
-      return ScanPortable(scores, count, first_position, top);
+      return ScanPortable(scores, count, first_position, bound, top);
     case ScanIsa::kAvx2:
-      return ScanAvx2(scores, count, first_position, top);
+      return ScanAvx2(scores, count, first_position, bound, top);
     case ScanIsa::kAvx512:
-      return ScanAvx512(scores, count, first_position, top);
+      return ScanAvx512(scores, count, first_position, bound, top);
   }
 }
 

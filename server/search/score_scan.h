@@ -10,9 +10,11 @@
 
 namespace knnmem {
 
-// Pushes (scores[i], first_position + i) for i in [0, count) into `top`.
-// Equivalent to pushing every candidate whose score is >= top.threshold()
-// at the time it is reached, in order.
+// Feeds (scores[i], first_position + i) for i in [0, count) to `top`:
+// leaves it holding the k best it would hold had every candidate been
+// pushed, pushing only those that may still be among them (at or above
+// top.threshold() when reached, and at or above a bound on the k-th best of
+// this row of scores itself).
 void ScanScores(const float* scores, uint32_t count, int64_t first_position,
                 TopK& top);
 

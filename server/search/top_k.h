@@ -39,6 +39,7 @@ class TopK {
 
   // Scores below threshold() can never enter; equal ones may (ties).
   float threshold() const { return threshold_; }
+  uint32_t k() const { return k_; }
 
   void Push(float score, int64_t position) {
     buffer_.push_back({score, position});

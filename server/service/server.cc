@@ -84,6 +84,7 @@ absl::Status Server::Open() {
   store_options.wal_recovery = options_.wal_recovery;
   store_options.descriptor_reserve = options_.descriptor_reserve;
   store_options.tier.int8_codes = options_.tier_int8_codes;
+  store_options.layer.int8_codes = options_.exact_int8_codes;
   Metrics* metrics = metrics_.get();
   store_options.on_load = [metrics](double seconds) {
     metrics->ObserveStreamLoad(seconds);

@@ -53,6 +53,8 @@ struct ServerOptions {
   int descriptor_reserve = 64;
   // APPROXIMATE tiers keep int8 codes of their keys (see --help).
   bool tier_int8_codes = false;
+  // Every layer's blocks keep int8 codes of their keys (see --help).
+  bool exact_int8_codes = false;
   // After SIGTERM: seconds to keep serving while health says NOT_SERVING,
   // then seconds in-flight calls get to finish.
   uint32_t drain_seconds = 0;

@@ -107,6 +107,7 @@ MemoryStore::MemoryStore(const Options& options,
     : pool_(options.pool),
       default_ttl_seconds_(options.default_ttl_seconds),
       tier_(options.tier),
+      layer_(options.layer),
       on_load_(options.on_load),
       budget_(options.memory_budget_bytes,
               StreamBudget(options.memory_budget_bytes)),
@@ -141,7 +142,7 @@ absl::Status MemoryStore::Recover() {
   // restart with many streams serves at once.
   return storage_->LoadStreams([this](StreamRecord record) -> absl::Status {
     auto stream = std::make_shared<Stream>(record.stream_id, record.spec, tier_,
-                                           record.incarnation,
+                                           layer_, record.incarnation,
                                            /*resident=*/false);
     stream->Touch(clock_->NowMicros());  // a restart counts as a use
     // Charged without a quota: a lowered quota refuses only new streams.
@@ -193,8 +194,8 @@ absl::StatusOr<StreamState> MemoryStore::CreateStream(
     ledger_.Refund(stream_id, charge);
     return put;
   }
-  auto stream =
-      std::make_shared<Stream>(stream_id, spec, tier_, record.incarnation);
+  auto stream = std::make_shared<Stream>(stream_id, spec, tier_, layer_,
+                                         record.incarnation);
   stream->Touch(clock_->NowMicros());
   registry_.Insert(stream);
   *created = true;

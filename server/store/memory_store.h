@@ -101,6 +101,8 @@ class MemoryStore {
     std::function<void(double)> on_load;
     // How APPROXIMATE layers' tiers hold their keys (--tier-int8-codes).
     TierOptions tier;
+    // How every layer's blocks hold their keys (--exact-int8-codes).
+    LayerOptions layer;
   };
 
   // Opens the storage in options.data_dir and reads every stream's record;
@@ -262,6 +264,7 @@ class MemoryStore {
   WorkerPool* const pool_;
   const uint32_t default_ttl_seconds_;
   const TierOptions tier_;
+  const LayerOptions layer_;
   const std::function<void(double)> on_load_;
   mutable MemoryBudget budget_;
   SteadyClock steady_clock_;

@@ -29,10 +29,11 @@ class Stream {
   // has them only in storage (after a restart, or unloaded for the memory
   // budget) and holds empty layers until MemoryStore loads it.
   Stream(std::string id, const StreamSpec& spec, const TierOptions& tier,
-         uint64_t incarnation, bool resident = true)
+         const LayerOptions& layer, uint64_t incarnation, bool resident = true)
       : id_(std::move(id)),
         spec_(spec),
         tier_(tier),
+        layer_(layer),
         incarnation_(incarnation),
         resident_(resident) {
     NewLayers();
@@ -87,7 +88,7 @@ class Stream {
   void NewLayers() ABSL_NO_THREAD_SAFETY_ANALYSIS {
     layers_.clear();
     for (uint32_t l = 0; l < spec_.layers; ++l) {
-      layers_.push_back(std::make_unique<LayerMemory>(spec_));
+      layers_.push_back(std::make_unique<LayerMemory>(spec_, layer_));
       if (spec_.index == IndexKind::kApproximate) {
         layers_.back()->AttachIndex(
             std::make_shared<ApproximateIndex>(spec_, tier_));
@@ -98,6 +99,7 @@ class Stream {
   const std::string id_;
   const StreamSpec spec_;
   const TierOptions tier_;
+  const LayerOptions layer_;
   std::atomic<int64_t> last_used_{0};
   mutable Mutex mu_;
   uint64_t incarnation_ ABSL_GUARDED_BY(mu_);

@@ -2,7 +2,7 @@
 // float32 scan of the same keys (the exact search's kernel, every row
 // scored), bit for bit, on ordinary, clustered and lopsided keys; and its
 // parts against double-precision arithmetic written here.
-#include "server/approximate/int8_list_scan.h"
+#include "server/search/int8_list_scan.h"
 
 #include <gtest/gtest.h>
 

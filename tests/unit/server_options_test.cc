@@ -142,6 +142,7 @@ TEST(ServerOptionsTest, HelpDocumentsEveryFlag) {
       {"--wal-recovery", {"absolute-consistency"}},
       {"--descriptor-reserve", {"16"}},
       {"--tier-int8-codes", {}},
+      {"--exact-int8-codes", {}},
       {"--stream-ttl-seconds", {"5"}},
       {"--drain-seconds", {"1"}},
       {"--grace-seconds", {"1"}},

@@ -24,7 +24,8 @@ std::shared_ptr<Stream> NewStream(const std::string& id) {
   spec.key_dim = 4;
   spec.value_dim = 4;
   spec.capacity = 8;
-  return std::make_shared<Stream>(id, spec, TierOptions(), /*incarnation=*/1);
+  return std::make_shared<Stream>(id, spec, TierOptions(), LayerOptions(),
+                                  /*incarnation=*/1);
 }
 
 std::vector<std::string> Ids(const std::vector<std::shared_ptr<Stream>>& v) {

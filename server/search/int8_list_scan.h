@@ -1,39 +1,35 @@
-// Int8ListScan: the approximate tier's scan of a list for a decode step's
-// few queries, over the list's compact int8 copy of its keys, with the
-// answers of a float32 scan all the same.
+// Int8ListScan: a decode step's few queries against int8 codes of keys, with
+// the answers of a float32 scan all the same. It scans the approximate
+// tier's lists (whose keys lie scattered over the blocks, the codes in list
+// order) and, with LayerOptions::int8_codes, the blocks of the exact search.
 //
-// A list keeps, beside its positions, each key as int8 codes with one
-// float32 scale per row: c_d = round(k_d / s), s = max_d |k_d| / 127. That
-// is a quarter of the float32 bytes (half of float16's), read in order,
-// where the keys themselves lie scattered over the layer's blocks. The
-// codes' score a = s (q . c) is within
+// Each key is kept as int8 codes with one float32 scale per row
+// (int8_codes.h): c_d = round(k_d / s), s = max_d |k_d| / 127, a quarter of
+// the float32 bytes (half of float16's), read in order. The codes' score
+// a = s (q . c) is within
 //   e = s |q|_1 (0.502 + 127 (2 dim + 8) 2^-24)
 // of the float32 score of the key: |k_d - s c_d| <= s/2 (and the division's
 // rounding), and the float32 sums of dim products, each at most
 // 127 s |q_d|, err by at most dim 2^-24 127 s |q|_1 each (the codes' and
 // the key's), with room for the few roundings left. A row whose a + e is
 // below a known lower bound of the k-th best score (the TopK's threshold,
-// or the k-th largest a - e of the rows scanned, which that many rows
-// reach) cannot enter the top k; the others are scored again from the
-// blocks in float32, by the kernel and arithmetic of the exact search, and
-// only those scores enter the TopK.
-#ifndef KNNMEM_SERVER_APPROXIMATE_INT8_LIST_SCAN_H_
-#define KNNMEM_SERVER_APPROXIMATE_INT8_LIST_SCAN_H_
+// or the k-th largest a - e of every row scanned so far, which that many
+// rows reach) cannot enter the top k; the others are scored again in
+// float32, by the kernel and arithmetic of the exact search, and only those
+// scores enter the TopK.
+#ifndef KNNMEM_SERVER_SEARCH_INT8_LIST_SCAN_H_
+#define KNNMEM_SERVER_SEARCH_INT8_LIST_SCAN_H_
 
 #include <cstdint>
 #include <vector>
 
 #include "absl/functional/function_ref.h"
 #include "base/dtype.h"
+#include "server/memory/int8_codes.h"
 #include "server/search/few_query_scan.h"
 #include "server/search/top_k.h"
 
 namespace knnmem {
-
-// The codes and scales of `rows` float32 keys of `dim` elements (finite):
-// codes[r * dim + d] = round(keys / scales[r]); a zero row has scale 0.
-void QuantizeRows(const float* keys, uint32_t rows, uint32_t dim, int8_t* codes,
-                  float* scales);
 
 class Int8ListScan {
  public:
@@ -56,6 +52,18 @@ class Int8ListScan {
             const int8_t* codes, const float* scales, uint32_t rows,
             Locate locate, int64_t first_index, TopK* const* top);
 
+  // The same in two passes, for rows of several places (the blocks of a
+  // small layer): Observe each place's approximate scores (ScoreInt8Rows,
+  // query j's at approx + j * stride), then Rescore each. The bound is then
+  // that of every row before any is scored again: fewer rows are, where a
+  // single pass scores again each row that is among the k best so far.
+  void Observe(const uint32_t* who, uint32_t m, const float* approx,
+               size_t stride, const float* scales, uint32_t count);
+  void Rescore(const float* packed, const uint32_t* who, uint32_t m,
+               const float* approx, size_t stride, const float* scales,
+               uint32_t rows, Locate locate, int64_t first_index,
+               TopK* const* top);
+
   // Rows scored again in float32 so far (for tests and the bench).
   uint64_t rescored() const { return rescored_; }
 
@@ -63,11 +71,19 @@ class Int8ListScan {
   const FewQueryIsa isa_;
   const uint32_t dim_, k_;
   const DType key_dtype_;
+  // Raises bound_[i] to the k-th largest a - e s of every row query i has
+  // seen, with these `count` rows' approximate scores and scales.
+  void RaiseBound(uint32_t i, const float* approx, const float* scales,
+                  uint32_t count);
+
   std::vector<float> error_;  // [n] the bound e of a row of scale 1
   std::vector<float> bound_;  // [n] a lower bound of the k-th best score
+  // [n] the largest a - e s seen (k of them after each chunk that added
+  // any), all above bound_.
+  std::vector<std::vector<float>> lowers_;
   uint64_t rescored_ = 0;
 };
 
 }  // namespace knnmem
 
-#endif  // KNNMEM_SERVER_APPROXIMATE_INT8_LIST_SCAN_H_
+#endif  // KNNMEM_SERVER_SEARCH_INT8_LIST_SCAN_H_
