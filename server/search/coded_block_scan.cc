@@ -77,6 +77,7 @@ void CodedBlockScan::ScanSmallLayer(const LayerSnapshot& snapshot) {
                   block->scales(head_) + row0, rows);
     at += rows;
   }
+  scan_.Settle(who_.data(), m_);
   at = 0;
   for (const auto& block : snapshot.blocks) {
     const Retained r = RetainedOf(snapshot, *block);

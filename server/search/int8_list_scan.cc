@@ -35,33 +35,45 @@ Int8ListScan::Int8ListScan(FewQueryIsa isa, const float* queries, uint32_t n,
       l1 += std::abs(queries[size_t{i} * dim + d]);
     }
     error_[i] = factor * l1;
-    lowers_[i].reserve(2 * size_t{k} + kChunk);
+    lowers_[i].reserve(4 * size_t{k} + kChunk);
   }
 }
 
 void Int8ListScan::RaiseBound(uint32_t i, const float* approx,
-                              const float* scales, uint32_t count) {
+                              const float* scales, uint32_t count,
+                              bool settle) {
   const float e = error_[i];
-  float& bound = bound_[i];
+  const float bound = bound_[i];
   std::vector<float>& lowers = lowers_[i];
   const size_t before = lowers.size();
   for (uint32_t r = 0; r < count; ++r) {
     const float lower = approx[r] - e * scales[r];
     if (lower > bound) lowers.push_back(lower);
   }
-  if (lowers.size() == before || lowers.size() < k_) return;
+  if (lowers.size() >= 4 * size_t{k_} || (settle && lowers.size() != before)) {
+    Settle(i);
+  }
+}
+
+void Int8ListScan::Settle(uint32_t i) {
+  std::vector<float>& lowers = lowers_[i];
+  if (lowers.size() < k_) return;
   // The k largest lower bounds so far: k rows score at least the k-th.
   std::nth_element(lowers.begin(), lowers.begin() + (k_ - 1), lowers.end(),
                    std::greater<float>());
   lowers.resize(k_);
-  bound = lowers[k_ - 1];
+  bound_[i] = lowers[k_ - 1];
 }
 
 void Int8ListScan::Observe(const uint32_t* who, uint32_t m, const float* approx,
                            size_t stride, const float* scales, uint32_t count) {
   for (uint32_t j = 0; j < m; ++j) {
-    RaiseBound(who[j], approx + j * stride, scales, count);
+    RaiseBound(who[j], approx + j * stride, scales, count, /*settle=*/false);
   }
+}
+
+void Int8ListScan::Settle(const uint32_t* who, uint32_t m) {
+  for (uint32_t j = 0; j < m; ++j) Settle(who[j]);
 }
 
 void Int8ListScan::Rescore(const float* packed, const uint32_t* who, uint32_t m,
@@ -111,7 +123,10 @@ void Int8ListScan::Scan(const float* packed, const uint32_t* who, uint32_t m,
     const uint32_t count = std::min(kChunk, rows - r0);
     ScoreInt8Rows(isa_, packed, dim_, m, dim_, codes + size_t{r0} * dim_,
                   scales + r0, count, approx, kChunk);
-    Observe(who, m, approx, kChunk, scales + r0, count);
+    for (uint32_t j = 0; j < m; ++j) {
+      RaiseBound(who[j], approx + size_t{j} * kChunk, scales + r0, count,
+                 /*settle=*/true);
+    }
     Rescore(
         packed, who, m, approx, kChunk, scales + r0, count,
         [&](const uint32_t* rows_in, uint32_t n, const char** out) {

@@ -59,6 +59,9 @@ class Int8ListScan {
   // single pass scores again each row that is among the k best so far.
   void Observe(const uint32_t* who, uint32_t m, const float* approx,
                size_t stride, const float* scales, uint32_t count);
+  // After the last Observe, before the first Rescore: the bound of every
+  // row observed.
+  void Settle(const uint32_t* who, uint32_t m);
   void Rescore(const float* packed, const uint32_t* who, uint32_t m,
                const float* approx, size_t stride, const float* scales,
                uint32_t rows, Locate locate, int64_t first_index,
@@ -71,15 +74,17 @@ class Int8ListScan {
   const FewQueryIsa isa_;
   const uint32_t dim_, k_;
   const DType key_dtype_;
-  // Raises bound_[i] to the k-th largest a - e s of every row query i has
-  // seen, with these `count` rows' approximate scores and scales.
+  // Keeps the a - e s of these `count` rows that are above bound_[i], and
+  // (when `settle`, or when 4k are kept) raises bound_[i] to the k-th
+  // largest of every row query i has seen.
   void RaiseBound(uint32_t i, const float* approx, const float* scales,
-                  uint32_t count);
+                  uint32_t count, bool settle);
+  void Settle(uint32_t i);
 
   std::vector<float> error_;  // [n] the bound e of a row of scale 1
   std::vector<float> bound_;  // [n] a lower bound of the k-th best score
-  // [n] the largest a - e s seen (k of them after each chunk that added
-  // any), all above bound_.
+  // [n] the largest a - e s seen (k of them after each Settle), all above
+  // bound_.
   std::vector<std::vector<float>> lowers_;
   uint64_t rescored_ = 0;
 };
