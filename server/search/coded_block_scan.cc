@@ -61,41 +61,41 @@ void CodedBlockScan::ScanBlock(const Block& block, int64_t lo, int64_t hi) {
 }
 
 void CodedBlockScan::ScanSmallLayer(const LayerSnapshot& snapshot) {
-  const size_t stride = static_cast<size_t>(snapshot.entries());
-  thread_local std::vector<float> approx;
-  approx.resize(m_ * stride);
+  // The retained rows are the positions [first_position, next_position),
+  // block after block: their approximate scores, scales and key addresses
+  // side by side, so that the rows to score again, few per block, are
+  // rescored in one run (their rows asked for ahead of the kernel).
+  const size_t n = static_cast<size_t>(snapshot.entries());
+  thread_local std::vector<float> approx, scales;
+  thread_local std::vector<const char*> keys;
+  approx.resize(m_ * n);
+  scales.resize(n);
+  keys.resize(n);
   size_t at = 0;
   for (const auto& block : snapshot.blocks) {
     const Retained r = RetainedOf(snapshot, *block);
     if (r.hi <= r.lo) continue;
     const size_t row0 = static_cast<size_t>(r.lo - block->first_position());
     const uint32_t rows = static_cast<uint32_t>(r.hi - r.lo);
-    ScoreInt8Rows(
-        isa_, packed_.data(), dim_, m_, dim_, block->codes(head_) + row0 * dim_,
-        block->scales(head_) + row0, rows, approx.data() + at, stride);
-    scan_.Observe(who_.data(), m_, approx.data() + at, stride,
-                  block->scales(head_) + row0, rows);
+    const float* block_scales = block->scales(head_) + row0;
+    ScoreInt8Rows(isa_, packed_.data(), dim_, m_, dim_,
+                  block->codes(head_) + row0 * dim_, block_scales, rows,
+                  approx.data() + at, n);
+    std::copy_n(block_scales, rows, scales.data() + at);
+    const char* row = block->keys(head_) + row0 * row_bytes_;
+    for (uint32_t i = 0; i < rows; ++i, row += row_bytes_) keys[at + i] = row;
     at += rows;
   }
+  scan_.Observe(who_.data(), m_, approx.data(), n, scales.data(),
+                static_cast<uint32_t>(n));
   scan_.Settle(who_.data(), m_);
-  at = 0;
-  for (const auto& block : snapshot.blocks) {
-    const Retained r = RetainedOf(snapshot, *block);
-    if (r.hi <= r.lo) continue;
-    const size_t row0 = static_cast<size_t>(r.lo - block->first_position());
-    const uint32_t rows = static_cast<uint32_t>(r.hi - r.lo);
-    const char* keys = block->keys(head_) + row0 * row_bytes_;
-    scan_.Rescore(
-        packed_.data(), who_.data(), m_, approx.data() + at, stride,
-        block->scales(head_) + row0, rows,
-        [&](const uint32_t* at_rows, uint32_t count, const char** out) {
-          for (uint32_t i = 0; i < count; ++i) {
-            out[i] = keys + at_rows[i] * row_bytes_;
-          }
-        },
-        r.lo, tops_.data());
-    at += rows;
-  }
+  scan_.Rescore(
+      packed_.data(), who_.data(), m_, approx.data(), n, scales.data(),
+      static_cast<uint32_t>(n),
+      [&](const uint32_t* rows, uint32_t count, const char** out) {
+        for (uint32_t i = 0; i < count; ++i) out[i] = keys[rows[i]];
+      },
+      snapshot.first_position, tops_.data());
 }
 
 }  // namespace knnmem

@@ -5,6 +5,8 @@
 #include <functional>
 #include <limits>
 
+#include "server/search/score_scan.h"
+
 namespace knnmem {
 namespace {
 
@@ -46,9 +48,20 @@ void Int8ListScan::RaiseBound(uint32_t i, const float* approx,
   const float bound = bound_[i];
   std::vector<float>& lowers = lowers_[i];
   const size_t before = lowers.size();
-  for (uint32_t r = 0; r < count; ++r) {
-    const float lower = approx[r] - e * scales[r];
-    if (lower > bound) lowers.push_back(lower);
+  scratch_.resize(count);
+  float* lower = scratch_.data();
+  for (uint32_t r = 0; r < count; ++r) lower[r] = approx[r] - e * scales[r];
+  // Of many rows at once (a small layer), only those at or above their own
+  // strided bound (k of them reach it) can be among the k largest.
+  const float strided = StridedBound(lower, count, k_);
+  if (strided > bound) {
+    for (uint32_t r = 0; r < count; ++r) {
+      if (lower[r] >= strided) lowers.push_back(lower[r]);
+    }
+  } else {
+    for (uint32_t r = 0; r < count; ++r) {
+      if (lower[r] > bound) lowers.push_back(lower[r]);
+    }
   }
   if (lowers.size() >= 4 * size_t{k_} || (settle && lowers.size() != before)) {
     Settle(i);
@@ -84,6 +97,23 @@ void Int8ListScan::Rescore(const float* packed, const uint32_t* who, uint32_t m,
   bool wanted[kChunk];
   uint32_t candidates[kChunk];
   const char* at[kChunk];
+  uint32_t n = 0;
+  // Candidates are scored kChunk at a time, however many rows they come
+  // from: the kernel asks for the rows ahead of the one it scores.
+  auto score = [&] {
+    rescored_ += n;
+    locate(candidates, n, at);
+    ScoreFewQueryRows(isa_, packed, dim_, m, dim_, at, key_dtype_, n, exact,
+                      kChunk);
+    for (uint32_t j = 0; j < m; ++j) {
+      TopK& t = *top[j];
+      const float* x = exact + size_t{j} * kChunk;
+      for (uint32_t i = 0; i < n; ++i) {
+        if (x[i] >= t.threshold()) t.Push(x[i], first_index + candidates[i]);
+      }
+    }
+    n = 0;
+  };
   for (uint32_t r0 = 0; r0 < rows; r0 += kChunk) {
     const uint32_t count = std::min(kChunk, rows - r0);
     const float* s = scales + r0;
@@ -96,23 +126,13 @@ void Int8ListScan::Rescore(const float* packed, const uint32_t* who, uint32_t m,
         wanted[r] |= a[r] + e * s[r] >= threshold;
       }
     }
-    uint32_t n = 0;
     for (uint32_t r = 0; r < count; ++r) {
-      if (wanted[r]) candidates[n++] = r0 + r;
-    }
-    if (n == 0) continue;
-    rescored_ += n;
-    locate(candidates, n, at);
-    ScoreFewQueryRows(isa_, packed, dim_, m, dim_, at, key_dtype_, n, exact,
-                      kChunk);
-    for (uint32_t j = 0; j < m; ++j) {
-      TopK& t = *top[j];
-      const float* x = exact + size_t{j} * kChunk;
-      for (uint32_t i = 0; i < n; ++i) {
-        if (x[i] >= t.threshold()) t.Push(x[i], first_index + candidates[i]);
-      }
+      if (!wanted[r]) continue;
+      candidates[n++] = r0 + r;
+      if (n == kChunk) score();
     }
   }
+  if (n > 0) score();
 }
 
 void Int8ListScan::Scan(const float* packed, const uint32_t* who, uint32_t m,

@@ -86,6 +86,7 @@ class Int8ListScan {
   // [n] the largest a - e s seen (k of them after each Settle), all above
   // bound_.
   std::vector<std::vector<float>> lowers_;
+  std::vector<float> scratch_;  // the a - e s of the rows being observed
   uint64_t rescored_ = 0;
 };
 

@@ -8,37 +8,6 @@
 namespace knnmem {
 namespace {
 
-// The largest k for which a row of scores gets a bound of its own (the
-// maxima live on the stack).
-constexpr uint32_t kMaxBoundK = 128;
-
-// A lower bound of the k-th best of s[0, count): the least of the k strided
-// maxima max{s[i] : i = g mod k}, which are k different scores at or above
-// it. Scores below it cannot be among the k best of the row, nor of
-// anything the row is part of. Strided, not contiguous, groups: when scores
-// rise along the row (attention keys score higher the newer they are), the
-// bound is the row's k-th best itself, where the TopK's own threshold, built
-// from older rows, lets every score in. -inf for count < k, and for groups
-// holding only NaNs.
-float RowBound(const float* s, uint32_t count, uint32_t k) {
-  constexpr float kNone = -std::numeric_limits<float>::infinity();
-  if (k > kMaxBoundK || count < k) return kNone;
-  float maxima[kMaxBoundK];
-  for (uint32_t g = 0; g < k; ++g) maxima[g] = kNone;
-  uint32_t base = 0;
-  for (; base + k <= count; base += k) {
-    for (uint32_t g = 0; g < k; ++g) {
-      maxima[g] = s[base + g] > maxima[g] ? s[base + g] : maxima[g];
-    }
-  }
-  for (uint32_t g = 0; base + g < count; ++g) {
-    maxima[g] = s[base + g] > maxima[g] ? s[base + g] : maxima[g];
-  }
-  float bound = maxima[0];
-  for (uint32_t g = 1; g < k; ++g) bound = std::min(bound, maxima[g]);
-  return bound;
-}
-
 // The least score that can still enter: the TopK's threshold, or the row's
 // own bound if that is higher.
 inline float Least(const TopK& top, float bound) {
@@ -119,10 +88,29 @@ const Dispatch& Chosen() {
 
 }  // namespace
 
+float StridedBound(const float* s, uint32_t count, uint32_t k) {
+  constexpr float kNone = -std::numeric_limits<float>::infinity();
+  if (k == 0 || k > kMaxStridedBoundK || count < k) return kNone;
+  float maxima[kMaxStridedBoundK];
+  for (uint32_t g = 0; g < k; ++g) maxima[g] = kNone;
+  uint32_t base = 0;
+  for (; base + k <= count; base += k) {
+    for (uint32_t g = 0; g < k; ++g) {
+      maxima[g] = s[base + g] > maxima[g] ? s[base + g] : maxima[g];
+    }
+  }
+  for (uint32_t g = 0; base + g < count; ++g) {
+    maxima[g] = s[base + g] > maxima[g] ? s[base + g] : maxima[g];
+  }
+  float bound = maxima[0];
+  for (uint32_t g = 1; g < k; ++g) bound = std::min(bound, maxima[g]);
+  return bound;
+}
+
 void ScanScores(const float* scores, uint32_t count, int64_t first_position,
                 TopK& top) {
-  Chosen().fn(scores, count, first_position, RowBound(scores, count, top.k()),
-              top);
+  Chosen().fn(scores, count, first_position,
+              StridedBound(scores, count, top.k()), top);
 }
 
 const char* ScanScoresIsa() { return Chosen().isa; }
@@ -142,7 +130,7 @@ bool ScanIsaSupported(ScanIsa isa) {
 
 void ScanScoresWith(ScanIsa isa, const float* scores, uint32_t count,
                     int64_t first_position, TopK& top) {
-  const float bound = RowBound(scores, count, top.k());
+  const float bound = StridedBound(scores, count, top.k());
   switch (isa) {
     case ScanIsa::kPortable:
       return ScanPortable(scores, count, first_position, bound, top);

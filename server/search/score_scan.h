@@ -13,10 +13,20 @@ namespace knnmem {
 // Feeds (scores[i], first_position + i) for i in [0, count) to `top`:
 // leaves it holding the k best it would hold had every candidate been
 // pushed, pushing only those that may still be among them (at or above
-// top.threshold() when reached, and at or above a bound on the k-th best of
-// this row of scores itself).
+// top.threshold() when reached, and at or above StridedBound of this row of
+// scores).
 void ScanScores(const float* scores, uint32_t count, int64_t first_position,
                 TopK& top);
+
+// A lower bound of the k-th largest of s[0, count): the least of the k
+// strided maxima max{s[i] : i = g mod k}, k different values at or above
+// it, so a value below it is not among the k largest (of s, nor of
+// anything s is part of). Strided, not contiguous, groups: when the values
+// rise along s (attention keys score higher the newer they are), it is the
+// k-th largest itself. -inf for count < k, for k > kMaxStridedBoundK, and
+// for groups holding only NaNs.
+inline constexpr uint32_t kMaxStridedBoundK = 128;
+float StridedBound(const float* s, uint32_t count, uint32_t k);
 
 // The instruction set ScanScores uses: "avx512", "avx2" or "portable".
 const char* ScanScoresIsa();
