@@ -51,9 +51,10 @@ void Int8ListScan::RaiseBound(uint32_t i, const float* approx,
   scratch_.resize(count);
   float* lower = scratch_.data();
   for (uint32_t r = 0; r < count; ++r) lower[r] = approx[r] - e * scales[r];
-  // Of many rows at once (a small layer), only those at or above their own
-  // strided bound (k of them reach it) can be among the k largest.
-  const float strided = StridedBound(lower, count, k_);
+  // Before any bound (the first chunk, or a small layer observed at once),
+  // only the rows at or above their own strided bound (k of them reach it)
+  // can be among the k largest.
+  const float strided = bound == -kInf ? StridedBound(lower, count, k_) : -kInf;
   if (strided > bound) {
     for (uint32_t r = 0; r < count; ++r) {
       if (lower[r] >= strided) lowers.push_back(lower[r]);
