@@ -169,6 +169,62 @@ TEST_F(DecodeStepTest, ManyStreamsWithAndWithoutAppendsEqualTheOracle) {
   SearchAndCheck("s1", 0, 3, 16, written[1], DType::kFloat16, 7);
 }
 
+// A server whose blocks keep int8 codes of their keys (--exact-int8-codes)
+// answers as the oracle does: small layers (scanned in two passes) and a
+// large one (in one), every storage dtype, with steps that append, and
+// again after a crash, from codes rebuilt as the rows load.
+TEST_F(DecodeStepTest, WithInt8CodesEqualsTheOracleAcrossACrash) {
+  StopServer();
+  StartServer({"--exact-int8-codes"});
+  const v1::DType dtypes[] = {v1::FLOAT32, v1::FLOAT16, v1::BFLOAT16,
+                              v1::FLOAT32};
+  const int64_t sizes[] = {700, 3000, 40, 9500};
+  constexpr int kStreams = 4;
+  std::vector<Written> written(kStreams);
+  std::vector<int64_t> next(kStreams);
+  for (int s = 0; s < kStreams; ++s) {
+    next[s] = sizes[s];
+    Fill("c" + std::to_string(s), dtypes[s], next[s], &written[s]);
+  }
+  auto step = [&](bool appends) {
+    std::vector<std::vector<float>> queries(kStreams);
+    std::vector<RandomBatch> rows(kStreams);
+    std::vector<client::Step> steps(kStreams);
+    for (int s = 0; s < kStreams; ++s) {
+      const std::string id = "c" + std::to_string(s);
+      queries[s] = RandomQueries(1);
+      steps[s] = Ask(id, 0, queries[s]);
+      if (appends) {
+        rows[s] =
+            MakeRandomBatch(id, 0, next[s], 1, kHeads, kKeyDim, kValueDim);
+        steps[s].first_position = next[s];
+        steps[s].keys = rows[s].keys;
+        steps[s].values = rows[s].values;
+      }
+    }
+    auto out = client_->DecodeStep(steps, WithK(32));
+    ASSERT_TRUE(out.ok()) << out.status();
+    ASSERT_EQ(out->size(), size_t{kStreams});
+    for (int s = 0; s < kStreams; ++s) {
+      SCOPED_TRACE("stream " + std::to_string(s));
+      if (appends) {
+        v1::AppendResponse ack;
+        ack.set_next_position(next[s] + 1);
+        ack.set_stored(1);
+        Record(rows[s], ack, static_cast<DType>(dtypes[s]), &written[s]);
+        ++next[s];
+      }
+      ExpectAttention((*out)[s], written[s], queries[s], 1, 32, {}, {}, 50.0f);
+    }
+  };
+  step(false);
+  step(true);
+  server_->Kill();
+  StartServer({"--exact-int8-codes"});
+  step(false);
+  SearchAndCheck("c3", 0, 3, 16, written[3], DType::kFloat32, 8);
+}
+
 TEST_F(DecodeStepTest, SeveralQueriesPerStreamAndAppendOnlySteps) {
   Written a, b;
   Fill("a", v1::FLOAT32, 900, &a);
