@@ -26,6 +26,8 @@ CodedBlockScan::CodedBlockScan(FewQueryIsa isa, const StreamSpec& spec,
       m_(m),
       row_bytes_(size_t{spec.key_dim} * ElementSize(spec.storage_dtype)),
       packed_(size_t{m} * spec.key_dim),
+      // The scan keeps the packed queries' norms: packed_ (declared
+      // before scan_) is filled first.
       scan_(
           isa,
           [&] {
