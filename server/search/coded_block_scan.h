@@ -39,8 +39,8 @@ class CodedBlockScan {
   // Every retained row of a layer of at most kTwoPassRows, in two passes:
   // all the approximate scores first, so that the bound is that of every
   // row before any is scored again. (One pass scores again each row that
-  // is among the k best so far: about k ln(n / k) rows, 110 of 1,024 at
-  // k = 32, against about 1.5 k.)
+  // may be among the k best so far: 142 of 1,024 random keys at k = 32,
+  // against 50 in two passes.)
   void ScanSmallLayer(const LayerSnapshot& snapshot);
 
  private:
