@@ -146,12 +146,15 @@ absl::StatusOr<Neighbours> ExactSearch(const StreamSpec& spec,
     // reads the codes and scores again only the rows that may enter; a
     // small layer all at once.
     std::optional<CodedBlockScan> coded;
+    bool scanned = false;  // every block, by the coded scan
     if (streaming != FewQueryIsa::kNone &&
         CodedBlockScan::Applies(snapshot, head)) {
       coded.emplace(streaming, spec, head, qbase, lda, m, k, top.data());
-      if (snapshot.entries() <= kTwoPassRows) coded->ScanSmallLayer(snapshot);
+      if (snapshot.entries() <= kTwoPassRows) {
+        coded->ScanSmallLayer(snapshot);
+        scanned = true;
+      }
     }
-    const bool scanned = coded && snapshot.entries() <= kTwoPassRows;
     uint64_t prefiltered_rows = 0;
     for (const auto& block : snapshot.blocks) {
       if (scanned) break;

@@ -197,9 +197,8 @@ TEST_F(DecodeStepTest, WithInt8CodesEqualsTheOracleAcrossACrash) {
       if (appends) {
         rows[s] =
             MakeRandomBatch(id, 0, next[s], 1, kHeads, kKeyDim, kValueDim);
-        steps[s].first_position = next[s];
-        steps[s].keys = rows[s].keys;
-        steps[s].values = rows[s].values;
+        steps[s] =
+            AskAfter(id, 0, queries[s], next[s], rows[s].keys, rows[s].values);
       }
     }
     auto out = client_->DecodeStep(steps, WithK(32));
